@@ -1,0 +1,37 @@
+// C-ECHO SCP (PS3.7 9.1.5): answer Success. A machine of its own so every transaction,
+// however small, shows up in the actor tree and the inspector.
+import { assign, sendParent, setup } from 'xstate';
+import { responseFor } from '../../protocol/dimse.ts';
+import { Status } from '../../protocol/status.ts';
+import type { AssociationToDimse, DimseInput, DimseOutcome } from './dimse.events.ts';
+
+export const cEchoScpMachine = setup({
+  types: {
+    input: {} as DimseInput,
+    context: {} as DimseInput & { outcome?: DimseOutcome },
+    events: {} as AssociationToDimse,
+    output: {} as DimseOutcome,
+  },
+  actions: {
+    sendSuccess: sendParent(({ context }) => ({
+      type: 'DIMSE_MESSAGE_READY',
+      messageId: context.messageId,
+      contextId: context.contextId,
+      command: responseFor(context.command, Status.SUCCESS),
+    })),
+    recordOutcome: assign({ outcome: ({ context }) => ({ messageId: context.messageId, status: Status.SUCCESS }) }),
+    reportCompleted: sendParent(({ context }) => ({ type: 'DIMSE_COMPLETED', outcome: context.outcome! })),
+  },
+}).createMachine({
+  id: 'cEchoScp',
+  context: ({ input }) => input,
+  initial: 'responding',
+  states: {
+    responding: {
+      entry: ['sendSuccess', 'recordOutcome'],
+      always: 'done',
+    },
+    done: { type: 'final', entry: 'reportCompleted' },
+  },
+  output: ({ context }) => context.outcome!,
+});

@@ -1,0 +1,58 @@
+// One SCU transaction with a single final response: C-ECHO-RQ and C-STORE-RQ (PS3.7 9.1.5, 9.1.1).
+// Sends the request (the association actor streams the dataset, if any), then waits for the response
+// under the DIMSE timeout. Pending responses are not part of these services, so any response ends it.
+import { assign, sendParent, setup } from 'xstate';
+import type { Command } from '../../protocol/dimse.ts';
+import type { AssociationToDimse, DimseInput, DimseOutcome } from './dimse.events.ts';
+
+type Context = DimseInput & { response?: Command; failure?: string };
+
+export const scuRequestMachine = setup({
+  types: {
+    input: {} as DimseInput,
+    context: {} as Context,
+    events: {} as AssociationToDimse,
+    output: {} as DimseOutcome,
+  },
+  delays: { DIMSE_TIMEOUT: ({ context }) => context.dimseTimeoutMs },
+  actions: {
+    sendRequest: sendParent(({ context }) => ({
+      type: 'DIMSE_MESSAGE_READY',
+      messageId: context.messageId,
+      contextId: context.contextId,
+      command: context.command,
+      dataset: context.dataset,
+    })),
+    recordResponse: assign({ response: ({ event }) => (event as Extract<AssociationToDimse, { type: 'RESPONSE_RECEIVED' }>).command }),
+    recordTimeout: assign({ failure: ({ context }) => `no response within ${context.dimseTimeoutMs} ms` }),
+    recordEnded: assign({ failure: ({ event }) => (event as { reason?: string }).reason ?? 'association ended' }),
+    reportCompleted: sendParent(({ context }) => ({ type: 'DIMSE_COMPLETED', outcome: outcomeOf(context) })),
+  },
+}).createMachine({
+  id: 'scuRequest',
+  context: ({ input }) => input,
+  initial: 'awaitingResponse',
+  states: {
+    awaitingResponse: {
+      entry: 'sendRequest',
+      on: {
+        RESPONSE_RECEIVED: { target: 'done', actions: 'recordResponse' },
+        ASSOCIATION_ENDED: { target: 'failed', actions: 'recordEnded' },
+      },
+      after: { DIMSE_TIMEOUT: { target: 'failed', actions: 'recordTimeout' } },
+    },
+    done: { type: 'final', entry: 'reportCompleted' },
+    failed: { type: 'final', entry: 'reportCompleted' },
+  },
+  output: ({ context }) => outcomeOf(context),
+});
+
+function outcomeOf(context: Context): DimseOutcome {
+  return {
+    messageId: context.messageId,
+    status: context.response?.Status,
+    errorComment: context.response?.ErrorComment,
+    failure: context.failure,
+    response: context.response,
+  };
+}
