@@ -1,0 +1,182 @@
+// The acceptor side of one association on a listener: answers the A-ASSOCIATE-RQ from the
+// listener's policy, turns DIMSE requests into transaction machines (spawned by the association
+// machine), and streams C-STORE datasets into the spool.
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { DimseInput } from '../machines/dimse/dimse.events.ts';
+import type { ListenerActorRef } from '../machines/listener.machine.ts';
+import { atCapacity } from '../machines/listener.machine.ts';
+import type { Command } from '../protocol/dimse.ts';
+import { CommandField } from '../protocol/dimse.ts';
+import type { AcceptorPolicy } from '../protocol/negotiation.ts';
+import { negotiate, Reject } from '../protocol/negotiation.ts';
+import { Status } from '../protocol/status.ts';
+import { Association } from './association.ts';
+import type { AssociationMachineRef, DatasetSink } from './association.ts';
+import type { Spool } from './spool.ts';
+import { StoreSink } from './store-sink.ts';
+import type { ReceiveContext, StoreVerdict } from './store-sink.ts';
+import type { StoreResult } from '../machines/dimse/c-store-scp.machine.ts';
+
+export type ListenerRuntime = {
+  name: string;
+  policy: AcceptorPolicy;
+  idleTimeoutMs: number;
+  dimseTimeoutMs: number;
+  ref: ListenerActorRef;
+  spool: Spool;
+  logger: Logger;
+};
+
+/** Live acceptor associations by id, so the store actor injected into C-STORE machines finds its world. */
+const acceptors = new Map<string, Acceptor>();
+
+export function storeInstanceFor(associationId: string, messageId: number): Promise<StoreResult> {
+  const acceptor = acceptors.get(associationId);
+  if (!acceptor) return Promise.resolve({ status: Status.PROCESSING_FAILURE, errorComment: 'association is gone' });
+  return acceptor.commit(messageId);
+}
+
+type PendingStore = { sink: StoreSink; verdict?: StoreVerdict };
+
+export class Acceptor {
+  readonly association: Association;
+  private readonly listener: ListenerRuntime;
+  private readonly pending = new Map<number, PendingStore>();
+  private ctx: ReceiveContext;
+
+  constructor(listener: ListenerRuntime, socket: Socket, id: string, machine: AssociationMachineRef) {
+    this.listener = listener;
+    const log = listener.logger.child({ assoc: id, listener: listener.name, peer: `${socket.remoteAddress}:${socket.remotePort}` });
+    this.ctx = { callingAeTitle: '', calledAeTitle: '', listener: listener.name, remoteAddress: socket.remoteAddress ?? '' };
+    this.association = new Association({
+      id,
+      machine,
+      logger: log,
+      maxReceivePduLength: listener.policy.maxPduLength,
+      idleTimeoutMs: listener.idleTimeoutMs,
+      handlers: {
+        onRequest: (contextId, command, expectsDataset) => this.onRequest(contextId, command, expectsDataset),
+        onClosed: () => this.onClosed(),
+      },
+    });
+    acceptors.set(id, this);
+    machine.on('ASSOCIATE_INDICATION', ({ rq }) => this.onAssociateRq(rq));
+    machine.on('RELEASE_INDICATION', () => {
+      this.association.log.info('release requested by peer');
+      machine.send({ type: 'A_RELEASE_RESPONSE_REQUESTED' });
+    });
+    machine.send({ type: 'TRANSPORT_ACCEPTED' });
+    this.association.attach(socket);
+    log.info('connection accepted');
+  }
+
+  private onAssociateRq(rq: Parameters<typeof negotiate>[0]): void {
+    const a = this.association;
+    a.log = a.log.child({ callingAe: rq.callingAeTitle, calledAe: rq.calledAeTitle });
+    this.ctx = { ...this.ctx, callingAeTitle: rq.callingAeTitle, calledAeTitle: rq.calledAeTitle };
+    const result = negotiate(rq, this.listener.policy);
+    if (!result.accepted) {
+      a.log.warn({ result: result.rj.result, source: result.rj.source, reason: result.rj.reason, why: result.why }, 'association rejected');
+      this.listener.ref.send({ type: 'ASSOCIATION_REJECTED', associationId: a.id, reason: result.why.split(' ')[0] + '-' + result.rj.reason });
+      a.machine.send({ type: 'A_ASSOCIATE_REJECT_REQUESTED', rj: result.rj });
+      return;
+    }
+    if (atCapacity(this.listener.ref.getSnapshot().context)) {
+      a.log.warn({ maxAssociations: this.listener.policy && this.listener.ref.getSnapshot().context.maxAssociations }, 'association rejected: local limit exceeded');
+      this.listener.ref.send({ type: 'ASSOCIATION_REJECTED', associationId: a.id, reason: 'local-limit-exceeded' });
+      a.machine.send({ type: 'A_ASSOCIATE_REJECT_REQUESTED', rj: { ...Reject.localLimitExceeded } });
+      return;
+    }
+    a.contexts = result.contexts;
+    a.peerMaxPduLength = rq.userInformation.maxPduLength;
+    a.log.info(
+      {
+        accepted: [...result.contexts.values()].map((c) => `${c.id}:${c.abstractSyntax}/${c.transferSyntax}`),
+        rejected: result.ac.presentationContexts.filter((pc) => pc.result !== 0).map((pc) => `${pc.id}:${pc.result}`),
+        peerMaxPdu: a.peerMaxPduLength,
+      },
+      'association accepted',
+    );
+    this.listener.ref.send({ type: 'ASSOCIATION_ESTABLISHED', associationId: a.id });
+    a.machine.send({ type: 'A_ASSOCIATE_ACCEPT_REQUESTED', ac: result.ac });
+  }
+
+  private onRequest(contextId: number, command: Command, expectsDataset: boolean): DatasetSink | undefined {
+    const a = this.association;
+    const messageId = command.MessageID ?? 0;
+    const input: DimseInput = { associationId: a.id, messageId, contextId, command, dimseTimeoutMs: this.listener.dimseTimeoutMs };
+    const context = a.contexts.get(contextId)!;
+    if (command.CommandField === CommandField.C_ECHO_RQ) {
+      a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cEchoScp', input });
+      return undefined;
+    }
+    if (command.CommandField !== CommandField.C_STORE_RQ || !expectsDataset) {
+      a.log.warn({ command: command.CommandField }, 'request not supported here: answering 0211');
+      a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'refusedRequest', input });
+      return expectsDataset ? drainSink() : undefined;
+    }
+    a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cStoreScp', input });
+    if (command.AffectedSOPClassUID !== context.abstractSyntax) {
+      a.log.warn({ command: command.AffectedSOPClassUID, context: context.abstractSyntax }, 'C-STORE SOP class differs from its presentation context');
+      return drainSink(() =>
+        this.toTransaction(messageId, { ok: false, status: Status.SOP_CLASS_NOT_SUPPORTED, errorComment: 'SOP class not that of the presentation context' }),
+      );
+    }
+    let sink: StoreSink;
+    try {
+      sink = new StoreSink({
+        spool: this.listener.spool,
+        command,
+        transferSyntaxUid: context.transferSyntax,
+        ctx: { ...this.ctx, remoteAddress: this.ctx.remoteAddress },
+        onEnd: (verdict) => this.toTransaction(messageId, verdict),
+      });
+    } catch (err) {
+      a.log.error({ err: String(err) }, 'spool refused a new instance');
+      return drainSink(() => this.toTransaction(messageId, { ok: false, status: Status.OUT_OF_RESOURCES, errorComment: 'spool unavailable' }));
+    }
+    this.pending.set(messageId, { sink });
+    return sink;
+  }
+
+  /** The dataset has fully arrived (or failed): tell its C-STORE machine. */
+  private toTransaction(messageId: number, verdict: StoreVerdict): void {
+    const pending = this.pending.get(messageId);
+    if (pending) pending.verdict = verdict;
+    const child = this.association.machine.getSnapshot().children[`dimse-${messageId}`];
+    if (!verdict.ok) {
+      if (pending) {
+        this.pending.delete(messageId);
+        void pending.sink.discard();
+      }
+      this.association.log.warn({ messageId, status: verdict.status, why: verdict.errorComment }, 'instance refused');
+      child?.send({ type: 'DATASET_FAILED', status: verdict.status, errorComment: verdict.errorComment });
+      return;
+    }
+    child?.send({ type: 'DATASET_RECEIVED' });
+  }
+
+  async commit(messageId: number): Promise<StoreResult> {
+    const pending = this.pending.get(messageId);
+    this.pending.delete(messageId);
+    if (!pending || !pending.verdict?.ok) return { status: Status.PROCESSING_FAILURE, errorComment: 'no dataset received' };
+    return pending.sink.commit(pending.verdict.keys, this.ctx, this.association.log.child({ messageId }));
+  }
+
+  private onClosed(): void {
+    acceptors.delete(this.association.id);
+    for (const { sink } of this.pending.values()) void sink.discard();
+    this.pending.clear();
+    for (const child of Object.values(this.association.machine.getSnapshot().children)) {
+      child?.send({ type: 'ASSOCIATION_ENDED', reason: 'transport closed' });
+    }
+    this.association.log.info('connection closed');
+    this.listener.ref.send({ type: 'CONNECTION_CLOSED', associationId: this.association.id });
+  }
+}
+
+/** Swallows a dataset nobody will store, then reports its end. */
+function drainSink(onEnd?: () => void): DatasetSink {
+  return { write: () => true, drained: () => Promise.resolve(), end: () => onEnd?.() };
+}

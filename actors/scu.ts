@@ -1,0 +1,202 @@
+// The requestor side: open an association to a peer AE, run C-ECHO and C-STORE transactions on
+// it (each an XState machine spawned by the association machine), release it.
+import { connect } from 'node:net';
+import type { Logger } from 'pino';
+import { createActor } from 'xstate';
+import { associationMachine } from '../machines/association.machine.ts';
+import type { DimseOutcome } from '../machines/dimse/dimse.events.ts';
+import type { Command } from '../protocol/dimse.ts';
+import { CommandField, NO_DATASET, Priority } from '../protocol/dimse.ts';
+import type { AcceptedContext } from '../protocol/negotiation.ts';
+import type { AssociateRj, PresentationContextRq } from '../protocol/pdu.types.ts';
+import { DICOM_APPLICATION_CONTEXT } from '../protocol/pdu.types.ts';
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
+import { Association } from './association.ts';
+import type { Part10File } from './part10-file.ts';
+
+export type ScuOptions = {
+  host: string;
+  port: number;
+  callingAeTitle: string;
+  calledAeTitle: string;
+  contexts: Omit<PresentationContextRq, 'id'>[];
+  maxPduLength?: number;
+  connectTimeoutMs?: number;
+  dimseTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  logger: Logger;
+};
+
+/** PS3.8 Table 9-21 wording, for messages an integrator reads. */
+export function describeReject(rj: AssociateRj): string {
+  const result = rj.result === 1 ? 'rejected-permanent' : 'rejected-transient';
+  const reasons: Record<string, string> = {
+    '1/1': 'no-reason-given',
+    '1/2': 'application-context-name-not-supported',
+    '1/3': 'calling-AE-title-not-recognized',
+    '1/7': 'called-AE-title-not-recognized',
+    '2/1': 'no-reason-given',
+    '2/2': 'protocol-version-not-supported',
+    '3/1': 'temporary-congestion',
+    '3/2': 'local-limit-exceeded',
+  };
+  return `${result}, source ${rj.source}, reason ${rj.reason} (${reasons[`${rj.source}/${rj.reason}`] ?? 'reserved'})`;
+}
+
+export class AssociationRejectedError extends Error {
+  readonly rj: AssociateRj;
+  constructor(rj: AssociateRj) {
+    super(`association rejected: ${describeReject(rj)}`);
+    this.rj = rj;
+  }
+}
+
+let nextScu = 1;
+
+export class ScuAssociation {
+  readonly association: Association;
+  private nextMessageId = 1;
+  private readonly dimseTimeoutMs: number;
+  private readonly waiting = new Map<number, (outcome: DimseOutcome) => void>();
+
+  private constructor(association: Association, dimseTimeoutMs: number) {
+    this.association = association;
+    this.dimseTimeoutMs = dimseTimeoutMs;
+    association.machine.on('DIMSE_COMPLETED', ({ outcome }) => {
+      this.waiting.get(outcome.messageId)?.(outcome);
+      this.waiting.delete(outcome.messageId);
+    });
+  }
+
+  static async open(opts: ScuOptions): Promise<ScuAssociation> {
+    const id = `scu-${nextScu++}`;
+    const dimseTimeoutMs = opts.dimseTimeoutMs ?? 60_000;
+    const machine = createActor(associationMachine, { input: { artimTimeoutMs: 30_000, dimseTimeoutMs } }).start();
+    const log = opts.logger.child({ assoc: id, callingAe: opts.callingAeTitle, calledAe: opts.calledAeTitle, peer: `${opts.host}:${opts.port}` });
+    const association = new Association({
+      id,
+      machine,
+      logger: log,
+      maxReceivePduLength: opts.maxPduLength ?? 16384,
+      idleTimeoutMs: opts.idleTimeoutMs ?? 120_000,
+      handlers: {
+        // We are the SCU here; a peer request on this association gets no machine of ours.
+        onRequest: () => undefined,
+        onClosed: () => machine.stop(),
+      },
+    });
+    const rq = {
+      type: 'A-ASSOCIATE-RQ' as const,
+      protocolVersion: 1,
+      calledAeTitle: opts.calledAeTitle,
+      callingAeTitle: opts.callingAeTitle,
+      applicationContext: DICOM_APPLICATION_CONTEXT,
+      presentationContexts: opts.contexts.map((c, i) => ({ ...c, id: 2 * i + 1 })),
+      userInformation: {
+        maxPduLength: opts.maxPduLength ?? 16384,
+        implementationClassUid: IMPLEMENTATION_CLASS_UID,
+        implementationVersionName: IMPLEMENTATION_VERSION_NAME,
+        roleSelections: [],
+        sopClassExtended: [],
+        sopClassCommonExtended: [],
+      },
+    };
+    if (rq.presentationContexts.length > 128) throw new Error('more than 128 presentation contexts in one association');
+
+    const established = new Promise<void>((resolve, reject) => {
+      machine.on('ASSOCIATE_CONFIRMED', ({ ac }) => {
+        association.peerMaxPduLength = ac.userInformation.maxPduLength;
+        for (const pc of ac.presentationContexts) {
+          const proposed = rq.presentationContexts.find((p) => p.id === pc.id);
+          if (pc.result === 0 && proposed) {
+            association.contexts.set(pc.id, { id: pc.id, abstractSyntax: proposed.abstractSyntax, transferSyntax: pc.transferSyntax });
+          }
+        }
+        resolve();
+      });
+      machine.on('ASSOCIATE_REJECTED', ({ rj }) => reject(new AssociationRejectedError(rj)));
+      machine.on('ABORT_INDICATION', (e) => reject(new Error(`association aborted while establishing (${JSON.stringify(e)})`)));
+      void association.done.then(() => reject(new Error(`connection to ${opts.host}:${opts.port} closed before the association was established`)));
+    });
+    machine.on('OPEN_TRANSPORT', () => {
+      const socket = connect({ host: opts.host, port: opts.port, noDelay: true, timeout: opts.connectTimeoutMs ?? 10_000 });
+      association.attach(socket);
+      socket.once('connect', () => machine.send({ type: 'TRANSPORT_CONNECTED' }));
+    });
+    machine.send({ type: 'A_ASSOCIATE_REQUESTED', rq });
+    await established;
+    log.info({ contexts: [...association.contexts.values()].length }, 'association established');
+    return new ScuAssociation(association, dimseTimeoutMs);
+  }
+
+  /** The accepted context for this abstract syntax in this transfer syntax (any, if not given). */
+  contextFor(abstractSyntax: string, transferSyntax?: string): AcceptedContext | undefined {
+    for (const c of this.association.contexts.values()) {
+      if (c.abstractSyntax === abstractSyntax && (!transferSyntax || c.transferSyntax === transferSyntax)) return c;
+    }
+    return undefined;
+  }
+
+  private run(contextId: number, command: Command, dataset?: Part10File): Promise<DimseOutcome> {
+    const messageId = command.MessageID!;
+    const outcome = new Promise<DimseOutcome>((resolve) => this.waiting.set(messageId, resolve));
+    this.association.machine.send({
+      type: 'DIMSE_REQUEST_STARTED',
+      service: 'scuRequest',
+      input: {
+        associationId: this.association.id,
+        messageId,
+        contextId,
+        command,
+        dimseTimeoutMs: this.dimseTimeoutMs,
+        dataset: dataset && { kind: 'file', path: dataset.path, offset: dataset.datasetOffset, length: dataset.datasetLength },
+      },
+    });
+    return outcome;
+  }
+
+  echo(): Promise<DimseOutcome> {
+    const context = this.contextFor(VERIFICATION_SOP_CLASS);
+    if (!context) return Promise.reject(new Error('the peer did not accept the Verification SOP class'));
+    const messageId = this.nextMessageId++;
+    return this.run(context.id, {
+      CommandField: CommandField.C_ECHO_RQ,
+      MessageID: messageId,
+      AffectedSOPClassUID: VERIFICATION_SOP_CLASS,
+      CommandDataSetType: NO_DATASET,
+    });
+  }
+
+  store(file: Part10File): Promise<DimseOutcome> {
+    const context = this.contextFor(file.sopClassUid, file.transferSyntaxUid);
+    if (!context) {
+      return Promise.resolve({
+        messageId: 0,
+        failure: `the peer accepted no presentation context for ${file.sopClassUid} in ${file.transferSyntaxUid}`,
+      });
+    }
+    const messageId = this.nextMessageId++;
+    return this.run(
+      context.id,
+      {
+        CommandField: CommandField.C_STORE_RQ,
+        MessageID: messageId,
+        AffectedSOPClassUID: file.sopClassUid,
+        AffectedSOPInstanceUID: file.sopInstanceUid,
+        Priority: Priority.MEDIUM,
+        CommandDataSetType: 0x0000,
+      },
+      file,
+    );
+  }
+
+  /** A-RELEASE; resolves once the transport is closed. */
+  async release(): Promise<void> {
+    this.association.machine.send({ type: 'A_RELEASE_REQUESTED' });
+    await this.association.done;
+  }
+
+  abort(): void {
+    this.association.machine.send({ type: 'A_ABORT_REQUESTED' });
+  }
+}

@@ -1,0 +1,48 @@
+// The root of the actor system: one listener machine per configured listener AE. The actors
+// layer (actors/router.ts) binds the sockets and wires the spool; this machine is the tree an
+// operator sees in the inspector.
+import { assign, setup } from 'xstate';
+import { listenerMachine } from './listener.machine.ts';
+import type { ListenerInput } from './listener.machine.ts';
+
+export type RouterInput = { listeners: ListenerInput[] };
+
+type Context = { listenerIds: string[]; stopReason?: string };
+
+export type RouterEvent =
+  | { type: 'LISTENER_READY'; name: string }
+  | { type: 'LISTENER_FAILED'; name: string; error: string }
+  | { type: 'SHUTDOWN_REQUESTED'; reason: string };
+
+export const listenerId = (name: string) => `listener:${name}`;
+
+export const routerMachine = setup({
+  types: { input: {} as RouterInput, context: {} as Context, events: {} as RouterEvent },
+  actors: { listener: listenerMachine },
+  actions: {
+    recordStop: assign({ stopReason: ({ event }) => ('reason' in event ? event.reason : 'error' in event ? event.error : undefined) }),
+  },
+}).createMachine({
+  id: 'router',
+  context: ({ input, spawn }) => {
+    for (const listener of input.listeners) spawn('listener', { id: listenerId(listener.name), input: listener });
+    return { listenerIds: input.listeners.map((l) => listenerId(l.name)) };
+  },
+  initial: 'starting',
+  states: {
+    starting: {
+      on: {
+        LISTENER_FAILED: { target: 'stopping', actions: 'recordStop' },
+        SHUTDOWN_REQUESTED: { target: 'stopping', actions: 'recordStop' },
+        LISTENER_READY: 'running',
+      },
+    },
+    running: {
+      on: {
+        LISTENER_FAILED: { target: 'stopping', actions: 'recordStop' },
+        SHUTDOWN_REQUESTED: { target: 'stopping', actions: 'recordStop' },
+      },
+    },
+    stopping: {},
+  },
+});
