@@ -1,0 +1,61 @@
+// `npm run bench`: the router against DCMTK storescp in the same run, same data, same sender.
+// DCMTK storescu sends each set over one association to (a) storescp writing to disk and (b) the
+// router (fsync on, spool + LMDB). Prints instances/s and MB/s of each, the ratio router/storescp,
+// and the router's peak RSS. A benchmark, not a test: nothing here asserts a time.
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SOP, TS, writeDataset } from '../test/helpers/dicom-files.ts';
+import { run, startRouter, startStorescp, tempDir } from '../test/helpers/processes.ts';
+
+type Result = { seconds: number; instances: number; bytes: number };
+
+const sets = [
+  { name: 'CT 512 KB', count: Number(process.env.BENCH_CT ?? 500), pixelBytes: 524288 },
+  { name: 'small 4 KB', count: Number(process.env.BENCH_SMALL ?? 2000), pixelBytes: 3072 },
+];
+const pdu = Number(process.env.BENCH_PDU ?? 16384);
+
+function peakRssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+  return kb / 1024;
+}
+
+async function send(dir: string, aeTitle: string, port: number, instances: number, bytes: number): Promise<Result> {
+  const started = process.hrtime.bigint();
+  const r = await run('storescu', ['-aec', aeTitle, '-xe', '--max-pdu', String(pdu), '+sd', '127.0.0.1', String(port), dir], { timeoutMs: 600_000 });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  if (r.code !== 0) throw new Error(`storescu to ${aeTitle} failed: ${r.stderr.slice(0, 2000)}`);
+  return { seconds, instances, bytes };
+}
+
+const fmt = (r: Result) =>
+  `${(r.instances / r.seconds).toFixed(0).padStart(6)} inst/s ${(r.bytes / r.seconds / 1e6).toFixed(1).padStart(7)} MB/s (${r.seconds.toFixed(2)} s)`;
+
+const root = join(tmpdir(), 'dicom-router-bench');
+rmSync(root, { recursive: true, force: true });
+mkdirSync(root, { recursive: true });
+console.log(`dicom-router benchmark: DCMTK storescu → storescp vs → router (fsync on), max PDU ${pdu}, loopback`);
+let peak = 0;
+for (const set of sets) {
+  const dir = join(root, set.name.replace(/\W+/g, '-'));
+  const files = writeDataset(dir, { count: set.count, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: set.pixelBytes });
+  const bytes = files.reduce((n, f) => n + readFileSync(f).length, 0);
+
+  const scp = await startStorescp(tempDir('bench-storescp-'), { extraArgs: ['--max-pdu', String(pdu)] });
+  const dcmtk = await send(dir, scp.aeTitle, scp.port, files.length, bytes);
+  await scp.stop();
+
+  const router = await startRouter({ logLevel: 'warn', listener: { maxPduLength: pdu } });
+  const ours = await send(dir, router.aeTitle, router.port, files.length, bytes);
+  peak = Math.max(peak, peakRssMb(router.child.pid!));
+  await router.stop();
+
+  console.log(`\n${set.name}: ${files.length} instances, ${(bytes / 1e6).toFixed(0)} MB`);
+  console.log(`  storescp : ${fmt(dcmtk)}`);
+  console.log(`  router   : ${fmt(ours)}`);
+  console.log(`  ratio router/storescp: ${(dcmtk.seconds / ours.seconds).toFixed(2)}`);
+}
+console.log(`\nrouter peak RSS: ${peak.toFixed(0)} MB`);
+rmSync(root, { recursive: true, force: true });

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The one command that installs what the tests need and runs them (README: "Run the tests").
+# - Debian peers: DCMTK and Orthanc are the real peers of the interop tests. Installed here
+#   when missing and we are root; otherwise it prints the one line to run.
+# - npm ci when node_modules is missing or older than the lock file.
+# - type-check (tsc --noEmit), then every ava test, with a closing "N passed, N failed" line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v storescu >/dev/null 2>&1 || missing+=(dcmtk)
+[ -x /usr/sbin/Orthanc ] || command -v Orthanc >/dev/null 2>&1 || missing+=(orthanc)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "The interop tests need DCMTK and Orthanc. Run: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+export PATH="$PWD/node_modules/.bin:$PATH"
+echo "node $(node --version), $(storescu --version 2>/dev/null | head -1)"
+
+echo "== type-check"
+tsc --noEmit
+
+echo "== tests"
+mkdir -p test-artifacts
+set +e
+ava --tap "$@" | tee test-artifacts/ava.tap
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -cE '^ok ' test-artifacts/ava.tap || true)
+failed=$(grep -cE '^not ok ' test-artifacts/ava.tap || true)
+echo "$passed passed, $failed failed"
+exit "$status"

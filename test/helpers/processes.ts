@@ -1,0 +1,135 @@
+// Test helpers for real peers: free loopback ports, DCMTK tools and the router as child processes.
+// Every server a test starts listens on 127.0.0.1 and is stopped by the test.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+
+export const REPO = resolve(import.meta.dirname, '../..');
+/** DCMTK (3.6.7 on Debian) leaves Nagle on unless told; see DESIGN.md. */
+export const DCMTK_ENV = { ...process.env, TCP_NODELAY: '1' };
+
+export function tempDir(prefix = 'dicom-router-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((res) => {
+      const s = connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        res(true);
+      });
+      s.once('error', () => res(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listening on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export type RunResult = { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
+
+/** Run a command to completion, capturing its output (bounded in time). */
+export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((res, reject) => {
+    const child = spawn(cmd, args, { env: opts.env ?? DCMTK_ENV, cwd: opts.cwd ?? REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      res({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+export type Started = { child: ChildProcess; output: () => string; stop: () => Promise<void> };
+
+/** Start a long-running process and keep its output. */
+export function startProcess(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Started {
+  const child = spawn(cmd, args, { env: opts.env ?? DCMTK_ENV, cwd: opts.cwd ?? REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return {
+    child,
+    output: () => out,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/** DCMTK storescp writing into `dir`, accepting every transfer syntax, on a free port. */
+export async function startStorescp(dir: string, opts: { aeTitle?: string; extraArgs?: string[] } = {}): Promise<Started & { port: number; aeTitle: string }> {
+  const port = await freePort();
+  const aeTitle = opts.aeTitle ?? 'STORESCP';
+  const proc = startProcess('storescp', ['--aetitle', aeTitle, '+xa', '--output-directory', dir, ...(opts.extraArgs ?? []), String(port)]);
+  await waitForPort(port);
+  return { ...proc, port, aeTitle };
+}
+
+/** Wait until a started process prints `text` (or exits, or the time runs out). */
+export async function waitForOutput(proc: Started, text: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!proc.output().includes(text)) {
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) throw new Error(`process exited (${proc.child.exitCode ?? proc.child.signalCode})`);
+    if (Date.now() > deadline) throw new Error(`no '${text}' after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export type RouterUnderTest = Started & { port: number; dataDir: string; configFile: string; aeTitle: string };
+
+/** Start the router (scripts/router.ts, Node 24) with a listener on a free loopback port. */
+export async function startRouter(opts: { dataDir?: string; listener?: Record<string, unknown>; fsync?: boolean; logLevel?: string } = {}): Promise<RouterUnderTest> {
+  const dir = tempDir();
+  const dataDir = opts.dataDir ?? join(dir, 'data');
+  const port = await freePort();
+  const listener = { name: 'main', aeTitles: ['DICOM_ROUTER'], port, bind: '127.0.0.1', ...opts.listener };
+  const configFile = join(dir, 'router.yaml');
+  writeFileSync(
+    configFile,
+    stringify({ storage: { dir: dataDir, fsync: opts.fsync ?? true }, log: { level: opts.logLevel ?? 'info' }, listeners: [listener] }),
+  );
+  const proc = startProcess(process.execPath, [join(REPO, 'scripts/router.ts'), 'start', '--config', configFile]);
+  try {
+    await waitForOutput(proc, '"msg":"router started"');
+  } catch (err) {
+    await proc.stop();
+    throw new Error(`router did not start: ${(err as Error).message}\n${proc.output()}`);
+  }
+  return { ...proc, port: Number(listener.port), dataDir, configFile, aeTitle: (listener.aeTitles as string[])[0] };
+}
+
+export function writeConfig(dir: string, config: unknown): string {
+  const file = join(dir, 'router.yaml');
+  writeFileSync(file, stringify(config));
+  return file;
+}

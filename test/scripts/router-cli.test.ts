@@ -1,0 +1,91 @@
+// The `router` command as an integrator uses it: echo and send against DCMTK storescp, and a
+// configuration mistake reported with file, line, field and what was expected.
+import test from 'ava';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readPart10File } from '../../actors/part10-file.ts';
+import { datasetOf, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
+import { REPO, run, startStorescp, tempDir } from '../helpers/processes.ts';
+
+const router = (...args: string[]) => run(process.execPath, [join(REPO, 'scripts/router.ts'), ...args]);
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name));
+}
+
+test('router echo against storescp succeeds; against a closed port it fails clearly', async (t) => {
+  const scp = await startStorescp(tempDir());
+  t.teardown(scp.stop);
+  const ok = await router('echo', `${scp.aeTitle}@127.0.0.1:${scp.port}`);
+  t.is(ok.code, 0, ok.stderr);
+  t.regex(ok.stdout, /C-ECHO .*: 0x0000 Success/);
+  const closed = await router('echo', `NOBODY@127.0.0.1:1`);
+  t.is(closed.code, 1);
+  t.regex(closed.stderr, /router: /);
+});
+
+test('router send: a folder of CT (Implicit LE) and MR (Explicit LE) reaches storescp byte-identical', async (t) => {
+  const src = tempDir();
+  const files = [
+    ...writeDataset(join(src, 'ct'), { count: 3, sopClassUid: SOP.ct, transferSyntaxUid: TS.implicitLE, withPrivateTags: true, pixelBytes: 100_000 }),
+    ...writeDataset(join(src, 'mr'), { count: 2, sopClassUid: SOP.mr, transferSyntaxUid: TS.explicitLE, modality: 'MR' }),
+  ];
+  // storescp writes what it received through DCMTK's encoder (explicit-length sequences): give it
+  // files that encoder would write unchanged, so byte identity is about what the router sent.
+  for (const f of files) t.is((await run('dcmconv', ['+e', f, f])).code, 0);
+  const out = tempDir();
+  const scp = await startStorescp(out);
+  t.teardown(scp.stop);
+  const r = await router('send', '--aet', 'ROUTER_SCU', '--max-pdu', '8192', `${scp.aeTitle}@127.0.0.1:${scp.port}`, src);
+  t.is(r.code, 0, r.stdout + r.stderr);
+  t.regex(r.stdout, /^5 sent, 0 failed$/m);
+  const received = filesUnder(out);
+  t.is(received.length, 5);
+  const bySop = new Map<string, string>();
+  for (const f of received) bySop.set((await readPart10File(f)).sopInstanceUid, f);
+  for (const f of files) {
+    const got = bySop.get((await readPart10File(f)).sopInstanceUid);
+    t.truthy(got, `${f} not received`);
+    t.true(Buffer.from(datasetOf(readFileSync(got!))).equals(Buffer.from(datasetOf(readFileSync(f)))));
+  }
+});
+
+test('router send: per-file status, non-zero exit when a file is not DICOM', async (t) => {
+  const src = tempDir();
+  writeDataset(join(src, 'ct'), { count: 1, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE });
+  writeFileSync(join(src, 'notes.txt'), 'not dicom');
+  const scp = await startStorescp(tempDir());
+  t.teardown(scp.stop);
+  const r = await router('send', `${scp.aeTitle}@127.0.0.1:${scp.port}`, src);
+  t.is(r.code, 1);
+  t.regex(r.stdout, /FAILED +not a DICOM Part-10 file .*notes\.txt/);
+  t.regex(r.stdout, /^OK .*0x0000 Success .*0001\.dcm$/m);
+  t.regex(r.stdout, /^1 sent, 1 failed$/m);
+});
+
+test('router send to an AE title the peer does not accept reports the rejection', async (t) => {
+  const src = tempDir();
+  writeDataset(join(src, 'ct'), { count: 1, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE });
+  const scp = await startStorescp(tempDir(), { extraArgs: ['--refuse'] });
+  t.teardown(scp.stop);
+  const r = await router('send', `${scp.aeTitle}@127.0.0.1:${scp.port}`, src);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /association rejected: rejected-permanent/);
+});
+
+test('a bad peer argument is refused with the expected form', async (t) => {
+  const r = await router('echo', 'no-port-here');
+  t.not(r.code, 0);
+  t.regex(r.stderr, /expected AE@host:port/);
+});
+
+test('router start with a bad config exits 2 naming the file, line:column, field and expectation', async (t) => {
+  const dir = tempDir();
+  const file = join(dir, 'router.yaml');
+  writeFileSync(file, 'listeners:\n  - name: main\n    aeTitles: [DICOM_ROUTER]\n    port: 70000\n');
+  const r = await router('start', '--config', file);
+  t.is(r.code, 2);
+  t.regex(r.stderr, new RegExp(`${file.replace(/[.]/g, '\\.')}:4:11: listeners\\[0\\]\\.port: must be an integer from 1 to 65535 \\(got 70000\\)`));
+});
