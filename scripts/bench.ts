@@ -47,7 +47,7 @@ for (const set of sets) {
   const dcmtk = await send(dir, scp.aeTitle, scp.port, files.length, bytes);
   await scp.stop();
 
-  const router = await startRouter({ logLevel: 'warn', listener: { maxPduLength: pdu } });
+  const router = await startRouter({ listener: { maxPduLength: pdu }, fsync: process.env.BENCH_FSYNC !== '0' });
   const ours = await send(dir, router.aeTitle, router.port, files.length, bytes);
   peak = Math.max(peak, peakRssMb(router.child.pid!));
   await router.stop();
