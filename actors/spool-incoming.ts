@@ -1,0 +1,227 @@
+// One instance being received into the spool: fragments are appended, in order, to a temp file under
+// incoming/ as they arrive (the instance is never held whole in memory), with real backpressure. commit()
+// makes it durable and indexed (see Spool for the placement protocol); discard() forgets it.
+import type { FileHandle } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { SpoolError, toSpoolError, writeFully } from './spool-fs.ts';
+import type { SpoolFsOps } from './spool-fs.ts';
+import type { CommitInput, InstanceRecord } from './spool.ts';
+
+/** What an IncomingInstance needs from its Spool. */
+export type IncomingHost = {
+  readonly ops: SpoolFsOps;
+  readonly fsync: boolean;
+  readonly highWaterMark: number;
+  readonly logger: Logger;
+  isClosed(): boolean;
+  /** Move the fsync'd temp file to its final place and index it, durably. */
+  place(tempPath: string, size: number, input: CommitInput, extra?: (record: InstanceRecord) => void): Promise<InstanceRecord>;
+};
+
+export type IncomingState = 'open' | 'committing' | 'committed' | 'discarded' | 'failed';
+
+export class IncomingInstance {
+  /** Absolute path of the temp file under <spool>/incoming/. */
+  readonly tempPath: string;
+  /** Resolves when the instance reaches a final state (committed, discarded or failed); never rejects. */
+  readonly finished: Promise<void>;
+  #host: IncomingHost;
+  #fh: Promise<FileHandle>;
+  #fhClosed = false;
+  #queue: Uint8Array[] = [];
+  #queued = 0; // bytes accepted, not yet handed to the OS
+  #inflight = 0; // bytes in the writev now running
+  #position = 0; // bytes written to the file
+  #accepted = 0;
+  #pumping = false;
+  #error: SpoolError | undefined;
+  #state: IncomingState = 'open';
+  #drainWaiters: Array<() => void> = [];
+  #idleWaiters: Array<() => void> = [];
+  #finish!: () => void;
+
+  /** Use Spool.begin(). */
+  constructor(host: IncomingHost, tempPath: string, header: Uint8Array) {
+    this.#host = host;
+    this.tempPath = tempPath;
+    this.finished = new Promise((resolve) => (this.#finish = resolve));
+    this.#fh = host.ops.open(tempPath, 'wx', 0o644);
+    this.#fh.catch(() => {}); // the pump reports it
+    this.#enqueue(header);
+  }
+
+  get state(): IncomingState {
+    return this.#state;
+  }
+
+  /** Bytes accepted so far, header included: the file's size once everything is written. */
+  get bytesWritten(): number {
+    return this.#accepted;
+  }
+
+  /** The first write error (DISK_FULL, IO_ERROR), if any; commit() will reject with it. */
+  get error(): SpoolError | undefined {
+    return this.#error;
+  }
+
+  /**
+   * Append a fragment. The spool keeps a reference to `chunk` (no copy) until it is written, so the
+   * caller must not modify it afterwards, as with stream.Writable. Returns false when the caller should
+   * pause until drained(). After a write error, fragments are dropped (returns true, so the producer
+   * can run to the end of the message) and commit() rejects with the error.
+   */
+  write(chunk: Uint8Array): boolean {
+    if (this.#state !== 'open') throw new SpoolError('CLOSED', `write to an instance that is ${this.#state}`);
+    if (this.#error) return true;
+    this.#enqueue(chunk);
+    return this.#belowHighWater();
+  }
+
+  /** Resolves when the producer may write again (also on error, commit or discard). */
+  drained(): Promise<void> {
+    if (this.#belowHighWater()) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /**
+   * Make the instance durable and indexed; resolves only when it is (see Spool for the steps). `extra`
+   * runs inside the index transaction: its writes (putSync/put/remove on sub-databases of spool.db, e.g.
+   * outbound queue entries) commit with the row or not at all; throwing aborts the whole commit. On any
+   * failure the file is removed, nothing is indexed, and the promise rejects with a SpoolError (or with
+   * what `extra` threw).
+   */
+  commit(input: CommitInput, extra?: (record: InstanceRecord) => void): Promise<InstanceRecord> {
+    if (this.#state !== 'open') {
+      const code = this.#state === 'discarded' ? 'DISCARDED' : 'CLOSED';
+      return Promise.reject(new SpoolError(code, `commit of an instance that is ${this.#state}`));
+    }
+    this.#state = 'committing';
+    this.#wake();
+    return this.#commit(input, extra);
+  }
+
+  /** Stop writing and remove the temp file; nothing is indexed. A no-op once commit() has started. */
+  async discard(): Promise<void> {
+    if (this.#state !== 'open') return this.finished;
+    this.#state = 'discarded';
+    this.#error ??= new SpoolError('DISCARDED', 'instance discarded');
+    this.#dropQueue();
+    await this.#idle();
+    await this.#removeTemp();
+    this.#finish();
+  }
+
+  async #commit(input: CommitInput, extra?: (record: InstanceRecord) => void): Promise<InstanceRecord> {
+    try {
+      if (this.#host.isClosed()) throw new SpoolError('CLOSED', 'spool is closed');
+      await this.#idle();
+      if (this.#error) throw this.#error;
+      const fh = await this.#fh;
+      if (this.#host.fsync) {
+        try {
+          await this.#host.ops.sync(fh);
+        } catch (err) {
+          throw toSpoolError(err, 'fsync');
+        }
+      }
+      await this.#closeFile();
+      const record = await this.#host.place(this.tempPath, this.#position, input, extra);
+      this.#state = 'committed';
+      return record;
+    } catch (err) {
+      this.#state = 'failed';
+      await this.#removeTemp();
+      throw err;
+    } finally {
+      this.#finish();
+    }
+  }
+
+  #enqueue(chunk: Uint8Array): void {
+    if (chunk.byteLength === 0) return;
+    this.#queue.push(chunk);
+    this.#queued += chunk.byteLength;
+    this.#accepted += chunk.byteLength;
+    if (!this.#pumping) void this.#pump();
+  }
+
+  /** One writev at a time; whatever arrives meanwhile goes out together in the next one (coalescing without copying). */
+  async #pump(): Promise<void> {
+    this.#pumping = true;
+    try {
+      const fh = await this.#fh;
+      while (this.#queue.length > 0 && !this.#error) {
+        const batch = this.#queue;
+        this.#queue = [];
+        this.#inflight = this.#queued;
+        this.#queued = 0;
+        await writeFully(this.#host.ops, fh, batch, this.#position);
+        this.#position += this.#inflight;
+        this.#inflight = 0;
+        this.#wake();
+      }
+    } catch (err) {
+      this.#fail(toSpoolError(err, this.#position === 0 && this.#inflight === 0 ? 'create' : 'write'));
+    } finally {
+      this.#pumping = false;
+      this.#inflight = 0;
+      this.#wake();
+    }
+  }
+
+  #fail(err: SpoolError): void {
+    if (this.#error) return;
+    this.#error = err;
+    this.#dropQueue();
+    this.#host.logger.warn({ tempPath: this.tempPath, code: err.code, errno: err.errno }, err.message);
+  }
+
+  #dropQueue(): void {
+    this.#queue = [];
+    this.#queued = 0;
+  }
+
+  #belowHighWater(): boolean {
+    return this.#state !== 'open' || this.#error !== undefined || this.#queued + this.#inflight < this.#host.highWaterMark;
+  }
+
+  #wake(): void {
+    if (this.#drainWaiters.length > 0 && this.#belowHighWater()) {
+      const waiters = this.#drainWaiters;
+      this.#drainWaiters = [];
+      for (const w of waiters) w();
+    }
+    if (this.#idleWaiters.length > 0 && !this.#pumping && (this.#queue.length === 0 || this.#error)) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** Resolves when no write is running and none is queued (or writing has failed). */
+  #idle(): Promise<void> {
+    if (!this.#pumping && (this.#queue.length === 0 || this.#error)) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  async #closeFile(): Promise<void> {
+    if (this.#fhClosed) return;
+    this.#fhClosed = true;
+    try {
+      await (await this.#fh).close();
+    } catch {
+      // never opened, or close failed after fsync succeeded: nothing left to lose
+    }
+  }
+
+  async #removeTemp(): Promise<void> {
+    await this.#closeFile();
+    try {
+      await this.#host.ops.unlink(this.tempPath);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // ENOENT: never created, or already renamed into place. Otherwise the next open() removes it.
+      if (code !== 'ENOENT') this.#host.logger.warn({ tempPath: this.tempPath, err: String(err) }, 'could not remove spool temp file');
+    }
+  }
+}

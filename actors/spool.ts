@@ -1,0 +1,348 @@
+// The durable spool: Part-10 files under <dir>/instances/<study>/<series>/<sop>.dcm plus an LMDB index
+// (<dir>/index). Design property 1: commit() resolves — and the C-STORE-RSP Success may be sent — only
+// after the file is fsync'd, renamed into place, its directory fsync'd, and its index row (with whatever
+// the caller's `extra` writes, e.g. outbound queue entries) committed and flushed in ONE LMDB transaction.
+// A crash at any moment leaves "not acknowledged" (at worst an unindexed orphan file) or "durable and indexed".
+//
+// LMDB durability (lmdb-js 3.5, read in its source and checked with strace): with the default
+// overlappingSync (on for non-Windows) a transaction's promise means only "committed and visible"; `db.flushed`
+// means "on disk" but waits for whatever batch is newest, so under load it would delay every ack by a batch.
+// We open with overlappingSync: false: the write thread then runs the classic LMDB commit (write pages,
+// fdatasync, meta page through an O_DSYNC fd) before the transaction's promise resolves, so that promise
+// means durable. Concurrent childTransactions still share one LMDB transaction and one sync (group commit).
+// eventTurnBatching: false, because lmdb-js leaves the implicit event-turn batch's promise unhandled when a
+// commit fails (disk full), which would crash the process. `fsync: false` (tests, benchmarks) sets noSync.
+import { randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import path from 'node:path';
+import { open as openLmdb } from 'lmdb';
+import type { Database, RootDatabase } from 'lmdb';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { IncomingInstance } from './spool-incoming.ts';
+import type { IncomingHost } from './spool-incoming.ts';
+import { DirSyncer, SpoolError, realFsOps, toSpoolError, uidFileName } from './spool-fs.ts';
+import type { SpoolFsOps } from './spool-fs.ts';
+import { findOrphans as scanOrphans, removeLeftovers, verifyIndex } from './spool-startup.ts';
+import type { SpoolStartupReport } from './spool-startup.ts';
+
+export { IncomingInstance } from './spool-incoming.ts';
+export type { IncomingState } from './spool-incoming.ts';
+export { SpoolError } from './spool-fs.ts';
+export type { SpoolErrorCode, SpoolFsOps } from './spool-fs.ts';
+export type { SpoolStartupReport } from './spool-startup.ts';
+
+/** The instance this one replaced (same SOP Instance UID, overwritten: Level 2 storage, PS3.4 B.4.1). */
+export type DuplicateInfo = { receivedAt: string; size: number; callingAeTitle: string; remoteAddress: string };
+
+export type InstanceRecord = {
+  sopInstanceUid: string;
+  sopClassUid: string;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  patientId: string;
+  patientName?: string;
+  modality?: string;
+  accessionNumber?: string;
+  studyDate?: string;
+  transferSyntaxUid: string;
+  /** File size in bytes, Part-10 header included. */
+  size: number;
+  /** Relative to the spool directory. */
+  path: string;
+  callingAeTitle: string;
+  calledAeTitle: string;
+  listener: string;
+  remoteAddress: string;
+  /** ISO 8601. */
+  receivedAt: string;
+  duplicateOf?: DuplicateInfo;
+};
+
+export type CommitInput = Omit<InstanceRecord, 'path' | 'size' | 'duplicateOf'>;
+
+export type SpoolOptions = {
+  dir: string;
+  /** fsync files, directories and the index (default true). Only tests and benchmarks turn it off. */
+  fsync?: boolean;
+  logger?: Logger;
+  /** Bytes buffered per instance before write() asks the producer to pause (default 1 MiB). */
+  highWaterMark?: number;
+  /** Stat every indexed file at open (default true). */
+  verify?: boolean;
+  /** Replace file-system calls (tests inject failures). */
+  fsOps?: Partial<SpoolFsOps>;
+};
+
+
+const DIR_MEMO_LIMIT = 10_000;
+/** Below this much free space an EIO from the index is taken for a full disk. */
+const NEARLY_FULL_BYTES = 1024 * 1024;
+
+export class Spool {
+  /** The LMDB environment: later work opens more sub-databases (queues) here and writes them in `extra`. */
+  readonly db: RootDatabase;
+  readonly dir: string;
+  readonly fsync: boolean;
+  readonly startup: SpoolStartupReport;
+  #instances: Database<InstanceRecord, string>;
+  #byStudy: Database<string, string>;
+  #ops: SpoolFsOps;
+  #dirSync: DirSyncer;
+  #log: Logger;
+  #host: IncomingHost;
+  #live = new Set<IncomingInstance>();
+  #dirs = new Map<string, Promise<void>>();
+  #sopLocks = new Map<string, Promise<void>>();
+  #seq = 0;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  private constructor(opts: { dir: string; fsync: boolean; db: RootDatabase; ops: SpoolFsOps; log: Logger; highWaterMark: number; startup: SpoolStartupReport }) {
+    this.dir = opts.dir;
+    this.fsync = opts.fsync;
+    this.db = opts.db;
+    this.startup = opts.startup;
+    this.#ops = opts.ops;
+    this.#dirSync = new DirSyncer((dir) => opts.ops.syncDir(dir));
+    this.#log = opts.log;
+    this.#instances = opts.db.openDB<InstanceRecord, string>({ name: 'instances' });
+    this.#byStudy = opts.db.openDB<string, string>({ name: 'instances-by-study', dupSort: true, encoding: 'ordered-binary' });
+    this.#host = {
+      ops: opts.ops,
+      fsync: opts.fsync,
+      highWaterMark: opts.highWaterMark,
+      logger: opts.log,
+      isClosed: () => this.#closed,
+      place: (tempPath, size, input, extra) => this.#place(tempPath, size, input, extra),
+    };
+  }
+
+  static async open(opts: SpoolOptions): Promise<Spool> {
+    const dir = path.resolve(opts.dir);
+    const fsync = opts.fsync ?? true;
+    const ops: SpoolFsOps = { ...realFsOps, ...opts.fsOps };
+    const log = opts.logger ?? pino({ enabled: false });
+    for (const sub of ['incoming', 'instances', 'index']) await fsp.mkdir(path.join(dir, sub), { recursive: true });
+    if (fsync) await ops.syncDir(dir);
+    const tempFilesRemoved = await removeLeftovers(path.join(dir, 'incoming'), log);
+    const db = openLmdb({
+      path: path.join(dir, 'index'),
+      compression: false,
+      overlappingSync: false,
+      eventTurnBatching: false,
+      noSync: !fsync,
+      maxDbs: 64,
+    });
+    const startup: SpoolStartupReport = { tempFilesRemoved, checked: 0, missing: 0, sizeMismatch: 0, problems: [] };
+    const spool = new Spool({ dir, fsync, db, ops, log, highWaterMark: opts.highWaterMark ?? 1024 * 1024, startup });
+    if (opts.verify ?? true) await verifyIndex(spool.#instances, dir, startup, log);
+    log.info({ dir, instances: spool.count(), ...startup, problems: undefined }, 'spool open');
+    return spool;
+  }
+
+  /** Start receiving one instance; `header` (Part-10 preamble and meta) is written first. */
+  begin(header: Uint8Array): IncomingInstance {
+    if (this.#closed) throw new SpoolError('CLOSED', 'spool is closed');
+    const name = `${process.pid}-${(++this.#seq).toString(36)}-${randomBytes(4).toString('hex')}.part`;
+    const incoming = new IncomingInstance(this.#host, path.join(this.dir, 'incoming', name), header);
+    this.#live.add(incoming);
+    void incoming.finished.then(() => this.#live.delete(incoming));
+    return incoming;
+  }
+
+  get(sopInstanceUid: string): InstanceRecord | undefined {
+    return this.#instances.get(sopInstanceUid);
+  }
+
+  count(): number {
+    return (this.#instances.getStats() as { entryCount: number }).entryCount;
+  }
+
+  /** Indexed instances, in SOP Instance UID order (by study: in the order of the study's SOP UIDs). */
+  list(opts: { studyInstanceUid?: string; limit?: number } = {}): InstanceRecord[] {
+    const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+    if (limit <= 0) return [];
+    if (opts.studyInstanceUid === undefined) {
+      return Array.from(this.#instances.getRange(Number.isFinite(limit) ? { limit } : {}), ({ value }) => value);
+    }
+    const out: InstanceRecord[] = [];
+    for (const uid of this.#byStudy.getValues(opts.studyInstanceUid)) {
+      const record = this.#instances.get(uid);
+      if (record) out.push(record);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** Absolute path of an indexed instance's file. */
+  pathOf(record: InstanceRecord): string {
+    return path.join(this.dir, record.path);
+  }
+
+  /**
+   * Files under instances/ that no index row points to. They are never acknowledged instances: a crash
+   * between rename and index commit, or between a duplicate's commit and the removal of the file it
+   * replaced. Walks the whole tree and holds every indexed path; for maintenance, not the hot path.
+   */
+  findOrphans(): Promise<string[]> {
+    return scanOrphans(this.#instances, this.dir);
+  }
+
+  /** Discard instances still being received, wait for commits under way, close the index. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      const live = [...this.#live];
+      await Promise.all(live.map((i) => (i.state === 'open' ? i.discard() : i.finished)));
+      await this.db.close();
+    })();
+    return this.#closing;
+  }
+
+  /**
+   * The durable placement, under a per-SOP-UID lock so two copies of one instance never interleave.
+   * A duplicate whose canonical name is taken by the indexed copy gets a fresh name: the old file stays
+   * intact until the new row is committed, so a crash never leaves a row describing the wrong bytes.
+   */
+  #place(tempPath: string, size: number, input: CommitInput, extra?: (record: InstanceRecord) => void): Promise<InstanceRecord> {
+    const uid = input.sopInstanceUid;
+    return this.#withSopLock(uid, async () => {
+      const previous = this.#instances.get(uid);
+      const dirRel = path.join('instances', uidFileName(input.studyInstanceUid), uidFileName(input.seriesInstanceUid));
+      const base = uidFileName(uid);
+      let fileRel = path.join(dirRel, `${base}.dcm`);
+      if (previous?.path === fileRel) fileRel = path.join(dirRel, `${base}~${Date.now().toString(36)}${randomBytes(3).toString('hex')}.dcm`);
+      const finalPath = path.join(this.dir, fileRel);
+      await this.#renameIntoPlace(tempPath, finalPath, dirRel);
+      const record: InstanceRecord = { ...input, path: fileRel, size };
+      if (previous) {
+        record.duplicateOf = {
+          receivedAt: previous.receivedAt,
+          size: previous.size,
+          callingAeTitle: previous.callingAeTitle,
+          remoteAddress: previous.remoteAddress,
+        };
+      }
+      try {
+        if (this.fsync) await this.#step('fsync directory', () => this.#dirSync.sync(path.dirname(finalPath)));
+        await this.#index(record, previous, extra);
+      } catch (err) {
+        await this.#unlinkQuietly(finalPath); // not indexed: the file must go
+        throw err;
+      }
+      if (previous && previous.path !== fileRel) await this.#unlinkQuietly(path.join(this.dir, previous.path));
+      if (previous) {
+        this.#log.warn({ sopInstanceUid: uid, path: fileRel, previous: record.duplicateOf }, 'duplicate SOP Instance UID: overwritten');
+      }
+      return record;
+    });
+  }
+
+  /** The row, the study index and the caller's extra writes: one LMDB transaction, all or nothing. */
+  async #index(record: InstanceRecord, previous: InstanceRecord | undefined, extra?: (record: InstanceRecord) => void): Promise<void> {
+    let extraError: { error: unknown } | undefined;
+    try {
+      await this.db.childTransaction(() => {
+        this.#instances.put(record.sopInstanceUid, record);
+        if (previous && previous.studyInstanceUid !== record.studyInstanceUid) {
+          this.#byStudy.remove(previous.studyInstanceUid, record.sopInstanceUid);
+        }
+        this.#byStudy.put(record.studyInstanceUid, record.sopInstanceUid);
+        try {
+          extra?.(record);
+        } catch (error) {
+          extraError = { error };
+          throw error; // aborts the child transaction
+        }
+      });
+    } catch (err) {
+      if (extraError) throw extraError.error;
+      // lmdb-js rejects with "Commit failed" and puts the cause in a second promise, which must be handled.
+      const commitError = (err as { commitError?: Promise<unknown> }).commitError;
+      const cause = commitError ? await commitError.then(() => err, (e: unknown) => e) : err;
+      const failure = toSpoolError(cause, 'index commit');
+      // LMDB turns a short write on a full disk into EIO: call that what it is.
+      if (failure.code === 'IO_ERROR' && (await this.#nearlyFull())) {
+        throw new SpoolError('DISK_FULL', `${failure.message} (file system full)`, { cause, errno: failure.errno });
+      }
+      throw failure;
+    }
+  }
+
+  async #nearlyFull(): Promise<boolean> {
+    try {
+      const st = await fsp.statfs(this.dir);
+      return st.bavail * st.bsize < NEARLY_FULL_BYTES;
+    } catch {
+      return false;
+    }
+  }
+
+  async #renameIntoPlace(tempPath: string, finalPath: string, dirRel: string): Promise<void> {
+    await this.#ensureDir(dirRel);
+    try {
+      await this.#ops.rename(tempPath, finalPath);
+    } catch (err) {
+      // The directory may have been removed behind our back (retention, an operator): make it again, once.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toSpoolError(err, 'rename');
+      this.#dirs.delete(dirRel);
+      await this.#ensureDir(dirRel);
+      await this.#step('rename', () => this.#ops.rename(tempPath, finalPath));
+    }
+  }
+
+  /** mkdir -p <study>/<series>, and make the new entries durable, once per directory per process. */
+  #ensureDir(dirRel: string): Promise<void> {
+    let made = this.#dirs.get(dirRel);
+    if (!made) {
+      if (this.#dirs.size >= DIR_MEMO_LIMIT) this.#dirs.clear();
+      const abs = path.join(this.dir, dirRel);
+      made = (async () => {
+        await this.#ops.mkdir(abs);
+        if (this.fsync) {
+          await this.#dirSync.sync(path.join(this.dir, 'instances'));
+          await this.#dirSync.sync(path.dirname(abs));
+        }
+      })();
+      const mine = made;
+      this.#dirs.set(dirRel, mine);
+      mine.catch(() => {
+        if (this.#dirs.get(dirRel) === mine) this.#dirs.delete(dirRel);
+      });
+    }
+    return made.catch((err: unknown) => {
+      throw toSpoolError(err, 'mkdir');
+    });
+  }
+
+  async #withSopLock<T>(uid: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#sopLocks.get(uid);
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    this.#sopLocks.set(uid, mine);
+    try {
+      if (before) await before;
+      return await fn();
+    } finally {
+      release();
+      if (this.#sopLocks.get(uid) === mine) this.#sopLocks.delete(uid);
+    }
+  }
+
+  async #step<T>(step: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw toSpoolError(err, step);
+    }
+  }
+
+  async #unlinkQuietly(file: string): Promise<void> {
+    try {
+      await this.#ops.unlink(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#log.warn({ file, err: String(err) }, 'could not remove spool file');
+    }
+  }
+}
