@@ -17,6 +17,8 @@ export type PduFramerOptions = {
   maxAssociatePduLength?: number;
 };
 
+const CONSUMED = new Uint8Array(0);
+
 export class PduFramer {
   readonly #maxPData: number;
   readonly #maxAssociate: number;
@@ -125,7 +127,15 @@ export class PduFramer {
     return out;
   }
 
+  /** Chunks the framer still references (for tests and inspection): only those not yet consumed. */
+  get retainedChunks(): number {
+    return this.#chunks.length - this.#first;
+  }
+
   #advance(): void {
+    // Release the consumed chunk now: the array itself is compacted only in bulk, and until then a
+    // stream that never ends on a chunk boundary would keep up to 1024 socket chunks alive.
+    this.#chunks[this.#first] = CONSUMED;
     this.#first++;
     this.#head = 0;
     // Drop consumed chunks in bulk so a long run of tiny chunks stays O(n) overall.

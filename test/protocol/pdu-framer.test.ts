@@ -139,3 +139,18 @@ test('property: splitting a stream of PDUs at arbitrary points yields exactly th
     },
   ), { numRuns: 300 });
 });
+
+test('consumed chunks are released even when the stream never ends on a chunk boundary', (t) => {
+  // Regression: 64 KiB socket chunks carrying 16 KiB PDUs with a partial PDU always pending at the end
+  // of the last chunk; the framer used to keep every consumed chunk (up to 1024, 64 MiB) alive.
+  const pdv = { contextId: 1, isCommand: false, isLast: false, data: new Uint8Array(16378) };
+  const stream = Buffer.concat(Array.from({ length: 64 }, () => encodePdu({ type: 'P-DATA-TF', pdvs: [pdv] })));
+  const framer = new PduFramer({ maxPduLength: 16384 });
+  let pdus = 0;
+  for (let off = 0; off < stream.length - 100; off += 65536) {
+    pdus += framer.push(Buffer.from(stream.subarray(off, Math.min(off + 65536, stream.length - 100)))).length;
+  }
+  t.is(pdus, 63);
+  t.true(framer.bufferedBytes < 16390);
+  t.true(framer.retainedChunks <= 2, `framer still references ${framer.retainedChunks} chunks`);
+});
