@@ -90,3 +90,52 @@ test('five concurrent storescu processes: every instance stored', async (t) => {
     for (const f of files) t.is(spool.get((await readPart10File(f)).sopInstanceUid)?.callingAeTitle, `SENDER${i}`);
   }
 });
+
+test('bulk data streams: a 3x larger instance does not raise the router\'s peak memory', async (t) => {
+  // Peak RSS (VmHWM) includes garbage V8 has not collected yet, so its absolute value says little;
+  // what must hold is that it does not grow with the instance: 100 MB first, then 300 MB.
+  const dir = tempDir();
+  const [small] = writeDataset(join(dir, 'a'), { count: 1, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: 100 * 1024 * 1024 });
+  const [large] = writeDataset(join(dir, 'b'), { count: 1, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: 300 * 1024 * 1024 });
+  for (const f of [small, large]) t.is((await run('dcmconv', ['+e', f, f])).code, 0); // as storescu will send it
+  const router = await startRouter();
+  t.teardown(router.stop);
+  const peakMb = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${router.child.pid}/status`, 'utf8'))![1]) / 1024;
+  const send = async (file: string) => {
+    const r = await run('storescu', ['-aet', 'STORESCU', '-aec', router.aeTitle, '-xe', '127.0.0.1', String(router.port), file], { timeoutMs: 120_000 });
+    t.is(r.code, 0, r.stdout + r.stderr);
+    return peakMb();
+  };
+  const idle = peakMb();
+  const afterSmall = await send(small);
+  const afterLarge = await send(large);
+  t.log(`router peak RSS: ${idle.toFixed(0)} MB idle, ${afterSmall.toFixed(0)} MB after 100 MB, ${afterLarge.toFixed(0)} MB after 300 MB`);
+  t.true(afterLarge - afterSmall < 32, `the 300 MB instance raised the peak by ${(afterLarge - afterSmall).toFixed(0)} MB`);
+  t.true(afterSmall - idle < 100, 'the first instance costs no more than the GC slack');
+  await router.stop();
+  const spool = await Spool.open({ dir: router.dataDir });
+  t.teardown(() => spool.close());
+  for (const file of [small, large]) {
+    const sent = await readPart10File(file);
+    const record = spool.get(sent.sopInstanceUid);
+    t.is((await readPart10File(join(router.dataDir, record!.path))).datasetLength, sent.datasetLength);
+  }
+});
+
+test('a listener restricted to CT and Implicit LE: storescu of MR finds no presentation context, CT in Implicit LE is stored', async (t) => {
+  const dir = tempDir();
+  const mr = writeDataset(join(dir, 'mr'), { count: 1, sopClassUid: SOP.mr, transferSyntaxUid: TS.explicitLE, modality: 'MR' });
+  const ct = writeDataset(join(dir, 'ct'), { count: 1, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE });
+  const router = await startRouter({ listener: { sopClasses: [SOP.ct], transferSyntaxes: [TS.implicitLE] } });
+  t.teardown(router.stop);
+  const refused = await run('storescu', ['-aet', 'STORESCU', '-aec', router.aeTitle, '-R', '127.0.0.1', String(router.port), ...mr]);
+  t.regex(refused.stdout + refused.stderr, /No presentation context|no acceptable presentation context|not supported/i);
+  // storescu converts Explicit LE to the Implicit LE the router accepted.
+  const stored = await run('storescu', ['-aet', 'STORESCU', '-aec', router.aeTitle, '127.0.0.1', String(router.port), ...ct]);
+  t.is(stored.code, 0, stored.stdout + stored.stderr);
+  await router.stop();
+  const spool = await Spool.open({ dir: router.dataDir });
+  t.teardown(() => spool.close());
+  t.is(spool.count(), 1);
+  t.is(spool.get((await readPart10File(ct[0])).sopInstanceUid)?.transferSyntaxUid, TS.implicitLE);
+});
