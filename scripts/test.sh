@@ -39,4 +39,5 @@ set -e
 passed=$(grep -cE '^ok ' test-artifacts/ava.tap || true)
 failed=$(grep -cE '^not ok ' test-artifacts/ava.tap || true)
 echo "$passed passed, $failed failed"
+if [ "$passed" -eq 0 ]; then echo "no test ran" >&2; exit 1; fi
 exit "$status"
