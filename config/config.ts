@@ -27,12 +27,18 @@ export type ListenerConfig = {
   maxAssociations: number;
   timeouts: ListenerTimeouts;
 };
-export type PeerConfig = { aeTitle: string; host: string; port: number };
+export type RetryConfig = { attempts: number; initialBackoffSeconds: number; maxBackoffSeconds: number; jitter: number };
+export type PeerConfig = {
+  name: string; aeTitle: string; host: string; port: number; callingAeTitle: string; maxAssociations: number; maxPduLength: number;
+  transferSyntaxes: 'default' | string[]; retry: RetryConfig; idleReleaseSeconds: number; timeouts: { connectSeconds: number; dimseSeconds: number };
+};
+export type RoutingConfig = { rulesDir: string; retentionHours: number };
 export type RouterConfig = {
   storage: { dir: string; fsync: boolean }; // dir is absolute
   log: { level: LogLevel };
   listeners: ListenerConfig[];
   peers: PeerConfig[];
+  routing: RoutingConfig;
 };
 
 export type ConfigProblem = { file: string; line?: number; column?: number; path: string; message: string };
@@ -114,7 +120,13 @@ function toRouterConfig(c: RouterConfig, file: string): RouterConfig {
       transferSyntaxPolicy: l.transferSyntaxPolicy, maxPduLength: l.maxPduLength, maxAssociations: l.maxAssociations,
       timeouts: { ...l.timeouts },
     })),
-    peers: c.peers.map((p) => ({ aeTitle: p.aeTitle.trim(), host: p.host, port: p.port })),
+    peers: c.peers.map((p) => ({
+      name: p.name ?? p.aeTitle.trim(), aeTitle: p.aeTitle.trim(), host: p.host, port: p.port, callingAeTitle: p.callingAeTitle.trim(),
+      maxAssociations: p.maxAssociations, maxPduLength: p.maxPduLength,
+      transferSyntaxes: p.transferSyntaxes === 'default' ? 'default' : [...p.transferSyntaxes],
+      retry: { ...p.retry }, idleReleaseSeconds: p.idleReleaseSeconds, timeouts: { ...p.timeouts },
+    })),
+    routing: { rulesDir: resolve(dirname(resolve(file)), c.routing.rulesDir), retentionHours: c.routing.retentionHours },
   };
 }
 
@@ -344,10 +356,24 @@ function semanticProblems(data: unknown): RawProblem[] {
     }
   });
   const peers = Array.isArray(root.peers) ? root.peers : [];
+  const peerNames = new Map<string, number>();
   peers.forEach((p: unknown, i: number) => {
     if (!isObject(p)) return;
     check(['peers', i, 'aeTitle'], p.aeTitle, aeTitleProblem);
+    check(['peers', i, 'callingAeTitle'], p.callingAeTitle, aeTitleProblem);
     check(['peers', i, 'host'], p.host, (v) => isIP(v) || HOSTNAME.test(v) ? undefined : 'must be a host name or an IP address');
+    eachString(['peers', i, 'transferSyntaxes'], p.transferSyntaxes, uidProblem);
+    const name = typeof p.name === 'string' ? p.name : typeof p.aeTitle === 'string' ? p.aeTitle.trim() : undefined;
+    if (name !== undefined) {
+      const first = peerNames.get(name);
+      const at: Seg[] = ['peers', i, typeof p.name === 'string' ? 'name' : 'aeTitle'];
+      if (first !== undefined) out.push({ path: at, target: 'value', message: `duplicate peer name '${name}' (also used by peers[${first}]); give one of them a distinct name` });
+      else peerNames.set(name, i);
+    }
+    const retry = isObject(p.retry) ? p.retry : undefined;
+    if (retry && typeof retry.initialBackoffSeconds === 'number' && typeof retry.maxBackoffSeconds === 'number' && retry.initialBackoffSeconds > retry.maxBackoffSeconds) {
+      out.push({ path: ['peers', i, 'retry', 'maxBackoffSeconds'], target: 'value', message: `must be at least initialBackoffSeconds (${retry.initialBackoffSeconds})` });
+    }
   });
   return out;
 }

@@ -32,6 +32,7 @@ function expected(file: string): RouterConfig {
     log: { level: 'info' },
     listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 11112, ...DEFAULT_LISTENER }],
     peers: [],
+    routing: { rulesDir: resolve(dirname(resolve(file)), 'routing-rules'), retentionHours: 24 },
   };
 }
 
@@ -55,7 +56,11 @@ const withListener = (fields: string) => `listeners:\n  - name: main\n    aeTitl
 test('config/router.yaml loads with the documented defaults', (t) => {
   const file = join(repo, 'config/router.yaml');
   // The one difference from the built-in defaults: `npm start` keeps its data in the repo's data/.
-  t.deepEqual(loadConfig(file), { ...expected(file), storage: { dir: join(repo, 'data'), fsync: true } });
+  t.deepEqual(loadConfig(file), {
+    ...expected(file),
+    storage: { dir: join(repo, 'data'), fsync: true },
+    routing: { rulesDir: join(repo, 'routing-rules'), retentionHours: 24 },
+  });
   t.regex(readFileSync(file, 'utf8'), /^# yaml-language-server: \$schema=\.\/router\.schema\.json$/m);
 });
 
@@ -63,7 +68,11 @@ test('a minimal file gets every default', (t) => {
   t.deepEqual(parseConfig(MINIMAL, '/etc/router/router.yaml'), expected('/etc/router/router.yaml'));
   // and the shipped config spells out exactly those defaults (but for where its data lives)
   const shipped = load('config/router.yaml');
-  t.deepEqual(parseConfig(MINIMAL, 'config/router.yaml'), { ...shipped, storage: { ...shipped.storage, dir: resolve('config/data') } });
+  t.deepEqual(parseConfig(MINIMAL, 'config/router.yaml'), {
+    ...shipped,
+    storage: { ...shipped.storage, dir: resolve('config/data') },
+    routing: { ...shipped.routing, rulesDir: resolve('config/routing-rules') },
+  });
 });
 
 test('the JSON Schema documents every field and its defaults', (t) => {
@@ -102,7 +111,25 @@ test('values given are kept: lists of UIDs, trimmed AE titles, peers', (t) => {
   t.is(l.bind, '::');
   t.is(l.transferSyntaxPolicy, 'prefer-explicit');
   t.deepEqual(l.timeouts, { artimSeconds: 0.5, idleSeconds: 120, dimseSeconds: 60 });
-  t.deepEqual(config.peers, [{ aeTitle: 'ARCHIVE', host: 'pacs.local', port: 104 }, { aeTitle: 'WS', host: '127.0.0.1', port: 4242 }]);
+  const peerDefaults = {
+    callingAeTitle: 'DICOM_ROUTER', maxAssociations: 1, maxPduLength: 16384, transferSyntaxes: 'default', idleReleaseSeconds: 30,
+    retry: { attempts: 10, initialBackoffSeconds: 5, maxBackoffSeconds: 600, jitter: 0.2 }, timeouts: { connectSeconds: 10, dimseSeconds: 60 },
+  };
+  t.deepEqual(config.peers, [
+    { name: 'ARCHIVE', aeTitle: 'ARCHIVE', host: 'pacs.local', port: 104, ...peerDefaults },
+    { name: 'WS', aeTitle: 'WS', host: '127.0.0.1', port: 4242, ...peerDefaults },
+  ]);
+});
+
+test('peers: names default to the AE title and must be unique; backoff bounds are ordered', (t) => {
+  const text = `${MINIMAL}peers:
+  - { aeTitle: PACS, host: 127.0.0.1, port: 104 }
+  - { aeTitle: PACS, host: 127.0.0.2, port: 104 }
+  - { name: ws, aeTitle: WS, host: 127.0.0.1, port: 105, retry: { initialBackoffSeconds: 60, maxBackoffSeconds: 10 }, transferSyntaxes: ['1.2.840.10008.1.2'] }
+`;
+  const err = t.throws(() => parseConfig(text, 'p.yaml'), { instanceOf: ConfigError })!;
+  t.regex(err.message, /p\.yaml:\d+:\d+: peers\[1\]\.aeTitle: duplicate peer name 'PACS' \(also used by peers\[0\]\)/);
+  t.regex(err.message, /peers\[2\]\.retry\.maxBackoffSeconds: must be at least initialBackoffSeconds \(60\)/);
 });
 
 test('YAML syntax error is reported with line:column', (t) => {
@@ -131,7 +158,7 @@ test('out-of-range port', (t) => {
 test('unknown field is named, with a suggestion when close', (t) => {
   const p = problemAt(t, { fixture: 'unknown-field.yaml' }, 'listeners[0].maxPduLenght', 5, 5);
   t.is(p.message, "unknown field 'maxPduLenght' (did you mean 'maxPduLength'?)");
-  t.regex(problemAt(t, { text: 'colour: red\n' + MINIMAL, file: 'f.yaml' }, 'colour', 1, 1).message, /unknown field 'colour' \(known fields: storage, log, listeners, peers\)/);
+  t.regex(problemAt(t, { text: 'colour: red\n' + MINIMAL, file: 'f.yaml' }, 'colour', 1, 1).message, /unknown field 'colour' \(known fields: storage, log, listeners, peers, routing\)/);
   t.regex(problemAt(t, { text: 'storage: { fsnyc: true }\n' + MINIMAL, file: 'f.yaml' }, 'storage.fsnyc', 1, 12).message, /did you mean 'fsync'/);
 });
 
