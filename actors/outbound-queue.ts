@@ -1,0 +1,307 @@
+// The durable outbound queue: one FIFO per peer in sub-databases of the spool's LMDB environment, so a
+// forwarding decision commits in the same transaction as the instance row (enqueue() inside the spool
+// commit's `extra`) and survives restarts. Sub-databases:
+//   queue         [peer, seq] → QueueItem       (seq: a global counter, so keys sort by peer, then arrival)
+//   queue-seq     'next' → last seq handed out
+//   queue-by-sop  sopInstanceUid → item ids    (dupSort; retention asks outstanding(sop) per instance)
+//   deliveries    [sopInstanceUid, peer] → Delivery (what each destination confirmed)
+// An item id is `${peer}:${seq, 12 digits}`: it names its key, so lookups by id need no index and work
+// from another process (the CLI), and ids of one peer sort in arrival order.
+// Ordering (issue 3: "instances of one series to one peer leave in the order received"): pending() never
+// returns an item while an earlier pending item of the same series for that peer is not yet due (backing
+// off) or in flight. Dead letters do not hold their series back: they leave only when an operator retries.
+import type { Database, RootDatabase } from 'lmdb';
+import { statusCategory } from '../protocol/status.ts';
+import type { Spool } from './spool.ts';
+
+export type QueueItem = {
+  /** `${peer}:${seq}`: unique, sorts in arrival order per peer. */
+  id: string;
+  peer: string;
+  failover?: string;
+  sopInstanceUid: string;
+  seriesInstanceUid: string;
+  studyInstanceUid: string;
+  sopClassUid: string;
+  transferSyntaxUid: string;
+  /** Relative to the spool directory. */
+  path: string;
+  /** Opaque here: the dataset rewriting applied when sending. */
+  modifications: unknown[];
+  rule: string;
+  /** ISO 8601. */
+  enqueuedAt: string;
+  attempts: number;
+  /** ISO 8601; not sent before. */
+  nextAttemptAt: string;
+  state: 'pending' | 'dead';
+  lastStatus?: number;
+  lastError?: string;
+  deadReason?: string;
+};
+
+export type NewQueueItem = Omit<QueueItem, 'id' | 'attempts' | 'nextAttemptAt' | 'state' | 'enqueuedAt'>;
+
+/** A confirmed delivery of one instance to one peer (the last one, if it was sent more than once). */
+export type Delivery = { sopInstanceUid: string; peer: string; status: number; at: string; id: string; rule: string; count: number };
+
+export type RetryPolicy = { attempts: number; initialBackoffMs: number; maxBackoffMs: number; jitter: number /* 0..1 */ };
+
+type Key = [string, number];
+
+const SEQ_DIGITS = 12;
+const LAST_SEQ = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Wait before the next try after `attempt` failed tries (attempt >= 1): initialBackoffMs doubling per
+ * attempt, capped at maxBackoffMs, then spread by ±jitter (so a capped wait may exceed the cap by the
+ * jitter fraction, as configured: "0.2 = ±20%").
+ */
+export function backoffMs(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
+  const exponent = Math.max(0, attempt - 1);
+  const base = Math.min(policy.maxBackoffMs, policy.initialBackoffMs * 2 ** Math.min(exponent, 52));
+  const jitter = Math.min(1, Math.max(0, policy.jitter));
+  return Math.max(0, Math.round(base * (1 + jitter * (2 * random() - 1))));
+}
+
+/**
+ * What a C-STORE-RSP status means for the queue (issue 3, PS3.7 C, PS3.4 B.2.3):
+ * 0000 and warnings (Bxxx, 0001, 0107, 0116) → delivered; A7xx (out of resources) and 0213 (resource
+ * limitation) → retry; everything else (A9xx, Cxxx, 0122, 0124, other failures, and statuses a C-STORE
+ * must not answer: pending, cancel) → dead. Our reading of "become dead letters after the configured
+ * attempts": such a status is a permanent answer about this instance, so retrying cannot change it; the
+ * item is dead at once (the configured attempts bound the retryable failures).
+ */
+export function classifyStatus(status: number): 'delivered' | 'retry' | 'dead' {
+  const category = statusCategory(status);
+  if (category === 'success' || category === 'warning') return 'delivered';
+  if ((status & 0xff00) === 0xa700 || status === 0x0213) return 'retry';
+  return 'dead';
+}
+
+/**
+ * An association that could not be opened: an A-ASSOCIATE-RJ with result 1 (rejected-permanent, PS3.8
+ * 9.3.4) → dead; result 2 (rejected-transient), refused connections, timeouts, aborts, resets → retry.
+ * Duck-typed on `rj.result` (AssociationRejectedError of actors/scu.ts) so this file needs no SCU.
+ */
+export function classifyAssociationFailure(e: unknown): 'retry' | 'dead' {
+  const rj = (e as { rj?: { result?: unknown } } | null | undefined)?.rj;
+  return rj?.result === 1 ? 'dead' : 'retry';
+}
+
+function formatId(peer: string, seq: number): string {
+  return `${peer}:${String(seq).padStart(SEQ_DIGITS, '0')}`;
+}
+
+function parseId(id: string): Key | undefined {
+  const m = /^([\s\S]*):(\d+)$/.exec(id);
+  return m ? [m[1], Number(m[2])] : undefined;
+}
+
+export class OutboundQueue {
+  #root: RootDatabase;
+  #items: Database<QueueItem, Key>;
+  #seq: Database<number, string>;
+  #bySop: Database<string, string>;
+  #deliveries: Database<Delivery, [string, string]>;
+
+  private constructor(root: RootDatabase) {
+    this.#root = root;
+    this.#items = root.openDB<QueueItem, Key>({ name: 'queue' });
+    this.#seq = root.openDB<number, string>({ name: 'queue-seq' });
+    this.#bySop = root.openDB<string, string>({ name: 'queue-by-sop', dupSort: true, encoding: 'ordered-binary' });
+    this.#deliveries = root.openDB<Delivery, [string, string]>({ name: 'deliveries' });
+  }
+
+  static open(spool: Spool): OutboundQueue {
+    return new OutboundQueue(spool.db);
+  }
+
+  /**
+   * Append an item to its peer's queue, due now. Synchronous writes: it must run inside an LMDB write
+   * transaction (the spool commit's `extra`, or add()), so the item commits with whatever else that
+   * transaction writes, or not at all.
+   */
+  enqueue(item: NewQueueItem, now: Date = new Date()): QueueItem {
+    try {
+      this.#root.getWriteTxnId();
+    } catch {
+      throw new Error('OutboundQueue.enqueue() must run inside a write transaction (a spool commit extra, or use add())');
+    }
+    const seq = (this.#seq.get('next') ?? 0) + 1;
+    this.#seq.put('next', seq);
+    const at = now.toISOString();
+    const full: QueueItem = { ...item, id: formatId(item.peer, seq), enqueuedAt: at, attempts: 0, nextAttemptAt: at, state: 'pending' };
+    this.#items.put([item.peer, seq], full);
+    this.#bySop.put(item.sopInstanceUid, full.id);
+    return full;
+  }
+
+  /** enqueue() in a transaction of its own, for decisions made outside a spool commit. */
+  add(item: NewQueueItem, now?: Date): Promise<QueueItem> {
+    return this.#root.transaction(() => this.enqueue(item, now));
+  }
+
+  get(id: string): QueueItem | undefined {
+    const key = parseId(id);
+    return key && this.#items.get(key);
+  }
+
+  /**
+   * Items of `peer` that may be sent now, in arrival order. An item is held back while an earlier item
+   * of its series is pending but not yet due, or is in `inFlight` (ids being sent on another association).
+   */
+  pending(peer: string, opts: { limit?: number; now?: Date; inFlight?: ReadonlySet<string> } = {}): QueueItem[] {
+    const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+    const now = (opts.now ?? new Date()).toISOString();
+    const held = new Set<string>();
+    const out: QueueItem[] = [];
+    if (limit <= 0) return out;
+    for (const item of this.#peerItems(peer)) {
+      if (item.state !== 'pending') continue;
+      if (held.has(item.seriesInstanceUid)) continue;
+      if (item.nextAttemptAt > now || opts.inFlight?.has(item.id)) {
+        held.add(item.seriesInstanceUid);
+        continue;
+      }
+      out.push(item);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** When the next pending item of `peer` may be sent (possibly already past); undefined if none is pending. */
+  nextDueAt(peer: string): Date | undefined {
+    // Only the first pending item of each series can become sendable first; later ones wait for it.
+    const heads = new Set<string>();
+    let earliest: string | undefined;
+    for (const item of this.#peerItems(peer)) {
+      if (item.state !== 'pending' || heads.has(item.seriesInstanceUid)) continue;
+      heads.add(item.seriesInstanceUid);
+      if (earliest === undefined || item.nextAttemptAt < earliest) earliest = item.nextAttemptAt;
+    }
+    return earliest === undefined ? undefined : new Date(earliest);
+  }
+
+  /** The peer confirmed the instance: the item goes, the delivery is recorded, in one durable transaction. */
+  async delivered(id: string, info: { status: number; now?: Date }): Promise<void> {
+    const key = parseId(id);
+    if (!key) return;
+    await this.#root.transaction(() => {
+      const item = this.#items.get(key);
+      if (!item) return; // purged while it was being sent
+      const dkey: [string, string] = [item.sopInstanceUid, item.peer];
+      const count = (this.#deliveries.get(dkey)?.count ?? 0) + 1;
+      const at = (info.now ?? new Date()).toISOString();
+      this.#deliveries.put(dkey, { sopInstanceUid: item.sopInstanceUid, peer: item.peer, status: info.status, at, id, rule: item.rule, count });
+      this.#remove(key, item);
+    });
+  }
+
+  /**
+   * A try failed. Retryable and attempts left → pending again after backoffMs(attempts); otherwise a dead
+   * letter with the reason. Resolves with the updated item, or undefined if it is gone (purged meanwhile).
+   */
+  async failed(
+    id: string,
+    info: { status?: number; error: string; retryable: boolean; policy: RetryPolicy; now?: Date; random?: () => number },
+  ): Promise<QueueItem | undefined> {
+    const key = parseId(id);
+    if (!key) return undefined;
+    const now = info.now ?? new Date();
+    return this.#root.transaction(() => {
+      const item = this.#items.get(key);
+      if (!item) return undefined;
+      const attempts = item.attempts + 1;
+      const updated: QueueItem = { ...item, attempts, lastError: info.error };
+      if (info.status !== undefined) updated.lastStatus = info.status;
+      else delete updated.lastStatus;
+      if (info.retryable && attempts < info.policy.attempts) {
+        updated.state = 'pending';
+        updated.nextAttemptAt = new Date(now.getTime() + backoffMs(attempts, info.policy, info.random)).toISOString();
+      } else {
+        updated.state = 'dead';
+        updated.deadReason = info.retryable ? `gave up after ${attempts} attempts: ${info.error}` : info.error;
+      }
+      this.#items.put(key, updated);
+      return updated;
+    });
+  }
+
+  /** Items of a peer (or one id), dead or pending, become pending and due now with fresh attempts. */
+  async retry(peerOrId: string, now: Date = new Date()): Promise<number> {
+    return this.#root.transaction(() => {
+      let count = 0;
+      for (const { key, value } of this.#target(peerOrId)) {
+        const updated: QueueItem = { ...value, state: 'pending', attempts: 0, nextAttemptAt: now.toISOString() };
+        delete updated.deadReason;
+        this.#items.put(key, updated);
+        count++;
+      }
+      return count;
+    });
+  }
+
+  /** Remove the items of a peer (or one id), undelivered. */
+  async purge(peerOrId: string): Promise<number> {
+    return this.#root.transaction(() => {
+      let count = 0;
+      for (const { key, value } of this.#target(peerOrId)) {
+        this.#remove(key, value);
+        count++;
+      }
+      return count;
+    });
+  }
+
+  /** All items, or one peer's, by peer then arrival. */
+  list(peer?: string): QueueItem[] {
+    if (peer !== undefined) return [...this.#peerItems(peer)];
+    return Array.from(this.#items.getRange({}), ({ value }) => value);
+  }
+
+  depth(peer: string): { pending: number; dead: number } {
+    const depth = { pending: 0, dead: 0 };
+    for (const item of this.#peerItems(peer)) depth[item.state]++;
+    return depth;
+  }
+
+  /** Queue items (pending or dead) that still need this instance's file: retention waits for 0. */
+  outstanding(sopInstanceUid: string): number {
+    return this.#bySop.getValuesCount(sopInstanceUid);
+  }
+
+  /** What the destinations confirmed for this instance. */
+  deliveries(sopInstanceUid: string): Delivery[] {
+    return Array.from(this.#deliveries.getRange({ start: [sopInstanceUid, ''], end: [`${sopInstanceUid}\u0000`, ''] }), ({ value }) => value);
+  }
+
+  /** Peers with at least one item, in name order. */
+  peers(): string[] {
+    const out: string[] = [];
+    let start: Key | undefined;
+    for (;;) {
+      // Jump over each peer's items: one seek per peer, not one step per item.
+      const [key] = [...this.#items.getKeys(start ? { start, limit: 1 } : { limit: 1 })];
+      if (!key) return out;
+      out.push(key[0]);
+      start = [key[0], Number.POSITIVE_INFINITY];
+    }
+  }
+
+  #peerItems(peer: string): Iterable<QueueItem> {
+    return this.#items.getRange({ start: [peer, 0], end: [peer, LAST_SEQ] }).map(({ value }) => value);
+  }
+
+  #target(peerOrId: string): { key: Key; value: QueueItem }[] {
+    const key = parseId(peerOrId);
+    const one = key && this.#items.get(key);
+    if (key && one) return [{ key, value: one }];
+    return Array.from(this.#items.getRange({ start: [peerOrId, 0], end: [peerOrId, LAST_SEQ] }));
+  }
+
+  #remove(key: Key, item: QueueItem): void {
+    this.#items.remove(key);
+    this.#bySop.remove(item.sopInstanceUid, item.id);
+  }
+}

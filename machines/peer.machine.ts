@@ -1,0 +1,291 @@
+// One peer AE (issue 3, "Peers and forwarding"): decides WHEN to open an association, send the next due
+// queue item, release after the idle timeout, back off after association failures and open the circuit.
+// The effects are invoked actors the actors layer provides (the defaults reject, so missing wiring is
+// loud): openAssociation, sendNextItem (ONE due item; the queue decides which), releaseAssociation.
+// Their results are translated into the events below (raised by this machine); the actors layer itself
+// sends only WORK_AVAILABLE, ASSOCIATION_LOST (the open association went away) and STOP_REQUESTED.
+//
+//   idle ──WORK_AVAILABLE / items due──▶ connecting ──ESTABLISHED──▶ connected.sending ⟲ ITEM_*
+//   connected.sending ──BATCH_EMPTY──▶ connected.waiting ──idle timeout──▶ releasing ──RELEASED──▶ idle
+//   connecting ──FAILED──▶ backingOff ──delay──▶ connecting      (ASSOCIATION_LOST while sending: same)
+//   … threshold consecutive failures, or a permanent reject ──▶ circuitOpen ──circuitOpenMs──▶ connecting (half-open)
+//
+// Item-level backoff lives in the queue (QueueItem.nextAttemptAt); the machine only learns the next due
+// time (BATCH_EMPTY.nextDueAt) and wakes up then. WORK_AVAILABLE ends an idle wait, never an association
+// backoff or an open circuit: those wait out their delay, then drain everything that arrived meanwhile.
+// One machine drives one association at a time.
+import { assign, fromPromise, raise, setup } from 'xstate';
+import type { ActorRefFrom } from 'xstate';
+
+export type PeerInput = {
+  peer: string;
+  /** Release an association that has had nothing to send for this long. */
+  idleReleaseMs: number;
+  /** Consecutive association failures before the circuit opens (default 5). */
+  circuitThreshold?: number;
+  /** How long an open circuit stays open before one half-open try (default 60 s). */
+  circuitOpenMs?: number;
+  /** Reconnect backoff after the n-th consecutive failure: initial·2^(n-1), capped (defaults 1 s, 60 s). */
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  /** The clock, to turn the absolute nextDueAt into a delay (default Date.now; tests pass the simulated clock). */
+  now?: () => number;
+};
+
+/** Input of each invoked effect; the actors layer keeps the open association per peer. */
+export type PeerActorInput = { peer: string };
+
+/** What sendNextItem resolves with: the outcome of sending one due item, or that none is due now. */
+export type SendOutcome =
+  | { outcome: 'delivered'; id: string }
+  | { outcome: 'retry' | 'dead'; id: string; error?: string }
+  | { outcome: 'empty'; nextDueAt?: Date };
+
+export type CircuitState = 'closed' | 'open' | 'halfOpen';
+
+export type PeerEvent =
+  | { type: 'WORK_AVAILABLE' }
+  | { type: 'ASSOCIATION_ESTABLISHED' }
+  | { type: 'ASSOCIATION_FAILED'; error: string; retryable: boolean }
+  | { type: 'ITEM_DELIVERED'; id: string }
+  | { type: 'ITEM_FAILED'; id: string; retryable: boolean; error?: string }
+  | { type: 'BATCH_EMPTY'; nextDueAt?: string }
+  | { type: 'ASSOCIATION_RELEASED' }
+  | { type: 'ASSOCIATION_LOST'; error: string }
+  | { type: 'STOP_REQUESTED' };
+
+export type PeerContext = Required<Omit<PeerInput, 'now'>> & {
+  now: () => number;
+  /** Items the peer confirmed / answered with a failure (retry or dead), since start. */
+  delivered: number;
+  failed: number;
+  deadLettered: number;
+  /** Associations that could not be opened or were lost mid-send, since start / since the peer last proved useful. */
+  associationFailures: number;
+  consecutiveFailures: number;
+  lastError?: string;
+  circuit: CircuitState;
+  /** ISO 8601: end of the current reconnect backoff or open circuit. */
+  backoffUntil?: string;
+  /** ISO 8601: when the next queued item becomes due (last BATCH_EMPTY). */
+  nextDueAt?: string;
+  /** WORK_AVAILABLE, resp. STOP_REQUESTED, arrived while releasing: acted on once released. */
+  workWaiting: boolean;
+  stopRequested: boolean;
+};
+
+/** setTimeout's limit (2^31-1 ms): a longer delay would fire at once. Waking early is harmless here. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Reconnect delay after `failures` consecutive failures. */
+export function reconnectDelayMs(context: Pick<PeerContext, 'backoffInitialMs' | 'backoffMaxMs' | 'consecutiveFailures'>): number {
+  const n = Math.max(1, context.consecutiveFailures);
+  return Math.min(context.backoffMaxMs, context.backoffInitialMs * 2 ** Math.min(n - 1, 52));
+}
+
+const notProvided = (name: string) => async (): Promise<never> => {
+  throw new Error(`${name} is not provided to the peer machine`);
+};
+
+const failureTransitions = [
+  { guard: 'circuitShouldOpen', target: '#peer.circuitOpen', actions: ['recordAssociationFailure', 'openCircuit'] },
+  { target: '#peer.backingOff', actions: ['recordAssociationFailure', 'scheduleReconnect'] },
+] as const;
+
+export const peerMachine = setup({
+  types: { input: {} as PeerInput, context: {} as PeerContext, events: {} as PeerEvent },
+  actors: {
+    openAssociation: fromPromise<void, PeerActorInput>(notProvided('openAssociation')),
+    sendNextItem: fromPromise<SendOutcome, PeerActorInput>(notProvided('sendNextItem')),
+    releaseAssociation: fromPromise<void, PeerActorInput>(notProvided('releaseAssociation')),
+  },
+  delays: {
+    idleRelease: ({ context }) => context.idleReleaseMs,
+    untilNextDue: ({ context }) =>
+      context.nextDueAt === undefined ? MAX_TIMER_MS : Math.min(MAX_TIMER_MS, Math.max(0, Date.parse(context.nextDueAt) - context.now())),
+    reconnectBackoff: ({ context }) => reconnectDelayMs(context),
+    circuitOpen: ({ context }) => context.circuitOpenMs,
+  },
+  guards: {
+    itemsBecomeDue: ({ context }) => context.nextDueAt !== undefined,
+    // A permanent reject (openAssociation's error has retryable: false) opens it at once.
+    circuitShouldOpen: ({ context, event }) =>
+      (event.type === 'ASSOCIATION_FAILED' && !event.retryable) || context.consecutiveFailures + 1 >= context.circuitThreshold,
+    stopWasRequested: ({ context }) => context.stopRequested,
+    workIsWaiting: ({ context }) => context.workWaiting,
+  },
+  actions: {
+    // Invoked-actor results, told as what happened.
+    announceEstablished: raise({ type: 'ASSOCIATION_ESTABLISHED' }),
+    announceAssociationFailed: raise(({ event }) => {
+      const error = (event as unknown as { error: unknown }).error;
+      const retryable = (error as { retryable?: unknown } | null)?.retryable !== false;
+      return { type: 'ASSOCIATION_FAILED' as const, error: describe(error), retryable };
+    }),
+    announceSendOutcome: raise(({ event }): PeerEvent => {
+      const result = (event as unknown as { output: SendOutcome }).output;
+      switch (result.outcome) {
+        case 'delivered':
+          return { type: 'ITEM_DELIVERED', id: result.id };
+        case 'retry':
+        case 'dead':
+          return { type: 'ITEM_FAILED', id: result.id, retryable: result.outcome === 'retry', error: result.error };
+        case 'empty':
+          return { type: 'BATCH_EMPTY', nextDueAt: result.nextDueAt?.toISOString() };
+      }
+    }),
+    announceLost: raise(({ event }) => ({ type: 'ASSOCIATION_LOST' as const, error: describe((event as unknown as { error: unknown }).error) })),
+    announceReleased: raise({ type: 'ASSOCIATION_RELEASED' }),
+    recordReleaseError: assign({ lastError: ({ event }) => `release failed: ${describe((event as unknown as { error: unknown }).error)}` }),
+
+    countDelivered: assign({ delivered: ({ context }) => context.delivered + 1 }),
+    countItemFailure: assign(({ context, event }) => {
+      const failed = event as Extract<PeerEvent, { type: 'ITEM_FAILED' }>;
+      return {
+        failed: context.failed + 1,
+        deadLettered: context.deadLettered + (failed.retryable ? 0 : 1),
+        lastError: failed.error ?? context.lastError,
+      };
+    }),
+    rememberNextDue: assign({ nextDueAt: ({ event }) => (event as Extract<PeerEvent, { type: 'BATCH_EMPTY' }>).nextDueAt }),
+    // The association did useful work: the peer is healthy again.
+    closeCircuit: assign({ consecutiveFailures: 0, circuit: 'closed' as CircuitState }),
+    recordAssociationFailure: assign(({ context, event }) => ({
+      consecutiveFailures: context.consecutiveFailures + 1,
+      associationFailures: context.associationFailures + 1,
+      lastError: 'error' in event ? event.error : context.lastError,
+    })),
+    scheduleReconnect: assign({ backoffUntil: ({ context }) => new Date(context.now() + reconnectDelayMs(context)).toISOString() }),
+    openCircuit: assign({
+      circuit: 'open' as CircuitState,
+      backoffUntil: ({ context }) => new Date(context.now() + context.circuitOpenMs).toISOString(),
+    }),
+    halfOpenCircuit: assign({ circuit: 'halfOpen' as CircuitState }),
+    clearBackoff: assign({ backoffUntil: undefined, workWaiting: false }),
+    noteWorkWaiting: assign({ workWaiting: true }),
+    noteStopRequested: assign({ stopRequested: true }),
+  },
+}).createMachine({
+  id: 'peer',
+  context: ({ input }) => ({
+    peer: input.peer,
+    idleReleaseMs: input.idleReleaseMs,
+    circuitThreshold: input.circuitThreshold ?? 5,
+    circuitOpenMs: input.circuitOpenMs ?? 60_000,
+    backoffInitialMs: input.backoffInitialMs ?? 1_000,
+    backoffMaxMs: input.backoffMaxMs ?? 60_000,
+    now: input.now ?? Date.now,
+    delivered: 0,
+    failed: 0,
+    deadLettered: 0,
+    associationFailures: 0,
+    consecutiveFailures: 0,
+    circuit: 'closed',
+    workWaiting: false,
+    stopRequested: false,
+  }),
+  initial: 'idle',
+  on: { STOP_REQUESTED: '.stopped' },
+  states: {
+    // No association. Wakes up for new work, or when a backed-off item becomes due.
+    idle: {
+      on: { WORK_AVAILABLE: 'connecting' },
+      after: { untilNextDue: { guard: 'itemsBecomeDue', target: 'connecting' } },
+    },
+    connecting: {
+      entry: 'clearBackoff',
+      invoke: {
+        src: 'openAssociation',
+        input: ({ context }) => ({ peer: context.peer }),
+        onDone: { actions: 'announceEstablished' },
+        onError: { actions: 'announceAssociationFailed' },
+      },
+      on: {
+        ASSOCIATION_ESTABLISHED: 'connected',
+        ASSOCIATION_FAILED: [...failureTransitions],
+      },
+    },
+    connected: {
+      initial: 'sending',
+      on: { STOP_REQUESTED: 'stopping' },
+      states: {
+        // One item per invocation; re-entered after each so new work and new due times are seen.
+        sending: {
+          invoke: {
+            src: 'sendNextItem',
+            input: ({ context }) => ({ peer: context.peer }),
+            onDone: { actions: 'announceSendOutcome' },
+            onError: { actions: 'announceLost' },
+          },
+          on: {
+            ITEM_DELIVERED: { target: 'sending', reenter: true, actions: ['countDelivered', 'closeCircuit'] },
+            ITEM_FAILED: { target: 'sending', reenter: true, actions: 'countItemFailure' },
+            BATCH_EMPTY: { target: 'waiting', actions: ['rememberNextDue', 'closeCircuit'] },
+            ASSOCIATION_LOST: [...failureTransitions],
+          },
+        },
+        // Association open, nothing due: keep it for new work until the idle timeout.
+        waiting: {
+          on: {
+            WORK_AVAILABLE: 'sending',
+            // The peer closed an idle association: normal, not a failure.
+            ASSOCIATION_LOST: '#peer.idle',
+            ASSOCIATION_RELEASED: '#peer.idle',
+          },
+          after: {
+            idleRelease: '#peer.releasing',
+            untilNextDue: { guard: 'itemsBecomeDue', target: 'sending' },
+          },
+        },
+      },
+    },
+    releasing: {
+      invoke: {
+        src: 'releaseAssociation',
+        input: ({ context }) => ({ peer: context.peer }),
+        onDone: { actions: 'announceReleased' },
+        // Whatever went wrong, the association is gone.
+        onError: { actions: ['recordReleaseError', 'announceReleased'] },
+      },
+      on: {
+        WORK_AVAILABLE: { actions: 'noteWorkWaiting' },
+        STOP_REQUESTED: { actions: 'noteStopRequested' },
+        ASSOCIATION_RELEASED: [
+          { guard: 'stopWasRequested', target: 'stopped' },
+          { guard: 'workIsWaiting', target: 'connecting' },
+          { target: 'idle' },
+        ],
+        ASSOCIATION_LOST: [
+          { guard: 'stopWasRequested', target: 'stopped' },
+          { guard: 'workIsWaiting', target: 'connecting' },
+          { target: 'idle' },
+        ],
+      },
+    },
+    // Reconnect after a delay growing with consecutive failures. WORK_AVAILABLE does not cut it short.
+    backingOff: {
+      after: { reconnectBackoff: 'connecting' },
+    },
+    // Too many consecutive failures: no tries until circuitOpenMs has passed, then one (half-open).
+    circuitOpen: {
+      after: { circuitOpen: { target: 'connecting', actions: 'halfOpenCircuit' } },
+    },
+    // Graceful stop with an association open: release it first.
+    stopping: {
+      on: { STOP_REQUESTED: {} },
+      invoke: {
+        src: 'releaseAssociation',
+        input: ({ context }) => ({ peer: context.peer }),
+        onDone: 'stopped',
+        onError: { target: 'stopped', actions: 'recordReleaseError' },
+      },
+    },
+    stopped: { type: 'final' },
+  },
+});
+
+export type PeerActorRef = ActorRefFrom<typeof peerMachine>;

@@ -1,0 +1,244 @@
+import test from 'ava';
+import type { ExecutionContext } from 'ava';
+import fc from 'fast-check';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { OutboundQueue, backoffMs, classifyAssociationFailure, classifyStatus } from '../../actors/outbound-queue.ts';
+import type { QueueItem, RetryPolicy } from '../../actors/outbound-queue.ts';
+import { Spool } from '../../actors/spool.ts';
+import type { InstanceRecord } from '../../actors/spool.ts';
+
+const POLICY: RetryPolicy = { attempts: 3, initialBackoffMs: 1000, maxBackoffMs: 10_000, jitter: 0 };
+const T0 = new Date('2024-05-01T10:00:00.000Z');
+const at = (ms: number) => new Date(T0.getTime() + ms);
+
+async function openSpool(t: ExecutionContext, dir?: string): Promise<{ dir: string; spool: Spool; queue: OutboundQueue }> {
+  if (!dir) {
+    dir = mkdtempSync(path.join(tmpdir(), 'outbound-queue-test-'));
+    const made = dir;
+    t.teardown(() => rmSync(made, { recursive: true, force: true }));
+  }
+  const spool = await Spool.open({ dir, fsync: false });
+  t.teardown(() => spool.close());
+  return { dir, spool, queue: OutboundQueue.open(spool) };
+}
+
+/** Receive one instance into the spool and, in the same commit, queue it for each peer. */
+async function receive(spool: Spool, queue: OutboundQueue, sop: string, series: string, peers: string[], extra?: () => void): Promise<QueueItem[]> {
+  const incoming = spool.begin(Buffer.from(`header-${sop}`));
+  incoming.write(Buffer.from(`body-${sop}`));
+  const items: QueueItem[] = [];
+  await incoming.commit(
+    {
+      sopInstanceUid: sop, sopClassUid: '1.2.840.10008.5.1.4.1.1.2', studyInstanceUid: '1.2.3', seriesInstanceUid: series,
+      patientId: 'PID', transferSyntaxUid: '1.2.840.10008.1.2.1', callingAeTitle: 'MOD', calledAeTitle: 'ROUTER',
+      listener: 'main', remoteAddress: '127.0.0.1', receivedAt: T0.toISOString(),
+    },
+    (record: InstanceRecord) => {
+      for (const peer of peers) items.push(queue.enqueue(newItem(record, peer), T0));
+      extra?.();
+    },
+  );
+  return items;
+}
+
+function newItem(record: InstanceRecord, peer: string) {
+  return {
+    peer, sopInstanceUid: record.sopInstanceUid, seriesInstanceUid: record.seriesInstanceUid, studyInstanceUid: record.studyInstanceUid,
+    sopClassUid: record.sopClassUid, transferSyntaxUid: record.transferSyntaxUid, path: record.path,
+    modifications: [{ op: 'set', tag: 'InstitutionName', value: 'X' }], rule: 'to-pacs',
+  };
+}
+
+const sops = (items: QueueItem[]) => items.map((i) => i.sopInstanceUid);
+
+test('an item enqueued inside the spool commit is durable with the instance and survives reopen', async (t) => {
+  const first = await openSpool(t);
+  const [a, b] = await receive(first.spool, first.queue, '1.1', 'S1', ['PACS', 'ARCHIVE']);
+  t.like(a, { id: 'PACS:000000000001', peer: 'PACS', state: 'pending', attempts: 0, enqueuedAt: T0.toISOString(), nextAttemptAt: T0.toISOString() });
+  t.is(b.id, 'ARCHIVE:000000000002');
+  t.is(a.path, first.spool.get('1.1')!.path);
+  await first.spool.close();
+
+  const { spool, queue } = await openSpool(t, first.dir);
+  t.is(spool.count(), 1);
+  t.deepEqual(queue.peers(), ['ARCHIVE', 'PACS']);
+  t.deepEqual(queue.list(), [b, a]);
+  t.deepEqual(queue.get(a.id), a);
+  t.deepEqual(queue.list('PACS'), [a]);
+  t.is(queue.outstanding('1.1'), 2);
+  t.deepEqual(queue.depth('PACS'), { pending: 1, dead: 0 });
+  // The sequence continues after a restart: ids stay unique and in arrival order.
+  const [c] = await receive(spool, queue, '1.2', 'S1', ['PACS']);
+  t.is(c.id, 'PACS:000000000003');
+});
+
+test('a commit whose extra throws leaves neither instance nor queue item, and uses up no sequence number', async (t) => {
+  const { spool, queue } = await openSpool(t);
+  await t.throwsAsync(
+    receive(spool, queue, '2.1', 'S1', ['PACS'], () => {
+      throw new Error('rules engine exploded');
+    }),
+    { message: 'rules engine exploded' },
+  );
+  t.is(spool.count(), 0);
+  t.deepEqual(queue.list(), []);
+  t.deepEqual(queue.peers(), []);
+  t.is(queue.outstanding('2.1'), 0);
+  const [item] = await receive(spool, queue, '2.2', 'S1', ['PACS']);
+  t.is(item.id, 'PACS:000000000001');
+});
+
+test('concurrent commits get distinct ids; enqueue outside a transaction is refused, add() runs one', async (t) => {
+  const { spool, queue } = await openSpool(t);
+  const all = await Promise.all(Array.from({ length: 20 }, (_, i) => receive(spool, queue, `3.${i}`, 'S1', ['PACS'])));
+  const ids = all.flat().map((i) => i.id);
+  t.is(new Set(ids).size, 20);
+  t.deepEqual(queue.list('PACS').map((i) => i.id), [...ids].sort());
+  const record = spool.get('3.0')!;
+  t.throws(() => queue.enqueue(newItem(record, 'PACS')), { message: /inside a write transaction/ });
+  const added = await queue.add(newItem(record, 'OTHER'));
+  t.is(added.id, 'OTHER:000000000021');
+  t.deepEqual(queue.get(added.id), added);
+});
+
+test('pending: due items of one peer in arrival order, limited; peers do not mix (even with similar names)', async (t) => {
+  const { spool, queue } = await openSpool(t);
+  for (let i = 1; i <= 5; i++) await receive(spool, queue, `4.${i}`, i % 2 ? 'S1' : 'S2', ['PACS', 'PACS:2', 'PACS2']);
+  t.deepEqual(sops(queue.pending('PACS', { now: T0 })), ['4.1', '4.2', '4.3', '4.4', '4.5']);
+  t.deepEqual(sops(queue.pending('PACS', { now: T0, limit: 2 })), ['4.1', '4.2']);
+  t.deepEqual(queue.pending('PACS', { now: T0, limit: 0 }), []);
+  t.true(queue.pending('PACS:2', { now: T0 }).every((i) => i.peer === 'PACS:2'));
+  t.is(queue.pending('PACS:2', { now: T0 }).length, 5);
+  t.deepEqual(queue.peers(), ['PACS', 'PACS2', 'PACS:2']);
+  t.deepEqual(queue.pending('NOBODY'), []);
+  t.is(queue.nextDueAt('NOBODY'), undefined);
+  t.deepEqual(queue.nextDueAt('PACS'), T0);
+});
+
+test('a failed item backing off holds back later items of its series for that peer only', async (t) => {
+  const { spool, queue } = await openSpool(t);
+  const [s1a, s1aOther] = await receive(spool, queue, '5.1', 'S1', ['PACS', 'OTHER']);
+  await receive(spool, queue, '5.2', 'S2', ['PACS', 'OTHER']);
+  await receive(spool, queue, '5.3', 'S1', ['PACS', 'OTHER']);
+  await receive(spool, queue, '5.4', 'S2', ['PACS', 'OTHER']);
+
+  const failed = await queue.failed(s1a.id, { status: 0xa700, error: 'Out of Resources', retryable: true, policy: POLICY, now: T0 });
+  t.like(failed, { state: 'pending', attempts: 1, lastStatus: 0xa700, lastError: 'Out of Resources', nextAttemptAt: at(1000).toISOString() });
+  // 5.3 (series S1) waits behind 5.1; series S2 goes on; the other peer is not affected.
+  t.deepEqual(sops(queue.pending('PACS', { now: at(10) })), ['5.2', '5.4']);
+  t.deepEqual(sops(queue.pending('OTHER', { now: at(10) })), ['5.1', '5.2', '5.3', '5.4']);
+  t.deepEqual(queue.nextDueAt('PACS'), T0); // S2's head is due
+  await queue.delivered(queue.pending('PACS', { now: at(10) })[0].id, { status: 0 });
+  await queue.delivered(queue.pending('PACS', { now: at(10) })[0].id, { status: 0 });
+  t.deepEqual(queue.pending('PACS', { now: at(10) }), []);
+  t.deepEqual(queue.nextDueAt('PACS'), at(1000));
+  // Once due, the series leaves in the order received.
+  t.deepEqual(sops(queue.pending('PACS', { now: at(1000) })), ['5.1', '5.3']);
+  // An item being sent on another association holds its series back too.
+  t.deepEqual(sops(queue.pending('OTHER', { now: T0, inFlight: new Set([s1aOther.id]) })), ['5.2', '5.4']);
+});
+
+test('failed: retryable failures back off exponentially, then become a dead letter after the configured attempts', async (t) => {
+  const { spool, queue } = await openSpool(t);
+  const [item] = await receive(spool, queue, '6.1', 'S1', ['PACS']);
+  const fail = (now: Date) => queue.failed(item.id, { error: 'connection reset', retryable: true, policy: POLICY, now });
+  t.like(await fail(T0), { state: 'pending', attempts: 1, nextAttemptAt: at(1000).toISOString() });
+  t.like(await fail(at(1000)), { state: 'pending', attempts: 2, nextAttemptAt: at(3000).toISOString() });
+  const dead = await fail(at(3000));
+  t.like(dead, { state: 'dead', attempts: 3, deadReason: 'gave up after 3 attempts: connection reset' });
+  t.false('lastStatus' in dead!);
+  t.deepEqual(queue.depth('PACS'), { pending: 0, dead: 1 });
+  t.deepEqual(queue.pending('PACS', { now: at(1e9) }), []);
+  t.is(queue.nextDueAt('PACS'), undefined);
+  t.is(queue.outstanding('6.1'), 1, 'a dead letter still needs its file');
+  t.is(await queue.failed('PACS:000000000999', { error: 'x', retryable: true, policy: POLICY }), undefined);
+});
+
+test('failed: a non-retryable status is a dead letter at once and does not hold back its series', async (t) => {
+  const { spool, queue } = await openSpool(t);
+  const [first] = await receive(spool, queue, '7.1', 'S1', ['PACS']);
+  await receive(spool, queue, '7.2', 'S1', ['PACS']);
+  const dead = await queue.failed(first.id, { status: 0xa900, error: 'A900: Data Set does not match SOP Class', retryable: false, policy: POLICY, now: T0 });
+  t.like(dead, { state: 'dead', attempts: 1, lastStatus: 0xa900, deadReason: 'A900: Data Set does not match SOP Class' });
+  t.deepEqual(sops(queue.pending('PACS', { now: T0 })), ['7.2']);
+});
+
+test('retry makes dead and backing-off items due now with fresh attempts; by peer or by id', async (t) => {
+  const { spool, queue } = await openSpool(t);
+  const [a] = await receive(spool, queue, '8.1', 'S1', ['PACS']);
+  const [b] = await receive(spool, queue, '8.2', 'S2', ['PACS']);
+  await receive(spool, queue, '8.3', 'S3', ['OTHER']);
+  await queue.failed(a.id, { error: 'rejected', retryable: false, policy: POLICY, now: T0 });
+  await queue.failed(b.id, { error: 'timeout', retryable: true, policy: POLICY, now: T0 });
+  t.is(await queue.retry(a.id, at(5)), 1);
+  t.like(queue.get(a.id), { state: 'pending', attempts: 0, nextAttemptAt: at(5).toISOString(), lastError: 'rejected' });
+  t.false('deadReason' in queue.get(a.id)!);
+  t.like(queue.get(b.id), { attempts: 1 });
+  t.is(await queue.retry('PACS', at(6)), 2);
+  t.deepEqual(sops(queue.pending('PACS', { now: at(6) })), ['8.1', '8.2']);
+  t.is(await queue.retry('NOBODY'), 0);
+  t.is(queue.depth('OTHER').pending, 1, 'other peers untouched');
+});
+
+test('purge removes by id or by peer; delivered removes and records; outstanding follows both', async (t) => {
+  const { spool, queue } = await openSpool(t);
+  const [a1, b1] = await receive(spool, queue, '9.1', 'S1', ['PACS', 'ARCHIVE']);
+  const [a2, b2] = await receive(spool, queue, '9.2', 'S1', ['PACS', 'ARCHIVE']);
+  await receive(spool, queue, '9.3', 'S1', ['PACS']);
+  t.is(queue.outstanding('9.1'), 2);
+
+  await queue.delivered(a1.id, { status: 0xb000, now: at(1) });
+  t.is(queue.get(a1.id), undefined);
+  t.is(queue.outstanding('9.1'), 1);
+  t.deepEqual(queue.deliveries('9.1'), [{ sopInstanceUid: '9.1', peer: 'PACS', status: 0xb000, at: at(1).toISOString(), id: a1.id, rule: 'to-pacs', count: 1 }]);
+  await queue.delivered(b1.id, { status: 0 });
+  t.is(queue.outstanding('9.1'), 0);
+  t.deepEqual(queue.deliveries('9.1').map((d) => d.peer), ['ARCHIVE', 'PACS']);
+  t.deepEqual(queue.deliveries('9.10'), [], 'a UID prefix is not a match');
+  await queue.delivered(a1.id, { status: 0 }); // already gone: nothing happens
+  t.is(queue.deliveries('9.1').find((d) => d.peer === 'PACS')!.count, 1);
+
+  t.is(await queue.purge(b2.id), 1);
+  t.is(queue.outstanding('9.2'), 1);
+  t.is(await queue.purge('PACS'), 2);
+  t.is(queue.outstanding('9.2'), 0);
+  t.is(queue.outstanding('9.3'), 0);
+  t.deepEqual(queue.list(), []);
+  t.deepEqual(queue.peers(), []);
+  t.is(await queue.purge('PACS'), 0);
+  await queue.delivered(a2.id, { status: 0 }); // purged while in flight: nothing recorded
+  t.deepEqual(queue.deliveries('9.2'), []);
+});
+
+test('backoffMs: doubles from the initial wait, capped, spread by the jitter fraction', (t) => {
+  const policy: RetryPolicy = { attempts: 10, initialBackoffMs: 1000, maxBackoffMs: 10_000, jitter: 0.2 };
+  const mid = () => 0.5;
+  t.deepEqual([1, 2, 3, 4, 5, 6].map((n) => backoffMs(n, policy, mid)), [1000, 2000, 4000, 8000, 10_000, 10_000]);
+  t.is(backoffMs(1, policy, () => 0), 800);
+  t.is(backoffMs(2, policy, () => 0.75), 2200);
+  t.is(backoffMs(1000, policy, mid), 10_000, 'no overflow for large attempt numbers');
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 60 }), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true }), (n, r, jitter) => {
+      const p = { ...policy, jitter };
+      const base = Math.min(p.maxBackoffMs, p.initialBackoffMs * 2 ** (n - 1));
+      const ms = backoffMs(n, p, () => r);
+      return ms >= Math.floor(base * (1 - jitter)) && ms <= Math.ceil(base * (1 + jitter));
+    }),
+  );
+});
+
+test('classifyStatus: success and warnings delivered, A7xx and 0213 retried, other failures dead', (t) => {
+  for (const s of [0x0000, 0x0001, 0x0107, 0x0116, 0xb000, 0xb006, 0xb007]) t.is(classifyStatus(s), 'delivered', s.toString(16));
+  for (const s of [0xa700, 0xa7ff, 0x0213]) t.is(classifyStatus(s), 'retry', s.toString(16));
+  for (const s of [0xa900, 0xa9ff, 0xc000, 0xcfff, 0x0122, 0x0124, 0x0110, 0x0211, 0xa801, 0xff00, 0xfe00]) t.is(classifyStatus(s), 'dead', s.toString(16));
+});
+
+test('classifyAssociationFailure: permanent rejects are dead, transient rejects and network errors retried', (t) => {
+  t.is(classifyAssociationFailure({ rj: { result: 1, source: 1, reason: 7 } }), 'dead');
+  t.is(classifyAssociationFailure(Object.assign(new Error('rejected'), { rj: { result: 2, source: 3, reason: 2 } })), 'retry');
+  t.is(classifyAssociationFailure(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })), 'retry');
+  t.is(classifyAssociationFailure(new Error('timeout')), 'retry');
+  t.is(classifyAssociationFailure(undefined), 'retry');
+});
