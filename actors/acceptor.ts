@@ -17,9 +17,21 @@ import type { Spool } from './spool.ts';
 import { StoreSink } from './store-sink.ts';
 import type { ReceiveContext, StoreVerdict } from './store-sink.ts';
 import type { StoreResult } from '../machines/dimse/c-store-scp.machine.ts';
+import { evaluate } from '../routing/evaluate.ts';
+import type { RoutingDecision, RuleSet } from '../routing/rule.types.ts';
+import type { OutboundQueue } from './outbound-queue.ts';
+import type { InstanceRecord } from './spool.ts';
+
+/** What a listener needs to route: the rules in force, the outbound queue, and a way to wake peers. */
+export type RoutingRuntime = {
+  rules(): RuleSet;
+  queue: OutboundQueue;
+  wake(peers: string[]): void;
+};
 
 export type ListenerRuntime = {
   name: string;
+  routing?: RoutingRuntime;
   policy: AcceptorPolicy;
   idleTimeoutMs: number;
   dimseTimeoutMs: number;
@@ -37,13 +49,15 @@ export function storeInstanceFor(associationId: string, messageId: number): Prom
   return acceptor.commit(messageId);
 }
 
-type PendingStore = { sink: StoreSink; verdict?: StoreVerdict };
+type PendingStore = { sink: StoreSink; verdict?: StoreVerdict; decision?: RoutingDecision };
 
 export class Acceptor {
   readonly association: Association;
   private readonly listener: ListenerRuntime;
   private readonly pending = new Map<number, PendingStore>();
   private ctx: ReceiveContext;
+  /** The rules in force when this association was established (an edit applies from the next one). */
+  private ruleSet: RuleSet | undefined;
 
   constructor(listener: ListenerRuntime, socket: Socket, id: string, machine: AssociationMachineRef) {
     this.listener = listener;
@@ -89,6 +103,7 @@ export class Acceptor {
       return;
     }
     a.contexts = result.contexts;
+    this.ruleSet = this.listener.routing?.rules();
     a.peerMaxPduLength = rq.userInformation.maxPduLength;
     a.log.info(
       {
@@ -154,14 +169,50 @@ export class Acceptor {
       child?.send({ type: 'DATASET_FAILED', status: verdict.status, errorComment: verdict.errorComment });
       return;
     }
+    const decision = this.route(verdict.keys.dataset);
+    if (decision?.reject) {
+      this.toTransaction(messageId, { ok: false, status: decision.reject.status, errorComment: decision.reject.comment });
+      return;
+    }
+    if (pending) pending.decision = decision;
     child?.send({ type: 'DATASET_RECEIVED' });
+  }
+
+  /** Which rules match this instance and what they decide. */
+  private route(dataset: Record<string, unknown>): RoutingDecision | undefined {
+    if (!this.ruleSet) return undefined;
+    const { callingAeTitle, calledAeTitle, listener, remoteAddress } = this.ctx;
+    const decision = evaluate(this.ruleSet, { association: { callingAeTitle, calledAeTitle, listener, remoteAddress }, dataset });
+    this.association.log.debug({ rules: decision.matchedRules, forward: decision.forward.map((f) => f.peer), drop: decision.drop }, 'routed');
+    return decision;
   }
 
   async commit(messageId: number): Promise<StoreResult> {
     const pending = this.pending.get(messageId);
     this.pending.delete(messageId);
     if (!pending || !pending.verdict?.ok) return { status: Status.PROCESSING_FAILURE, errorComment: 'no dataset received' };
-    return pending.sink.commit(pending.verdict.keys, this.ctx, this.association.log.child({ messageId }));
+    const log = this.association.log.child({ messageId });
+    const forward = pending.decision?.forward ?? [];
+    const routing = this.listener.routing;
+    // The forward decisions are queued in the instance's own index transaction (DESIGN property 1).
+    const enqueue = routing && forward.length > 0
+      ? (record: InstanceRecord) => {
+          for (const f of forward) {
+            routing.queue.enqueue({
+              peer: f.peer, failover: f.failover, rule: f.rule, modifications: f.modifications,
+              sopInstanceUid: record.sopInstanceUid, seriesInstanceUid: record.seriesInstanceUid, studyInstanceUid: record.studyInstanceUid,
+              sopClassUid: record.sopClassUid, transferSyntaxUid: record.transferSyntaxUid, path: record.path,
+            });
+          }
+        }
+      : undefined;
+    const result = await pending.sink.commit(pending.verdict.keys, this.ctx, log, enqueue);
+    if (result.status === Status.SUCCESS && pending.decision) {
+      if (pending.decision.drop) log.info({ rules: pending.decision.matchedRules }, 'dropped by rule: stored, forwarded nowhere');
+      else if (forward.length > 0) routing?.wake(forward.map((f) => f.peer));
+      else log.info('no rule forwards this instance');
+    }
+    return result;
   }
 
   private onClosed(): void {

@@ -3,7 +3,6 @@
 // only moves bytes, with real backpressure both ways. Both roles use it: the listener hands it
 // an accepted socket, the SCU a connect function.
 import { once } from 'node:events';
-import { createReadStream } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ActorRefFrom } from 'xstate';
@@ -17,6 +16,7 @@ import { decodePdu, encodePDataTfHeader, encodePdu, PduDecodeError } from '../pr
 import { PduFramer } from '../protocol/pdu-framer.ts';
 import type { Pdu, Pdv } from '../protocol/pdu.types.ts';
 import { AbortReason } from '../protocol/pdu.types.ts';
+import { datasetBytes, pdvPayloads } from './dataset-stream.ts';
 
 export type AssociationMachineRef = ActorRefFrom<typeof associationMachine>;
 
@@ -230,23 +230,11 @@ export class Association {
   private async writeDimse(contextId: number, command: Command, dataset?: DatasetSource): Promise<void> {
     for (const pdv of fragmentMessage(contextId, encodeCommand(command), true, this.maxPdvData())) this.sendPdv(pdv);
     if (!dataset) return;
-    const max = this.maxPdvData();
-    let remaining = dataset.length;
-    const stream = createReadStream(dataset.path, {
-      start: dataset.offset,
-      end: dataset.offset + dataset.length - 1,
-      highWaterMark: max,
-    });
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      if (this.closed) {
-        stream.destroy();
-        throw new Error('association closed while sending a dataset');
-      }
-      remaining -= chunk.length;
-      this.sendPdv({ contextId, isCommand: false, isLast: remaining === 0, data: chunk });
+    for await (const { data, isLast } of pdvPayloads(datasetBytes(dataset), this.maxPdvData())) {
+      if (this.closed) throw new Error('association closed while sending a dataset');
+      this.sendPdv({ contextId, isCommand: false, isLast, data });
       if (this.socket?.writableNeedDrain) await once(this.socket, 'drain');
     }
-    if (remaining !== 0) throw new Error(`dataset file ${dataset.path} ended ${remaining} bytes early`);
   }
 
   private onTransportClosed(): void {

@@ -9,10 +9,16 @@ import { cStoreScpMachine } from '../machines/dimse/c-store-scp.machine.ts';
 import type { StoreInstanceInput } from '../machines/dimse/c-store-scp.machine.ts';
 import { listenerMachine } from '../machines/listener.machine.ts';
 import type { ListenerActorRef } from '../machines/listener.machine.ts';
-import { listenerId, routerMachine } from '../machines/router.machine.ts';
+import { peerMachine } from '../machines/peer.machine.ts';
+import type { PeerActorInput } from '../machines/peer.machine.ts';
+import { listenerId, peerId, routerMachine } from '../machines/router.machine.ts';
 import type { AcceptorPolicy } from '../protocol/negotiation.ts';
 import { DEFAULT_STORAGE_SOP_CLASSES, DEFAULT_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
 import { storeInstanceFor } from './acceptor.ts';
+import type { RoutingRuntime } from './acceptor.ts';
+import { PeerForwarder } from './forwarder.ts';
+import { OutboundQueue } from './outbound-queue.ts';
+import { RulesWatcher } from './rules-watcher.ts';
 import { startListener } from './listener.ts';
 import type { RunningListener } from './listener.ts';
 import { Spool } from './spool.ts';
@@ -20,14 +26,31 @@ import { Spool } from './spool.ts';
 export type RunningRouter = {
   actor: ReturnType<typeof createActor<typeof routerMachine>>;
   spool: Spool;
+  queue: OutboundQueue;
+  rules: RulesWatcher;
   /** Bound port of each listener, by listener name (useful when the config says port 0). */
   ports: Map<string, number>;
   /** Stop accepting; associations still open after `graceMs` are cut. */
   stop(graceMs?: number): Promise<void>;
 };
 
+/** Live forwarders by peer name, so the effects injected into peer machines find their world. */
+const forwarders = new Map<string, PeerForwarder>();
+const forwarderFor = (input: PeerActorInput): PeerForwarder => {
+  const f = forwarders.get(input.peer);
+  if (!f) throw new Error(`no forwarder for peer ${input.peer}`);
+  return f;
+};
+
 export const routerLogic = routerMachine.provide({
   actors: {
+    peer: peerMachine.provide({
+      actors: {
+        openAssociation: fromPromise(({ input }: { input: PeerActorInput }) => forwarderFor(input).open()),
+        sendNextItem: fromPromise(({ input }: { input: PeerActorInput }) => forwarderFor(input).sendNext()),
+        releaseAssociation: fromPromise(({ input }: { input: PeerActorInput }) => forwarderFor(input).release()),
+      },
+    }),
     listener: listenerMachine.provide({
       actors: {
         association: associationMachine.provide({
@@ -57,12 +80,21 @@ export function acceptorPolicy(listener: ListenerConfig): AcceptorPolicy {
 
 export async function startRouter(
   config: RouterConfig,
-  opts: { logger: Logger; inspect?: (event: InspectionEvent) => void },
+  opts: { logger: Logger; inspect?: (event: InspectionEvent) => void; watchRules?: boolean },
 ): Promise<RunningRouter> {
   const log = opts.logger;
   const spool = await Spool.open({ dir: config.storage.dir, fsync: config.storage.fsync, logger: log.child({ actor: 'spool' }) });
+  const queue = OutboundQueue.open(spool);
+  let rules: RulesWatcher;
+  try {
+    rules = RulesWatcher.start(config.routing.rulesDir, config.peers.map((p) => p.name), log.child({ actor: 'rules' }), { watch: opts.watchRules ?? true });
+  } catch (err) {
+    await spool.close();
+    throw err;
+  }
   const actor = createActor(routerLogic, {
     input: {
+      peers: config.peers.map((p) => ({ peer: p.name, idleReleaseMs: p.idleReleaseSeconds * 1000 })),
       listeners: config.listeners.map((l) => ({
         name: l.name,
         maxAssociations: l.maxAssociations,
@@ -72,7 +104,14 @@ export async function startRouter(
     },
     inspect: opts.inspect,
   });
+  const wake = (peers: string[]) => {
+    for (const name of new Set(peers)) actor.getSnapshot().children[peerId(name)]?.send({ type: 'WORK_AVAILABLE' });
+  };
+  for (const p of config.peers) forwarders.set(p.name, new PeerForwarder(p, { spool, queue, logger: log.child({ actor: 'forwarder' }), wake: (peer) => wake([peer]) }));
+  const routing: RoutingRuntime = { rules: () => rules.current, queue, wake };
   actor.start();
+  // Whatever was queued before a restart goes out again.
+  wake(config.peers.map((p) => p.name));
   const listeners: RunningListener[] = [];
   const ports = new Map<string, number>();
   try {
@@ -86,6 +125,7 @@ export async function startRouter(
           dimseTimeoutMs: l.timeouts.dimseSeconds * 1000,
           ref,
           spool,
+          routing,
           logger: log,
         },
         { bind: l.bind, port: l.port, allowedSources: l.allowedSources },
@@ -97,6 +137,7 @@ export async function startRouter(
   } catch (err) {
     await Promise.all(listeners.map((s) => s.close(0)));
     actor.stop();
+    rules.stop();
     await spool.close();
     throw err;
   }
@@ -104,12 +145,17 @@ export async function startRouter(
   return {
     actor,
     spool,
+    queue,
+    rules,
     ports,
     async stop(graceMs = 5000) {
       if (stopped) return;
       stopped = true;
       actor.send({ type: 'SHUTDOWN_REQUESTED', reason: 'stop requested' });
       await Promise.all(listeners.map((s) => s.close(graceMs)));
+      rules.stop();
+      await Promise.all(config.peers.map((p) => forwarders.get(p.name)?.release().catch(() => {})));
+      for (const p of config.peers) forwarders.delete(p.name);
       actor.stop();
       await spool.close();
     },

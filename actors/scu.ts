@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import type { Logger } from 'pino';
 import { createActor } from 'xstate';
 import { associationMachine } from '../machines/association.machine.ts';
-import type { DimseOutcome } from '../machines/dimse/dimse.events.ts';
+import type { DatasetSource, DimseOutcome } from '../machines/dimse/dimse.events.ts';
 import type { Command } from '../protocol/dimse.ts';
 import { CommandField, NO_DATASET, Priority } from '../protocol/dimse.ts';
 import type { AcceptedContext } from '../protocol/negotiation.ts';
@@ -137,20 +137,13 @@ export class ScuAssociation {
     return undefined;
   }
 
-  private run(contextId: number, command: Command, dataset?: Part10File): Promise<DimseOutcome> {
+  private run(contextId: number, command: Command, dataset?: DatasetSource): Promise<DimseOutcome> {
     const messageId = command.MessageID!;
     const outcome = new Promise<DimseOutcome>((resolve) => this.waiting.set(messageId, resolve));
     this.association.machine.send({
       type: 'DIMSE_REQUEST_STARTED',
       service: 'scuRequest',
-      input: {
-        associationId: this.association.id,
-        messageId,
-        contextId,
-        command,
-        dimseTimeoutMs: this.dimseTimeoutMs,
-        dataset: dataset && { kind: 'file', path: dataset.path, offset: dataset.datasetOffset, length: dataset.datasetLength },
-      },
+      input: { associationId: this.association.id, messageId, contextId, command, dimseTimeoutMs: this.dimseTimeoutMs, dataset },
     });
     return outcome;
   }
@@ -167,6 +160,7 @@ export class ScuAssociation {
     });
   }
 
+  /** C-STORE a Part-10 file as it is, on the context accepted for its SOP class and transfer syntax. */
   store(file: Part10File): Promise<DimseOutcome> {
     const context = this.contextFor(file.sopClassUid, file.transferSyntaxUid);
     if (!context) {
@@ -175,19 +169,30 @@ export class ScuAssociation {
         failure: `the peer accepted no presentation context for ${file.sopClassUid} in ${file.transferSyntaxUid}`,
       });
     }
+    const source: DatasetSource = { kind: 'file', path: file.path, offset: file.datasetOffset, length: file.datasetLength };
+    return this.storeDataset(context.id, file.sopClassUid, file.sopInstanceUid, source);
+  }
+
+  /** C-STORE a dataset already encoded in `contextId`'s transfer syntax (or converted to it on the way). */
+  storeDataset(contextId: number, sopClassUid: string, sopInstanceUid: string, source: DatasetSource): Promise<DimseOutcome> {
     const messageId = this.nextMessageId++;
     return this.run(
-      context.id,
+      contextId,
       {
         CommandField: CommandField.C_STORE_RQ,
         MessageID: messageId,
-        AffectedSOPClassUID: file.sopClassUid,
-        AffectedSOPInstanceUID: file.sopInstanceUid,
+        AffectedSOPClassUID: sopClassUid,
+        AffectedSOPInstanceUID: sopInstanceUid,
         Priority: Priority.MEDIUM,
         CommandDataSetType: 0x0000,
       },
-      file,
+      source,
     );
+  }
+
+  /** Resolves once the transport is closed, however that happens. */
+  get closed(): Promise<void> {
+    return this.association.done;
   }
 
   /** A-RELEASE; resolves once the transport is closed. */

@@ -142,7 +142,7 @@ export class StoreSink implements DatasetSink {
   }
 
   /** Make the instance durable and indexed; the answer for the C-STORE-RSP. */
-  async commit(keys: InstanceKeys, ctx: ReceiveContext, log: Logger): Promise<StoreResult> {
+  async commit(keys: InstanceKeys, ctx: ReceiveContext, log: Logger, extra?: (record: InstanceRecord) => void): Promise<StoreResult> {
     try {
       const record: InstanceRecord = await this.incoming.commit({
         sopInstanceUid: keys.sopInstanceUid!,
@@ -160,7 +160,7 @@ export class StoreSink implements DatasetSink {
         listener: ctx.listener,
         remoteAddress: ctx.remoteAddress,
         receivedAt: new Date().toISOString(),
-      });
+      }, extra);
       log.info({ sopInstanceUid: record.sopInstanceUid, sopClassUid: record.sopClassUid, size: record.size }, 'instance stored');
       return { status: Status.SUCCESS };
     } catch (err) {

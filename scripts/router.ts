@@ -8,6 +8,12 @@ import { startRouter } from '../actors/router.ts';
 import { ScuAssociation } from '../actors/scu.ts';
 import { formatStatus, statusCategory } from '../protocol/status.ts';
 import { VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
+import { createInterface } from 'node:readline/promises';
+import { OutboundQueue } from '../actors/outbound-queue.ts';
+import { Spool } from '../actors/spool.ts';
+import { readHeaderKeys } from '../actors/part10-file.ts';
+import { evaluate, explainText } from '../routing/evaluate.ts';
+import { loadRuleFiles, RulesError } from '../routing/rules-loader.ts';
 
 type Peer = { aeTitle: string; host: string; port: number };
 
@@ -127,6 +133,121 @@ scuOptions(program.command('send <peer> <paths...>').description('C-STORE files 
     process.exit(failed > 0 ? 1 : 0);
   },
 );
+
+/** The configuration, or exit 2 with its located problems. */
+function configOrExit(file: string) {
+  try {
+    return loadConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+const rules = program.command('rules').description('routing rules: check them, or explain what they do with an instance');
+
+rules
+  .command('check')
+  .description('validate every rule file against the schema and the configured peers')
+  .option('-c, --config <file>', 'configuration file', 'config/router.yaml')
+  .action((opts: { config: string }) => {
+    const config = configOrExit(opts.config);
+    try {
+      const set = loadRuleFiles(config.routing.rulesDir, { peers: config.peers.map((p) => p.name) });
+      console.log(`${set.rules.length} rules in ${set.files.length} files: OK (${config.routing.rulesDir})`);
+    } catch (err) {
+      if (!(err instanceof RulesError)) throw err;
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+  });
+
+rules
+  .command('explain <file>')
+  .description('which rules match a DICOM file, which conditions failed and why, and what would be sent where (sends nothing)')
+  .option('-c, --config <file>', 'configuration file', 'config/router.yaml')
+  .option('--calling-ae <title>', 'calling AE title of the imagined association', 'MODALITY')
+  .option('--called-ae <title>', 'called AE title (default: the listener\'s first)')
+  .option('--listener <name>', 'listener name (default: the first)')
+  .option('--source <address>', 'source address', '127.0.0.1')
+  .action(async (file: string, opts: { config: string; callingAe: string; calledAe?: string; listener?: string; source: string }) => {
+    const config = configOrExit(opts.config);
+    let set;
+    try {
+      set = loadRuleFiles(config.routing.rulesDir, { peers: config.peers.map((p) => p.name) });
+    } catch (err) {
+      if (!(err instanceof RulesError)) throw err;
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    const listener = config.listeners.find((l) => l.name === (opts.listener ?? config.listeners[0].name));
+    if (!listener) fail(new Error(`no listener named '${opts.listener}'`));
+    const part10 = await readPart10File(file).catch(fail);
+    const keys = await readHeaderKeys(part10).catch(fail);
+    const decision = evaluate(set, {
+      association: { callingAeTitle: opts.callingAe, calledAeTitle: opts.calledAe ?? listener!.aeTitles[0], listener: listener!.name, remoteAddress: opts.source },
+      dataset: keys.dataset,
+    });
+    console.log(explainText(decision));
+  });
+
+const queueCmd = program.command('queue').description('outbound queues: list, retry, purge');
+const withQueue = async <T>(configFile: string, fn: (queue: OutboundQueue) => Promise<T> | T): Promise<T> => {
+  const config = configOrExit(configFile);
+  const spool = await Spool.open({ dir: config.storage.dir, fsync: config.storage.fsync, verify: false, logger: createLogger('warn', process.stderr) });
+  try {
+    return await fn(OutboundQueue.open(spool));
+  } finally {
+    await spool.close();
+  }
+};
+
+queueCmd
+  .command('ls [peer]')
+  .description('queued and dead-letter items, per peer')
+  .option('-c, --config <file>', 'configuration file', 'config/router.yaml')
+  .option('--json', 'print JSON')
+  .action((peer: string | undefined, opts: { config: string; json?: boolean }) =>
+    withQueue(opts.config, (queue) => {
+      const items = queue.list(peer);
+      if (opts.json) return console.log(JSON.stringify(items, null, 2));
+      for (const name of peer ? [peer] : queue.peers()) {
+        const d = queue.depth(name);
+        console.log(`${name}: ${d.pending} pending, ${d.dead} dead`);
+      }
+      for (const i of items) {
+        const why = i.state === 'dead' ? `  ${i.deadReason ?? ''}` : i.lastError ? `  last: ${i.lastError}` : '';
+        console.log(`  ${i.id}  ${i.state.padEnd(7)} attempts ${i.attempts}  next ${i.nextAttemptAt}  ${i.sopInstanceUid}${why}`);
+      }
+    }),
+  );
+
+queueCmd
+  .command('retry <peerOrId>')
+  .description('make dead letters (and waiting items) of a peer, or one item, due now; a running router picks them up')
+  .option('-c, --config <file>', 'configuration file', 'config/router.yaml')
+  .action((target: string, opts: { config: string }) =>
+    withQueue(opts.config, async (queue) => console.log(`${await queue.retry(target)} items due now`)),
+  );
+
+queueCmd
+  .command('purge <peerOrId>')
+  .description('remove the items of a peer, or one item (they will never be delivered)')
+  .option('-c, --config <file>', 'configuration file', 'config/router.yaml')
+  .option('-y, --yes', 'do not ask for confirmation')
+  .action(async (target: string, opts: { config: string; yes?: boolean }) => {
+    if (!opts.yes) {
+      if (!process.stdin.isTTY) fail(new Error('purge removes queued instances for good: confirm with --yes'));
+      const rl = createInterface({ input: process.stdin, output: process.stdout });
+      const answer = await rl.question(`Remove the queued items of ${target} for good? [y/N] `);
+      rl.close();
+      if (!/^y(es)?$/i.test(answer.trim())) fail(new Error('not purged'));
+    }
+    await withQueue(opts.config, async (queue) => console.log(`${await queue.purge(target)} items purged`));
+  });
 
 function fail(err: Error): never {
   process.stderr.write(`router: ${err.message}\n`);

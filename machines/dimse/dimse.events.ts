@@ -2,8 +2,12 @@
 // A transaction is one request and its response(s) (PS3.7 section 9), keyed by Message ID.
 import type { Command } from '../../protocol/dimse.ts';
 
-/** Where the bytes of a dataset to send come from; the association actor streams them. */
-export type DatasetSource = { kind: 'file'; path: string; offset: number; length: number };
+/** Where the bytes of a dataset to send come from; the association actor streams them.
+ *  'prepared': a replacement header (modified attributes) then the file region from the first byte
+ *  it did not replace, optionally converted between uncompressed transfer syntaxes on the way. */
+export type DatasetSource =
+  | { kind: 'file'; path: string; offset: number; length: number }
+  | { kind: 'prepared'; head: Uint8Array; path: string; offset: number; length: number; convert?: { from: string; to: string } };
 
 /** What a finished transaction reports (also the machine's output). */
 export type DimseOutcome = {

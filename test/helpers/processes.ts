@@ -87,8 +87,8 @@ export function startProcess(cmd: string, args: string[], opts: { env?: NodeJS.P
 }
 
 /** DCMTK storescp writing into `dir`, accepting every transfer syntax, on a free port. */
-export async function startStorescp(dir: string, opts: { aeTitle?: string; extraArgs?: string[] } = {}): Promise<Started & { port: number; aeTitle: string }> {
-  const port = await freePort();
+export async function startStorescp(dir: string, opts: { aeTitle?: string; extraArgs?: string[]; port?: number } = {}): Promise<Started & { port: number; aeTitle: string }> {
+  const port = opts.port ?? (await freePort());
   const aeTitle = opts.aeTitle ?? 'STORESCP';
   const proc = startProcess('storescp', ['--aetitle', aeTitle, '+xa', '--output-directory', dir, ...(opts.extraArgs ?? []), String(port)]);
   await waitForPort(port);
@@ -108,15 +108,23 @@ export async function waitForOutput(proc: Started, text: string, timeoutMs = 15_
 export type RouterUnderTest = Started & { port: number; dataDir: string; configFile: string; aeTitle: string };
 
 /** Start the router (scripts/router.ts, Node 24) with a listener on a free loopback port. */
-export async function startRouter(opts: { dataDir?: string; listener?: Record<string, unknown>; fsync?: boolean; logLevel?: string } = {}): Promise<RouterUnderTest> {
+export async function startRouter(
+  opts: { dataDir?: string; listener?: Record<string, unknown>; fsync?: boolean; logLevel?: string; peers?: Record<string, unknown>[]; rulesDir?: string; port?: number } = {},
+): Promise<RouterUnderTest> {
   const dir = tempDir();
   const dataDir = opts.dataDir ?? join(dir, 'data');
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const listener = { name: 'main', aeTitles: ['DICOM_ROUTER'], port, bind: '127.0.0.1', ...opts.listener };
   const configFile = join(dir, 'router.yaml');
   writeFileSync(
     configFile,
-    stringify({ storage: { dir: dataDir, fsync: opts.fsync ?? true }, log: { level: opts.logLevel ?? 'info' }, listeners: [listener] }),
+    stringify({
+      storage: { dir: dataDir, fsync: opts.fsync ?? true },
+      log: { level: opts.logLevel ?? 'info' },
+      listeners: [listener],
+      peers: opts.peers ?? [],
+      routing: { rulesDir: opts.rulesDir ?? join(dir, 'routing-rules') },
+    }),
   );
   const proc = startProcess(process.execPath, [join(REPO, 'scripts/router.ts'), 'start', '--config', configFile]);
   try {

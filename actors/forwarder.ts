@@ -1,0 +1,192 @@
+// The world side of one peer AE: its association and the delivery of one queued item at a time.
+// The peer machine (machines/peer.machine.ts) decides when to connect, send, back off or release;
+// this opens the association, prepares each instance (modified header, transfer syntax conversion),
+// streams it, and records the outcome in the durable queue.
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { PeerConfig } from '../config/config.ts';
+import type { DatasetSource } from '../machines/dimse/dimse.events.ts';
+import type { SendOutcome } from '../machines/peer.machine.ts';
+import { parseHeader } from '../protocol/dataset-header.ts';
+import { rewriteHeader } from '../protocol/dataset-rewrite.ts';
+import type { AcceptedContext } from '../protocol/negotiation.ts';
+import { formatStatus } from '../protocol/status.ts';
+import { canConvert } from '../protocol/ts-convert.ts';
+import { applyModifications } from '../routing/modifications.ts';
+import type { Modification } from '../routing/rule.types.ts';
+import { classifyStatus } from './outbound-queue.ts';
+import type { OutboundQueue, QueueItem, RetryPolicy } from './outbound-queue.ts';
+import { readDatasetHeader, readPart10File } from './part10-file.ts';
+import type { Part10File } from './part10-file.ts';
+import { ScuAssociation } from './scu.ts';
+import type { Spool } from './spool.ts';
+
+const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+const IMPLICIT_LE = '1.2.840.10008.1.2';
+/** Items looked at when choosing what to propose on a new association. */
+const BATCH = 100;
+/** Presentation context IDs are odd numbers 1..255. */
+const MAX_CONTEXTS = 128;
+
+export type ForwarderDeps = {
+  spool: Spool;
+  queue: OutboundQueue;
+  logger: Logger;
+  /** Another peer has work (a failover item was queued for it). */
+  wake(peer: string): void;
+};
+
+export class PeerForwarder {
+  readonly peer: PeerConfig;
+  private readonly deps: ForwarderDeps;
+  private readonly log: Logger;
+  private scu: ScuAssociation | undefined;
+  private readonly policy: RetryPolicy;
+
+  constructor(peer: PeerConfig, deps: ForwarderDeps) {
+    this.peer = peer;
+    this.deps = deps;
+    this.log = deps.logger.child({ peer: peer.name, peerAe: peer.aeTitle, peerAddress: `${peer.host}:${peer.port}` });
+    this.policy = {
+      attempts: peer.retry.attempts,
+      initialBackoffMs: peer.retry.initialBackoffSeconds * 1000,
+      maxBackoffMs: peer.retry.maxBackoffSeconds * 1000,
+      jitter: peer.retry.jitter,
+    };
+  }
+
+  /** Transfer syntaxes proposed for an instance stored in `ts`, in order. */
+  proposalFor(ts: string): string[] {
+    const preferred = this.peer.transferSyntaxes === 'default' ? [ts, EXPLICIT_LE, IMPLICIT_LE] : [
+      ...(this.peer.transferSyntaxes.includes(ts) ? [ts] : []),
+      ...this.peer.transferSyntaxes,
+    ];
+    return [...new Set(preferred)];
+  }
+
+  /** Opens an association proposing what the due items (and `extra`) need. */
+  async open(extra?: QueueItem): Promise<void> {
+    const items = this.deps.queue.pending(this.peer.name, { limit: BATCH });
+    if (extra) items.unshift(extra);
+    const pairs = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
+    for (const item of items) {
+      if (pairs.size >= MAX_CONTEXTS) break;
+      pairs.set(`${item.sopClassUid}|${item.transferSyntaxUid}`, { abstractSyntax: item.sopClassUid, transferSyntaxes: this.proposalFor(item.transferSyntaxUid) });
+    }
+    if (pairs.size === 0) pairs.set('verification', { abstractSyntax: '1.2.840.10008.1.1', transferSyntaxes: [EXPLICIT_LE, IMPLICIT_LE] });
+    this.scu = await ScuAssociation.open({
+      host: this.peer.host,
+      port: this.peer.port,
+      callingAeTitle: this.peer.callingAeTitle,
+      calledAeTitle: this.peer.aeTitle,
+      contexts: [...pairs.values()],
+      maxPduLength: this.peer.maxPduLength,
+      connectTimeoutMs: this.peer.timeouts.connectSeconds * 1000,
+      dimseTimeoutMs: this.peer.timeouts.dimseSeconds * 1000,
+      logger: this.deps.logger,
+    });
+    this.log.info({ contexts: pairs.size }, 'association to peer established');
+  }
+
+  async release(): Promise<void> {
+    const scu = this.scu;
+    this.scu = undefined;
+    if (scu) await scu.release();
+  }
+
+  /** Sends the next due item; rejects when the association is lost (the machine backs off). */
+  async sendNext(): Promise<SendOutcome> {
+    const [item] = this.deps.queue.pending(this.peer.name, { limit: 1 });
+    if (!item) return { outcome: 'empty', nextDueAt: this.deps.queue.nextDueAt(this.peer.name) };
+    let context = this.contextFor(item);
+    if (!context && this.scu && !this.hasAbstractSyntax(item.sopClassUid)) {
+      // This association was negotiated for another batch: renegotiate for this item.
+      await this.release();
+      await this.open(item);
+      context = this.contextFor(item);
+    }
+    const scu = this.scu;
+    if (!scu) throw new Error('no association to the peer');
+    if (!context) {
+      return this.fail(item, { retryable: false, error: `peer accepted no presentation context for ${item.sopClassUid} in a transfer syntax we can produce from ${item.transferSyntaxUid}` });
+    }
+    let source: DatasetSource;
+    try {
+      source = await this.prepare(item, context.transferSyntax);
+    } catch (err) {
+      return this.fail(item, { retryable: false, error: `cannot prepare the instance: ${(err as Error).message}` });
+    }
+    const outcome = await scu.storeDataset(context.id, item.sopClassUid, item.sopInstanceUid, source);
+    if (outcome.status === undefined) {
+      await this.deps.queue.failed(item.id, { error: outcome.failure ?? 'no response', retryable: true, policy: this.policy });
+      throw new Error(outcome.failure ?? 'association lost');
+    }
+    const verdict = classifyStatus(outcome.status);
+    if (verdict === 'delivered') {
+      await this.deps.queue.delivered(item.id, { status: outcome.status });
+      const line = { id: item.id, sopInstanceUid: item.sopInstanceUid, status: formatStatus(outcome.status), syntax: context.transferSyntax };
+      if (outcome.status !== 0) this.log.warn({ ...line, errorComment: outcome.errorComment }, 'delivered with a warning');
+      else this.log.info(line, 'delivered');
+      return { outcome: 'delivered', id: item.id };
+    }
+    const error = `${formatStatus(outcome.status)}${outcome.errorComment ? `: ${outcome.errorComment}` : ''}`;
+    return this.fail(item, { status: outcome.status, retryable: verdict === 'retry', error });
+  }
+
+  private async fail(item: QueueItem, f: { status?: number; retryable: boolean; error: string }): Promise<SendOutcome> {
+    const updated = await this.deps.queue.failed(item.id, { ...f, policy: this.policy });
+    if (!updated) return { outcome: 'dead', id: item.id, error: f.error };
+    if (updated.state === 'dead') {
+      this.log.error({ id: item.id, sopInstanceUid: item.sopInstanceUid, attempts: updated.attempts, reason: updated.deadReason }, 'dead letter');
+      if (item.failover && item.failover !== this.peer.name) {
+        const moved = await this.deps.queue.add({ ...stripQueueState(item), peer: item.failover, failover: undefined });
+        this.log.warn({ id: item.id, failover: item.failover, newId: moved.id }, 'handed to the failover peer');
+        this.deps.wake(item.failover);
+      }
+      return { outcome: 'dead', id: item.id, error: f.error };
+    }
+    this.log.warn({ id: item.id, attempts: updated.attempts, nextAttemptAt: updated.nextAttemptAt, error: f.error }, 'delivery failed; will retry');
+    return { outcome: 'retry', id: item.id, error: f.error };
+  }
+
+  private hasAbstractSyntax(sopClassUid: string): boolean {
+    return [...(this.scu?.association.contexts.values() ?? [])].some((c) => c.abstractSyntax === sopClassUid);
+  }
+
+  /** The accepted context to send this item on: its own syntax, else one we can convert it to. */
+  private contextFor(item: QueueItem): AcceptedContext | undefined {
+    const scu = this.scu;
+    if (!scu) return undefined;
+    return scu.contextFor(item.sopClassUid, item.transferSyntaxUid) ??
+      [...scu.association.contexts.values()].find((c) => c.abstractSyntax === item.sopClassUid && canConvert(item.transferSyntaxUid, c.transferSyntax));
+  }
+
+  /** The bytes to send: the stored dataset, its header rewritten when the rule modifies it, converted if needed. */
+  private async prepare(item: QueueItem, targetSyntax: string): Promise<DatasetSource> {
+    const file = await readPart10File(join(this.deps.spool.dir, item.path));
+    if (file.transferSyntaxUid !== item.transferSyntaxUid) throw new Error(`stored file is ${file.transferSyntaxUid}, queue says ${item.transferSyntaxUid}`);
+    const convert = targetSyntax === file.transferSyntaxUid ? undefined : { from: file.transferSyntaxUid, to: targetSyntax };
+    const modifications = item.modifications as Modification[];
+    if (modifications.length === 0) {
+      if (!convert) return { kind: 'file', path: file.path, offset: file.datasetOffset, length: file.datasetLength };
+      return { kind: 'prepared', head: new Uint8Array(0), path: file.path, offset: file.datasetOffset, length: file.datasetLength, convert };
+    }
+    const header = await readDatasetHeader(file);
+    const keys = parseHeader(header, file.transferSyntaxUid);
+    const { changes } = applyModifications(keys.dataset, modifications);
+    const head = rewriteHeader(header, file.transferSyntaxUid, changes);
+    return {
+      kind: 'prepared',
+      head,
+      path: file.path,
+      offset: file.datasetOffset + header.length,
+      length: file.datasetLength - header.length,
+      ...(convert ? { convert } : {}),
+    };
+  }
+}
+
+function stripQueueState(item: QueueItem) {
+  const { id: _id, attempts: _a, nextAttemptAt: _n, state: _s, enqueuedAt: _e, lastStatus: _l, lastError: _le, deadReason: _d, ...rest } = item;
+  return rest;
+}

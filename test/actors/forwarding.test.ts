@@ -1,0 +1,156 @@
+// Forwarding in-process against a scripted SCP: what the queue does with each class of C-STORE
+// status, failover, and rules hot-reloaded while traffic flows.
+import test from 'ava';
+import type { ExecutionContext } from 'ava';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { stringify } from 'yaml';
+import { readPart10File } from '../../actors/part10-file.ts';
+import { startRouter } from '../../actors/router.ts';
+import { ScuAssociation } from '../../actors/scu.ts';
+import { parseConfig } from '../../config/config.ts';
+import { makeInstance, SOP, TS } from '../helpers/dicom-files.ts';
+import { tempDir } from '../helpers/processes.ts';
+import { scriptedScp } from '../helpers/scripted-scp.ts';
+
+const silent = pino({ level: 'silent' });
+const QUICK_RETRY = { attempts: 3, initialBackoffSeconds: 0.05, maxBackoffSeconds: 0.1, jitter: 0 };
+
+async function eventually(t: ExecutionContext, what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) return void t.fail(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function routerWith(peers: Record<string, unknown>[], rules: string) {
+  const dir = tempDir();
+  const rulesDir = join(dir, 'rules');
+  mkdirSync(rulesDir);
+  writeFileSync(join(rulesDir, 'rules.yaml'), rules);
+  const config = parseConfig(
+    stringify({
+      storage: { dir: join(dir, 'data') },
+      listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 1, bind: '127.0.0.1' }],
+      peers,
+      routing: { rulesDir },
+    }),
+    join(dir, 'router.yaml'),
+  );
+  config.listeners[0].port = 0;
+  const running = await startRouter(config, { logger: silent });
+  return { ...running, port: running.ports.get('main')!, dir, rulesDir };
+}
+
+/** C-STORE generated instances to the router over one association; the SOP Instance UIDs. */
+async function send(port: number, dir: string, specs: { patientId?: string; modality?: string }[], callingAeTitle = 'MODALITY'): Promise<string[]> {
+  const files = specs.map((s, i) => {
+    const path = join(dir, `in-${Date.now()}-${i}.dcm`);
+    writeFileSync(path, makeInstance({ sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, ...s }));
+    return path;
+  });
+  const parsed = await Promise.all(files.map((f) => readPart10File(f)));
+  const scu = await ScuAssociation.open({
+    host: '127.0.0.1', port, callingAeTitle, calledAeTitle: 'DICOM_ROUTER',
+    contexts: [{ abstractSyntax: SOP.ct, transferSyntaxes: [TS.explicitLE] }], logger: silent,
+  });
+  for (const f of parsed) {
+    const outcome = await scu.store(f);
+    if (outcome.status !== 0) throw new Error(`router answered ${outcome.status} ${outcome.errorComment}`);
+  }
+  await scu.release();
+  return parsed.map((p) => p.sopInstanceUid);
+}
+
+test('status classes: 0000/B000 delivered, A700 retried then delivered, A900/C000/0122/0124 dead at once', async (t) => {
+  // The patient ID says what the SCP answers; A700 only the first time.
+  const seen = new Map<string, number>();
+  const scp = await scriptedScp({
+    status: (command, dataset) => {
+      const n = (seen.get(command.AffectedSOPInstanceUID!) ?? 0) + 1;
+      seen.set(command.AffectedSOPInstanceUID!, n);
+      const code = /STATUS_([0-9A-F]{4})/.exec(dataset.toString('latin1'))![1];
+      if (code === 'A700' && n > 1) return 0;
+      return parseInt(code, 16);
+    },
+  });
+  t.teardown(scp.close);
+  const r = await routerWith([{ aeTitle: 'SCRIPTED', host: '127.0.0.1', port: scp.port, retry: QUICK_RETRY }], 'rules:\n  - name: all\n    then: { forward: [SCRIPTED] }\n');
+  t.teardown(() => r.stop(0));
+  const codes = ['0000', 'B000', 'A700', 'A900', 'C000', '0122', '0124'];
+  const uids = await send(r.port, r.dir, codes.map((c) => ({ patientId: `STATUS_${c}` })));
+  await eventually(t, 'the queue settles', () => r.queue.depth('SCRIPTED').pending === 0 && scp.stores.length >= 8);
+  const byCode = new Map(codes.map((c, i) => [c, uids[i]]));
+  const items = r.queue.list('SCRIPTED');
+  const dead = new Map(items.filter((i) => i.state === 'dead').map((i) => [i.sopInstanceUid, i]));
+  for (const code of ['0000', 'B000', 'A700']) t.false(dead.has(byCode.get(code)!), `${code} should be delivered`);
+  t.is(r.queue.outstanding(byCode.get('0000')!), 0);
+  t.is(seen.get(byCode.get('A700')!), 2, 'A700 was retried once and then delivered');
+  for (const code of ['A900', 'C000', '0122', '0124']) {
+    const item = dead.get(byCode.get(code)!);
+    t.truthy(item, `${code} should be a dead letter`);
+    t.is(item?.attempts, 1, `${code} is not retried`);
+    t.is(item?.lastStatus, parseInt(code, 16));
+    t.is(seen.get(byCode.get(code)!), 1);
+  }
+});
+
+test('a dead letter at the primary goes to the failover peer', async (t) => {
+  const primary = await scriptedScp({ status: () => 0xc000 });
+  const backup = await scriptedScp();
+  t.teardown(primary.close);
+  t.teardown(backup.close);
+  const r = await routerWith(
+    [
+      { aeTitle: 'PRIMARY', host: '127.0.0.1', port: primary.port, retry: QUICK_RETRY },
+      { aeTitle: 'BACKUP', host: '127.0.0.1', port: backup.port, retry: QUICK_RETRY },
+    ],
+    'rules:\n  - name: all\n    then: { forward: [{ peer: PRIMARY, failover: BACKUP }] }\n',
+  );
+  t.teardown(() => r.stop(0));
+  const [uid] = await send(r.port, r.dir, [{}]);
+  await eventually(t, 'delivered to the backup', () => backup.stores.length === 1);
+  t.is(backup.stores[0].command.AffectedSOPInstanceUID, uid);
+  t.is(r.queue.depth('BACKUP').pending, 0);
+});
+
+test('rules edited while traffic flows: the next association follows them; an invalid edit is refused and the old rules stay', async (t) => {
+  const a = await scriptedScp();
+  const b = await scriptedScp();
+  t.teardown(a.close);
+  t.teardown(b.close);
+  const r = await routerWith(
+    [
+      { aeTitle: 'A', host: '127.0.0.1', port: a.port, retry: QUICK_RETRY },
+      { aeTitle: 'B', host: '127.0.0.1', port: b.port, retry: QUICK_RETRY },
+    ],
+    'rules:\n  - name: to-a\n    then: { forward: [A] }\n',
+  );
+  t.teardown(() => r.stop(0));
+  await send(r.port, r.dir, [{}]);
+  await eventually(t, 'first instance at A', () => a.stores.length === 1);
+
+  writeFileSync(join(r.rulesDir, 'rules.yaml'), 'rules:\n  - name: to-b\n    then: { forward: [B] }\n');
+  await eventually(t, 'the new rules are in force', () => r.rules.current.rules[0]?.name === 'to-b');
+  await send(r.port, r.dir, [{}]);
+  await eventually(t, 'second instance at B', () => b.stores.length === 1);
+  t.is(a.stores.length, 1);
+
+  writeFileSync(join(r.rulesDir, 'rules.yaml'), 'rules:\n  - name: broken\n    then: { forward: [NO_SUCH_PEER] }\n');
+  await eventually(t, 'the invalid edit is refused', () => r.rules.lastError !== undefined);
+  t.regex(r.rules.lastError!, /rules\.yaml:\d+:\d+: .*NO_SUCH_PEER/);
+  t.is(r.rules.current.rules[0].name, 'to-b');
+  await send(r.port, r.dir, [{}]);
+  await eventually(t, 'third instance still goes to B', () => b.stores.length === 2);
+});
+
+test('a rule that rejects answers the C-STORE with its status, and nothing is stored', async (t) => {
+  const r = await routerWith([], "rules:\n  - name: no-tests\n    when: { attribute: PatientID, wildcard: 'TEST*' }\n    then: { reject: { status: 'A900', comment: 'test patients are not accepted' } }\n");
+  t.teardown(() => r.stop(0));
+  await t.throwsAsync(send(r.port, r.dir, [{ patientId: 'TEST42' }]), { message: /router answered 43264 test patients are not accepted/ });
+  t.is(r.spool.count(), 0);
+  await send(r.port, r.dir, [{ patientId: 'P1' }]);
+  t.is(r.spool.count(), 1);
+});
