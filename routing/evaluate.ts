@@ -1,0 +1,92 @@
+// Evaluating a rule set for one instance (semantics documented in routing/rules.schema.json):
+// rules run in order; a matching rule adds its forwards (each carrying that rule's modifications)
+// and stops evaluation unless it says continue; the first matching reject wins and stops
+// evaluation; a matching drop forwards nothing at all. Every rule leaves a trace for `explain`.
+import { formatStatus } from '../protocol/status.ts';
+import { evaluateWhen } from './conditions.ts';
+import { modificationText } from './modifications.ts';
+import type { Forward, Modification, RoutingDecision, RoutingInput, RuleSet, RuleTrace } from './rule.types.ts';
+
+export function evaluate(ruleSet: RuleSet, input: RoutingInput): RoutingDecision {
+  const trace: RuleTrace[] = [];
+  const matchedRules: string[] = [];
+  const forward: Forward[] = [];
+  const modifications: Modification[] = [];
+  const notes: string[] = [];
+  let dropRule: string | undefined;
+  let reject: { status: number; comment: string; rule: string } | undefined;
+  let stop: string | undefined;
+  for (const rule of ruleSet.rules) {
+    const base = { rule: rule.name, file: rule.file, line: rule.line, priority: rule.priority };
+    if (stop !== undefined) {
+      trace.push({ ...base, matched: false, conditions: [], skipped: stop });
+      continue;
+    }
+    const { ok, lines } = evaluateWhen(rule.when, input);
+    trace.push({ ...base, matched: ok, conditions: lines });
+    if (!ok) continue;
+    matchedRules.push(rule.name);
+    const then = rule.then;
+    if (then.reject) {
+      reject = { ...then.reject, rule: rule.name };
+      stop = `'${rule.name}' rejected the instance`;
+      continue;
+    }
+    if (then.drop && dropRule === undefined) dropRule = rule.name;
+    for (const target of then.forward) {
+      const first = forward.find((f) => f.peer === target.peer);
+      if (first) {
+        notes.push(`rule '${rule.name}': forward to ${target.peer} ignored, rule '${first.rule}' already forwards there`);
+        continue;
+      }
+      forward.push({ ...target, modifications: then.modify, rule: rule.name });
+    }
+    modifications.push(...then.modify);
+    if (!rule.continue) stop = `'${rule.name}' matched and does not continue`;
+  }
+  const unused = (why: string) => {
+    if (forward.length > 0) notes.push(`${why}: forward to ${forward.map((f) => `${f.peer} (rule '${f.rule}')`).join(', ')} not used`);
+  };
+  if (reject) {
+    unused(`rule '${reject.rule}' rejects the instance`);
+    return { forward: [], modifications, drop: dropRule !== undefined, reject: { status: reject.status, comment: reject.comment }, matchedRules, trace, notes };
+  }
+  if (dropRule !== undefined) {
+    notes.unshift(`rule '${dropRule}' drops the instance: it is kept and recorded but forwarded nowhere`);
+    unused(`drop wins over forward`);
+    return { forward: [], modifications, drop: true, matchedRules, trace, notes };
+  }
+  return { forward, modifications, drop: false, matchedRules, trace, notes };
+}
+
+/** The decision in words: one line per rule and per condition, then what would be sent where. */
+export function explainText(decision: RoutingDecision): string {
+  const out: string[] = ['Rules, in evaluation order:'];
+  if (decision.trace.length === 0) out.push('  (no rules are loaded)');
+  for (const t of decision.trace) {
+    const where = `(${t.file}:${t.line}, priority ${t.priority})`;
+    if (t.skipped !== undefined) {
+      out.push(`– ${t.rule} ${where}: not evaluated, ${t.skipped}`);
+      continue;
+    }
+    out.push(`${t.matched ? '✔' : '✘'} ${t.rule} ${where}: ${t.matched ? 'matched' : 'no match'}`);
+    for (const c of t.conditions) out.push(`${'    '.repeat(c.depth + 1)}${c.ok ? '✔' : '✘'} ${c.text} (${c.why})`);
+  }
+  out.push('Decision:');
+  if (decision.reject) {
+    const rule = decision.matchedRules[decision.matchedRules.length - 1];
+    out.push(`  reject: answer the C-STORE with ${formatStatus(decision.reject.status, 'storage')}, comment '${decision.reject.comment}' (rule '${rule}'); nothing is stored or forwarded`);
+  } else if (decision.forward.length === 0 && !decision.drop) {
+    out.push(decision.matchedRules.length === 0
+      ? '  no rule matched: the instance is kept and recorded, and forwarded nowhere'
+      : `  nothing to forward: the instance is kept and recorded (matched: ${decision.matchedRules.join(', ')})`);
+  }
+  for (const f of decision.forward) {
+    const failover = f.failover ? ` (failover ${f.failover})` : '';
+    const mods = f.modifications.length === 0 ? 'unmodified' : `with ${f.modifications.length} modification${f.modifications.length === 1 ? '' : 's'}:`;
+    out.push(`  forward to ${f.peer}${failover}, rule '${f.rule}', ${mods}`);
+    for (const m of f.modifications) out.push(`      ${modificationText(m)}`);
+  }
+  for (const n of decision.notes) out.push(`  note: ${n}`);
+  return out.join('\n');
+}
