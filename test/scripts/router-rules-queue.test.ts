@@ -1,0 +1,87 @@
+// `router rules check|explain` and `router queue ls|retry|purge` as an integrator runs them.
+import test from 'ava';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { makeInstance, SOP, TS } from '../helpers/dicom-files.ts';
+import { REPO, run, startRouter, tempDir } from '../helpers/processes.ts';
+
+const router = (...args: string[]) => run(process.execPath, [join(REPO, 'scripts/router.ts'), ...args]);
+
+function setup(rules: string, peers: Record<string, unknown>[] = [{ aeTitle: 'PACS', host: '127.0.0.1', port: 1 }]) {
+  const dir = tempDir();
+  const rulesDir = join(dir, 'rules');
+  mkdirSync(rulesDir);
+  writeFileSync(join(rulesDir, 'main.yaml'), rules);
+  const config = join(dir, 'router.yaml');
+  writeFileSync(config, stringify({ storage: { dir: join(dir, 'data') }, listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 11112 }], peers, routing: { rulesDir } }));
+  return { dir, rulesDir, config };
+}
+
+test('rules check: OK with a count, or exit 2 with file:line:column and what was expected', async (t) => {
+  const ok = setup('rules:\n  - name: ct\n    when: { attribute: Modality, equals: CT }\n    then: { forward: [PACS] }\n');
+  const good = await router('rules', 'check', '--config', ok.config);
+  t.is(good.code, 0, good.stderr);
+  t.regex(good.stdout, /1 rules in 1 files: OK/);
+  const bad = setup('rules:\n  - name: ct\n    then: { forward: [PACZ] }\n');
+  const r = await router('rules', 'check', '--config', bad.config);
+  t.is(r.code, 2);
+  t.regex(r.stderr, /main\.yaml:3:\d+: .*PACZ/);
+});
+
+test('rules explain: which rules match, which conditions failed and why, what would go where', async (t) => {
+  const s = setup(`rules:
+  - name: mr-only
+    when: { attribute: Modality, equals: MR }
+    then: { forward: [PACS] }
+  - name: ct-from-scanner
+    when:
+      - callingAe: CT_SCANNER
+      - attribute: Modality
+        equals: CT
+    then:
+      forward: [PACS]
+      modify:
+        - set: { attribute: InstitutionName, value: General Hospital }
+`);
+  const file = join(s.dir, 'ct.dcm');
+  writeFileSync(file, makeInstance({ sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, modality: 'CT' }));
+  const r = await router('rules', 'explain', file, '--config', s.config, '--calling-ae', 'CT_SCANNER');
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /mr-only/);
+  t.regex(r.stdout, /MR/);
+  t.regex(r.stdout, /ct-from-scanner/);
+  t.regex(r.stdout, /PACS/);
+  t.regex(r.stdout, /InstitutionName/);
+  const other = await router('rules', 'explain', file, '--config', s.config, '--calling-ae', 'ELSEWHERE');
+  t.regex(other.stdout, /CT_SCANNER/);
+  t.notRegex(other.stdout.split('\n').filter((l) => /forward|send/i.test(l)).join('\n'), /ct-from-scanner.*PACS/);
+});
+
+test('queue ls shows what waits for an unreachable peer; retry and purge act on it', async (t) => {
+  const s = setup('rules:\n  - name: all\n    then: { forward: [PACS] }\n');
+  // A router whose only peer is unreachable: what it receives stays queued.
+  const running = await startRouter({
+    dataDir: join(s.dir, 'data'),
+    rulesDir: s.rulesDir,
+    peers: [{ aeTitle: 'PACS', host: '127.0.0.1', port: 1, retry: { attempts: 1, initialBackoffSeconds: 0.05, maxBackoffSeconds: 0.05, jitter: 0 } }],
+  });
+  const file = join(s.dir, 'ct.dcm');
+  writeFileSync(file, makeInstance({ sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE }));
+  const sent = await router('send', `DICOM_ROUTER@127.0.0.1:${running.port}`, file);
+  t.is(sent.code, 0, sent.stdout + sent.stderr);
+  await running.stop();
+  const ls = await router('queue', 'ls', '--config', running.configFile);
+  t.is(ls.code, 0, ls.stderr);
+  t.regex(ls.stdout, /PACS: 1 pending, 0 dead|PACS: 0 pending, 1 dead/);
+  const json = JSON.parse((await router('queue', 'ls', '--json', '--config', running.configFile)).stdout) as { id: string }[];
+  t.is(json.length, 1);
+  const retried = await router('queue', 'retry', 'PACS', '--config', running.configFile);
+  t.regex(retried.stdout, /1 items due now/);
+  const refused = await router('queue', 'purge', 'PACS', '--config', running.configFile);
+  t.not(refused.code, 0, 'purge without --yes and without a terminal is refused');
+  t.regex(refused.stderr, /--yes/);
+  const purged = await router('queue', 'purge', json[0].id, '--yes', '--config', running.configFile);
+  t.regex(purged.stdout, /1 items purged/);
+  t.regex((await router('queue', 'ls', '--config', running.configFile)).stdout, /^$|PACS: 0 pending, 0 dead/m);
+});
