@@ -18,6 +18,7 @@ import { storeInstanceFor } from './acceptor.ts';
 import type { RoutingRuntime } from './acceptor.ts';
 import { PeerForwarder } from './forwarder.ts';
 import { OutboundQueue } from './outbound-queue.ts';
+import { startRetention } from './retention.ts';
 import { RulesWatcher } from './rules-watcher.ts';
 import { startListener } from './listener.ts';
 import type { RunningListener } from './listener.ts';
@@ -112,6 +113,7 @@ export async function startRouter(
   actor.start();
   // Whatever was queued before a restart goes out again.
   wake(config.peers.map((p) => p.name));
+  const stopRetention = startRetention(spool, queue, config.routing.retentionHours * 3600_000, log.child({ actor: 'retention' }));
   const listeners: RunningListener[] = [];
   const ports = new Map<string, number>();
   try {
@@ -138,6 +140,7 @@ export async function startRouter(
     await Promise.all(listeners.map((s) => s.close(0)));
     actor.stop();
     rules.stop();
+    stopRetention();
     await spool.close();
     throw err;
   }
@@ -154,6 +157,7 @@ export async function startRouter(
       actor.send({ type: 'SHUTDOWN_REQUESTED', reason: 'stop requested' });
       await Promise.all(listeners.map((s) => s.close(graceMs)));
       rules.stop();
+      stopRetention();
       await Promise.all(config.peers.map((p) => forwarders.get(p.name)?.release().catch(() => {})));
       for (const p of config.peers) forwarders.delete(p.name);
       actor.stop();

@@ -175,6 +175,23 @@ export class Spool {
     return out;
   }
 
+  /**
+   * Forget an instance: its row goes first (one transaction), then its file. A crash in between
+   * leaves an orphan file (see findOrphans), never a row without its file. For retention only.
+   */
+  async remove(sopInstanceUid: string): Promise<boolean> {
+    return this.#withSopLock(sopInstanceUid, async () => {
+      const record = this.#instances.get(sopInstanceUid);
+      if (!record) return false;
+      await this.db.transaction(() => {
+        this.#instances.remove(sopInstanceUid);
+        this.#byStudy.remove(record.studyInstanceUid, sopInstanceUid);
+      });
+      await this.#unlinkQuietly(path.join(this.dir, record.path));
+      return true;
+    });
+  }
+
   /** Absolute path of an indexed instance's file. */
   pathOf(record: InstanceRecord): string {
     return path.join(this.dir, record.path);
