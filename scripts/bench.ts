@@ -2,7 +2,7 @@
 // DCMTK storescu sends each set over one association to (a) storescp writing to disk and (b) the
 // router (fsync on, spool + LMDB). Prints instances/s and MB/s of each, the ratio router/storescp,
 // and the router's peak RSS. A benchmark, not a test: nothing here asserts a time.
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SOP, TS, writeDataset } from '../test/helpers/dicom-files.ts';
@@ -30,6 +30,43 @@ async function send(dir: string, aeTitle: string, port: number, instances: numbe
   return { seconds, instances, bytes };
 }
 
+/** Files under a folder (storescp writes one per instance). */
+const countFiles = (dir: string) => readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
+
+/** storescu → router → storescp: seconds until the destination holds every instance, and the forward latencies. */
+async function forwarded(dir: string, instances: number, bytes: number): Promise<Result & { latencies: number[] }> {
+  const out = tempDir('bench-dest-');
+  const dest = await startStorescp(out, { aeTitle: 'DEST', extraArgs: ['--max-pdu', String(pdu)] });
+  const rules = tempDir('bench-rules-');
+  writeFileSync(join(rules, 'all.yaml'), 'rules:\n  - name: all\n    then: { forward: [DEST] }\n');
+  const router = await startRouter({
+    listener: { maxPduLength: pdu },
+    fsync: process.env.BENCH_FSYNC !== '0',
+    peers: [{ aeTitle: 'DEST', host: '127.0.0.1', port: dest.port, maxPduLength: pdu }],
+    rulesDir: rules,
+  });
+  const started = process.hrtime.bigint();
+  const r = await run('storescu', ['-aec', router.aeTitle, '-xe', '--max-pdu', String(pdu), '+sd', '127.0.0.1', String(router.port), dir], { timeoutMs: 600_000 });
+  if (r.code !== 0) throw new Error(`storescu to the router failed: ${r.stderr.slice(0, 2000)}`);
+  while (countFiles(out) < instances) await new Promise((res) => setTimeout(res, 20));
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  peak = Math.max(peak, peakRssMb(router.child.pid!));
+  await router.stop();
+  await dest.stop();
+  // C-STORE-RSP at the router ("instance stored") to C-STORE-RSP at the destination ("delivered").
+  const stored = new Map<string, number>();
+  const latencies: number[] = [];
+  for (const line of router.output().split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const e = JSON.parse(line) as { msg: string; time: string; sopInstanceUid?: string };
+    if (e.msg === 'instance stored' && e.sopInstanceUid) stored.set(e.sopInstanceUid, Date.parse(e.time));
+    if (e.msg === 'delivered' && e.sopInstanceUid && stored.has(e.sopInstanceUid)) latencies.push(Date.parse(e.time) - stored.get(e.sopInstanceUid)!);
+  }
+  return { seconds, instances, bytes, latencies };
+}
+
+const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;
+
 const fmt = (r: Result) =>
   `${(r.instances / r.seconds).toFixed(0).padStart(6)} inst/s ${(r.bytes / r.seconds / 1e6).toFixed(1).padStart(7)} MB/s (${r.seconds.toFixed(2)} s)`;
 
@@ -38,6 +75,7 @@ rmSync(root, { recursive: true, force: true });
 mkdirSync(root, { recursive: true });
 console.log(`dicom-router benchmark: DCMTK storescu → storescp vs → router (fsync on), max PDU ${pdu}, loopback`);
 let peak = 0;
+const forwardSets = (process.env.BENCH_FORWARD ?? 'CT 512 KB').split(',');
 for (const set of sets) {
   const dir = join(root, set.name.replace(/\W+/g, '-'));
   const files = writeDataset(dir, { count: set.count, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: set.pixelBytes });
@@ -56,6 +94,12 @@ for (const set of sets) {
   console.log(`  storescp : ${fmt(dcmtk)}`);
   console.log(`  router   : ${fmt(ours)}`);
   console.log(`  ratio router/storescp: ${(dcmtk.seconds / ours.seconds).toFixed(2)}`);
+  if (forwardSets.includes(set.name)) {
+    const fwd = await forwarded(dir, files.length, bytes);
+    console.log(`  storescu → router → storescp, until the destination holds all: ${fmt(fwd)}`);
+    console.log(`  ratio end-to-end via router / storescu → storescp direct: ${(dcmtk.seconds / fwd.seconds).toFixed(2)}`);
+    console.log(`  forward latency (C-STORE-RSP at router → at destination): p50 ${percentile(fwd.latencies, 50)} ms, p99 ${percentile(fwd.latencies, 99)} ms (n=${fwd.latencies.length})`);
+  }
 }
 console.log(`\nrouter peak RSS: ${peak.toFixed(0)} MB`);
 rmSync(root, { recursive: true, force: true });
