@@ -113,7 +113,8 @@ test('a dead letter at the primary goes to the failover peer', async (t) => {
   const [uid] = await send(r.port, r.dir, [{}]);
   await eventually(t, 'delivered to the backup', () => backup.stores.length === 1);
   t.is(backup.stores[0].command.AffectedSOPInstanceUID, uid);
-  t.is(r.queue.depth('BACKUP').pending, 0);
+  await eventually(t, 'the backup item is confirmed', () => r.queue.depth('BACKUP').pending === 0 && r.queue.outstanding(uid) === 1);
+  t.is(r.queue.depth('PRIMARY').dead, 1, 'the primary keeps its dead letter for the operator');
 });
 
 test('rules edited while traffic flows: the next association follows them; an invalid edit is refused and the old rules stay', async (t) => {
