@@ -108,6 +108,9 @@ export async function startRouter(
   const wake = (peers: string[]) => {
     for (const name of new Set(peers)) actor.getSnapshot().children[peerId(name)]?.send({ type: 'WORK_AVAILABLE' });
   };
+  for (const p of config.peers.filter((peer) => peer.maxAssociations > 1)) {
+    log.warn({ peer: p.name, maxAssociations: p.maxAssociations }, 'one association per peer for now: maxAssociations above 1 is not used yet');
+  }
   for (const p of config.peers) forwarders.set(p.name, new PeerForwarder(p, { spool, queue, logger: log.child({ actor: 'forwarder' }), wake: (peer) => wake([peer]) }));
   const routing: RoutingRuntime = { rules: () => rules.current, queue, wake };
   actor.start();
