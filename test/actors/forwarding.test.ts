@@ -155,3 +155,40 @@ test('a rule that rejects answers the C-STORE with its status, and nothing is st
   await send(r.port, r.dir, [{ patientId: 'P1' }]);
   t.is(r.spool.count(), 1);
 });
+
+test('instances of one series leave for a peer in the order received, even across a retry', async (t) => {
+  // The second instance is refused once with A700: it backs off, and the third must wait for it.
+  let refused = false;
+  const scp = await scriptedScp({
+    status: (command, dataset) => {
+      if (!refused && dataset.includes(Buffer.from('ORDER_2'))) {
+        refused = true;
+        return 0xa700;
+      }
+      return 0;
+    },
+  });
+  t.teardown(scp.close);
+  const r = await routerWith([{ aeTitle: 'ORDERED', host: '127.0.0.1', port: scp.port, retry: QUICK_RETRY }], 'rules:\n  - name: all\n    then: { forward: [ORDERED] }\n');
+  t.teardown(() => r.stop(0));
+  const dir = join(r.dir, 'series');
+  mkdirSync(dir);
+  const series = '1.2.826.0.1.3680043.2.1125.9.1';
+  const files = [1, 2, 3, 4].map((n) => {
+    const path = join(dir, `${n}.dcm`);
+    writeFileSync(path, makeInstance({ sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, seriesInstanceUid: series, studyInstanceUid: '1.2.826.0.1.3680043.2.1125.9', patientId: `ORDER_${n}` }));
+    return path;
+  });
+  const parsed = await Promise.all(files.map((f) => readPart10File(f)));
+  const scu = await ScuAssociation.open({
+    host: '127.0.0.1', port: r.port, callingAeTitle: 'MODALITY', calledAeTitle: 'DICOM_ROUTER',
+    contexts: [{ abstractSyntax: SOP.ct, transferSyntaxes: [TS.explicitLE] }], logger: silent,
+  });
+  for (const f of parsed) t.is((await scu.store(f)).status, 0);
+  await scu.release();
+  await eventually(t, 'all four delivered', () => r.queue.depth('ORDERED').pending === 0 && scp.stores.filter((s) => s.dataset.length > 0).length >= 5);
+  const delivered = scp.stores.map((s) => s.command.AffectedSOPInstanceUID);
+  const expected = parsed.map((p) => p.sopInstanceUid);
+  // Sent: 1, 2 (A700), then 2 again, 3, 4 — never 3 before the retried 2.
+  t.deepEqual(delivered, [expected[0], expected[1], expected[1], expected[2], expected[3]]);
+});
