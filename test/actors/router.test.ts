@@ -2,8 +2,6 @@
 // answer (A-ABORT, a failure status) and harms nothing else.
 import test from 'ava';
 import { writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
-import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
@@ -12,10 +10,9 @@ import { startRouter } from '../../actors/router.ts';
 import { ScuAssociation } from '../../actors/scu.ts';
 import { parseConfig } from '../../config/config.ts';
 import { encodeCommand } from '../../protocol/dimse.ts';
-import { decodePdu, encodePdu } from '../../protocol/pdu.ts';
-import { PduFramer } from '../../protocol/pdu-framer.ts';
-import type { AssociateRq, Pdu } from '../../protocol/pdu.types.ts';
-import { IMPLEMENTATION_CLASS_UID, VERIFICATION_SOP_CLASS } from '../../protocol/uids.ts';
+import { encodePdu } from '../../protocol/pdu.ts';
+import { VERIFICATION_SOP_CLASS } from '../../protocol/uids.ts';
+import { echoRq, rawPeer } from '../helpers/raw-peer.ts';
 import { makeInstance, SOP, TS } from '../helpers/dicom-files.ts';
 import { tempDir } from '../helpers/processes.ts';
 
@@ -31,38 +28,6 @@ async function router(listener: Record<string, unknown> = {}) {
   config.listeners[0].port = 0; // any free port
   const running = await startRouter(config, { logger: silent });
   return { ...running, port: running.ports.get('main')!, dir };
-}
-
-const echoRq: AssociateRq = {
-  type: 'A-ASSOCIATE-RQ',
-  protocolVersion: 1,
-  calledAeTitle: 'DICOM_ROUTER',
-  callingAeTitle: 'RAW',
-  applicationContext: '1.2.840.10008.3.1.1.1',
-  presentationContexts: [{ id: 1, abstractSyntax: VERIFICATION_SOP_CLASS, transferSyntaxes: ['1.2.840.10008.1.2'] }],
-  userInformation: { maxPduLength: 16384, implementationClassUid: IMPLEMENTATION_CLASS_UID, roleSelections: [], sopClassExtended: [], sopClassCommonExtended: [] },
-};
-
-/** A raw peer: what it receives, decoded, and when the router closed it. */
-function rawPeer(port: number) {
-  const framer = new PduFramer({ maxPduLength: 1 << 20 });
-  const received: Pdu[] = [];
-  let onPdu: (() => void) | undefined;
-  const socket: Socket = connect({ host: '127.0.0.1', port });
-  socket.on('data', (chunk) => {
-    for (const raw of framer.push(chunk)) received.push(decodePdu(raw));
-    onPdu?.();
-  });
-  socket.on('error', () => {});
-  const closed = new Promise<void>((r) => socket.once('close', () => r()));
-  const next = (n: number) =>
-    new Promise<Pdu>((resolve, reject) => {
-      const check = () => received.length >= n && resolve(received[n - 1]);
-      onPdu = check;
-      check();
-      setTimeout(() => reject(new Error(`no PDU #${n}`)), 5000).unref();
-    });
-  return { socket, received, next, closed, connected: new Promise((r) => socket.once('connect', r)) };
 }
 
 async function echoWorks(port: number): Promise<boolean> {
@@ -95,7 +60,7 @@ test('a P-DATA-TF larger than our maximum PDU length is aborted', async (t) => {
   t.teardown(() => r.stop(0));
   const peer = rawPeer(r.port);
   await peer.connected;
-  peer.socket.write(encodePdu(echoRq));
+  peer.socket.write(encodePdu(echoRq()));
   t.is((await peer.next(1)).type, 'A-ASSOCIATE-AC');
   const big = encodePdu({ type: 'P-DATA-TF', pdvs: [{ contextId: 1, isCommand: true, isLast: true, data: new Uint8Array(20000) }] });
   peer.socket.write(big);
@@ -119,7 +84,7 @@ test('a PDV on a presentation context that was not accepted is aborted', async (
   t.teardown(() => r.stop(0));
   const peer = rawPeer(r.port);
   await peer.connected;
-  peer.socket.write(encodePdu(echoRq));
+  peer.socket.write(encodePdu(echoRq()));
   await peer.next(1);
   const echo = encodeCommand({ CommandField: 0x0030, MessageID: 1, AffectedSOPClassUID: VERIFICATION_SOP_CLASS, CommandDataSetType: 0x0101 });
   peer.socket.write(encodePdu({ type: 'P-DATA-TF', pdvs: [{ contextId: 3, isCommand: true, isLast: true, data: echo }] }));
@@ -143,7 +108,7 @@ test('an association that stalls mid-PDU is aborted after the network timeout', 
   t.teardown(() => r.stop(0));
   const peer = rawPeer(r.port);
   await peer.connected;
-  peer.socket.write(encodePdu(echoRq));
+  peer.socket.write(encodePdu(echoRq()));
   await peer.next(1);
   peer.socket.write(Buffer.from([0x04, 0, 0, 0, 0x40, 0])); // a P-DATA-TF header promising 16 KiB, then nothing
   await peer.closed;

@@ -2,45 +2,24 @@
 // output where DCMTK can provoke it, from the raw PDU where it cannot (application context,
 // protocol version).
 import test from 'ava';
-import { connect } from 'node:net';
 import { pino } from 'pino';
 import { ScuAssociation, AssociationRejectedError } from '../../actors/scu.ts';
-import { decodePdu, encodePdu } from '../../protocol/pdu.ts';
-import { PduFramer } from '../../protocol/pdu-framer.ts';
+import { encodePdu } from '../../protocol/pdu.ts';
 import type { AssociateRq, Pdu } from '../../protocol/pdu.types.ts';
-import { IMPLEMENTATION_CLASS_UID, VERIFICATION_SOP_CLASS } from '../../protocol/uids.ts';
+import { VERIFICATION_SOP_CLASS } from '../../protocol/uids.ts';
+import { echoRq, rawPeer } from '../helpers/raw-peer.ts';
 import { run, startRouter } from '../helpers/processes.ts';
 
 const silent = pino({ level: 'silent' });
 
-function rq(overrides: Partial<AssociateRq>): AssociateRq {
-  return {
-    type: 'A-ASSOCIATE-RQ',
-    protocolVersion: 1,
-    calledAeTitle: 'DICOM_ROUTER',
-    callingAeTitle: 'RAW',
-    applicationContext: '1.2.840.10008.3.1.1.1',
-    presentationContexts: [{ id: 1, abstractSyntax: VERIFICATION_SOP_CLASS, transferSyntaxes: ['1.2.840.10008.1.2'] }],
-    userInformation: { maxPduLength: 16384, implementationClassUid: IMPLEMENTATION_CLASS_UID, roleSelections: [], sopClassExtended: [], sopClassCommonExtended: [] },
-    ...overrides,
-  };
-}
-
 /** Send one A-ASSOCIATE-RQ on a raw socket; the first PDU that comes back. */
-function firstReply(port: number, request: AssociateRq): Promise<Pdu> {
-  return new Promise((resolve, reject) => {
-    const framer = new PduFramer({ maxPduLength: 1 << 20 });
-    const socket = connect({ host: '127.0.0.1', port }, () => socket.write(encodePdu(request)));
-    socket.on('data', (chunk) => {
-      const [raw] = framer.push(chunk);
-      if (raw) {
-        socket.destroy();
-        resolve(decodePdu(raw));
-      }
-    });
-    socket.on('error', reject);
-    setTimeout(() => reject(new Error('no reply')), 5000).unref();
-  });
+async function firstReply(port: number, request: AssociateRq): Promise<Pdu> {
+  const peer = rawPeer(port);
+  await peer.connected;
+  peer.socket.write(encodePdu(request));
+  const reply = await peer.next(1);
+  peer.socket.destroy();
+  return reply;
 }
 
 test('1/1/7: called AE title not recognized (echoscu)', async (t) => {
@@ -82,13 +61,13 @@ test('2/3/2: local limit exceeded, transient, when maxAssociations are in use (e
 test('1/1/2: application context name not supported (raw RQ)', async (t) => {
   const router = await startRouter();
   t.teardown(router.stop);
-  t.deepEqual(await firstReply(router.port, rq({ applicationContext: '1.2.3.4' })), { type: 'A-ASSOCIATE-RJ', result: 1, source: 1, reason: 2 });
+  t.deepEqual(await firstReply(router.port, echoRq({ applicationContext: '1.2.3.4' })), { type: 'A-ASSOCIATE-RJ', result: 1, source: 1, reason: 2 });
 });
 
 test('1/2/2: protocol version not supported (raw RQ)', async (t) => {
   const router = await startRouter();
   t.teardown(router.stop);
-  t.deepEqual(await firstReply(router.port, rq({ protocolVersion: 2 })), { type: 'A-ASSOCIATE-RJ', result: 1, source: 2, reason: 2 });
+  t.deepEqual(await firstReply(router.port, echoRq({ protocolVersion: 2 })), { type: 'A-ASSOCIATE-RJ', result: 1, source: 2, reason: 2 });
 });
 
 test('our SCU reports a rejection with its standard meaning', async (t) => {
