@@ -13,10 +13,11 @@ for (const entry of Object.values(meta.nameMap)) byTag.set(meta.unpunctuateTag(e
 const VR_ALIASES: Record<string, string> = { ox: 'OB', xs: 'US', up: 'UL', lt: 'OW' };
 const vrOf = (e: DictionaryEntry): string | undefined => (e.vr === 'na' ? undefined : VR_ALIASES[e.vr] ?? e.vr);
 
-/** Dictionary entry by keyword, e.g. 'Modality'. */
-export function keywordInfo(keyword: string): { tag: string; vr?: string; vm: string } | undefined {
-  const e = Object.hasOwn(meta.nameMap, keyword) ? meta.nameMap[keyword] : undefined;
-  return e ? { tag: meta.unpunctuateTag(e.tag).toUpperCase(), vr: vrOf(e), vm: e.vm } : undefined;
+/** Dictionary entry by keyword, e.g. 'Modality'; retired ones also without dcmjs's RETIRED_ prefix ('StudyComments'). */
+export function keywordInfo(keyword: string): { keyword: string; tag: string; vr?: string; vm: string } | undefined {
+  const name = Object.hasOwn(meta.nameMap, keyword) ? keyword : Object.hasOwn(meta.nameMap, `RETIRED_${keyword}`) ? `RETIRED_${keyword}` : undefined;
+  const e = name === undefined ? undefined : meta.nameMap[name];
+  return e ? { keyword: e.name, tag: meta.unpunctuateTag(e.tag).toUpperCase(), vr: vrOf(e), vm: e.vm } : undefined;
 }
 
 /** Dictionary entry by 8-hex tag. */

@@ -122,7 +122,8 @@ export function evaluateCondition(c: Condition, input: RoutingInput, depth = 0):
       if (found.state === 'absent') return single({ text, ok: c.match.op === 'exists' && !c.match.value, why: found.why }, depth);
       if (found.sequence !== undefined) {
         const ok = c.match.op === 'exists' && c.match.value;
-        return single({ text, ok, why: `a sequence of ${found.sequence} item${found.sequence === 1 ? '' : 's'}${ok ? '' : '; only exists applies to sequences'}` }, depth);
+        const only = c.match.op === 'exists' ? '' : '; only exists applies to sequences';
+        return single({ text, ok, why: `a sequence of ${found.sequence} item${found.sequence === 1 ? '' : 's'}${only}` }, depth);
       }
       if (found.values.length === 0) return single({ text, ok: c.match.op === 'exists' && !c.match.value, why: `present but empty${at}` }, depth);
       const ok = c.match.op === 'exists' ? c.match.value : found.values.some((v) => valueMatches(c.match, v));

@@ -35,7 +35,7 @@ export function refFromName(name: string): ParsedRef | { problem: string } {
   if (/^[A-Za-z][A-Za-z0-9_]*$/.test(text)) {
     const info = keywordInfo(text);
     if (!info) return { problem: unknownKeyword(text) };
-    return { ref: { kind: 'tag', tag: info.tag, keyword: text, ...(info.vr ? { vr: info.vr } : {}) }, vr: info.vr, vm: info.vm };
+    return { ref: { kind: 'tag', tag: info.tag, keyword: info.keyword, ...(info.vr ? { vr: info.vr } : {}) }, vr: info.vr, vm: info.vm };
   }
   const parsed = parseTagText(text);
   if (parsed.kind === 'bad') return { problem: `'${text}' is neither an attribute keyword nor a tag such as '(0010,0020)'` };
@@ -61,7 +61,7 @@ export function parseAttributeRef(obj: Record<string, unknown>, path: Seg[], ctx
       report(ctx, [...path, 'attribute'], /^[A-Za-z][A-Za-z0-9_]*$/.test(attribute) ? unknownKeyword(attribute) : `must be an attribute keyword such as Modality (got '${attribute}'; a tag goes in tag:)`);
       return undefined;
     }
-    return { ref: { kind: 'tag', tag: info.tag, keyword: attribute, ...(info.vr ? { vr: info.vr } : {}) }, vr: info.vr, vm: info.vm };
+    return { ref: { kind: 'tag', tag: info.tag, keyword: info.keyword, ...(info.vr ? { vr: info.vr } : {}) }, vr: info.vr, vm: info.vm };
   }
   if (typeof tag !== 'string') return undefined; // missing or wrong type: the schema says so
   const parsed = parseTagText(tag);

@@ -8,13 +8,14 @@ import { listWords, report } from './parse-context.ts';
 import type { ParseContext } from './parse-context.ts';
 import { boundsOrdered, guessKind, parseBound } from './ranges.ts';
 import type { AssociationField, Condition, RangeKind, Scalar, TextMatcher, ValueMatcher } from './rule.types.ts';
-import { isObject } from './yaml-problems.ts';
+import { closest, isObject } from './yaml-problems.ts';
 import type { Seg } from './yaml-problems.ts';
 
 const GROUPS = ['all', 'any', 'not'] as const;
 const ASSOCIATION: AssociationField[] = ['callingAe', 'calledAe', 'listener', 'tlsSubject'];
 const KINDS = [...GROUPS, ...ASSOCIATION, 'sourceAddress', 'attribute', 'tag'];
 const OPERATORS = ['equals', 'in', 'wildcard', 'regex', 'range', 'exists'] as const;
+const KNOWN_KEYS = new Set<string>([...KINDS, ...OPERATORS, 'creator']);
 
 /** `when`: omitted = [], a list = all of them, a map = that one condition. */
 export function parseWhen(when: unknown, path: Seg[], ctx: ParseContext): Condition[] {
@@ -27,9 +28,12 @@ export function parseWhen(when: unknown, path: Seg[], ctx: ParseContext): Condit
 export function parseCondition(c: unknown, path: Seg[], ctx: ParseContext): Condition | undefined {
   if (!isObject(c)) return undefined; // the schema reports it
   const keys = Object.keys(c);
+  // An unknown field (a misspelt operator, say) is reported by the schema; guessing further would only add noise.
+  const unknown = keys.some((k) => !KNOWN_KEYS.has(k));
   const kinds = KINDS.filter((k) => k in c);
   const operators = OPERATORS.filter((k) => k in c);
   if (kinds.length === 0) {
+    if (unknown) return undefined;
     if (operators.length > 0) report(ctx, [...path, operators[0]], `${operators[0]} tests an attribute: add attribute: Keyword (or tag: '(gggg,eeee)') to this condition`, 'key');
     else if (keys.length === 0) report(ctx, path, `empty condition: expected one of ${KINDS.join(', ')}`);
     else if ('creator' in c) report(ctx, [...path, 'creator'], "creator goes with a private tag written relative to its block, e.g. tag: '(0009,xx01)'", 'key');
@@ -81,6 +85,7 @@ export function parseCondition(c: unknown, path: Seg[], ctx: ParseContext): Cond
     default: {
       const field = kind as AssociationField;
       const match = parseTextMatch(c[field], [...path, field], ctx, field === 'callingAe' || field === 'calledAe');
+      if (match && field === 'listener' && !knownListeners(match, [...path, field], ctx)) return undefined;
       return match ? { kind: 'association', field, match } : undefined;
     }
   }
@@ -114,6 +119,21 @@ function parseTextMatch(v: unknown, path: Seg[], ctx: ParseContext, aeTitle: boo
   return undefined;
 }
 
+/** Listener names given as equals / in must be configured ones (when the caller says which those are). */
+function knownListeners(m: TextMatcher, path: Seg[], ctx: ParseContext): boolean {
+  const known = ctx.listeners;
+  if (!known || (m.op !== 'equals' && m.op !== 'in')) return true;
+  const names = m.op === 'equals' ? [m.value as string] : (m.values as string[]);
+  let ok = true;
+  names.forEach((name, i) => {
+    if (known.includes(name)) return;
+    ok = false;
+    const guess = closest(name, known);
+    report(ctx, m.op === 'in' ? [...path, 'in', i] : path, `unknown listener '${name}' (configured: ${known.join(', ') || 'none'})${guess ? `; did you mean '${guess}'?` : ''}`);
+  });
+  return ok;
+}
+
 function compiles(pattern: string, path: Seg[], ctx: ParseContext): boolean {
   try {
     new RegExp(pattern);
@@ -127,6 +147,7 @@ function compiles(pattern: string, path: Seg[], ctx: ParseContext): boolean {
 function parseAttributeCondition(c: Record<string, unknown>, path: Seg[], ctx: ParseContext): Condition | undefined {
   const operators = OPERATORS.filter((k) => k in c);
   const parsed = parseAttributeRef(c, path, ctx);
+  if (operators.length === 0 && Object.keys(c).some((k) => !KNOWN_KEYS.has(k))) return undefined;
   if (operators.length !== 1) {
     const where = operators.length === 0 ? path : [...path, operators[1]];
     const message = operators.length === 0
@@ -146,6 +167,13 @@ function parseAttributeCondition(c: Record<string, unknown>, path: Seg[], ctx: P
   return match ? { kind: 'attribute', attribute: parsed.ref, match } : undefined;
 }
 
+/** An empty value can never match: empty elements count as missing. */
+function nonEmpty(v: Scalar, path: Seg[], ctx: ParseContext): boolean {
+  if (typeof v === 'number' || v.replace(/^[ \0]+|[ \0]+$/g, '') !== '') return true;
+  report(ctx, path, 'an empty value never matches (an empty element counts as missing): use exists: false');
+  return false;
+}
+
 /** A configured value as it will be compared: text, or a number where the comparison is numeric. */
 function comparable(v: Scalar, vr: string | undefined): Scalar {
   if (typeof v === 'number') return v;
@@ -156,10 +184,11 @@ function comparable(v: Scalar, vr: string | undefined): Scalar {
 function parseValueMatcher(op: typeof OPERATORS[number], v: unknown, path: Seg[], vr: string | undefined, ctx: ParseContext): ValueMatcher | undefined {
   switch (op) {
     case 'equals':
-      return typeof v === 'string' || typeof v === 'number' ? { op, value: comparable(v, vr) } : undefined;
+      if (typeof v !== 'string' && typeof v !== 'number') return undefined;
+      return nonEmpty(v, path, ctx) ? { op, value: comparable(v, vr) } : undefined;
     case 'in':
       if (!Array.isArray(v) || v.length === 0 || !v.every((x) => typeof x === 'string' || typeof x === 'number')) return undefined;
-      return { op, values: (v as Scalar[]).map((x) => comparable(x, vr)) };
+      return (v as Scalar[]).every((x, i) => nonEmpty(x, [...path, i], ctx)) ? { op, values: (v as Scalar[]).map((x) => comparable(x, vr)) } : undefined;
     case 'wildcard':
       return typeof v === 'string' ? { op, pattern: v.trim() } : undefined;
     case 'regex':

@@ -5,6 +5,8 @@ import type { RawProblem, Seg } from './yaml-problems.ts';
 export type ParseContext = {
   problems: RawProblem[];
   peers: string[];
+  /** Configured listener names, when the caller passes them: listener conditions must name one. */
+  listeners?: string[];
   /** How the scalar at `path` is written in the YAML source (e.g. '0xA700' or '0122' for numbers). */
   sourceOf(path: Seg[]): string | undefined;
 };

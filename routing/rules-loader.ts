@@ -16,7 +16,8 @@ import { formatPath, isObject, locate, nodeAt } from './yaml-problems.ts';
 import type { RawProblem } from './yaml-problems.ts';
 
 export type RulesProblem = ConfigProblem;
-export type RuleFileOptions = { peers: string[] };
+/** peers: configured peer names (forward targets must be among them); listeners: if given, listener conditions must name one. */
+export type RuleFileOptions = { peers: string[]; listeners?: string[] };
 
 export class RulesError extends Error {
   readonly problems: RulesProblem[];
@@ -59,6 +60,7 @@ function parseOne(text: string, file: string, opts: RuleFileOptions): Parsed {
   const ctx: ParseContext = {
     problems: [],
     peers: opts.peers,
+    ...(opts.listeners ? { listeners: opts.listeners } : {}),
     sourceOf: (path) => {
       const node = nodeAt(doc, path);
       return isScalar(node) && typeof node.source === 'string' ? node.source : undefined;
