@@ -2,6 +2,7 @@
 // listener's policy, turns DIMSE requests into transaction machines (spawned by the association
 // machine), and streams C-STORE datasets into the spool.
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { DimseInput } from '../machines/dimse/dimse.events.ts';
 import type { ListenerActorRef } from '../machines/listener.machine.ts';
@@ -21,6 +22,9 @@ import { evaluate } from '../routing/evaluate.ts';
 import type { RoutingDecision, RuleSet } from '../routing/rule.types.ts';
 import type { OutboundQueue } from './outbound-queue.ts';
 import type { InstanceRecord } from './spool.ts';
+import type { AeTitleBinding } from '../config/config.ts';
+import { checkAeTitleBinding, identityOf } from './tls-identity.ts';
+import type { CertificateIdentity } from './tls-identity.ts';
 
 /** What a listener needs to route: the rules in force, the outbound queue, and a way to wake peers. */
 export type RoutingRuntime = {
@@ -38,6 +42,8 @@ export type ListenerRuntime = {
   ref: ListenerActorRef;
   spool: Spool;
   logger: Logger;
+  /** A TLS listener: calling AE titles bound to client certificates (empty: none). */
+  tls?: { aeTitleBindings: AeTitleBinding[] };
 };
 
 /** Live acceptor associations by id, so the store actor injected into C-STORE machines finds its world. */
@@ -55,7 +61,10 @@ export class Acceptor {
   readonly association: Association;
   private readonly listener: ListenerRuntime;
   private readonly pending = new Map<number, PendingStore>();
-  private ctx: ReceiveContext;
+  /** tlsSubject: the client certificate's subject on a TLS listener (routing rules' `tlsSubject`). */
+  private ctx: ReceiveContext & { tlsSubject?: string };
+  /** The verified client certificate's identity, on a TLS listener that got one. */
+  private readonly identity: CertificateIdentity | undefined;
   /** The rules in force when this association was established (an edit applies from the next one). */
   private ruleSet: RuleSet | undefined;
 
@@ -63,6 +72,9 @@ export class Acceptor {
     this.listener = listener;
     const log = listener.logger.child({ assoc: id, listener: listener.name, peer: `${socket.remoteAddress}:${socket.remotePort}` });
     this.ctx = { callingAeTitle: '', calledAeTitle: '', listener: listener.name, remoteAddress: socket.remoteAddress ?? '' };
+    const cert = socket instanceof TLSSocket ? socket.getPeerX509Certificate() : undefined;
+    this.identity = cert ? identityOf(cert) : undefined;
+    if (this.identity) this.ctx.tlsSubject = this.identity.subject;
     this.association = new Association({
       id,
       machine,
@@ -82,7 +94,7 @@ export class Acceptor {
     });
     machine.send({ type: 'TRANSPORT_ACCEPTED' });
     this.association.attach(socket);
-    log.info('connection accepted');
+    log.info(this.identity ? { tlsSubject: this.identity.subject } : {}, 'connection accepted');
   }
 
   private onAssociateRq(rq: Parameters<typeof negotiate>[0]): void {
@@ -90,6 +102,14 @@ export class Acceptor {
     a.log = a.log.child({ callingAe: rq.callingAeTitle, calledAe: rq.calledAeTitle });
     this.ctx = { ...this.ctx, callingAeTitle: rq.callingAeTitle, calledAeTitle: rq.calledAeTitle };
     const result = negotiate(rq, this.listener.policy);
+    const binding = result.accepted && this.listener.tls ? checkAeTitleBinding(this.listener.tls.aeTitleBindings, rq.callingAeTitle, this.identity) : { ok: true as const };
+    if (!binding.ok) {
+      // The AE title is not believed without the certificate that backs it: 1/1/3, as for an unknown calling AE title.
+      a.log.warn({ result: 1, source: 1, reason: 3, why: binding.why, tlsSubject: this.identity?.subject }, 'association rejected: calling AE title not bound to this certificate');
+      this.listener.ref.send({ type: 'ASSOCIATION_REJECTED', associationId: a.id, reason: 'calling-ae-tls-binding-3' });
+      a.machine.send({ type: 'A_ASSOCIATE_REJECT_REQUESTED', rj: { ...Reject.callingAeNotRecognized } });
+      return;
+    }
     if (!result.accepted) {
       a.log.warn({ result: result.rj.result, source: result.rj.source, reason: result.rj.reason, why: result.why }, 'association rejected');
       this.listener.ref.send({ type: 'ASSOCIATION_REJECTED', associationId: a.id, reason: result.why.split(' ')[0] + '-' + result.rj.reason });
@@ -181,8 +201,9 @@ export class Acceptor {
   /** Which rules match this instance and what they decide. */
   private route(dataset: Record<string, unknown>): RoutingDecision | undefined {
     if (!this.ruleSet) return undefined;
-    const { callingAeTitle, calledAeTitle, listener, remoteAddress } = this.ctx;
-    const decision = evaluate(this.ruleSet, { association: { callingAeTitle, calledAeTitle, listener, remoteAddress }, dataset });
+    const { callingAeTitle, calledAeTitle, listener, remoteAddress, tlsSubject } = this.ctx;
+    const association = { callingAeTitle, calledAeTitle, listener, remoteAddress, ...(tlsSubject !== undefined ? { tlsSubject } : {}) };
+    const decision = evaluate(this.ruleSet, { association, dataset });
     this.association.log.debug({ rules: decision.matchedRules, forward: decision.forward.map((f) => f.peer), drop: decision.drop }, 'routed');
     return decision;
   }

@@ -6,13 +6,30 @@ import { dirname, resolve } from 'node:path';
 import { BlockList, isIP } from 'node:net';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
-import { Ajv } from 'ajv';
-import type { ErrorObject } from 'ajv';
-import schema from './router.schema.json' with { type: 'json' };
+import { EXPECTED, got, schemaProblems, validate } from './schema-problems.ts';
+import type { RawProblem, Seg } from './schema-problems.ts';
+import { tlsFileProblems } from './tls-files.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type TransferSyntaxPolicy = 'proposal-order' | 'prefer-explicit';
 export type ListenerTimeouts = { artimSeconds: number; idleSeconds: number; dimseSeconds: number };
+/** PS3.15 Annex B secure transport connection profiles (see actors/tls.ts for what each negotiates). */
+export type TlsProfileName = 'bcp195' | 'bcp195-non-downgrading' | 'bcp195-extended';
+/** A calling AE title and the client certificate allowed to use it (subject DN and/or a subjectAltName). */
+export type AeTitleBinding = { aeTitle: string; subject?: string; san?: string };
+export type ListenerTlsConfig = {
+  profile: TlsProfileName;
+  key: string; // absolute paths
+  cert: string;
+  ca: string;
+  requireClientCert: boolean;
+  handshakeSeconds: number;
+  aeTitleBindings: AeTitleBinding[];
+};
+export type PeerTlsConfig = { profile: TlsProfileName; key?: string; cert?: string; ca: string; serverName?: string };
+/** Default ports: DICOM's 11112 plain, and 2762 (dicom-tls, PS3.15 B.1) for TLS. */
+export const DEFAULT_PORT = 11112;
+export const DEFAULT_TLS_PORT = 2762;
 export type ListenerConfig = {
   name: string;
   aeTitles: string[]; // trimmed: leading/trailing spaces are not significant (PS3.5 6.2, AE)
@@ -26,11 +43,15 @@ export type ListenerConfig = {
   maxPduLength: number;
   maxAssociations: number;
   timeouts: ListenerTimeouts;
+  /** Absent: plain TCP. */
+  tls?: ListenerTlsConfig;
 };
 export type RetryConfig = { attempts: number; initialBackoffSeconds: number; maxBackoffSeconds: number; jitter: number };
 export type PeerConfig = {
   name: string; aeTitle: string; host: string; port: number; callingAeTitle: string; maxAssociations: number; maxPduLength: number;
   transferSyntaxes: 'default' | string[]; retry: RetryConfig; idleReleaseSeconds: number; timeouts: { connectSeconds: number; dimseSeconds: number };
+  /** Absent: plain TCP. */
+  tls?: PeerTlsConfig;
 };
 export type RoutingConfig = { rulesDir: string; retentionHours: number };
 export type RouterConfig = {
@@ -91,7 +112,8 @@ export function parseConfig(text: string, file: string): RouterConfig {
   }
 
   validate(data); // also fills in defaults (useDefaults)
-  const semantic = semanticProblems(data);
+  defaultPorts(data);
+  const semantic = [...semanticProblems(data), ...tlsFileProblems(data, dirname(resolve(file))).map((p) => ({ ...p, target: 'value' as const }))];
   const semanticPaths = new Set(semantic.map((p) => formatPath(p.path)));
   const raw = [
     // The schema's string patterns are there for editors; where a semantic check explains the
@@ -107,8 +129,15 @@ export function parseConfig(text: string, file: string): RouterConfig {
   return toRouterConfig(data as RouterConfig, file);
 }
 
+/** A listener without a port gets 11112, or 2762 when it is a TLS listener. */
+function defaultPorts(data: unknown): void {
+  const listeners = isObject(data) && Array.isArray(data.listeners) ? data.listeners : [];
+  for (const l of listeners) if (isObject(l) && l.port === undefined) l.port = isObject(l.tls) ? DEFAULT_TLS_PORT : DEFAULT_PORT;
+}
+
 function toRouterConfig(c: RouterConfig, file: string): RouterConfig {
   const trimAll = (xs: string[]) => xs.map((x) => x.trim());
+  const path = (p: string) => resolve(dirname(resolve(file)), p);
   return {
     storage: { dir: resolve(dirname(resolve(file)), c.storage.dir), fsync: c.storage.fsync },
     log: { level: c.log.level },
@@ -119,12 +148,26 @@ function toRouterConfig(c: RouterConfig, file: string): RouterConfig {
       transferSyntaxes: l.transferSyntaxes === 'default' ? 'default' : [...l.transferSyntaxes],
       transferSyntaxPolicy: l.transferSyntaxPolicy, maxPduLength: l.maxPduLength, maxAssociations: l.maxAssociations,
       timeouts: { ...l.timeouts },
+      ...(l.tls ? {
+        tls: {
+          profile: l.tls.profile, key: path(l.tls.key), cert: path(l.tls.cert), ca: path(l.tls.ca),
+          requireClientCert: l.tls.requireClientCert, handshakeSeconds: l.tls.handshakeSeconds,
+          aeTitleBindings: l.tls.aeTitleBindings.map((b) => ({ ...b, aeTitle: b.aeTitle.trim() })),
+        },
+      } : {}),
     })),
     peers: c.peers.map((p) => ({
       name: p.name ?? p.aeTitle.trim(), aeTitle: p.aeTitle.trim(), host: p.host, port: p.port, callingAeTitle: p.callingAeTitle.trim(),
       maxAssociations: p.maxAssociations, maxPduLength: p.maxPduLength,
       transferSyntaxes: p.transferSyntaxes === 'default' ? 'default' : [...p.transferSyntaxes],
       retry: { ...p.retry }, idleReleaseSeconds: p.idleReleaseSeconds, timeouts: { ...p.timeouts },
+      ...(p.tls ? {
+        tls: {
+          profile: p.tls.profile, ca: path(p.tls.ca),
+          ...(p.tls.key !== undefined && p.tls.cert !== undefined ? { key: path(p.tls.key), cert: path(p.tls.cert) } : {}),
+          ...(p.tls.serverName !== undefined ? { serverName: p.tls.serverName } : {}),
+        },
+      } : {}),
     })),
     routing: { rulesDir: resolve(dirname(resolve(file)), c.routing.rulesDir), retentionHours: c.routing.retentionHours },
   };
@@ -132,8 +175,6 @@ function toRouterConfig(c: RouterConfig, file: string): RouterConfig {
 
 // ---- problems before they are placed in the file ----
 
-type Seg = string | number;
-type RawProblem = { path: Seg[]; message: string; target: 'value' | 'key'; keyword?: string };
 const STRING_RULES = new Set(['pattern', 'minLength', 'maxLength']);
 
 function formatPath(path: Seg[]): string {
@@ -167,156 +208,6 @@ function locate(doc: Document, path: Seg[], target: 'value' | 'key'): number {
 function rangeStart(node: unknown): number | undefined {
   const range = (node as YamlNode | null)?.range;
   return range ? range[0] : undefined;
-}
-
-// ---- schema validation and its messages ----
-
-type SchemaObj = { [k: string]: any };
-const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true });
-const validate = ajv.compile(schema);
-const definitions: SchemaObj = schema.definitions;
-
-/** What a value matching a definition looks like, in words. */
-const EXPECTED: Record<string, string> = {
-  aeTitle: 'an AE title (1 to 16 characters, no backslash or control characters, not all spaces)',
-  uid: 'a UID (numbers separated by dots without leading zeros, e.g. 1.2.840.10008.1.2.1, at most 64 characters)',
-  uidList: 'a non-empty list of UIDs',
-  ipAddress: 'an IPv4 or IPv6 address (e.g. 0.0.0.0, 127.0.0.1 or ::)',
-  ipOrCidr: 'an IPv4 or IPv6 address or CIDR range (e.g. 192.168.1.20, 10.0.0.0/8 or fd00::/8)',
-  listener: 'a map of listener fields (name, aeTitles, port, ...)',
-  peer: 'a map with aeTitle, host and port',
-};
-
-function describe(s: SchemaObj | undefined): string {
-  if (!s) return 'nothing here';
-  const def = Object.keys(definitions).find((k) => definitions[k] === s || s.$ref === `#/definitions/${k}`);
-  if (def && EXPECTED[def]) return EXPECTED[def];
-  if (def && definitions[def] !== s) return describe(definitions[def]);
-  if ('const' in s) return quote(s.const);
-  if (Array.isArray(s.enum)) return `one of ${s.enum.map(quote).join(', ')}`;
-  if (Array.isArray(s.anyOf)) return s.anyOf.map((b: SchemaObj) => describe(b)).join(' or ');
-  switch (s.type) {
-    case 'integer':
-    case 'number': {
-      const noun = s.type === 'integer' ? 'an integer' : 'a number';
-      if (s.minimum !== undefined && s.maximum !== undefined) return `${noun} from ${s.minimum} to ${s.maximum}`;
-      const bounds = [
-        s.minimum !== undefined ? `at least ${s.minimum}` : s.exclusiveMinimum !== undefined ? `greater than ${s.exclusiveMinimum}` : '',
-        s.maximum !== undefined ? `at most ${s.maximum}` : '',
-      ].filter(Boolean);
-      return bounds.length ? `${noun} ${bounds.join(' and ')}` : noun;
-    }
-    case 'string':
-      if (s.minLength > 0 && s.maxLength) return `a string of ${s.minLength} to ${s.maxLength} characters`;
-      return s.minLength > 0 ? 'a non-empty string' : 'a string';
-    case 'boolean': return 'true or false';
-    case 'array': return s.minItems > 0 ? `a list of at least ${plural(s.minItems, itemNoun(s))}` : 'a list';
-    case 'object': return 'a map of fields';
-    default: return 'a valid value';
-  }
-}
-
-/** What one item of a list schema is called. */
-function itemNoun(list: SchemaObj): string {
-  const ref = String(list.items?.$ref ?? '').replace('#/definitions/', '');
-  return ({ aeTitle: 'AE title', uid: 'UID', ipOrCidr: 'address', listener: 'listener', peer: 'peer' } as Record<string, string>)[ref] ?? 'item';
-}
-
-function quote(v: unknown): string {
-  return typeof v === 'string' ? `'${v}'` : String(v);
-}
-
-function plural(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? '' : 's'}`;
-}
-
-function got(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  if (v === null) return 'an empty value';
-  if (Array.isArray(v)) return v.length === 0 ? 'an empty list' : 'a list';
-  if (typeof v === 'object') return 'a map';
-  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
-  return String(v);
-}
-
-function instancePath(pointer: string, data: unknown): Seg[] {
-  const path: Seg[] = [];
-  let here: any = data;
-  for (const raw of pointer.split('/').slice(1)) {
-    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    const key: Seg = Array.isArray(here) ? Number(seg) : seg;
-    path.push(key);
-    here = here?.[key];
-  }
-  return path;
-}
-
-function schemaProblems(errors: ErrorObject[], data: unknown): RawProblem[] {
-  const dropped = new Set<ErrorObject>();
-  // anyOf ('default' or a list of UIDs): if the value has the shape of some branch, report that
-  // branch's own errors; if it fits none, one message naming every allowed shape.
-  errors.forEach((e, i) => {
-    if (e.keyword !== 'anyOf') return;
-    const within = errors.slice(0, i).filter((b) => !dropped.has(b) && (b.instancePath === e.instancePath || b.instancePath.startsWith(`${e.instancePath}/`)));
-    const shape = within.filter((b) => b.instancePath === e.instancePath && ['type', 'const', 'enum'].includes(b.keyword));
-    const fitsNoBranch = shape.length >= (e.schema as unknown[]).length;
-    for (const b of fitsNoBranch ? within : shape) dropped.add(b);
-    if (!fitsNoBranch) dropped.add(e);
-  });
-  return errors.filter((e) => !dropped.has(e)).map((e) => schemaProblem(e, instancePath(e.instancePath, data)));
-}
-
-function schemaProblem(e: ErrorObject, path: Seg[]): RawProblem {
-  const parent = e.parentSchema as SchemaObj;
-  const p = e.params as Record<string, any>;
-  switch (e.keyword) {
-    case 'additionalProperties': {
-      const known = Object.keys(parent.properties ?? {});
-      const guess = closest(p.additionalProperty, known);
-      const hint = guess ? `did you mean '${guess}'?` : `known fields: ${known.join(', ')}`;
-      return { path: [...path, p.additionalProperty], target: 'key', message: `unknown field '${p.additionalProperty}' (${hint})` };
-    }
-    case 'required':
-      return { path: [...path, p.missingProperty], target: 'value', message: `required field is missing (expected ${describe(parent.properties?.[p.missingProperty])})` };
-    case 'minItems':
-      return { path, target: 'value', message: `must list at least ${plural(p.limit, itemNoun(parent))} (got ${got(e.data)})` };
-    case 'uniqueItems':
-      return { path: [...path, Math.max(p.i, p.j)], target: 'value', message: `duplicate of item ${Math.min(p.i, p.j)} (${got((e.data as unknown[])[p.i])})` };
-    case 'minLength':
-    case 'maxLength':
-      return { path, target: 'value', keyword: e.keyword, message: `must be ${describe(parent)} (got ${got(e.data)}, ${plural(String(e.data).length, 'character')})` };
-    default: {
-      const options = e.keyword === 'enum' ? parent.enum : e.keyword === 'anyOf' ? parent.anyOf.filter((b: SchemaObj) => 'const' in b).map((b: SchemaObj) => b.const) : [];
-      const guess = typeof e.data === 'string' ? closest(e.data, options.filter((o: unknown) => typeof o === 'string')) : undefined;
-      const message = `must be ${describe(parent)} (got ${got(e.data)}${guess ? `; did you mean '${guess}'?` : ''})`;
-      return { path, target: 'value', keyword: e.keyword, message: path.length === 0 ? `the file ${message}` : message };
-    }
-  }
-}
-
-/** The candidate closest to `word` if it is close enough to be a likely typo. */
-function closest(word: string, candidates: string[]): string | undefined {
-  const norm = (s: string) => s.toLowerCase().replace(/[-_ ]/g, '');
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const c of candidates) {
-    const d = norm(c) === norm(word) ? 0 : editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [c, d];
-  }
-  return best !== undefined && bestDistance <= Math.max(1, Math.floor(Math.max(word.length, best.length) / 3)) ? best : undefined;
-}
-
-/** Optimal string alignment distance (Levenshtein plus adjacent transpositions). */
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.length][b.length];
 }
 
 // ---- checks a schema cannot express ----
@@ -354,6 +245,15 @@ function semanticProblems(data: unknown): RawProblem[] {
       if (clash) out.push({ path: [...base, 'port'], target: 'value', message: `port ${port} on ${l.bind} is already used by listeners[${clash.index}] (bound to ${clash.bind})` });
       bound.push({ bind: l.bind, port, index: i });
     }
+    const tls = isObject(l.tls) ? l.tls : undefined;
+    if (tls && Array.isArray(tls.aeTitleBindings)) {
+      tls.aeTitleBindings.forEach((b: unknown, j: number) => {
+        if (!isObject(b)) return;
+        const at: Seg[] = [...base, 'tls', 'aeTitleBindings', j];
+        check([...at, 'aeTitle'], b.aeTitle, aeTitleProblem);
+        if (b.subject === undefined && b.san === undefined) out.push({ path: at, target: 'value', message: 'an AE title binding needs subject or san (or both): what the certificate must carry' });
+      });
+    }
   });
   const peers = Array.isArray(root.peers) ? root.peers : [];
   const peerNames = new Map<string, number>();
@@ -362,6 +262,7 @@ function semanticProblems(data: unknown): RawProblem[] {
     check(['peers', i, 'aeTitle'], p.aeTitle, aeTitleProblem);
     check(['peers', i, 'callingAeTitle'], p.callingAeTitle, aeTitleProblem);
     check(['peers', i, 'host'], p.host, (v) => isIP(v) || HOSTNAME.test(v) ? undefined : 'must be a host name or an IP address');
+    if (isObject(p.tls)) check(['peers', i, 'tls', 'serverName'], p.tls.serverName, (v) => HOSTNAME.test(v) || isIP(v) ? undefined : 'must be a host name (or an IP address)');
     eachString(['peers', i, 'transferSyntaxes'], p.transferSyntaxes, uidProblem);
     const name = typeof p.name === 'string' ? p.name : typeof p.aeTitle === 'string' ? p.aeTitle.trim() : undefined;
     if (name !== undefined) {

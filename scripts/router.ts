@@ -249,6 +249,23 @@ queueCmd
     await withQueue(opts.config, async (queue) => console.log(`${await queue.purge(target)} items purged`));
   });
 
+program
+  .command('certs')
+  .description('TLS material')
+  .command('init [dir]')
+  .description('create a lab CA, a server and a client certificate (TEST material, not for production) in DIR (default certs/lab)')
+  .option('--days <n>', 'validity of the server and client certificates, in days', (v) => Number(v), 365)
+  .option('--host <names...>', 'more host names or IP addresses for the server certificate (localhost, 127.0.0.1, ::1 and this host are always in)')
+  .option('--force', 'overwrite existing files')
+  .action(async (dir: string | undefined, opts: { days: number; host?: string[]; force?: boolean }) => {
+    const { initLabCerts, labSummary } = await import('./certs.ts');
+    try {
+      console.log(labSummary(initLabCerts(dir ?? 'certs/lab', { days: opts.days, hosts: opts.host, force: opts.force })));
+    } catch (err) {
+      fail(err as Error);
+    }
+  });
+
 function fail(err: Error): never {
   process.stderr.write(`router: ${err.message}\n`);
   process.exit(1);

@@ -1,0 +1,162 @@
+// The JSON Schema side of config validation: ajv with defaults, and its errors turned into
+// messages an integrator reads ("must be an integer from 1 to 65535 (got 70000)", "did you mean
+// 'requireClientCert'?"), each with the path of the value (or key) it is about.
+import { Ajv } from 'ajv';
+import type { ErrorObject } from 'ajv';
+import schema from './router.schema.json' with { type: 'json' };
+
+export type Seg = string | number;
+export type RawProblem = { path: Seg[]; message: string; target: 'value' | 'key'; keyword?: string };
+
+type SchemaObj = { [k: string]: any };
+const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true });
+/** Validates and fills in defaults (useDefaults); errors in `validate.errors`. */
+export const validate = ajv.compile(schema);
+const definitions: SchemaObj = schema.definitions;
+
+/** What a value matching a definition looks like, in words. */
+export const EXPECTED: Record<string, string> = {
+  aeTitle: 'an AE title (1 to 16 characters, no backslash or control characters, not all spaces)',
+  uid: 'a UID (numbers separated by dots without leading zeros, e.g. 1.2.840.10008.1.2.1, at most 64 characters)',
+  uidList: 'a non-empty list of UIDs',
+  ipAddress: 'an IPv4 or IPv6 address (e.g. 0.0.0.0, 127.0.0.1 or ::)',
+  ipOrCidr: 'an IPv4 or IPv6 address or CIDR range (e.g. 192.168.1.20, 10.0.0.0/8 or fd00::/8)',
+  listener: 'a map of listener fields (name, aeTitles, port, ...)',
+  peer: 'a map with aeTitle, host and port',
+  pemFile: 'the path of a PEM file',
+  listenerTls: 'a map with profile, key, cert, ca (and requireClientCert, handshakeSeconds, aeTitleBindings)',
+  peerTls: 'a map with profile and ca (and key, cert, serverName)',
+  aeTitleBinding: 'a map with aeTitle and subject and/or san',
+};
+
+function describe(s: SchemaObj | undefined): string {
+  if (!s) return 'nothing here';
+  const def = Object.keys(definitions).find((k) => definitions[k] === s || s.$ref === `#/definitions/${k}`);
+  if (def && EXPECTED[def]) return EXPECTED[def];
+  if (def && definitions[def] !== s) return describe(definitions[def]);
+  if ('const' in s) return quote(s.const);
+  if (Array.isArray(s.enum)) return `one of ${s.enum.map(quote).join(', ')}`;
+  if (Array.isArray(s.anyOf)) return s.anyOf.map((b: SchemaObj) => describe(b)).join(' or ');
+  switch (s.type) {
+    case 'integer':
+    case 'number': {
+      const noun = s.type === 'integer' ? 'an integer' : 'a number';
+      if (s.minimum !== undefined && s.maximum !== undefined) return `${noun} from ${s.minimum} to ${s.maximum}`;
+      const bounds = [
+        s.minimum !== undefined ? `at least ${s.minimum}` : s.exclusiveMinimum !== undefined ? `greater than ${s.exclusiveMinimum}` : '',
+        s.maximum !== undefined ? `at most ${s.maximum}` : '',
+      ].filter(Boolean);
+      return bounds.length ? `${noun} ${bounds.join(' and ')}` : noun;
+    }
+    case 'string':
+      if (s.minLength > 0 && s.maxLength) return `a string of ${s.minLength} to ${s.maxLength} characters`;
+      return s.minLength > 0 ? 'a non-empty string' : 'a string';
+    case 'boolean': return 'true or false';
+    case 'array': return s.minItems > 0 ? `a list of at least ${plural(s.minItems, itemNoun(s))}` : 'a list';
+    case 'object': return 'a map of fields';
+    default: return 'a valid value';
+  }
+}
+
+/** What one item of a list schema is called. */
+function itemNoun(list: SchemaObj): string {
+  const ref = String(list.items?.$ref ?? '').replace('#/definitions/', '');
+  return ({ aeTitle: 'AE title', uid: 'UID', ipOrCidr: 'address', listener: 'listener', peer: 'peer', aeTitleBinding: 'binding' } as Record<string, string>)[ref] ?? 'item';
+}
+
+function quote(v: unknown): string {
+  return typeof v === 'string' ? `'${v}'` : String(v);
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+export function got(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'an empty value';
+  if (Array.isArray(v)) return v.length === 0 ? 'an empty list' : 'a list';
+  if (typeof v === 'object') return 'a map';
+  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+  return String(v);
+}
+
+function instancePath(pointer: string, data: unknown): Seg[] {
+  const path: Seg[] = [];
+  let here: any = data;
+  for (const raw of pointer.split('/').slice(1)) {
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    const key: Seg = Array.isArray(here) ? Number(seg) : seg;
+    path.push(key);
+    here = here?.[key];
+  }
+  return path;
+}
+
+export function schemaProblems(errors: ErrorObject[], data: unknown): RawProblem[] {
+  const dropped = new Set<ErrorObject>();
+  // anyOf ('default' or a list of UIDs): if the value has the shape of some branch, report that
+  // branch's own errors; if it fits none, one message naming every allowed shape.
+  errors.forEach((e, i) => {
+    if (e.keyword !== 'anyOf') return;
+    const within = errors.slice(0, i).filter((b) => !dropped.has(b) && (b.instancePath === e.instancePath || b.instancePath.startsWith(`${e.instancePath}/`)));
+    const shape = within.filter((b) => b.instancePath === e.instancePath && ['type', 'const', 'enum'].includes(b.keyword));
+    const fitsNoBranch = shape.length >= (e.schema as unknown[]).length;
+    for (const b of fitsNoBranch ? within : shape) dropped.add(b);
+    if (!fitsNoBranch) dropped.add(e);
+  });
+  return errors.filter((e) => !dropped.has(e)).map((e) => schemaProblem(e, instancePath(e.instancePath, data)));
+}
+
+function schemaProblem(e: ErrorObject, path: Seg[]): RawProblem {
+  const parent = e.parentSchema as SchemaObj;
+  const p = e.params as Record<string, any>;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const known = Object.keys(parent.properties ?? {});
+      const guess = closest(p.additionalProperty, known);
+      const hint = guess ? `did you mean '${guess}'?` : `known fields: ${known.join(', ')}`;
+      return { path: [...path, p.additionalProperty], target: 'key', message: `unknown field '${p.additionalProperty}' (${hint})` };
+    }
+    case 'required':
+      return { path: [...path, p.missingProperty], target: 'value', message: `required field is missing (expected ${describe(parent.properties?.[p.missingProperty])})` };
+    case 'minItems':
+      return { path, target: 'value', message: `must list at least ${plural(p.limit, itemNoun(parent))} (got ${got(e.data)})` };
+    case 'uniqueItems':
+      return { path: [...path, Math.max(p.i, p.j)], target: 'value', message: `duplicate of item ${Math.min(p.i, p.j)} (${got((e.data as unknown[])[p.i])})` };
+    case 'minLength':
+    case 'maxLength':
+      return { path, target: 'value', keyword: e.keyword, message: `must be ${describe(parent)} (got ${got(e.data)}, ${plural(String(e.data).length, 'character')})` };
+    default: {
+      const options = e.keyword === 'enum' ? parent.enum : e.keyword === 'anyOf' ? parent.anyOf.filter((b: SchemaObj) => 'const' in b).map((b: SchemaObj) => b.const) : [];
+      const guess = typeof e.data === 'string' ? closest(e.data, options.filter((o: unknown) => typeof o === 'string')) : undefined;
+      const message = `must be ${describe(parent)} (got ${got(e.data)}${guess ? `; did you mean '${guess}'?` : ''})`;
+      return { path, target: 'value', keyword: e.keyword, message: path.length === 0 ? `the file ${message}` : message };
+    }
+  }
+}
+
+/** The candidate closest to `word` if it is close enough to be a likely typo. */
+function closest(word: string, candidates: string[]): string | undefined {
+  const norm = (s: string) => s.toLowerCase().replace(/[-_ ]/g, '');
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = norm(c) === norm(word) ? 0 : editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best !== undefined && bestDistance <= Math.max(1, Math.floor(Math.max(word.length, best.length) / 3)) ? best : undefined;
+}
+
+/** Optimal string alignment distance (Levenshtein plus adjacent transpositions). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
