@@ -134,6 +134,11 @@ export class Association {
     socket.write(encodePdu(pdu));
   }
 
+  /** Close the transport after an abort we asked for, without waiting on the peer (PS3.8 AA-1 then ARTIM). */
+  closeSoon(): void {
+    this.closeTransport();
+  }
+
   private closeTransport(): void {
     const socket = this.socket;
     if (!socket || socket.destroyed) return;

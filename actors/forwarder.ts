@@ -2,6 +2,7 @@
 // The peer machine (machines/peer.machine.ts) decides when to connect, send, back off or release;
 // this opens the association, prepares each instance (modified header, transfer syntax conversion),
 // streams it, and records the outcome in the durable queue.
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { PeerConfig } from '../config/config.ts';
@@ -9,11 +10,14 @@ import type { DatasetSource } from '../machines/dimse/dimse.events.ts';
 import type { SendOutcome } from '../machines/peer.machine.ts';
 import { parseHeader } from '../protocol/dataset-header.ts';
 import { rewriteHeader } from '../protocol/dataset-rewrite.ts';
+import { DatasetWalker } from '../protocol/dataset-walker.ts';
 import type { AcceptedContext } from '../protocol/negotiation.ts';
 import { formatStatus } from '../protocol/status.ts';
 import { canConvert } from '../protocol/ts-convert.ts';
+import { transferSyntax } from '../protocol/uids.ts';
 import { applyModifications } from '../routing/modifications.ts';
 import type { Modification } from '../routing/rule.types.ts';
+import { canDecompress, decompressDataset, MAX_DECOMPRESS_BYTES } from './decompress.ts';
 import { classifyStatus } from './outbound-queue.ts';
 import type { OutboundQueue, QueueItem, RetryPolicy } from './outbound-queue.ts';
 import { readDatasetHeader, readPart10File } from './part10-file.ts';
@@ -27,6 +31,9 @@ const IMPLICIT_LE = '1.2.840.10008.1.2';
 const BATCH = 100;
 /** Presentation context IDs are odd numbers 1..255. */
 const MAX_CONTEXTS = 128;
+/** Syntaxes a compressed instance can be decompressed to for a peer that takes no compression. */
+type DecompressTarget = '1.2.840.10008.1.2.1' | '1.2.840.10008.1.2';
+const UNCOMPRESSED_TARGETS = new Set<string>([EXPLICIT_LE, IMPLICIT_LE]);
 
 export type ForwarderDeps = {
   spool: Spool;
@@ -83,6 +90,7 @@ export class PeerForwarder {
       maxPduLength: this.peer.maxPduLength,
       connectTimeoutMs: this.peer.timeouts.connectSeconds * 1000,
       dimseTimeoutMs: this.peer.timeouts.dimseSeconds * 1000,
+      ...(this.peer.tls ? { tls: this.peer.tls } : {}),
       logger: this.deps.logger,
     });
     this.log.info({ contexts: pairs.size }, 'association to peer established');
@@ -118,6 +126,10 @@ export class PeerForwarder {
     }
     const outcome = await scu.storeDataset(context.id, item.sopClassUid, item.sopInstanceUid, source);
     if (outcome.status === undefined) {
+      // No answer (DIMSE timeout) or the association went away: abort what is left of it (PS3.7
+      // leaves a transaction without response to the service user), retry the item later.
+      this.scu = undefined;
+      scu.abort();
       await this.deps.queue.failed(item.id, { error: outcome.failure ?? 'no response', retryable: true, policy: this.policy });
       throw new Error(outcome.failure ?? 'association lost');
     }
@@ -157,16 +169,46 @@ export class PeerForwarder {
   private contextFor(item: QueueItem): AcceptedContext | undefined {
     const scu = this.scu;
     if (!scu) return undefined;
-    return scu.contextFor(item.sopClassUid, item.transferSyntaxUid) ??
-      [...scu.association.contexts.values()].find((c) => c.abstractSyntax === item.sopClassUid && canConvert(item.transferSyntaxUid, c.transferSyntax));
+    const contexts = [...scu.association.contexts.values()].filter((c) => c.abstractSyntax === item.sopClassUid);
+    return contexts.find((c) => c.transferSyntax === item.transferSyntaxUid) ??
+      contexts.find((c) => canConvert(item.transferSyntaxUid, c.transferSyntax)) ??
+      (canDecompress(item.transferSyntaxUid) ? contexts.find((c) => UNCOMPRESSED_TARGETS.has(c.transferSyntax)) : undefined);
+  }
+
+  /**
+   * A compressed instance for a peer that accepted no compressed syntax: decoded with the codecs
+   * (the one place an instance is held whole in memory, bounded by MAX_DECOMPRESS_BYTES), then
+   * modified like any other. A DecompressError makes the item a dead letter with its reason.
+   */
+  private async decompressed(file: Part10File, target: DecompressTarget, modifications: Modification[]): Promise<DatasetSource> {
+    if (file.datasetLength > MAX_DECOMPRESS_BYTES) throw new Error(`compressed dataset of ${file.datasetLength} bytes is too large to decompress`);
+    const handle = await open(file.path, 'r');
+    let compressed: Buffer;
+    try {
+      compressed = Buffer.alloc(file.datasetLength);
+      await handle.read(compressed, 0, file.datasetLength, file.datasetOffset);
+    } finally {
+      await handle.close();
+    }
+    let dataset = await decompressDataset(compressed, file.transferSyntaxUid, target);
+    this.log.info({ path: file.path, from: file.transferSyntaxUid, to: target, bytes: dataset.length }, 'decompressed for a peer that takes no compression');
+    if (modifications.length > 0) {
+      const header = headerOf(dataset, target);
+      const { changes } = applyModifications(parseHeader(header, target).dataset, modifications);
+      dataset = Buffer.concat([rewriteHeader(header, target, changes), dataset.subarray(header.length)]);
+    }
+    return { kind: 'prepared', head: dataset, path: file.path, offset: file.datasetOffset + file.datasetLength, length: 0 };
   }
 
   /** The bytes to send: the stored dataset, its header rewritten when the rule modifies it, converted if needed. */
   private async prepare(item: QueueItem, targetSyntax: string): Promise<DatasetSource> {
     const file = await readPart10File(join(this.deps.spool.dir, item.path));
     if (file.transferSyntaxUid !== item.transferSyntaxUid) throw new Error(`stored file is ${file.transferSyntaxUid}, queue says ${item.transferSyntaxUid}`);
-    const convert = targetSyntax === file.transferSyntaxUid ? undefined : { from: file.transferSyntaxUid, to: targetSyntax };
     const modifications = item.modifications as Modification[];
+    if (targetSyntax !== file.transferSyntaxUid && !canConvert(file.transferSyntaxUid, targetSyntax)) {
+      return this.decompressed(file, targetSyntax as DecompressTarget, modifications);
+    }
+    const convert = targetSyntax === file.transferSyntaxUid ? undefined : { from: file.transferSyntaxUid, to: targetSyntax };
     if (modifications.length === 0) {
       if (!convert) return { kind: 'file', path: file.path, offset: file.datasetOffset, length: file.datasetLength };
       return { kind: 'prepared', head: new Uint8Array(0), path: file.path, offset: file.datasetOffset, length: file.datasetLength, convert };
@@ -184,6 +226,14 @@ export class PeerForwarder {
       ...(convert ? { convert } : {}),
     };
   }
+}
+
+/** The bytes of an in-memory dataset before its top-level Pixel Data. */
+function headerOf(dataset: Uint8Array, ts: string): Uint8Array {
+  const syntax = transferSyntax(ts);
+  const walker = new DatasetWalker({ explicitVr: syntax?.explicitVr ?? false, littleEndian: syntax?.littleEndian ?? true, stopAtPixelData: true });
+  walker.push(dataset);
+  return dataset.subarray(0, walker.pixelDataOffset ?? dataset.length);
 }
 
 function stripQueueState(item: QueueItem) {

@@ -23,6 +23,8 @@ import { RulesWatcher } from './rules-watcher.ts';
 import { startListener } from './listener.ts';
 import type { RunningListener } from './listener.ts';
 import { Spool } from './spool.ts';
+import { startTlsSupervisor } from './tls.ts';
+import type { CertificateInfo } from './tls.ts';
 
 export type RunningRouter = {
   actor: ReturnType<typeof createActor<typeof routerMachine>>;
@@ -31,42 +33,44 @@ export type RunningRouter = {
   rules: RulesWatcher;
   /** Bound port of each listener, by listener name (useful when the config says port 0). */
   ports: Map<string, number>;
+  /** Every configured TLS certificate with its expiry (for the inspector). */
+  tlsCertificates(): CertificateInfo[];
   /** Stop accepting; associations still open after `graceMs` are cut. */
   stop(graceMs?: number): Promise<void>;
 };
 
-/** Live forwarders by peer name, so the effects injected into peer machines find their world. */
-const forwarders = new Map<string, PeerForwarder>();
-const forwarderFor = (input: PeerActorInput): PeerForwarder => {
-  const f = forwarders.get(input.peer);
-  if (!f) throw new Error(`no forwarder for peer ${input.peer}`);
-  return f;
-};
-
-export const routerLogic = routerMachine.provide({
-  actors: {
-    peer: peerMachine.provide({
-      actors: {
-        openAssociation: fromPromise(({ input }: { input: PeerActorInput }) => forwarderFor(input).open()),
-        sendNextItem: fromPromise(({ input }: { input: PeerActorInput }) => forwarderFor(input).sendNext()),
-        releaseAssociation: fromPromise(({ input }: { input: PeerActorInput }) => forwarderFor(input).release()),
-      },
-    }),
-    listener: listenerMachine.provide({
-      actors: {
-        association: associationMachine.provide({
-          actors: {
-            cStoreScp: cStoreScpMachine.provide({
-              actors: {
-                storeInstance: fromPromise(({ input }: { input: StoreInstanceInput }) => storeInstanceFor(input.associationId, input.messageId)),
-              },
-            }),
-          },
-        }),
-      },
-    }),
-  },
-});
+/** The system's logic with the world provided: this router's forwarders, by peer name. */
+export function routerLogic(forwarders: ReadonlyMap<string, PeerForwarder>) {
+  const forwarderFor = (input: PeerActorInput): PeerForwarder => {
+    const f = forwarders.get(input.peer);
+    if (!f) throw new Error(`no forwarder for peer ${input.peer}`);
+    return f;
+  };
+  return routerMachine.provide({
+    actors: {
+      peer: peerMachine.provide({
+        actors: {
+          openAssociation: fromPromise(({ input }: { input: PeerActorInput }) => forwarderFor(input).open()),
+          sendNextItem: fromPromise(({ input }: { input: PeerActorInput }) => forwarderFor(input).sendNext()),
+          releaseAssociation: fromPromise(({ input }: { input: PeerActorInput }) => forwarderFor(input).release()),
+        },
+      }),
+      listener: listenerMachine.provide({
+        actors: {
+          association: associationMachine.provide({
+            actors: {
+              cStoreScp: cStoreScpMachine.provide({
+                actors: {
+                  storeInstance: fromPromise(({ input }: { input: StoreInstanceInput }) => storeInstanceFor(input.associationId, input.messageId)),
+                },
+              }),
+            },
+          }),
+        },
+      }),
+    },
+  });
+}
 
 export function acceptorPolicy(listener: ListenerConfig): AcceptorPolicy {
   return {
@@ -84,16 +88,23 @@ export async function startRouter(
   opts: { logger: Logger; inspect?: (event: InspectionEvent) => void; watchRules?: boolean },
 ): Promise<RunningRouter> {
   const log = opts.logger;
-  const spool = await Spool.open({ dir: config.storage.dir, fsync: config.storage.fsync, logger: log.child({ actor: 'spool' }) });
+  // TLS material of the listeners (watched, reloaded) and expiry warnings for every certificate.
+  const tls = startTlsSupervisor(config, log.child({ actor: 'tls' }));
+  const spool = await Spool.open({ dir: config.storage.dir, fsync: config.storage.fsync, logger: log.child({ actor: 'spool' }) }).catch((err) => {
+    tls.stop();
+    throw err;
+  });
   const queue = OutboundQueue.open(spool);
   let rules: RulesWatcher;
   try {
     rules = RulesWatcher.start(config.routing.rulesDir, config.peers.map((p) => p.name), log.child({ actor: 'rules' }), { watch: opts.watchRules ?? true });
   } catch (err) {
+    tls.stop();
     await spool.close();
     throw err;
   }
-  const actor = createActor(routerLogic, {
+  const forwarders = new Map<string, PeerForwarder>();
+  const actor = createActor(routerLogic(forwarders), {
     input: {
       peers: config.peers.map((p) => ({ peer: p.name, idleReleaseMs: p.idleReleaseSeconds * 1000 })),
       listeners: config.listeners.map((l) => ({
@@ -132,8 +143,12 @@ export async function startRouter(
           spool,
           routing,
           logger: log,
+          ...(l.tls ? { tls: { aeTitleBindings: l.tls.aeTitleBindings } } : {}),
         },
-        { bind: l.bind, port: l.port, allowedSources: l.allowedSources },
+        {
+          bind: l.bind, port: l.port, allowedSources: l.allowedSources,
+          ...(l.tls ? { tls: { material: tls.listener(l.name)!, requireClientCert: l.tls.requireClientCert, handshakeTimeoutMs: l.tls.handshakeSeconds * 1000 } } : {}),
+        },
       );
       listeners.push(listener);
       ports.set(l.name, listener.port);
@@ -141,6 +156,7 @@ export async function startRouter(
     }
   } catch (err) {
     await Promise.all(listeners.map((s) => s.close(0)));
+    tls.stop();
     actor.stop();
     rules.stop();
     stopRetention();
@@ -154,15 +170,16 @@ export async function startRouter(
     queue,
     rules,
     ports,
+    tlsCertificates: () => tls.certificates(),
     async stop(graceMs = 5000) {
       if (stopped) return;
       stopped = true;
       actor.send({ type: 'SHUTDOWN_REQUESTED', reason: 'stop requested' });
       await Promise.all(listeners.map((s) => s.close(graceMs)));
       rules.stop();
+      tls.stop();
       stopRetention();
       await Promise.all(config.peers.map((p) => forwarders.get(p.name)?.release().catch(() => {})));
-      for (const p of config.peers) forwarders.delete(p.name);
       actor.stop();
       await spool.close();
     },

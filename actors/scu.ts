@@ -1,6 +1,8 @@
 // The requestor side: open an association to a peer AE, run C-ECHO and C-STORE transactions on
 // it (each an XState machine spawned by the association machine), release it.
-import { connect } from 'node:net';
+import { connect, isIP } from 'node:net';
+import type { Socket } from 'node:net';
+import { checkServerIdentity, connect as tlsConnect } from 'node:tls';
 import type { Logger } from 'pino';
 import { createActor } from 'xstate';
 import { associationMachine } from '../machines/association.machine.ts';
@@ -13,6 +15,8 @@ import { DICOM_APPLICATION_CONTEXT } from '../protocol/pdu.types.ts';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
 import { Association } from './association.ts';
 import type { Part10File } from './part10-file.ts';
+import type { PeerTlsConfig } from '../config/config.ts';
+import { clientSecureContext, warnIfPeerCertificateExpiring } from './tls.ts';
 
 export type ScuOptions = {
   host: string;
@@ -24,6 +28,8 @@ export type ScuOptions = {
   connectTimeoutMs?: number;
   dimseTimeoutMs?: number;
   idleTimeoutMs?: number;
+  /** Connect over TLS with this profile and material (files read at each connect). Absent: plain TCP. */
+  tls?: PeerTlsConfig;
   logger: Logger;
 };
 
@@ -82,7 +88,11 @@ export class ScuAssociation {
       handlers: {
         // We are the SCU here; a peer request on this association gets no machine of ours.
         onRequest: () => undefined,
-        onClosed: () => machine.stop(),
+        // Transactions still waiting end now, as failures: nothing will answer them any more.
+        onClosed: () => {
+          for (const child of Object.values(machine.getSnapshot().children)) child?.send({ type: 'ASSOCIATION_ENDED', reason: 'association closed' });
+          machine.stop();
+        },
       },
     });
     const rq = {
@@ -103,7 +113,10 @@ export class ScuAssociation {
     };
     if (rq.presentationContexts.length > 128) throw new Error('more than 128 presentation contexts in one association');
 
+    let transportError: string | undefined;
+    let failOpen: (err: Error) => void = () => {};
     const established = new Promise<void>((resolve, reject) => {
+      failOpen = reject;
       machine.on('ASSOCIATE_CONFIRMED', ({ ac }) => {
         association.peerMaxPduLength = ac.userInformation.maxPduLength;
         for (const pc of ac.presentationContexts) {
@@ -115,13 +128,26 @@ export class ScuAssociation {
         resolve();
       });
       machine.on('ASSOCIATE_REJECTED', ({ rj }) => reject(new AssociationRejectedError(rj)));
-      machine.on('ABORT_INDICATION', (e) => reject(new Error(`association aborted while establishing (${JSON.stringify(e)})`)));
-      void association.done.then(() => reject(new Error(`connection to ${opts.host}:${opts.port} closed before the association was established`)));
+      machine.on('ABORT_INDICATION', (e) =>
+        reject(new Error(transportError
+          ? `connection to ${opts.host}:${opts.port} failed before the association was established: ${transportError}`
+          : `association aborted while establishing (${JSON.stringify(e)})`)),
+      );
+      void association.done.then(() =>
+        reject(new Error(`connection to ${opts.host}:${opts.port} closed before the association was established${transportError ? `: ${transportError}` : ''}`)),
+      );
     });
     machine.on('OPEN_TRANSPORT', () => {
-      const socket = connect({ host: opts.host, port: opts.port, noDelay: true, timeout: opts.connectTimeoutMs ?? 10_000 });
+      let socket: Socket;
+      try {
+        socket = openTransport(opts, log, () => machine.send({ type: 'TRANSPORT_CONNECTED' }));
+      } catch (err) {
+        failOpen(err as Error); // e.g. the TLS files cannot be read
+        machine.stop();
+        return;
+      }
+      socket.on('error', (err: NodeJS.ErrnoException) => (transportError ??= err.code ? `${err.code}: ${err.message}` : err.message));
       association.attach(socket);
-      socket.once('connect', () => machine.send({ type: 'TRANSPORT_CONNECTED' }));
     });
     machine.send({ type: 'A_ASSOCIATE_REQUESTED', rq });
     await established;
@@ -196,12 +222,52 @@ export class ScuAssociation {
   }
 
   /** A-RELEASE; resolves once the transport is closed. */
-  async release(): Promise<void> {
+  async release(timeoutMs = 10_000): Promise<void> {
     this.association.machine.send({ type: 'A_RELEASE_REQUESTED' });
+    // PS3.8 gives no timer for the A-RELEASE-RP; a peer that never answers is aborted.
+    const timer = setTimeout(() => this.abort(), timeoutMs);
+    timer.unref();
     await this.association.done;
+    clearTimeout(timer);
   }
 
+  /** A-ABORT, and the transport closes (ARTIM bounds the wait for the peer to close its side). */
   abort(): void {
     this.association.machine.send({ type: 'A_ABORT_REQUESTED' });
+    this.association.closeSoon();
   }
+}
+
+/**
+ * TCP, or TLS with the peer's profile: the association starts once the handshake is done (bounded by
+ * the connect timeout), and the peer's certificate must chain to the configured CAs and carry the
+ * expected name (serverName, else the host; an IP address is checked against IP SANs).
+ */
+function openTransport(opts: ScuOptions, log: Logger, connected: () => void): Socket {
+  const timeoutMs = opts.connectTimeoutMs ?? 10_000;
+  if (!opts.tls) {
+    const socket = connect({ host: opts.host, port: opts.port, noDelay: true, timeout: timeoutMs });
+    socket.once('connect', connected);
+    return socket;
+  }
+  const owner = `peer ${opts.calledAeTitle}@${opts.host}:${opts.port}`;
+  const expectedName = opts.tls.serverName ?? opts.host;
+  const socket = tlsConnect({
+    host: opts.host,
+    port: opts.port,
+    secureContext: clientSecureContext(owner, opts.tls),
+    // SNI carries host names only (RFC 6066 3).
+    ...(isIP(expectedName) ? {} : { servername: expectedName }),
+    checkServerIdentity: (_host, cert) => checkServerIdentity(expectedName, cert),
+  });
+  const timer = setTimeout(() => socket.destroy(new Error(`TLS handshake not completed after ${timeoutMs} ms`)), timeoutMs);
+  socket.once('close', () => clearTimeout(timer));
+  socket.once('secureConnect', () => {
+    clearTimeout(timer);
+    const cipher = socket.getCipher();
+    log.info({ protocol: socket.getProtocol(), cipher: cipher.standardName ?? cipher.name }, 'TLS handshake completed');
+    warnIfPeerCertificateExpiring(socket.getPeerX509Certificate(), owner, log);
+    connected();
+  });
+  return socket;
 }

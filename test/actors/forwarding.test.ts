@@ -1,68 +1,14 @@
 // Forwarding in-process against a scripted SCP: what the queue does with each class of C-STORE
 // status, failover, and rules hot-reloaded while traffic flows.
 import test from 'ava';
-import type { ExecutionContext } from 'ava';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { stringify } from 'yaml';
 import { readPart10File } from '../../actors/part10-file.ts';
-import { startRouter } from '../../actors/router.ts';
 import { ScuAssociation } from '../../actors/scu.ts';
-import { parseConfig } from '../../config/config.ts';
 import { makeInstance, SOP, TS } from '../helpers/dicom-files.ts';
-import { tempDir } from '../helpers/processes.ts';
+import { eventually, routerWith, send, silent } from '../helpers/in-process-router.ts';
 import { scriptedScp } from '../helpers/scripted-scp.ts';
-
-const silent = pino({ level: 'silent' });
 const QUICK_RETRY = { attempts: 3, initialBackoffSeconds: 0.05, maxBackoffSeconds: 0.1, jitter: 0 };
-
-async function eventually(t: ExecutionContext, what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) return void t.fail(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-async function routerWith(peers: Record<string, unknown>[], rules: string) {
-  const dir = tempDir();
-  const rulesDir = join(dir, 'rules');
-  mkdirSync(rulesDir);
-  writeFileSync(join(rulesDir, 'rules.yaml'), rules);
-  const config = parseConfig(
-    stringify({
-      storage: { dir: join(dir, 'data') },
-      listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 1, bind: '127.0.0.1' }],
-      peers,
-      routing: { rulesDir },
-    }),
-    join(dir, 'router.yaml'),
-  );
-  config.listeners[0].port = 0;
-  const running = await startRouter(config, { logger: silent });
-  return { ...running, port: running.ports.get('main')!, dir, rulesDir };
-}
-
-/** C-STORE generated instances to the router over one association; the SOP Instance UIDs. */
-async function send(port: number, dir: string, specs: { patientId?: string; modality?: string }[], callingAeTitle = 'MODALITY'): Promise<string[]> {
-  const files = specs.map((s, i) => {
-    const path = join(dir, `in-${Date.now()}-${i}.dcm`);
-    writeFileSync(path, makeInstance({ sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, ...s }));
-    return path;
-  });
-  const parsed = await Promise.all(files.map((f) => readPart10File(f)));
-  const scu = await ScuAssociation.open({
-    host: '127.0.0.1', port, callingAeTitle, calledAeTitle: 'DICOM_ROUTER',
-    contexts: [{ abstractSyntax: SOP.ct, transferSyntaxes: [TS.explicitLE] }], logger: silent,
-  });
-  for (const f of parsed) {
-    const outcome = await scu.store(f);
-    if (outcome.status !== 0) throw new Error(`router answered ${outcome.status} ${outcome.errorComment}`);
-  }
-  await scu.release();
-  return parsed.map((p) => p.sopInstanceUid);
-}
 
 test('status classes: 0000/B000 delivered, A700 retried then delivered, A900/C000/0122/0124 dead at once', async (t) => {
   // The patient ID says what the SCP answers; A700 only the first time.

@@ -23,7 +23,12 @@ export async function scriptedScp(opts: {
   status?: (command: Command, dataset: Buffer) => number;
   /** Accept only this transfer syntax (default: the first proposed). */
   transferSyntax?: string;
+  /** Misbehave on the n-th dataset fragment received (1-based, counted over the SCP's life): cut the
+   *  connection (FIN), reset it (RST), or never answer that C-STORE. */
+  fault?: (fragment: number) => 'close' | 'reset' | 'silent' | undefined;
 } = {}): Promise<ScriptedScp> {
+  let fragments = 0;
+  const silenced = new Set<string>();
   const pduLengths: number[] = [];
   const stores: ScriptedScp['stores'] = [];
   const server = createServer((socket) => {
@@ -50,13 +55,20 @@ export async function scriptedScp(opts: {
           pduLengths.push(raw.readUInt32BE(2));
           for (const pdv of pdu.pdvs) {
             if (pdv.isCommand) command.push(Buffer.from(pdv.data));
-            else dataset.push(Buffer.from(pdv.data));
+            else {
+              dataset.push(Buffer.from(pdv.data));
+              const fault = opts.fault?.(++fragments);
+              if (fault === 'close') return void socket.destroy();
+              if (fault === 'reset') return void socket.resetAndDestroy();
+              if (fault === 'silent') silenced.add(decodeCommand(Buffer.concat(command)).AffectedSOPInstanceUID ?? '');
+            }
             if (!pdv.isLast || (pdv.isCommand && decodeCommand(Buffer.concat(command)).CommandDataSetType !== 0x0101)) continue;
             const rq = decodeCommand(Buffer.concat(command));
             const bytes = Buffer.concat(dataset);
             command = [];
             dataset = [];
             stores.push({ command: rq, dataset: bytes });
+            if (silenced.delete(rq.AffectedSOPInstanceUID ?? '')) continue;
             const status = opts.status?.(rq, bytes) ?? 0;
             const rsp = encodeCommand(responseFor(rq, status));
             socket.write(encodePdu({ type: 'P-DATA-TF', pdvs: [{ contextId: pdv.contextId, isCommand: true, isLast: true, data: rsp }] }));

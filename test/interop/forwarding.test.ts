@@ -171,3 +171,30 @@ test('SIGKILL mid-forward and restart: every acknowledged instance reaches the d
   t.log(`${acknowledged.length} acknowledged before SIGKILL, ${unique} distinct instances delivered, ${deliveries - unique} delivered twice`);
   t.true(deliveries >= unique);
 });
+
+test('a compressed (JPEG Baseline) input is decompressed for a peer that takes only Implicit VR LE', async (t) => {
+  const src = tempDir();
+  const [jpeg] = writeDataset(join(src, 'jpeg'), { count: 1, sopClassUid: SOP.secondaryCapture, transferSyntaxUid: TS.jpegBaseline, encapsulatedJpeg: true, modality: 'OT' });
+  const out = tempDir();
+  const scp = await startStorescp(out, { aeTitle: 'OLD_PACS', extraArgs: ['+xi'] });
+  t.teardown(scp.stop);
+  const router = await startRouter({
+    peers: [{ aeTitle: 'OLD_PACS', host: '127.0.0.1', port: scp.port, retry: QUICK_RETRY }],
+    rulesDir: rulesDir('rules:\n  - name: all\n    then: { forward: [OLD_PACS] }\n'),
+  });
+  t.teardown(router.stop);
+  const sent = await storescu(router.port, [jpeg], '-xy');
+  t.is(sent.code, 0, sent.stdout + sent.stderr);
+  await eventually(t, 'the decompressed instance arrives', () => filesUnder(out).length === 1);
+  const [got] = filesUnder(out);
+  t.is((await readPart10File(got)).transferSyntaxUid, TS.implicitLE);
+  // DCMTK's own decompression of the original, to Implicit LE: the same pixels and attributes.
+  const ref = join(src, 'ref.dcm');
+  t.is((await run('dcmdjpeg', ['+ti', jpeg, ref])).code, 0);
+  const pixels = async (f: string) => (await run('dcmdump', ['-q', '+P', '7fe0,0010', '+L', f])).stdout.replace(/#.*$/gm, '').trim();
+  t.is(await pixels(got), await pixels(ref));
+  const attrs = async (f: string) => (await dump(f)).filter((l) => /^\((0028|0008,0016|0008,0018|0010,0020)/.test(l)).map((l) => l.replace(/#.*$/, '').trim());
+  const [mine, theirs] = [await attrs(got), await attrs(ref)];
+  t.true(mine.some((l) => l.startsWith('(0028,2110) CS [01]')), 'marked as lossy compressed once');
+  t.deepEqual(mine.filter((l) => !l.startsWith('(0028,2110)') && !l.startsWith('(0028,2114)')), theirs.filter((l) => !l.startsWith('(0028,2110)') && !l.startsWith('(0028,2114)')));
+});
