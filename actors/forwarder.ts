@@ -39,6 +39,11 @@ export type ForwarderDeps = {
   spool: Spool;
   queue: OutboundQueue;
   logger: Logger;
+  /** Which of the peer's association slots this forwarder drives (peers[].maxAssociations). */
+  slot: string;
+  /** Item ids being sent on the peer's other associations, shared by its slots: never sent twice at once,
+   *  and a series waits while an earlier item of it is in flight. */
+  inFlight: Set<string>;
   /** Another peer has work (a failover item was queued for it). */
   wake(peer: string): void;
 };
@@ -53,7 +58,7 @@ export class PeerForwarder {
   constructor(peer: PeerConfig, deps: ForwarderDeps) {
     this.peer = peer;
     this.deps = deps;
-    this.log = deps.logger.child({ peer: peer.name, peerAe: peer.aeTitle, peerAddress: `${peer.host}:${peer.port}` });
+    this.log = deps.logger.child({ peer: peer.name, slot: deps.slot, peerAe: peer.aeTitle, peerAddress: `${peer.host}:${peer.port}` });
     this.policy = {
       attempts: peer.retry.attempts,
       initialBackoffMs: peer.retry.initialBackoffSeconds * 1000,
@@ -73,7 +78,7 @@ export class PeerForwarder {
 
   /** Opens an association proposing what the due items (and `extra`) need. */
   async open(extra?: QueueItem): Promise<void> {
-    const items = this.deps.queue.pending(this.peer.name, { limit: BATCH });
+    const items = this.deps.queue.pending(this.peer.name, { limit: BATCH, inFlight: this.deps.inFlight });
     if (extra) items.unshift(extra);
     const pairs = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
     for (const item of items) {
@@ -104,8 +109,17 @@ export class PeerForwarder {
 
   /** Sends the next due item; rejects when the association is lost (the machine backs off). */
   async sendNext(): Promise<SendOutcome> {
-    const [item] = this.deps.queue.pending(this.peer.name, { limit: 1 });
+    const [item] = this.deps.queue.pending(this.peer.name, { limit: 1, inFlight: this.deps.inFlight });
     if (!item) return { outcome: 'empty', nextDueAt: this.deps.queue.nextDueAt(this.peer.name) };
+    this.deps.inFlight.add(item.id);
+    try {
+      return await this.send(item);
+    } finally {
+      this.deps.inFlight.delete(item.id);
+    }
+  }
+
+  private async send(item: QueueItem): Promise<SendOutcome> {
     let context = this.contextFor(item);
     if (!context && this.scu && !this.hasAbstractSyntax(item.sopClassUid)) {
       // This association was negotiated for another batch: renegotiate for this item.

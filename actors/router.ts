@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import { createActor, fromPromise } from 'xstate';
 import type { InspectionEvent } from 'xstate';
-import type { ListenerConfig, RouterConfig } from '../config/config.ts';
+import type { ListenerConfig, PeerConfig, RouterConfig } from '../config/config.ts';
 import { associationMachine } from '../machines/association.machine.ts';
 import { cStoreScpMachine } from '../machines/dimse/c-store-scp.machine.ts';
 import type { StoreInstanceInput } from '../machines/dimse/c-store-scp.machine.ts';
@@ -72,6 +72,11 @@ export function routerLogic(forwarders: ReadonlyMap<string, PeerForwarder>) {
   });
 }
 
+/** One peer machine (and association) per slot: the peer's name, or NAME#1..NAME#n when it takes several. */
+export function slotsOf(peer: PeerConfig): string[] {
+  return peer.maxAssociations === 1 ? [peer.name] : Array.from({ length: peer.maxAssociations }, (_, i) => `${peer.name}#${i + 1}`);
+}
+
 export function acceptorPolicy(listener: ListenerConfig): AcceptorPolicy {
   return {
     aeTitles: listener.aeTitles,
@@ -106,7 +111,7 @@ export async function startRouter(
   const forwarders = new Map<string, PeerForwarder>();
   const actor = createActor(routerLogic(forwarders), {
     input: {
-      peers: config.peers.map((p) => ({ peer: p.name, idleReleaseMs: p.idleReleaseSeconds * 1000 })),
+      peers: config.peers.flatMap((p) => slotsOf(p).map((slot) => ({ peer: slot, idleReleaseMs: p.idleReleaseSeconds * 1000 }))),
       listeners: config.listeners.map((l) => ({
         name: l.name,
         maxAssociations: l.maxAssociations,
@@ -117,16 +122,21 @@ export async function startRouter(
     inspect: opts.inspect,
   });
   const wake = (peers: string[]) => {
-    for (const name of new Set(peers)) actor.getSnapshot().children[peerId(name)]?.send({ type: 'WORK_AVAILABLE' });
+    for (const name of new Set(peers)) {
+      const peer = config.peers.find((p) => p.name === name);
+      for (const slot of peer ? slotsOf(peer) : []) actor.getSnapshot().children[peerId(slot)]?.send({ type: 'WORK_AVAILABLE' });
+    }
   };
-  for (const p of config.peers.filter((peer) => peer.maxAssociations > 1)) {
-    log.warn({ peer: p.name, maxAssociations: p.maxAssociations }, 'one association per peer for now: maxAssociations above 1 is not used yet');
+  for (const p of config.peers) {
+    const inFlight = new Set<string>();
+    for (const slot of slotsOf(p)) {
+      forwarders.set(slot, new PeerForwarder(p, { spool, queue, logger: log.child({ actor: 'forwarder' }), slot, inFlight, wake: (peer) => wake([peer]) }));
+    }
   }
-  for (const p of config.peers) forwarders.set(p.name, new PeerForwarder(p, { spool, queue, logger: log.child({ actor: 'forwarder' }), wake: (peer) => wake([peer]) }));
   const routing: RoutingRuntime = { rules: () => rules.current, queue, wake };
   actor.start();
   // Whatever was queued before a restart goes out again.
-  wake(config.peers.map((p) => p.name));
+  wake(config.peers.filter((p) => queue.depth(p.name).pending > 0).map((p) => p.name));
   const stopRetention = startRetention(spool, queue, config.routing.retentionHours * 3600_000, log.child({ actor: 'retention' }));
   const listeners: RunningListener[] = [];
   const ports = new Map<string, number>();
@@ -179,7 +189,7 @@ export async function startRouter(
       rules.stop();
       tls.stop();
       stopRetention();
-      await Promise.all(config.peers.map((p) => forwarders.get(p.name)?.release().catch(() => {})));
+      await Promise.all([...forwarders.values()].map((f) => f.release().catch(() => {})));
       actor.stop();
       await spool.close();
     },

@@ -138,3 +138,18 @@ test('instances of one series leave for a peer in the order received, even acros
   // Sent: 1, 2 (A700), then 2 again, 3, 4 — never 3 before the retried 2.
   t.deepEqual(delivered, [expected[0], expected[1], expected[1], expected[2], expected[3]]);
 });
+
+test('a peer with maxAssociations 3 gets parallel associations, and each series still arrives in order', async (t) => {
+  const scp = await scriptedScp({ delayMs: 20 });
+  t.teardown(scp.close);
+  const r = await routerWith([{ aeTitle: 'WIDE', host: '127.0.0.1', port: scp.port, retry: QUICK_RETRY, maxAssociations: 3 }], 'rules:\n  - name: all\n    then: { forward: [WIDE] }\n');
+  t.teardown(() => r.stop(0));
+  const series = ['1.2.826.0.1.3680043.2.1125.7.1', '1.2.826.0.1.3680043.2.1125.7.2', '1.2.826.0.1.3680043.2.1125.7.3'];
+  const sent: string[][] = [];
+  for (const s of series) sent.push(await send(r.port, r.dir, [1, 2, 3, 4].map(() => ({ seriesInstanceUid: s, studyInstanceUid: '1.2.826.0.1.3680043.2.1125.7' }))));
+  await eventually(t, 'all twelve delivered', () => scp.stores.length === 12 && r.queue.depth('WIDE').pending === 0);
+  t.true(scp.maxConcurrent > 1, `only ${scp.maxConcurrent} association at a time`);
+  t.true(scp.maxConcurrent <= 3);
+  const order = scp.stores.map((s) => s.command.AffectedSOPInstanceUID!);
+  for (const uids of sent) t.deepEqual(order.filter((u) => uids.includes(u)), uids, 'series order kept');
+});

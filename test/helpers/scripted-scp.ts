@@ -14,6 +14,8 @@ export type ScriptedScp = {
   pduLengths: number[];
   /** Each C-STORE received: its command and dataset bytes. */
   stores: { command: Command; dataset: Buffer }[];
+  /** Most connections open at the same time. */
+  maxConcurrent: number;
   close(): Promise<void>;
 };
 
@@ -26,12 +28,18 @@ export async function scriptedScp(opts: {
   /** Misbehave on the n-th dataset fragment received (1-based, counted over the SCP's life): cut the
    *  connection (FIN), reset it (RST), or never answer that C-STORE. */
   fault?: (fragment: number) => 'close' | 'reset' | 'silent' | undefined;
+  /** Wait this long before answering each C-STORE. */
+  delayMs?: number;
 } = {}): Promise<ScriptedScp> {
+  let open = 0;
+  const result = { maxConcurrent: 0 };
   let fragments = 0;
   const silenced = new Set<string>();
   const pduLengths: number[] = [];
   const stores: ScriptedScp['stores'] = [];
   const server = createServer((socket) => {
+    result.maxConcurrent = Math.max(result.maxConcurrent, ++open);
+    socket.once('close', () => open--);
     const framer = new PduFramer({ maxPduLength: 1 << 24 });
     let command: Buffer[] = [];
     let dataset: Buffer[] = [];
@@ -70,8 +78,9 @@ export async function scriptedScp(opts: {
             stores.push({ command: rq, dataset: bytes });
             if (silenced.delete(rq.AffectedSOPInstanceUID ?? '')) continue;
             const status = opts.status?.(rq, bytes) ?? 0;
-            const rsp = encodeCommand(responseFor(rq, status));
-            socket.write(encodePdu({ type: 'P-DATA-TF', pdvs: [{ contextId: pdv.contextId, isCommand: true, isLast: true, data: rsp }] }));
+            const rsp = encodePdu({ type: 'P-DATA-TF', pdvs: [{ contextId: pdv.contextId, isCommand: true, isLast: true, data: encodeCommand(responseFor(rq, status)) }] });
+            if (opts.delayMs) setTimeout(() => socket.writable && socket.write(rsp), opts.delayMs);
+            else socket.write(rsp);
           }
         } else if (pdu.type === 'A-RELEASE-RQ') {
           socket.end(encodePdu({ type: 'A-RELEASE-RP' }));
@@ -85,6 +94,9 @@ export async function scriptedScp(opts: {
     port: (server.address() as AddressInfo).port,
     pduLengths,
     stores,
+    get maxConcurrent() {
+      return result.maxConcurrent;
+    },
     close: () => new Promise((r) => server.close(() => r())),
   };
 }
