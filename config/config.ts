@@ -4,10 +4,10 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { BlockList, isIP } from 'node:net';
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
-import type { Document, Node as YamlNode } from 'yaml';
-import { EXPECTED, got, schemaProblems, validate } from './schema-problems.ts';
-import type { RawProblem, Seg } from './schema-problems.ts';
+import { LineCounter, parseDocument } from 'yaml';
+import { EXPECTED, schemaProblems, validate } from './schema-problems.ts';
+import { formatPath, got, isObject, locate } from './yaml-problems.ts';
+import type { RawProblem, Seg } from './yaml-problems.ts';
 import { tlsFileProblems } from './tls-files.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -177,39 +177,6 @@ function toRouterConfig(c: RouterConfig, file: string): RouterConfig {
 
 const STRING_RULES = new Set(['pattern', 'minLength', 'maxLength']);
 
-function formatPath(path: Seg[]): string {
-  return path.map((s, i) => typeof s === 'number' ? `[${s}]` : /^[A-Za-z_$][\w$]*$/.test(s) ? (i === 0 ? s : `.${s}`) : `[${JSON.stringify(s)}]`).join('');
-}
-
-/** line:column of the YAML node at `path` (its key for target 'key'), or of the nearest ancestor that exists. */
-function locate(doc: Document, path: Seg[], target: 'value' | 'key'): number {
-  let node: unknown = doc.contents;
-  let offset = rangeStart(node) ?? 0;
-  for (const [i, seg] of path.entries()) {
-    if (isAlias(node)) node = node.resolve(doc);
-    if (isMap(node)) {
-      const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === String(seg));
-      if (!pair) break;
-      const keyStart = rangeStart(pair.key);
-      if (i === path.length - 1 && target === 'key' && keyStart !== undefined) return keyStart;
-      node = pair.value;
-      // An empty value ("port:") has no useful place of its own: point at its key.
-      offset = (isScalar(node) && node.value === null ? undefined : rangeStart(node)) ?? keyStart ?? offset;
-    } else if (isSeq(node) && typeof seg === 'number' && seg < node.items.length) {
-      node = node.items[seg];
-      offset = rangeStart(node) ?? offset;
-    } else {
-      break;
-    }
-  }
-  return offset;
-}
-
-function rangeStart(node: unknown): number | undefined {
-  const range = (node as YamlNode | null)?.range;
-  return range ? range[0] : undefined;
-}
-
 // ---- checks a schema cannot express ----
 
 function semanticProblems(data: unknown): RawProblem[] {
@@ -279,9 +246,6 @@ function semanticProblems(data: unknown): RawProblem[] {
   return out;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
 

@@ -5,8 +5,8 @@ import { Ajv } from 'ajv';
 import type { ErrorObject } from 'ajv';
 import schema from './router.schema.json' with { type: 'json' };
 
-export type Seg = string | number;
-export type RawProblem = { path: Seg[]; message: string; target: 'value' | 'key'; keyword?: string };
+import { closest, got, instancePath } from './yaml-problems.ts';
+import type { RawProblem, Seg } from './yaml-problems.ts';
 
 type SchemaObj = { [k: string]: any };
 const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true });
@@ -72,26 +72,7 @@ function plural(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
-export function got(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  if (v === null) return 'an empty value';
-  if (Array.isArray(v)) return v.length === 0 ? 'an empty list' : 'a list';
-  if (typeof v === 'object') return 'a map';
-  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
-  return String(v);
-}
 
-function instancePath(pointer: string, data: unknown): Seg[] {
-  const path: Seg[] = [];
-  let here: any = data;
-  for (const raw of pointer.split('/').slice(1)) {
-    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    const key: Seg = Array.isArray(here) ? Number(seg) : seg;
-    path.push(key);
-    here = here?.[key];
-  }
-  return path;
-}
 
 export function schemaProblems(errors: ErrorObject[], data: unknown): RawProblem[] {
   const dropped = new Set<ErrorObject>();
@@ -136,27 +117,4 @@ function schemaProblem(e: ErrorObject, path: Seg[]): RawProblem {
   }
 }
 
-/** The candidate closest to `word` if it is close enough to be a likely typo. */
-function closest(word: string, candidates: string[]): string | undefined {
-  const norm = (s: string) => s.toLowerCase().replace(/[-_ ]/g, '');
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const c of candidates) {
-    const d = norm(c) === norm(word) ? 0 : editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [c, d];
-  }
-  return best !== undefined && bestDistance <= Math.max(1, Math.floor(Math.max(word.length, best.length) / 3)) ? best : undefined;
-}
 
-/** Optimal string alignment distance (Levenshtein plus adjacent transpositions). */
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.length][b.length];
-}

@@ -9,8 +9,8 @@ import type { ParseContext } from './parse-context.ts';
 import type { ForwardTarget, Modification, RuleActions, Scalar } from './rule.types.ts';
 import { parseTemplate } from './templates.ts';
 import { unsettableVr, valueProblem } from './vr-values.ts';
-import { closest, isObject } from './yaml-problems.ts';
-import type { Seg } from './yaml-problems.ts';
+import { closest, isObject } from '../config/yaml-problems.ts';
+import type { Seg } from '../config/yaml-problems.ts';
 
 export function parseActions(then: unknown, path: Seg[], ruleName: string, ctx: ParseContext): RuleActions | undefined {
   if (!isObject(then)) return undefined;

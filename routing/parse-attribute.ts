@@ -4,8 +4,8 @@ import { allKeywords, isPrivateCreatorTag, keywordInfo, parseTagText, punctuate,
 import { report } from './parse-context.ts';
 import type { ParseContext } from './parse-context.ts';
 import type { AttributeRef } from './rule.types.ts';
-import { closest } from './yaml-problems.ts';
-import type { Seg } from './yaml-problems.ts';
+import { closest } from '../config/yaml-problems.ts';
+import type { Seg } from '../config/yaml-problems.ts';
 
 export type ParsedRef = { ref: AttributeRef; vr?: string; vm?: string };
 

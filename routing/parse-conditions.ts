@@ -8,8 +8,8 @@ import { listWords, report } from './parse-context.ts';
 import type { ParseContext } from './parse-context.ts';
 import { boundsOrdered, guessKind, parseBound } from './ranges.ts';
 import type { AssociationField, Condition, RangeKind, Scalar, TextMatcher, ValueMatcher } from './rule.types.ts';
-import { closest, isObject } from './yaml-problems.ts';
-import type { Seg } from './yaml-problems.ts';
+import { closest, isObject } from '../config/yaml-problems.ts';
+import type { Seg } from '../config/yaml-problems.ts';
 
 const GROUPS = ['all', 'any', 'not'] as const;
 const ASSOCIATION: AssociationField[] = ['callingAe', 'calledAe', 'listener', 'tlsSubject'];

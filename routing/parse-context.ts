@@ -1,6 +1,6 @@
 // What the rule parser carries while it walks one file: the problems found so far (placed in the
 // file afterwards), the configured peers, and a view of how YAML wrote a scalar.
-import type { RawProblem, Seg } from './yaml-problems.ts';
+import type { RawProblem, Seg } from '../config/yaml-problems.ts';
 
 export type ParseContext = {
   problems: RawProblem[];

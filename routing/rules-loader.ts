@@ -12,8 +12,8 @@ import { parseWhen } from './parse-conditions.ts';
 import type { ParseContext } from './parse-context.ts';
 import type { Rule, RuleSet } from './rule.types.ts';
 import { schemaProblems } from './schema-problems.ts';
-import { formatPath, isObject, locate, nodeAt } from './yaml-problems.ts';
-import type { RawProblem } from './yaml-problems.ts';
+import { formatPath, isObject, locate, nodeAt } from '../config/yaml-problems.ts';
+import type { RawProblem } from '../config/yaml-problems.ts';
 
 export type RulesProblem = ConfigProblem;
 /** peers: configured peer names (forward targets must be among them); listeners: if given, listener conditions must name one. */

@@ -6,8 +6,8 @@
 import { Ajv } from 'ajv';
 import type { ErrorObject } from 'ajv';
 import schema from './rules.schema.json' with { type: 'json' };
-import { closest, got, instancePath } from './yaml-problems.ts';
-import type { RawProblem, Seg } from './yaml-problems.ts';
+import { closest, got, instancePath } from '../config/yaml-problems.ts';
+import type { RawProblem, Seg } from '../config/yaml-problems.ts';
 
 type SchemaObj = { [k: string]: any };
 const ajv = new Ajv({ allErrors: true, verbose: true, allowUnionTypes: true });

@@ -1,7 +1,5 @@
-// Placing a problem in a YAML file and wording values in messages. These are the generic helpers
-// of config/config.ts that it does not export (locate, formatPath, instancePath, got, closest,
-// editDistance), kept identical in behaviour so config and rule errors read the same; they are
-// meant to be folded into one shared module.
+// Placing a problem in a YAML file and wording values in messages: shared by the configuration
+// and the routing rules, so that every file an integrator edits reports mistakes the same way.
 import { isAlias, isMap, isScalar, isSeq } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 
