@@ -107,3 +107,10 @@ export function editDistance(a: string, b: string): number {
 export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
+
+/** An unknown field, named at its key, with the likely intended one or the list of known ones. */
+export function unknownField(path: Seg[], field: string, known: string[]): RawProblem {
+  const guess = closest(field, known);
+  const hint = guess ? `did you mean '${guess}'?` : `known fields: ${known.join(', ')}`;
+  return { path: [...path, field], target: 'key', message: `unknown field '${field}' (${hint})` };
+}

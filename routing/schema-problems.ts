@@ -6,7 +6,7 @@
 import { Ajv } from 'ajv';
 import type { ErrorObject } from 'ajv';
 import schema from './rules.schema.json' with { type: 'json' };
-import { closest, got, instancePath } from '../config/yaml-problems.ts';
+import { closest, got, instancePath, unknownField } from '../config/yaml-problems.ts';
 import type { RawProblem, Seg } from '../config/yaml-problems.ts';
 
 type SchemaObj = { [k: string]: any };
@@ -105,12 +105,8 @@ function schemaProblem(e: ErrorObject, path: Seg[]): RawProblem {
   const parent = e.parentSchema as SchemaObj;
   const p = e.params as Record<string, any>;
   switch (e.keyword) {
-    case 'additionalProperties': {
-      const known = Object.keys(parent.properties ?? {});
-      const guess = closest(p.additionalProperty, known);
-      const hint = guess ? `did you mean '${guess}'?` : `known fields: ${known.join(', ')}`;
-      return { path: [...path, p.additionalProperty], target: 'key', message: `unknown field '${p.additionalProperty}' (${hint})` };
-    }
+    case 'additionalProperties':
+      return unknownField(path, p.additionalProperty, Object.keys(parent.properties ?? {}));
     case 'required':
       return { path: [...path, p.missingProperty], target: 'value', message: `required field is missing (expected ${describe(parent.properties?.[p.missingProperty])})` };
     case 'minItems':
