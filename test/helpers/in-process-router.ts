@@ -22,7 +22,7 @@ export async function eventually(t: ExecutionContext, what: string, check: () =>
   }
 }
 
-export async function routerWith(peers: Record<string, unknown>[], rules: string, opts: { logger?: import('pino').Logger; storageDir?: string } = {}) {
+export async function routerWith(peers: Record<string, unknown>[], rules: string, opts: { logger?: import('pino').Logger; storageDir?: string; listener?: Record<string, unknown> } = {}) {
   const dir = tempDir();
   const rulesDir = join(dir, 'rules');
   mkdirSync(rulesDir);
@@ -30,7 +30,7 @@ export async function routerWith(peers: Record<string, unknown>[], rules: string
   const config = parseConfig(
     stringify({
       storage: { dir: opts.storageDir ?? join(dir, 'data') },
-      listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 1, bind: '127.0.0.1' }],
+      listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 1, bind: '127.0.0.1', ...opts.listener }],
       peers,
       routing: { rulesDir },
     }),
