@@ -7,12 +7,20 @@ import type { Server, Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import { Acceptor } from './acceptor.ts';
+import { AttemptLimiter } from './rate-limit.ts';
 import type { ListenerRuntime } from './acceptor.ts';
 import type { AssociationMachineRef } from './association.ts';
 import type { TlsMaterial } from './tls.ts';
 
 export type ListenerTlsOptions = { material: TlsMaterial; requireClientCert: boolean; handshakeTimeoutMs: number };
-export type ListenerSocketOptions = { bind: string; port: number; allowedSources: string[]; tls?: ListenerTlsOptions };
+export type ListenerSocketOptions = {
+  bind: string;
+  port: number;
+  allowedSources: string[];
+  /** Association attempts accepted per source address and window. */
+  rateLimit?: { attempts: number; perSeconds: number };
+  tls?: ListenerTlsOptions;
+};
 
 let nextAssociation = 1;
 
@@ -25,6 +33,7 @@ export type RunningListener = {
 
 export function startListener(runtime: ListenerRuntime, opts: ListenerSocketOptions): Promise<RunningListener> {
   const allow = allowList(opts.allowedSources);
+  const limiter = opts.rateLimit && new AttemptLimiter(opts.rateLimit.attempts, opts.rateLimit.perSeconds * 1000);
   const log = runtime.logger.child({ listener: runtime.name });
   const sockets = new Set<Socket>();
   const secure = opts.tls ? tlsServer(opts.tls, log, (socket) => associate(socket)) : undefined;
@@ -36,6 +45,11 @@ export function startListener(runtime: ListenerRuntime, opts: ListenerSocketOpti
     if (allow && !allow.check(address, isIPv6(address) ? 'ipv6' : 'ipv4')) {
       // Not a DICOM refusal: an address outside the allowlist gets no protocol exchange at all.
       log.warn({ peer: `${address}:${socket.remotePort}` }, 'connection refused: source address not allowed');
+      socket.destroy();
+      return;
+    }
+    if (limiter && !limiter.allow(address)) {
+      log.warn({ peer: `${address}:${socket.remotePort}`, limit: limiter.max, perMs: limiter.windowMs }, 'connection refused: too many association attempts from this address');
       socket.destroy();
       return;
     }

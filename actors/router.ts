@@ -156,7 +156,7 @@ export async function startRouter(
           ...(l.tls ? { tls: { aeTitleBindings: l.tls.aeTitleBindings } } : {}),
         },
         {
-          bind: l.bind, port: l.port, allowedSources: l.allowedSources,
+          bind: l.bind, port: l.port, allowedSources: l.allowedSources, rateLimit: l.rateLimit,
           ...(l.tls ? { tls: { material: tls.listener(l.name)!, requireClientCert: l.tls.requireClientCert, handshakeTimeoutMs: l.tls.handshakeSeconds * 1000 } } : {}),
         },
       );

@@ -37,6 +37,7 @@ export type ListenerConfig = {
   bind: string;
   acceptCallingAeTitles: string[]; // empty = any
   allowedSources: string[]; // IPs or CIDRs; empty = any
+  rateLimit: { attempts: number; perSeconds: number }; // association attempts per source address
   sopClasses: 'default' | string[];
   transferSyntaxes: 'default' | string[];
   transferSyntaxPolicy: TransferSyntaxPolicy;
@@ -148,6 +149,7 @@ function toRouterConfig(c: RouterConfig, file: string): RouterConfig {
       transferSyntaxes: l.transferSyntaxes === 'default' ? 'default' : [...l.transferSyntaxes],
       transferSyntaxPolicy: l.transferSyntaxPolicy, maxPduLength: l.maxPduLength, maxAssociations: l.maxAssociations,
       timeouts: { ...l.timeouts },
+      rateLimit: { ...l.rateLimit },
       ...(l.tls ? {
         tls: {
           profile: l.tls.profile, key: path(l.tls.key), cert: path(l.tls.cert), ca: path(l.tls.ca),

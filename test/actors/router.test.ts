@@ -162,3 +162,21 @@ test('C-STORE Success means indexed: the record is there when the response arriv
   t.is(rec?.callingAeTitle, 'SENDER');
   t.is(rec?.listener, 'main');
 });
+
+test('association attempts are rate-limited per source address; another address is still served', async (t) => {
+  const r = await router({ rateLimit: { attempts: 3, perSeconds: 60 } });
+  t.teardown(() => r.stop(0));
+  // Three attempts from 127.0.0.1 are admitted; the fourth is dropped before any DICOM is spoken.
+  for (let i = 0; i < 3; i++) t.true(await echoWorks(r.port));
+  const flood = rawPeer(r.port);
+  await flood.connected;
+  flood.socket.write(encodePdu(echoRq()));
+  await flood.closed;
+  t.is(flood.received.length, 0, 'no answer at all to a flooding address');
+  // Another source address (127.0.0.2, loopback too) keeps its own share.
+  const other = rawPeer(r.port, '127.0.0.2');
+  await other.connected;
+  other.socket.write(encodePdu(echoRq()));
+  t.is((await other.next(1)).type, 'A-ASSOCIATE-AC');
+  other.socket.destroy();
+});

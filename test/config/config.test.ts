@@ -24,6 +24,7 @@ const DEFAULT_LISTENER: Omit<ListenerConfig, 'name' | 'aeTitles' | 'port'> = {
   maxPduLength: 16384,
   maxAssociations: 50,
   timeouts: { artimSeconds: 30, idleSeconds: 120, dimseSeconds: 60 },
+  rateLimit: { attempts: 100, perSeconds: 10 },
 };
 
 function expected(file: string): RouterConfig {
@@ -81,9 +82,10 @@ test('the JSON Schema documents every field and its defaults', (t) => {
   const listener = schema.definitions.listener.properties;
   for (const [name, field] of Object.entries<{ description?: string }>(listener)) t.truthy(field.description, `listener.${name} has a description`);
   for (const [name, value] of Object.entries(DEFAULT_LISTENER)) {
-    if (name !== 'timeouts') t.deepEqual(listener[name].default, value, `default of ${name}`);
+    if (name !== 'timeouts' && name !== 'rateLimit') t.deepEqual(listener[name].default, value, `default of ${name}`);
   }
   t.is(listener.timeouts.properties.idleSeconds.default, 120);
+  t.is(listener.rateLimit.properties.attempts.default, 100);
   t.is(schema.properties.storage.properties.dir.default, './data');
 });
 

@@ -22,11 +22,11 @@ export function echoRq(overrides: Partial<AssociateRq> = {}): AssociateRq {
 }
 
 /** A raw peer: the PDUs it receives, decoded, and when the router closed it. */
-export function rawPeer(port: number) {
+export function rawPeer(port: number, localAddress?: string) {
   const framer = new PduFramer({ maxPduLength: 1 << 20 });
   const received: Pdu[] = [];
   let onPdu: (() => void) | undefined;
-  const socket: Socket = connect({ host: '127.0.0.1', port });
+  const socket: Socket = connect({ host: '127.0.0.1', port, ...(localAddress ? { localAddress } : {}) });
   socket.on('data', (chunk) => {
     for (const raw of framer.push(chunk)) received.push(decodePdu(raw));
     onPdu?.();
