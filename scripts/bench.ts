@@ -5,6 +5,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { concurrentLoad, restartWithQueue } from './bench-load.ts';
 import { SOP, TS, writeDataset } from '../test/helpers/dicom-files.ts';
 import { run, startRouter, startStorescp, tempDir } from '../test/helpers/processes.ts';
 
@@ -103,3 +104,7 @@ for (const set of sets) {
 }
 console.log(`\nrouter peak RSS: ${peak.toFixed(0)} MB`);
 rmSync(root, { recursive: true, force: true });
+if (process.env.BENCH_LOAD !== '0') {
+  await concurrentLoad(Number(process.env.BENCH_SENDERS ?? 200), Number(process.env.BENCH_EACH ?? 50));
+  await restartWithQueue(Number(process.env.BENCH_QUEUED ?? 100_000));
+}
