@@ -48,7 +48,11 @@ export async function concurrentLoad(senders: number, each: number): Promise<voi
   const acknowledged = (await Promise.all(sets.map((files, i) => (i % 2 === 0 ? dcmtk(files) : ours(files))))).reduce((a, b) => a + b, 0);
   const receiveSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   const total = senders * each;
-  // Wait for the queue to drain (the destination confirmed everything).
+  // Then until the destination has confirmed every acknowledged instance.
+  const delivered = () => router.output().match(/"msg":"delivered"/g)?.length ?? 0;
+  const drainDeadline = Date.now() + 15 * 60_000;
+  while (delivered() < acknowledged && Date.now() < drainDeadline) await new Promise((r) => setTimeout(r, 250));
+  const allSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   const dataDir = router.dataDir;
   const rss = peakRssMb(router.child.pid!);
   await router.stop();
@@ -58,7 +62,8 @@ export async function concurrentLoad(senders: number, each: number): Promise<voi
   await spool.close();
   await dest.stop();
   console.log(`\n${senders} concurrent associations (${senders / 2} storescu + ${senders / 2} our SCU) × ${each} instances of 4 KB:`);
-  console.log(`  acknowledged ${acknowledged} of ${total}, indexed ${stored}, in ${receiveSeconds.toFixed(1)} s (${(acknowledged / receiveSeconds).toFixed(0)} inst/s); still queued for DEST at stop: ${pending}`);
+  console.log(`  acknowledged ${acknowledged} of ${total}, indexed ${stored}, in ${receiveSeconds.toFixed(1)} s (${(acknowledged / receiveSeconds).toFixed(0)} inst/s)`);
+  console.log(`  all forwarded to DEST after ${allSeconds.toFixed(1)} s (${delivered()} confirmed, ${pending} left queued)`);
   console.log(`  router peak RSS: ${rss.toFixed(0)} MB`);
 }
 
