@@ -191,7 +191,10 @@ export class Association {
     for (const out of outputs) {
       if (out.kind === 'command') {
         if (isResponse(out.command.CommandField)) {
-          this.machine.send({ type: 'DIMSE_RESPONSE_RECEIVED', command: out.command });
+          const command = out.command;
+          // A response's identifier (C-FIND matches, C-MOVE failed UIDs) is small: collected, then delivered with it.
+          if (out.expectsDataset) this.sink = collectingSink((dataset) => this.machine.send({ type: 'DIMSE_RESPONSE_RECEIVED', command, dataset }));
+          else this.machine.send({ type: 'DIMSE_RESPONSE_RECEIVED', command });
         } else {
           this.sink = this.handlers.onRequest(out.contextId, out.command, out.expectsDataset);
         }
@@ -250,6 +253,16 @@ export class Association {
     this.handlers.onClosed();
     this.resolveClosed();
   }
+}
+
+/** Gathers a response's dataset in memory and hands it over whole. */
+function collectingSink(done: (dataset: Uint8Array) => void): DatasetSink {
+  const chunks: Uint8Array[] = [];
+  return {
+    write: (data) => (chunks.push(Uint8Array.from(data)), true),
+    drained: () => Promise.resolve(),
+    end: () => done(Buffer.concat(chunks)),
+  };
 }
 
 /** The DUL event (PS3.8 Evt3/4/6/10/12/13/16) for a received, decoded PDU. */

@@ -7,6 +7,10 @@ import { TransferSyntaxConverter } from '../protocol/ts-convert.ts';
 
 /** The dataset's bytes in order: the replacement header (if any), then the file region. */
 export async function* datasetBytes(source: DatasetSource): AsyncIterable<Uint8Array> {
+  if (source.kind === 'bytes') {
+    yield source.data;
+    return;
+  }
   const raw = rawBytes(source);
   if (source.kind === 'file' || !source.convert) {
     yield* raw;
@@ -17,7 +21,7 @@ export async function* datasetBytes(source: DatasetSource): AsyncIterable<Uint8A
   yield* converter.end();
 }
 
-async function* rawBytes(source: DatasetSource): AsyncIterable<Uint8Array> {
+async function* rawBytes(source: Exclude<DatasetSource, { kind: 'bytes' }>): AsyncIterable<Uint8Array> {
   if (source.kind === 'prepared' && source.head.length > 0) yield source.head;
   if (source.length === 0) return;
   const stream = createReadStream(source.path, { start: source.offset, end: source.offset + source.length - 1, highWaterMark: 256 * 1024 });

@@ -6,6 +6,7 @@ import { checkServerIdentity, connect as tlsConnect } from 'node:tls';
 import type { Logger } from 'pino';
 import { createActor } from 'xstate';
 import { associationMachine } from '../machines/association.machine.ts';
+import type { ScuService } from '../machines/association.machine.ts';
 import type { DatasetSource, DimseOutcome } from '../machines/dimse/dimse.events.ts';
 import type { Command } from '../protocol/dimse.ts';
 import { CommandField, NO_DATASET, Priority } from '../protocol/dimse.ts';
@@ -164,11 +165,21 @@ export class ScuAssociation {
   }
 
   private run(contextId: number, command: Command, dataset?: DatasetSource): Promise<DimseOutcome> {
+    return this.runTransaction('scuRequest', contextId, command, dataset);
+  }
+
+  /** A Message ID not used yet on this association (for requests built elsewhere, e.g. actors/qr-scu.ts). */
+  newMessageId(): number {
+    return this.nextMessageId++;
+  }
+
+  /** Start one SCU transaction machine of `service` for `command`; resolves with its outcome. */
+  runTransaction(service: ScuService, contextId: number, command: Command, dataset?: DatasetSource): Promise<DimseOutcome> {
     const messageId = command.MessageID!;
     const outcome = new Promise<DimseOutcome>((resolve) => this.waiting.set(messageId, resolve));
     this.association.machine.send({
       type: 'DIMSE_REQUEST_STARTED',
-      service: 'scuRequest',
+      service,
       input: { associationId: this.association.id, messageId, contextId, command, dimseTimeoutMs: this.dimseTimeoutMs, dataset },
     });
     return outcome;

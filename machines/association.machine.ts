@@ -21,6 +21,8 @@ import { cStoreScpMachine } from './dimse/c-store-scp.machine.ts';
 import type { DatasetSource, DimseInput, DimseOutcome, DimseToAssociation } from './dimse/dimse.events.ts';
 import { refusedRequestMachine } from './dimse/refused-request.machine.ts';
 import { scuRequestMachine } from './dimse/scu-request.machine.ts';
+import { cFindScuMachine } from './dimse/c-find-scu.machine.ts';
+import { cMoveScuMachine } from './dimse/c-move-scu.machine.ts';
 
 export type DulStateId =
   | 'Sta1' | 'Sta2' | 'Sta3' | 'Sta4' | 'Sta5' | 'Sta6' | 'Sta7'
@@ -50,13 +52,15 @@ export type DulEvent =
 export type DulEventType = DulEvent['type'];
 
 /** The DIMSE transaction machines an association spawns, one per transaction (PS3.7 9). */
-export type DimseService = 'cEchoScp' | 'cStoreScp' | 'refusedRequest' | 'scuRequest';
+export type DimseService = 'cEchoScp' | 'cStoreScp' | 'refusedRequest' | ScuService;
+/** The SCU transactions: one request/response, or C-FIND / C-MOVE with pending responses (PS3.7 9.1.2, 9.1.4). */
+export type ScuService = 'scuRequest' | 'cFindScu' | 'cMoveScu';
 
 /** The DIMSE layer above the DUL: transactions are spawned here, keyed `dimse-<Message ID>`. */
 export type DimseEvent =
-  | { type: 'DIMSE_REQUEST_RECEIVED'; service: Exclude<DimseService, 'scuRequest'>; input: DimseInput } // SCP
-  | { type: 'DIMSE_REQUEST_STARTED'; service: 'scuRequest'; input: DimseInput } // SCU
-  | { type: 'DIMSE_RESPONSE_RECEIVED'; command: Command }
+  | { type: 'DIMSE_REQUEST_RECEIVED'; service: Exclude<DimseService, ScuService>; input: DimseInput } // SCP
+  | { type: 'DIMSE_REQUEST_STARTED'; service: ScuService; input: DimseInput } // SCU
+  | { type: 'DIMSE_RESPONSE_RECEIVED'; command: Command; dataset?: Uint8Array }
   | DimseToAssociation;
 
 export type AssociationEvent = DulEvent | DimseEvent;
@@ -128,6 +132,8 @@ const dul = setup({
     cStoreScp: cStoreScpMachine,
     refusedRequest: refusedRequestMachine,
     scuRequest: scuRequestMachine,
+    cFindScu: cFindScuMachine,
+    cMoveScu: cMoveScuMachine,
   },
   actions: {
     spawnTransaction: enqueueActions(({ event, enqueue }) => {
@@ -138,7 +144,7 @@ const dul = setup({
       assertEvent(event, 'DIMSE_RESPONSE_RECEIVED');
       const id = transactionId(event.command.MessageIDBeingRespondedTo ?? -1);
       // A response nobody asked for is dropped (and logged by the actor, which sees it too).
-      if (self.getSnapshot().children[id]) enqueue.sendTo(id, { type: 'RESPONSE_RECEIVED', command: event.command });
+      if (self.getSnapshot().children[id]) enqueue.sendTo(id, { type: 'RESPONSE_RECEIVED', command: event.command, dataset: event.dataset });
     }),
     sendDimseMessage: emit(({ event }) => {
       assertEvent(event, 'DIMSE_MESSAGE_READY');

@@ -5,7 +5,7 @@
 import { formatStatus } from '../protocol/status.ts';
 import { evaluateWhen } from './conditions.ts';
 import { modificationText } from './modifications.ts';
-import type { Forward, Modification, RoutingDecision, RoutingInput, RuleSet, RuleTrace } from './rule.types.ts';
+import type { Forward, Modification, PrefetchAction, RoutingDecision, RoutingInput, RuleSet, RuleTrace } from './rule.types.ts';
 
 export function evaluate(ruleSet: RuleSet, input: RoutingInput): RoutingDecision {
   const trace: RuleTrace[] = [];
@@ -13,6 +13,7 @@ export function evaluate(ruleSet: RuleSet, input: RoutingInput): RoutingDecision
   const forward: Forward[] = [];
   const modifications: Modification[] = [];
   const notes: string[] = [];
+  const prefetch: (PrefetchAction & { rule: string })[] = [];
   let dropRule: string | undefined;
   let reject: { status: number; comment: string; rule: string } | undefined;
   let stop: string | undefined;
@@ -33,6 +34,8 @@ export function evaluate(ruleSet: RuleSet, input: RoutingInput): RoutingDecision
       continue;
     }
     if (then.drop && dropRule === undefined) dropRule = rule.name;
+    // Prefetch is not forwarding: a drop does not cancel it (the instance is still stored).
+    if (then.prefetch) prefetch.push({ ...then.prefetch, rule: rule.name });
     for (const target of then.forward) {
       const first = forward.find((f) => f.peer === target.peer);
       if (first) {
@@ -51,12 +54,13 @@ export function evaluate(ruleSet: RuleSet, input: RoutingInput): RoutingDecision
     unused(`rule '${reject.rule}' rejects the instance`);
     return { forward: [], modifications, drop: dropRule !== undefined, reject: { status: reject.status, comment: reject.comment }, matchedRules, trace, notes };
   }
+  const withPrefetch = prefetch.length > 0 ? { prefetch } : {};
   if (dropRule !== undefined) {
     notes.unshift(`rule '${dropRule}' drops the instance: it is kept and recorded but forwarded nowhere`);
     unused(`drop wins over forward`);
-    return { forward: [], modifications, drop: true, matchedRules, trace, notes };
+    return { forward: [], modifications, drop: true, matchedRules, trace, notes, ...withPrefetch };
   }
-  return { forward, modifications, drop: false, matchedRules, trace, notes };
+  return { forward, modifications, drop: false, matchedRules, trace, notes, ...withPrefetch };
 }
 
 /** The decision in words: one line per rule and per condition, then what would be sent where. */
@@ -86,6 +90,17 @@ export function explainText(decision: RoutingDecision): string {
     const mods = f.modifications.length === 0 ? 'unmodified' : `with ${f.modifications.length} modification${f.modifications.length === 1 ? '' : 's'}:`;
     out.push(`  forward to ${f.peer}${failover}, rule '${f.rule}', ${mods}`);
     for (const m of f.modifications) out.push(`      ${modificationText(m)}`);
+  }
+  for (const p of decision.prefetch ?? []) {
+    const select = [
+      p.modalities ? `modalities ${p.modalities.join('/')}` : undefined,
+      p.withinDays !== undefined ? `within ${p.withinDays} days` : undefined,
+      p.description ? `description /${p.description}/` : undefined,
+      p.bodyPart ? `body part /${p.bodyPart}/` : undefined,
+      p.excludeTriggeringStudy ? 'not this study' : undefined,
+      `newest ${p.max}`,
+    ].filter(Boolean).join(', ');
+    out.push(`  prefetch (if this study is new): priors of the patient from ${p.archive} to ${p.destination} (${select}), rule '${p.rule}'`);
   }
   for (const n of decision.notes) out.push(`  note: ${n}`);
   return out.join('\n');

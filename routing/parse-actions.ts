@@ -7,6 +7,7 @@ import type { ParsedRef } from './parse-attribute.ts';
 import { listWords, report } from './parse-context.ts';
 import type { ParseContext } from './parse-context.ts';
 import type { ForwardTarget, Modification, RuleActions, Scalar } from './rule.types.ts';
+import { parsePrefetch } from './parse-prefetch.ts';
 import { parseTemplate } from './templates.ts';
 import { unsettableVr, valueProblem } from './vr-values.ts';
 import { closest, isObject } from '../config/yaml-problems.ts';
@@ -18,9 +19,9 @@ export function parseActions(then: unknown, path: Seg[], ruleName: string, ctx: 
   const forward = Array.isArray(then.forward) ? parseForward(then.forward, [...path, 'forward'], ctx) : [];
   const modify = Array.isArray(then.modify) ? then.modify.map((m, i) => parseModification(m, [...path, 'modify', i], ctx)) : [];
   const drop = then.drop === true;
-  if ('prefetch' in then) report(ctx, [...path, 'prefetch'], 'prefetch is not available yet (issue 4)', 'key');
+  const prefetch = 'prefetch' in then ? parsePrefetch(then.prefetch, [...path, 'prefetch'], ctx) : undefined;
   if ('reject' in then) {
-    const others = (['forward', 'modify', 'drop'] as const).filter((k) => k in then && !(k === 'drop' && then.drop === false));
+    const others = (['forward', 'modify', 'drop', 'prefetch'] as const).filter((k) => k in then && !(k === 'drop' && then.drop === false));
     if (others.length > 0) report(ctx, [...path, 'reject'], `reject answers the C-STORE with a failure and stores nothing: it cannot be combined with ${listWords(others)}`, 'key');
   } else if (drop && ('forward' in then || 'modify' in then)) {
     report(ctx, [...path, 'drop'], `drop: true forwards nowhere: remove ${'forward' in then ? 'forward' : 'modify'} from this rule (or the drop)`, 'key');
@@ -29,7 +30,7 @@ export function parseActions(then: unknown, path: Seg[], ruleName: string, ctx: 
   }
   const reject = 'reject' in then ? parseReject(then.reject, [...path, 'reject'], ruleName, ctx) : undefined;
   if (ctx.problems.length > before) return undefined;
-  return { forward, modify: modify as Modification[], drop, ...(reject ? { reject } : {}) };
+  return { forward, modify: modify as Modification[], drop, ...(reject ? { reject } : {}), ...(prefetch ? { prefetch } : {}) };
 }
 
 function parseForward(list: unknown[], path: Seg[], ctx: ParseContext): ForwardTarget[] {

@@ -75,12 +75,32 @@ export type Modification =
 
 export type ForwardTarget = { peer: string; failover?: string };
 
+/** Prior studies to fetch on the first instance of a new study (see rules.schema.json "prefetch"). */
+export type PrefetchAction = {
+  /** Peer name of the Query/Retrieve SCP. */
+  archive: string;
+  /** Move Destination AE title. */
+  destination: string;
+  queryModel: 'study-root' | 'patient-root';
+  /** ModalitiesInStudy must contain one of these. */
+  modalities?: string[];
+  /** StudyDate no older than this many days before the trigger (from `within`: d, m = 30 d, y = 365 d). */
+  withinDays?: number;
+  /** Regular expressions (JavaScript) on StudyDescription and BodyPartExamined. */
+  description?: string;
+  bodyPart?: string;
+  excludeTriggeringStudy: boolean;
+  max: number;
+  dedupHours: number;
+};
+
 export type RuleActions = {
   forward: ForwardTarget[];
   /** Applied to this rule's forwards only. */
   modify: Modification[];
   drop: boolean;
   reject?: { status: number; comment: string };
+  prefetch?: PrefetchAction;
 };
 
 export type Rule = {
@@ -129,6 +149,8 @@ export type RoutingDecision = {
   trace: RuleTrace[];
   /** Things explain should say that are not about one condition: forwards ignored as duplicates or because of drop/reject. */
   notes: string[];
+  /** Prefetches the matched rules ask for (absent when none), each with its rule's name. */
+  prefetch?: (PrefetchAction & { rule: string })[];
 };
 
 /** One net change to a top-level element, for the byte-level rewriter. */

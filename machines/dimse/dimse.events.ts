@@ -7,7 +7,12 @@ import type { Command } from '../../protocol/dimse.ts';
  *  it did not replace, optionally converted between uncompressed transfer syntaxes on the way. */
 export type DatasetSource =
   | { kind: 'file'; path: string; offset: number; length: number }
-  | { kind: 'prepared'; head: Uint8Array; path: string; offset: number; length: number; convert?: { from: string; to: string } };
+  | { kind: 'prepared'; head: Uint8Array; path: string; offset: number; length: number; convert?: { from: string; to: string } }
+  /** A small dataset built in memory (a C-FIND or C-MOVE identifier). */
+  | { kind: 'bytes'; data: Uint8Array };
+
+/** C-MOVE/C-GET sub-operation counts (PS3.7 9.1.4.1.9-12), as the last response gave them. */
+export type SubOperations = { remaining?: number; completed: number; failed: number; warning: number };
 
 /** What a finished transaction reports (also the machine's output). */
 export type DimseOutcome = {
@@ -17,6 +22,12 @@ export type DimseOutcome = {
   errorComment?: string;
   failure?: string;
   response?: Command;
+  /** C-FIND: the identifier of each pending response; C-MOVE: the final response's identifier, if any. */
+  datasets?: Uint8Array[];
+  /** C-MOVE: the sub-operation counts last reported. */
+  suboperations?: SubOperations;
+  /** Ended by the DIMSE timeout: the caller aborts the association (the peer may still be working). */
+  timedOut?: boolean;
 };
 
 /** Child → association machine. */
@@ -28,7 +39,7 @@ export type DimseToAssociation =
 export type AssociationToDimse =
   | { type: 'DATASET_RECEIVED' }
   | { type: 'DATASET_FAILED'; status: number; errorComment: string }
-  | { type: 'RESPONSE_RECEIVED'; command: Command }
+  | { type: 'RESPONSE_RECEIVED'; command: Command; dataset?: Uint8Array }
   | { type: 'ASSOCIATION_ENDED'; reason: string };
 
 /** What the association machine gives every transaction it spawns. */

@@ -183,8 +183,17 @@ test('actions: reject, drop, modify and prefetch combinations', (t) => {
   t.regex(problemAt(t, rule('    then: { forward: [PACS], reject: { status: 0xA700 } }\n'), 'rules[0].then.reject', 3, 'reject').message, /^reject answers the C-STORE with a failure and stores nothing: it cannot be combined with 'forward'$/);
   t.regex(problemAt(t, rule('    then: { forward: [PACS], drop: true }\n'), 'rules[0].then.drop', 3, 'drop').message, /^drop: true forwards nowhere: remove forward/);
   t.regex(problemAt(t, rule('    then: { modify: [{ remove: { attribute: PatientName } }] }\n'), 'rules[0].then.modify', 3, 'modify').message, /^modify changes what this rule forwards, but it has no forward/);
-  t.is(problemAt(t, rule('    then: { prefetch: { priors: 2 } }\n'), 'rules[0].then.prefetch', 3, 'prefetch').message, 'prefetch is not available yet (issue 4)');
-  t.deepEqual(errorOf(t, rule('    then: { prefetch: 3 }\n')).problems.map((p) => p.message), ['prefetch is not available yet (issue 4)', 'must be a map of fields (got 3)']);
+  t.deepEqual(errorOf(t, rule('    then: { prefetch: 3 }\n')).problems.map((p) => p.message), ['must be a map of fields (got 3)']);
+  t.truthy(errorOf(t, rule('    then: { prefetch: { archive: ARCHIVE } }\n')).problems.find((p) => /destination/.test(p.path + p.message)));
+  t.regex(problemAt(t, rule('    then: { prefetch: { archive: NOPE, destination: WS } }\n'), 'rules[0].then.prefetch.archive', 3, 'NOPE').message, /^unknown peer 'NOPE'/);
+  t.regex(problemAt(t, rule("    then: { prefetch: { archive: ARCHIVE, destination: WS, description: '(' } }\n"), 'rules[0].then.prefetch.description', 3, "'('").message, /invalid regular expression/);
+  t.truthy(errorOf(t, rule("    then: { prefetch: { archive: ARCHIVE, destination: WS, within: '5 years' } }\n")).problems.find((p) => p.path === 'rules[0].then.prefetch.within'));
+  t.regex(problemAt(t, rule('    then: { reject: { status: 0xA700 }, prefetch: { archive: ARCHIVE, destination: WS } }\n'), 'rules[0].then.reject', 3, 'reject').message, /cannot be combined with 'prefetch'/);
+  // defaults, and the window in days
+  t.deepEqual(parseRuleFile(rule('    then: { prefetch: { archive: ARCHIVE, destination: WS } }\n'), 'r.yaml', PEERS)[0].then.prefetch,
+    { archive: 'ARCHIVE', destination: 'WS', queryModel: 'study-root', excludeTriggeringStudy: true, max: 3, dedupHours: 24 });
+  t.like(parseRuleFile(rule("    then: { drop: true, prefetch: { archive: ARCHIVE, destination: WS, within: 5y, modalities: [CT, MR], max: 2, excludeTriggeringStudy: false, queryModel: patient-root } }\n"), 'r.yaml', PEERS)[0].then,
+    { drop: true, prefetch: { withinDays: 1825, modalities: ['CT', 'MR'], max: 2, excludeTriggeringStudy: false, queryModel: 'patient-root' } });
   // drop: false is no drop at all, and may stand next to forward
   t.is(parseRuleFile(rule('    then: { forward: [PACS], drop: false }\n'), 'r.yaml', PEERS)[0].then.forward.length, 1);
 });
@@ -244,7 +253,7 @@ test('several problems are all reported, sorted by position', (t) => {
   const error = errorOf(t, `rules:
   - name: a
     when: [{ attribute: Modalty, equals: CT }, { callingAe: { in: [A], regex: x } }]
-    then: { forward: [PACSX], prefetch: {} }
+    then: { forward: [PACSX], prefetch: { archive: ARCHIVEX, destination: WS } }
   - name: "b c"
     priority: x
     then: { reject: { status: 0xB000 } }
@@ -253,7 +262,7 @@ test('several problems are all reported, sorted by position', (t) => {
     '3:25 rules[0].when[0].attribute',
     '3:72 rules[0].when[1].callingAe.regex',
     '4:23 rules[0].then.forward[0]',
-    '4:31 rules[0].then.prefetch',
+    '4:52 rules[0].then.prefetch.archive',
     '5:11 rules[1].name',
     '6:15 rules[1].priority',
     '7:31 rules[1].then.reject.status',

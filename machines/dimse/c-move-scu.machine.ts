@@ -1,0 +1,124 @@
+// One C-MOVE SCU transaction (PS3.7 9.1.4; PS3.4 C.4.2): the request (Move Destination and the
+// identifier), pending responses (FF00) with the sub-operation counts, then the final response.
+// Handling per the prefetching proxy's conformance statement (4.2.5.3.1.4): pending continues the
+// retrieve and its counts are tracked; 0000 completes; B000 (sub-operations complete, one or more
+// failures) completes partially, counts recorded; A7xx, A9xx, Cxxx and other failures terminate it;
+// a timeout or a lost association fails it (the caller aborts on timeout). CANCEL_REQUESTED sends
+// C-CANCEL-RQ and waits for the final response (FE00 with the counts so far).
+import { assign, sendParent, setup } from 'xstate';
+import type { Command } from '../../protocol/dimse.ts';
+import { CommandField, NO_DATASET } from '../../protocol/dimse.ts';
+import { statusCategory } from '../../protocol/status.ts';
+import type { AssociationToDimse, DimseInput, DimseOutcome, SubOperations } from './dimse.events.ts';
+import type { QueryControlEvent } from './c-find-scu.machine.ts';
+
+type Event = AssociationToDimse | QueryControlEvent;
+type Response = Extract<AssociationToDimse, { type: 'RESPONSE_RECEIVED' }>;
+
+export type CMoveScuContext = DimseInput & {
+  suboperations: SubOperations;
+  response?: Command;
+  finalDataset?: Uint8Array;
+  failure?: string;
+  timedOut: boolean;
+  cancelRequested: boolean;
+};
+
+const isPending = (e: Event) => e.type === 'RESPONSE_RECEIVED' && statusCategory(e.command.Status ?? 0xffff) === 'pending';
+
+/** The counts a response carries; those it leaves out keep their last value (they are optional in a final response). */
+export function countsOf(command: Command, previous: SubOperations): SubOperations {
+  return {
+    remaining: command.NumberOfRemainingSuboperations ?? (isPending({ type: 'RESPONSE_RECEIVED', command }) ? previous.remaining : undefined),
+    completed: command.NumberOfCompletedSuboperations ?? previous.completed,
+    failed: command.NumberOfFailedSuboperations ?? previous.failed,
+    warning: command.NumberOfWarningSuboperations ?? previous.warning,
+  };
+}
+
+export const cMoveScuMachine = setup({
+  types: {
+    input: {} as DimseInput,
+    context: {} as CMoveScuContext,
+    events: {} as Event,
+    output: {} as DimseOutcome,
+  },
+  delays: { DIMSE_TIMEOUT: ({ context }) => context.dimseTimeoutMs },
+  guards: {
+    isPending: ({ event }) => isPending(event),
+  },
+  actions: {
+    sendRequest: sendParent(({ context }) => ({
+      type: 'DIMSE_MESSAGE_READY',
+      messageId: context.messageId,
+      contextId: context.contextId,
+      command: context.command,
+      dataset: context.dataset,
+    })),
+    sendCancel: sendParent(({ context }) => ({
+      type: 'DIMSE_MESSAGE_READY',
+      messageId: context.messageId,
+      contextId: context.contextId,
+      command: { CommandField: CommandField.C_CANCEL_RQ, MessageIDBeingRespondedTo: context.messageId, CommandDataSetType: NO_DATASET },
+    })),
+    recordCancel: assign({ cancelRequested: true }),
+    recordResponse: assign({
+      response: ({ event }) => (event as Response).command,
+      suboperations: ({ context, event }) => countsOf((event as Response).command, context.suboperations),
+      finalDataset: ({ context, event }) => (isPending(event) ? context.finalDataset : (event as Response).dataset),
+    }),
+    recordTimeout: assign({ failure: ({ context }) => `no response within ${context.dimseTimeoutMs} ms`, timedOut: true }),
+    recordEnded: assign({ failure: ({ event }) => (event as { reason?: string }).reason ?? 'association ended' }),
+    reportCompleted: sendParent(({ context }) => ({ type: 'DIMSE_COMPLETED', outcome: moveOutcome(context) })),
+  },
+}).createMachine({
+  id: 'cMoveScu',
+  context: ({ input }) => ({ ...input, suboperations: { completed: 0, failed: 0, warning: 0 }, timedOut: false, cancelRequested: false }),
+  initial: 'retrieving',
+  states: {
+    retrieving: {
+      entry: 'sendRequest',
+      initial: 'waiting',
+      states: {
+        // Re-entered on each pending response: a long move is fine while the SCP keeps reporting.
+        waiting: {
+          after: { DIMSE_TIMEOUT: { target: '#cMoveScu.failed', actions: 'recordTimeout' } },
+          on: { RESPONSE_RECEIVED: { guard: 'isPending', target: 'waiting', reenter: true, actions: 'recordResponse' } },
+        },
+      },
+      on: {
+        // Pending responses are taken by 'waiting' (so only it restarts); this is the final one.
+        RESPONSE_RECEIVED: { target: 'done', actions: 'recordResponse' },
+        CANCEL_REQUESTED: { target: 'cancelling', actions: ['recordCancel', 'sendCancel'] },
+        ASSOCIATION_ENDED: { target: 'failed', actions: 'recordEnded' },
+      },
+    },
+    cancelling: {
+      on: {
+        RESPONSE_RECEIVED: [
+          { guard: 'isPending', actions: 'recordResponse' },
+          { target: 'done', actions: 'recordResponse' },
+        ],
+        ASSOCIATION_ENDED: { target: 'failed', actions: 'recordEnded' },
+      },
+      after: { DIMSE_TIMEOUT: { target: 'failed', actions: 'recordTimeout' } },
+    },
+    done: { type: 'final', entry: 'reportCompleted' },
+    failed: { type: 'final', entry: 'reportCompleted' },
+  },
+  output: ({ context }) => moveOutcome(context),
+});
+
+function moveOutcome(context: CMoveScuContext): DimseOutcome {
+  const final = context.response && !isPending({ type: 'RESPONSE_RECEIVED', command: context.response }) ? context.response : undefined;
+  return {
+    messageId: context.messageId,
+    status: final?.Status,
+    errorComment: context.response?.ErrorComment,
+    failure: context.failure,
+    response: context.response,
+    suboperations: context.suboperations,
+    ...(context.finalDataset ? { datasets: [context.finalDataset] } : {}),
+    ...(context.timedOut ? { timedOut: true } : {}),
+  };
+}
