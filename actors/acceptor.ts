@@ -18,9 +18,12 @@ import type { Spool } from './spool.ts';
 import { StoreSink } from './store-sink.ts';
 import type { ReceiveContext, StoreVerdict } from './store-sink.ts';
 import type { StoreResult } from '../machines/dimse/c-store-scp.machine.ts';
+import type { AssociateRj } from '../protocol/pdu.types.ts';
+import type { AuditTrail, Party } from './audit.ts';
 import { evaluate } from '../routing/evaluate.ts';
 import type { RoutingDecision, RuleSet } from '../routing/rule.types.ts';
 import type { OutboundQueue } from './outbound-queue.ts';
+import type { PrefetchPlanner } from './prefetch.ts';
 import type { InstanceRecord } from './spool.ts';
 import type { AeTitleBinding } from '../config/config.ts';
 import { checkAeTitleBinding, identityOf } from './tls-identity.ts';
@@ -31,10 +34,13 @@ export type RoutingRuntime = {
   rules(): RuleSet;
   queue: OutboundQueue;
   wake(peers: string[]): void;
+  /** Prefetch jobs: planned in the instance's transaction, started after it (actors/prefetch.ts). */
+  prefetch?: PrefetchPlanner;
 };
 
 export type ListenerRuntime = {
   name: string;
+  audit?: AuditTrail;
   routing?: RoutingRuntime;
   policy: AcceptorPolicy;
   idleTimeoutMs: number;
@@ -65,6 +71,7 @@ export class Acceptor {
   private ctx: ReceiveContext & { tlsSubject?: string };
   /** The verified client certificate's identity, on a TLS listener that got one. */
   private readonly identity: CertificateIdentity | undefined;
+  private established = false;
   /** The rules in force when this association was established (an edit applies from the next one). */
   private ruleSet: RuleSet | undefined;
 
@@ -105,22 +112,12 @@ export class Acceptor {
     const binding = result.accepted && this.listener.tls ? checkAeTitleBinding(this.listener.tls.aeTitleBindings, rq.callingAeTitle, this.identity) : { ok: true as const };
     if (!binding.ok) {
       // The AE title is not believed without the certificate that backs it: 1/1/3, as for an unknown calling AE title.
-      a.log.warn({ result: 1, source: 1, reason: 3, why: binding.why, tlsSubject: this.identity?.subject }, 'association rejected: calling AE title not bound to this certificate');
-      this.listener.ref.send({ type: 'ASSOCIATION_REJECTED', associationId: a.id, reason: 'calling-ae-tls-binding-3' });
-      a.machine.send({ type: 'A_ASSOCIATE_REJECT_REQUESTED', rj: { ...Reject.callingAeNotRecognized } });
-      return;
+      return this.refuse(Reject.callingAeNotRecognized, 'calling-ae-tls-binding-3', binding.why, { tlsSubject: this.identity?.subject }, 'association rejected: calling AE title not bound to this certificate');
     }
-    if (!result.accepted) {
-      a.log.warn({ result: result.rj.result, source: result.rj.source, reason: result.rj.reason, why: result.why }, 'association rejected');
-      this.listener.ref.send({ type: 'ASSOCIATION_REJECTED', associationId: a.id, reason: result.why.split(' ')[0] + '-' + result.rj.reason });
-      a.machine.send({ type: 'A_ASSOCIATE_REJECT_REQUESTED', rj: result.rj });
-      return;
-    }
+    if (!result.accepted) return this.refuse(result.rj, result.why.split(' ')[0] + '-' + result.rj.reason, result.why);
     if (atCapacity(this.listener.ref.getSnapshot().context)) {
-      a.log.warn({ maxAssociations: this.listener.policy && this.listener.ref.getSnapshot().context.maxAssociations }, 'association rejected: local limit exceeded');
-      this.listener.ref.send({ type: 'ASSOCIATION_REJECTED', associationId: a.id, reason: 'local-limit-exceeded' });
-      a.machine.send({ type: 'A_ASSOCIATE_REJECT_REQUESTED', rj: { ...Reject.localLimitExceeded } });
-      return;
+      const max = this.listener.ref.getSnapshot().context.maxAssociations;
+      return this.refuse(Reject.localLimitExceeded, 'local-limit-exceeded', `local limit exceeded (${max} associations)`);
     }
     a.contexts = result.contexts;
     this.ruleSet = this.listener.routing?.rules();
@@ -134,7 +131,26 @@ export class Acceptor {
       'association accepted',
     );
     this.listener.ref.send({ type: 'ASSOCIATION_ESTABLISHED', associationId: a.id });
+    this.established = true;
+    this.listener.audit?.association('established', this.caller(), this.callee());
     a.machine.send({ type: 'A_ASSOCIATE_ACCEPT_REQUESTED', ac: result.ac });
+  }
+
+  /** A-ASSOCIATE-RJ with its reason, logged, counted and audited. */
+  private refuse(rj: AssociateRj, reason: string, why: string, logFields: Record<string, unknown> = {}, message = 'association rejected'): void {
+    const a = this.association;
+    a.log.warn({ result: rj.result, source: rj.source, reason: rj.reason, why, ...logFields }, message);
+    this.listener.ref.send({ type: 'ASSOCIATION_REJECTED', associationId: a.id, reason });
+    this.listener.audit?.association('refused', this.caller(), this.callee(), why);
+    a.machine.send({ type: 'A_ASSOCIATE_REJECT_REQUESTED', rj: { ...rj } });
+  }
+
+  private caller(): Party {
+    return { aeTitle: this.ctx.callingAeTitle, address: this.association.remoteAddress };
+  }
+
+  private callee(): Party {
+    return { aeTitle: this.ctx.calledAeTitle };
   }
 
   private onRequest(contextId: number, command: Command, expectsDataset: boolean): DatasetSink | undefined {
@@ -215,9 +231,14 @@ export class Acceptor {
     const log = this.association.log.child({ messageId });
     const forward = pending.decision?.forward ?? [];
     const routing = this.listener.routing;
-    // The forward decisions are queued in the instance's own index transaction (DESIGN property 1).
-    const enqueue = routing && forward.length > 0
+    const prefetch = pending.decision?.prefetch && routing?.prefetch;
+    const keys = pending.verdict.keys;
+    let prefetchJobs: string[] = [];
+    // The forward decisions are queued in the instance's own index transaction (DESIGN property 1);
+    // a new study's prefetch jobs are planned in it too, so a study triggers once, durably.
+    const enqueue = routing && (forward.length > 0 || prefetch)
       ? (record: InstanceRecord) => {
+          if (prefetch) prefetchJobs = prefetch.plan(pending.decision!.prefetch!, { studyInstanceUid: record.studyInstanceUid, patientId: keys.patientId, issuerOfPatientId: keys.issuerOfPatientId });
           for (const f of forward) {
             routing.queue.enqueue({
               peer: f.peer, failover: f.failover, rule: f.rule, modifications: f.modifications,
@@ -228,6 +249,13 @@ export class Acceptor {
         }
       : undefined;
     const result = await pending.sink.commit(pending.verdict.keys, this.ctx, log, enqueue);
+    if (result.status === Status.SUCCESS && prefetch && prefetchJobs.length > 0) prefetch.start(prefetchJobs);
+    if (result.status === Status.SUCCESS) {
+      const k = pending.verdict.keys;
+      this.listener.audit?.transferred('received', this.caller(), this.callee(), {
+        studyInstanceUid: k.studyInstanceUid ?? '', sopClassUid: k.sopClassUid ?? '', sopInstanceUid: k.sopInstanceUid ?? '', patientId: k.patientId ?? '',
+      });
+    }
     if (result.status === Status.SUCCESS && pending.decision) {
       if (pending.decision.drop) log.info({ rules: pending.decision.matchedRules }, 'dropped by rule: stored, forwarded nowhere');
       else if (forward.length > 0) routing?.wake(forward.map((f) => f.peer));
@@ -244,6 +272,7 @@ export class Acceptor {
       child?.send({ type: 'ASSOCIATION_ENDED', reason: 'transport closed' });
     }
     this.association.log.info('connection closed');
+    if (this.established) this.listener.audit?.association('ended', this.caller(), this.callee());
     this.listener.ref.send({ type: 'CONNECTION_CLOSED', associationId: this.association.id });
   }
 }

@@ -17,6 +17,7 @@ import { canConvert } from '../protocol/ts-convert.ts';
 import { transferSyntax } from '../protocol/uids.ts';
 import { applyModifications } from '../routing/modifications.ts';
 import type { Modification } from '../routing/rule.types.ts';
+import type { AuditTrail } from './audit.ts';
 import { canDecompress, decompressDataset, MAX_DECOMPRESS_BYTES } from './decompress.ts';
 import { classifyStatus } from './outbound-queue.ts';
 import type { OutboundQueue, QueueItem, RetryPolicy } from './outbound-queue.ts';
@@ -46,6 +47,7 @@ export type ForwarderDeps = {
   inFlight: Set<string>;
   /** Another peer has work (a failover item was queued for it). */
   wake(peer: string): void;
+  audit?: AuditTrail;
 };
 
 export class PeerForwarder {
@@ -150,6 +152,10 @@ export class PeerForwarder {
     const verdict = classifyStatus(outcome.status);
     if (verdict === 'delivered') {
       await this.deps.queue.delivered(item.id, { status: outcome.status });
+      this.deps.audit?.transferred('forwarded', { aeTitle: this.peer.callingAeTitle }, { aeTitle: this.peer.aeTitle, address: `${this.peer.host}:${this.peer.port}` }, {
+        studyInstanceUid: item.studyInstanceUid, sopClassUid: item.sopClassUid, sopInstanceUid: item.sopInstanceUid,
+        patientId: this.deps.spool.get(item.sopInstanceUid)?.patientId ?? '',
+      }, outcome.status);
       const line = { id: item.id, sopInstanceUid: item.sopInstanceUid, status: formatStatus(outcome.status), syntax: context.transferSyntax };
       if (outcome.status !== 0) this.log.warn({ ...line, errorComment: outcome.errorComment }, 'delivered with a warning');
       else this.log.info(line, 'delivered');

@@ -1,5 +1,6 @@
 // The actor system: the root router machine with its listener machines, their sockets, and the
 // spool they store into. Everything that touches the world is provided here to the pure machines.
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createActor, fromPromise } from 'xstate';
 import type { InspectionEvent } from 'xstate';
@@ -18,6 +19,8 @@ import { storeInstanceFor } from './acceptor.ts';
 import type { RoutingRuntime } from './acceptor.ts';
 import { PeerForwarder } from './forwarder.ts';
 import { OutboundQueue } from './outbound-queue.ts';
+import { PrefetchService } from './prefetch.ts';
+import { AuditTrail } from './audit.ts';
 import { startRetention } from './retention.ts';
 import { RulesWatcher } from './rules-watcher.ts';
 import { startListener } from './listener.ts';
@@ -30,6 +33,8 @@ export type RunningRouter = {
   actor: ReturnType<typeof createActor<typeof routerMachine>>;
   spool: Spool;
   queue: OutboundQueue;
+  /** Prefetch jobs (actors/prefetch.ts): list, inspect. */
+  prefetch: PrefetchService;
   rules: RulesWatcher;
   /** Bound port of each listener, by listener name (useful when the config says port 0). */
   ports: Map<string, number>;
@@ -100,6 +105,8 @@ export async function startRouter(
     throw err;
   });
   const queue = OutboundQueue.open(spool);
+  const audit = new AuditTrail(join(config.storage.dir, 'audit'), log.child({ actor: 'audit' }), config.audit.syslog);
+  audit.applicationActivity(true);
   let rules: RulesWatcher;
   try {
     rules = RulesWatcher.start(config.routing.rulesDir, config.peers.map((p) => p.name), log.child({ actor: 'rules' }), { watch: opts.watchRules ?? true });
@@ -130,11 +137,14 @@ export async function startRouter(
   for (const p of config.peers) {
     const inFlight = new Set<string>();
     for (const slot of slotsOf(p)) {
-      forwarders.set(slot, new PeerForwarder(p, { spool, queue, logger: log.child({ actor: 'forwarder' }), slot, inFlight, wake: (peer) => wake([peer]) }));
+      forwarders.set(slot, new PeerForwarder(p, { spool, queue, logger: log.child({ actor: 'forwarder' }), slot, inFlight, audit, wake: (peer) => wake([peer]) }));
     }
   }
-  const routing: RoutingRuntime = { rules: () => rules.current, queue, wake };
+  const prefetch = new PrefetchService(spool, config.peers, { logger: log.child({ actor: 'prefetch' }), ...(opts.inspect ? { inspect: opts.inspect } : {}) });
+  const routing: RoutingRuntime = { rules: () => rules.current, queue, wake, prefetch };
   actor.start();
+  // Prefetch jobs a restart interrupted carry on.
+  prefetch.resume();
   // Whatever was queued before a restart goes out again.
   wake(config.peers.filter((p) => queue.depth(p.name).pending > 0).map((p) => p.name));
   const stopRetention = startRetention(spool, queue, config.routing.retentionHours * 3600_000, log.child({ actor: 'retention' }));
@@ -152,6 +162,7 @@ export async function startRouter(
           ref,
           spool,
           routing,
+          audit,
           logger: log,
           ...(l.tls ? { tls: { aeTitleBindings: l.tls.aeTitleBindings } } : {}),
         },
@@ -169,7 +180,9 @@ export async function startRouter(
     tls.stop();
     actor.stop();
     rules.stop();
+    prefetch.stop();
     stopRetention();
+    audit.close();
     await spool.close();
     throw err;
   }
@@ -178,6 +191,7 @@ export async function startRouter(
     actor,
     spool,
     queue,
+    prefetch,
     rules,
     ports,
     tlsCertificates: () => tls.certificates(),
@@ -189,8 +203,12 @@ export async function startRouter(
       rules.stop();
       tls.stop();
       stopRetention();
+      prefetch.stop();
       await Promise.all([...forwarders.values()].map((f) => f.release().catch(() => {})));
       actor.stop();
+      audit.applicationActivity(false);
+      await audit.flushed();
+      audit.close();
       await spool.close();
     },
   };

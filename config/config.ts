@@ -55,12 +55,18 @@ export type PeerConfig = {
   tls?: PeerTlsConfig;
 };
 export type RoutingConfig = { rulesDir: string; retentionHours: number };
+/** The inspector server (actors/inspector.ts); a non-loopback bind requires a token (checked at load). */
+export type InspectConfig = { enabled: boolean; bind: string; port: number; token?: string; showPhi: boolean; stately?: { url: string } };
+export type ShutdownConfig = { graceSeconds: number };
 export type RouterConfig = {
   storage: { dir: string; fsync: boolean }; // dir is absolute
   log: { level: LogLevel };
   listeners: ListenerConfig[];
   peers: PeerConfig[];
   routing: RoutingConfig;
+  audit: { syslog?: { host: string; port: number } };
+  inspect: InspectConfig;
+  shutdown: ShutdownConfig;
 };
 
 export type ConfigProblem = { file: string; line?: number; column?: number; path: string; message: string };
@@ -172,6 +178,13 @@ function toRouterConfig(c: RouterConfig, file: string): RouterConfig {
       } : {}),
     })),
     routing: { rulesDir: resolve(dirname(resolve(file)), c.routing.rulesDir), retentionHours: c.routing.retentionHours },
+    audit: c.audit.syslog ? { syslog: { host: c.audit.syslog.host, port: c.audit.syslog.port } } : {},
+    inspect: {
+      enabled: c.inspect.enabled, bind: c.inspect.bind, port: c.inspect.port, showPhi: c.inspect.showPhi,
+      ...(c.inspect.token !== undefined ? { token: c.inspect.token } : {}),
+      ...(c.inspect.stately ? { stately: { url: c.inspect.stately.url } } : {}),
+    },
+    shutdown: { graceSeconds: c.shutdown.graceSeconds },
   };
 }
 
@@ -245,7 +258,16 @@ function semanticProblems(data: unknown): RawProblem[] {
       out.push({ path: ['peers', i, 'retry', 'maxBackoffSeconds'], target: 'value', message: `must be at least initialBackoffSeconds (${retry.initialBackoffSeconds})` });
     }
   });
+  const inspect = isObject(root.inspect) ? root.inspect : undefined;
+  if (inspect && typeof inspect.bind === 'string' && isIP(inspect.bind) && !isLoopback(inspect.bind) && inspect.enabled !== false && typeof inspect.token !== 'string') {
+    out.push({ path: ['inspect', 'bind'], target: 'value', message: `binding the inspector to a non-loopback address needs inspect.token (got ${got(inspect.bind)})` });
+  }
   return out;
+}
+
+/** 127.0.0.0/8, ::1 and ::ffff:127.x: reachable only from this host. */
+export function isLoopback(address: string): boolean {
+  return /^127\./.test(address) || address === '::1' || /^::ffff:127\./i.test(address);
 }
 
 

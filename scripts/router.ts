@@ -14,6 +14,9 @@ import { Spool } from '../actors/spool.ts';
 import { readHeaderKeys } from '../actors/part10-file.ts';
 import { evaluate, explainText } from '../routing/evaluate.ts';
 import { loadRuleFiles, RulesError } from '../routing/rules-loader.ts';
+import { addQrCommands } from './qr-commands.ts';
+import { createInspection } from '../actors/inspector.ts';
+import { gracefulStop } from '../actors/shutdown.ts';
 
 type Peer = { aeTitle: string; host: string; port: number };
 
@@ -44,20 +47,37 @@ program
       throw err;
     }
     const log = createLogger(config.log.level);
-    const router = await startRouter(config, { logger: log }).catch((err: Error) => {
+    const inspection = createInspection(config, log);
+    const router = await startRouter(config, { logger: log, inspect: inspection.inspect }).catch((err: Error) => {
       log.fatal({ err: err.message }, 'router could not start');
       process.exit(1);
     });
-    log.info({ ports: Object.fromEntries(router.ports), storage: config.storage.dir }, 'router started');
+    const inspector = await inspection.attach(router).catch(async (err: Error) => {
+      log.fatal({ err: err.message, bind: config.inspect.bind, port: config.inspect.port }, 'inspector could not start');
+      await router.stop(0);
+      process.exit(1);
+    });
+    log.info({ ports: Object.fromEntries(router.ports), storage: config.storage.dir, ...(inspector ? { inspector: inspector.url } : {}) }, 'router started');
     let stopping = false;
+    // Exit codes: 0 drained cleanly, 3 the grace period ended with associations cut, 130 a second signal aborted.
     const stop = (signal: string) => {
       if (stopping) {
         log.warn({ signal }, 'second signal: exiting at once');
         process.exit(130);
       }
       stopping = true;
-      log.info({ signal }, 'stopping');
-      void router.stop().then(() => process.exit(0));
+      inspection.setShuttingDown();
+      log.info({ signal, graceSeconds: config.shutdown.graceSeconds }, 'stopping: no new associations, in-flight transactions may finish');
+      void gracefulStop(router, { graceMs: config.shutdown.graceSeconds * 1000, logger: log })
+        .then(async (result) => {
+          await inspection.stop();
+          log.info(result, result.clean ? 'stopped cleanly' : 'stopped: grace period over, associations were cut');
+          process.exit(result.clean ? 0 : 3);
+        })
+        .catch((err: Error) => {
+          log.fatal({ err: err.message }, 'shutdown failed');
+          process.exit(1);
+        });
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
@@ -250,6 +270,22 @@ queueCmd
   });
 
 program
+  .command('inspect')
+  .description("show the running router's actor tree live (from its inspector server), or once as JSON")
+  .option('-c, --config <file>', 'configuration file (for the inspector address and token)', 'config/router.yaml')
+  .option('--url <url>', 'inspector base URL (default: from the configuration)')
+  .option('--token <token>', 'bearer token (default: inspect.token of the configuration)')
+  .option('--json', 'print the tree once as JSON')
+  .option('--once', 'print the tree once as text')
+  .action(async (opts: { config: string; url?: string; token?: string; json?: boolean; once?: boolean }) => {
+    const { inspectorUrl, runInspect } = await import('./inspect-cli.ts');
+    const config = opts.url ? undefined : configOrExit(opts.config);
+    const url = opts.url ?? inspectorUrl(config!);
+    await runInspect(url, { ...opts, token: opts.token ?? config?.inspect.token }).catch(fail);
+    process.exit(0);
+  });
+
+program
   .command('certs')
   .description('TLS material')
   .command('init [dir]')
@@ -265,6 +301,8 @@ program
       fail(err as Error);
     }
   });
+
+addQrCommands(program, { parsePeer, fail, configOrExit });
 
 function fail(err: Error): never {
   process.stderr.write(`router: ${err.message}\n`);

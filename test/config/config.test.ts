@@ -34,6 +34,9 @@ function expected(file: string): RouterConfig {
     listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 11112, ...DEFAULT_LISTENER }],
     peers: [],
     routing: { rulesDir: resolve(dirname(resolve(file)), 'routing-rules'), retentionHours: 24 },
+    audit: {},
+    inspect: { enabled: false, bind: '127.0.0.1', port: 8080, showPhi: false },
+    shutdown: { graceSeconds: 30 },
   };
 }
 
@@ -61,6 +64,8 @@ test('config/router.yaml loads with the documented defaults', (t) => {
     ...expected(file),
     storage: { dir: join(repo, 'data'), fsync: true },
     routing: { rulesDir: join(repo, 'routing-rules'), retentionHours: 24 },
+    // `npm start` runs the inspector (loopback only).
+    inspect: { enabled: true, bind: '127.0.0.1', port: 8080, showPhi: false },
   });
   t.regex(readFileSync(file, 'utf8'), /^# yaml-language-server: \$schema=\.\/router\.schema\.json$/m);
 });
@@ -73,6 +78,7 @@ test('a minimal file gets every default', (t) => {
     ...shipped,
     storage: { ...shipped.storage, dir: resolve('config/data') },
     routing: { ...shipped.routing, rulesDir: resolve('config/routing-rules') },
+    inspect: { ...shipped.inspect, enabled: false },
   });
 });
 
@@ -160,7 +166,7 @@ test('out-of-range port', (t) => {
 test('unknown field is named, with a suggestion when close', (t) => {
   const p = problemAt(t, { fixture: 'unknown-field.yaml' }, 'listeners[0].maxPduLenght', 5, 5);
   t.is(p.message, "unknown field 'maxPduLenght' (did you mean 'maxPduLength'?)");
-  t.regex(problemAt(t, { text: 'colour: red\n' + MINIMAL, file: 'f.yaml' }, 'colour', 1, 1).message, /unknown field 'colour' \(known fields: storage, log, listeners, peers, routing\)/);
+  t.regex(problemAt(t, { text: 'colour: red\n' + MINIMAL, file: 'f.yaml' }, 'colour', 1, 1).message, /unknown field 'colour' \(known fields: storage, log, listeners, peers, routing, [a-z, ]+\)/);
   t.regex(problemAt(t, { text: 'storage: { fsnyc: true }\n' + MINIMAL, file: 'f.yaml' }, 'storage.fsnyc', 1, 12).message, /did you mean 'fsync'/);
 });
 

@@ -22,7 +22,7 @@ export async function eventually(t: ExecutionContext, what: string, check: () =>
   }
 }
 
-export async function routerWith(peers: Record<string, unknown>[], rules: string, opts: { logger?: import('pino').Logger; storageDir?: string; listener?: Record<string, unknown> } = {}) {
+export async function routerWith(peers: Record<string, unknown>[], rules: string, opts: { logger?: import('pino').Logger; storageDir?: string; listener?: Record<string, unknown>; config?: Record<string, unknown> } = {}) {
   const dir = tempDir();
   const rulesDir = join(dir, 'rules');
   mkdirSync(rulesDir);
@@ -33,6 +33,7 @@ export async function routerWith(peers: Record<string, unknown>[], rules: string
       listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 1, bind: '127.0.0.1', ...opts.listener }],
       peers,
       routing: { rulesDir },
+      ...opts.config,
     }),
     join(dir, 'router.yaml'),
   );

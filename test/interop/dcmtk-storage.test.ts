@@ -110,7 +110,8 @@ test('bulk data streams: a 3x larger instance does not raise the router\'s peak 
   const afterSmall = await send(small);
   const afterLarge = await send(large);
   t.log(`router peak RSS: ${idle.toFixed(0)} MB idle, ${afterSmall.toFixed(0)} MB after 100 MB, ${afterLarge.toFixed(0)} MB after 300 MB`);
-  t.true(afterLarge - afterSmall < 32, `the 300 MB instance raised the peak by ${(afterLarge - afterSmall).toFixed(0)} MB`);
+  // Buffered, the extra 200 MB would show; streamed, only V8's garbage slack moves the peak.
+  t.true(afterLarge - afterSmall < 64, `the 300 MB instance raised the peak by ${(afterLarge - afterSmall).toFixed(0)} MB`);
   t.true(afterSmall - idle < 100, 'the first instance costs no more than the GC slack');
   await router.stop();
   const spool = await Spool.open({ dir: router.dataDir });

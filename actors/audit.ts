@@ -1,0 +1,121 @@
+// The audit trail: who sent what to whom, and when, as JSON lines in the data folder (one file a
+// day) and optionally to a syslog collector (RFC 5424 over UDP). Each record follows the shape of
+// the DICOM audit messages of PS3.15 A.5 (EventIdentification, ActiveParticipant,
+// ParticipantObjectIdentification); unlike the operational log, it names the patient, as an
+// audit trail must: it lives beside the images and is protected like them.
+import { createSocket } from 'node:dgram';
+import type { Socket } from 'node:dgram';
+import { appendFile, mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+
+/** PS3.16 CID 400 / 401 codes used here. */
+const EVENT = {
+  applicationActivity: { code: '110100', meaning: 'Application Activity' },
+  instancesTransferred: { code: '110104', meaning: 'DICOM Instances Transferred' },
+  userAuthentication: { code: '110114', meaning: 'User Authentication' },
+} as const;
+const TYPE = {
+  applicationStart: { code: '110120', meaning: 'Application Start' },
+  applicationStop: { code: '110121', meaning: 'Application Stop' },
+  login: { code: '110122', meaning: 'Login' },
+  logout: { code: '110123', meaning: 'Logout' },
+} as const;
+
+type Code = { code: string; meaning: string };
+/** 0 success, 4 minor failure, 8 serious failure (PS3.15 A.5.1). */
+type Outcome = 0 | 4 | 8;
+
+export type AuditRecord = {
+  EventIdentification: { EventID: Code; EventActionCode: 'C' | 'R' | 'E'; EventDateTime: string; EventOutcomeIndicator: Outcome; EventTypeCode?: Code[]; EventOutcomeDescription?: string };
+  ActiveParticipant: { UserID: string; NetworkAccessPointID?: string; UserIsRequestor: boolean; RoleIDCode?: Code }[];
+  AuditSourceIdentification: { AuditSourceID: string };
+  ParticipantObjectIdentification?: { ParticipantObjectTypeCode: 1 | 2; ParticipantObjectTypeCodeRole: number; ParticipantObjectIDTypeCode: Code; ParticipantObjectID: string; ParticipantObjectDetail?: Record<string, unknown> }[];
+};
+
+export type Party = { aeTitle: string; address?: string };
+export type InstanceRef = { studyInstanceUid: string; sopClassUid: string; sopInstanceUid: string; patientId: string };
+
+const SOURCE = { code: '110153', meaning: 'Source Role ID' };
+const DESTINATION = { code: '110152', meaning: 'Destination Role ID' };
+const STUDY_UID = { code: '110180', meaning: 'Study Instance UID' };
+const PATIENT_ID = { code: '2', meaning: 'Patient Number' };
+
+export class AuditTrail {
+  private readonly dir: string;
+  private readonly log: Logger;
+  private readonly syslog: { socket: Socket; host: string; port: number } | undefined;
+  private readonly source = `dicom-router@${hostname()}`;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(dir: string, log: Logger, syslog?: { host: string; port: number }) {
+    this.dir = dir;
+    this.log = log;
+    this.syslog = syslog && { socket: createSocket(syslog.host.includes(':') ? 'udp6' : 'udp4'), ...syslog };
+    this.syslog?.socket.unref();
+  }
+
+  applicationActivity(started: boolean): void {
+    this.write(this.record(EVENT.applicationActivity, 'E', 0, [TYPE[started ? 'applicationStart' : 'applicationStop']], [{ UserID: this.source, UserIsRequestor: false }]));
+  }
+
+  /** An association established (or refused, with why), or ended. */
+  association(kind: 'established' | 'refused' | 'ended', from: Party, to: Party, why?: string): void {
+    const outcome: Outcome = kind === 'refused' ? 4 : 0;
+    const record = this.record(EVENT.userAuthentication, 'E', outcome, [kind === 'ended' ? TYPE.logout : TYPE.login], parties(from, to));
+    if (why) record.EventIdentification.EventOutcomeDescription = why;
+    this.write(record);
+  }
+
+  /** An instance received ('C', created here) or sent on ('R'), with its study and patient. */
+  transferred(action: 'received' | 'forwarded', from: Party, to: Party, instance: InstanceRef, status = 0): void {
+    const record = this.record(EVENT.instancesTransferred, action === 'received' ? 'C' : 'R', status === 0 ? 0 : 4, undefined, parties(from, to));
+    record.ParticipantObjectIdentification = [
+      {
+        ParticipantObjectTypeCode: 2, ParticipantObjectTypeCodeRole: 3, ParticipantObjectIDTypeCode: STUDY_UID, ParticipantObjectID: instance.studyInstanceUid,
+        ParticipantObjectDetail: { SOPClass: instance.sopClassUid, SOPInstanceUID: instance.sopInstanceUid, NumberOfInstances: 1 },
+      },
+      { ParticipantObjectTypeCode: 1, ParticipantObjectTypeCodeRole: 1, ParticipantObjectIDTypeCode: PATIENT_ID, ParticipantObjectID: instance.patientId },
+    ];
+    this.write(record);
+  }
+
+  /** Resolves once everything written so far is on disk (for tests and shutdown). */
+  flushed(): Promise<void> {
+    return this.chain;
+  }
+
+  close(): void {
+    this.syslog?.socket.close();
+  }
+
+  private record(id: Code, action: 'C' | 'R' | 'E', outcome: Outcome, types: Code[] | undefined, participants: AuditRecord['ActiveParticipant']): AuditRecord {
+    return {
+      EventIdentification: { EventID: id, EventActionCode: action, EventDateTime: new Date().toISOString(), EventOutcomeIndicator: outcome, ...(types ? { EventTypeCode: types } : {}) },
+      ActiveParticipant: participants,
+      AuditSourceIdentification: { AuditSourceID: this.source },
+    };
+  }
+
+  private write(record: AuditRecord): void {
+    const line = JSON.stringify(record);
+    const file = join(this.dir, `audit-${record.EventIdentification.EventDateTime.slice(0, 10)}.jsonl`);
+    this.chain = this.chain
+      .then(() => mkdir(this.dir, { recursive: true }))
+      .then(() => appendFile(file, `${line}\n`))
+      .catch((err: Error) => this.log.error({ err: err.message, file }, 'audit record could not be written'));
+    if (this.syslog) {
+      // RFC 5424: <PRI>VERSION TIMESTAMP HOST APP-NAME PROCID MSGID SD MSG; facility 10 (authpriv), severity 5 (notice).
+      const msg = `<85>1 ${record.EventIdentification.EventDateTime} ${hostname()} dicom-router ${process.pid} DICOM+RFC3881 - ${line}`;
+      this.syslog.socket.send(msg, this.syslog.port, this.syslog.host, (err) => err && this.log.warn({ err: err.message }, 'audit record not sent to syslog'));
+    }
+  }
+}
+
+function parties(from: Party, to: Party): AuditRecord['ActiveParticipant'] {
+  return [
+    { UserID: from.aeTitle, ...(from.address ? { NetworkAccessPointID: from.address } : {}), UserIsRequestor: true, RoleIDCode: SOURCE },
+    { UserID: to.aeTitle, ...(to.address ? { NetworkAccessPointID: to.address } : {}), UserIsRequestor: false, RoleIDCode: DESTINATION },
+  ];
+}
