@@ -6,6 +6,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { concurrentLoad, restartWithQueue } from './bench-load.ts';
+import { prefetchBench } from './bench-prefetch.ts';
 import { SOP, TS, writeDataset } from '../test/helpers/dicom-files.ts';
 import { run, startRouter, startStorescp, tempDir } from '../test/helpers/processes.ts';
 
@@ -108,3 +109,4 @@ if (process.env.BENCH_LOAD !== '0') {
   await concurrentLoad(Number(process.env.BENCH_SENDERS ?? 200), Number(process.env.BENCH_EACH ?? 50));
   await restartWithQueue(Number(process.env.BENCH_QUEUED ?? 100_000));
 }
+if (process.env.BENCH_PREFETCH !== '0') await prefetchBench(Number(process.env.BENCH_PRIORS ?? 3), Number(process.env.BENCH_PRIOR_INSTANCES ?? 100));
