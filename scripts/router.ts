@@ -146,8 +146,14 @@ scuOptions(program.command('send <peer> <paths...>').description('C-STORE files 
       else failed++;
       const what = outcome.status !== undefined ? formatStatus(outcome.status) : outcome.failure;
       const comment = outcome.errorComment ? ` (${outcome.errorComment})` : '';
-      if (!ok || !progress || outcome.status !== 0) console.log(`${ok ? 'OK     ' : 'FAILED '} ${what}${comment}  ${f.path}`);
+      if (!ok || !progress || outcome.status !== 0) {
+        if (progress) process.stdout.write('\r\x1b[K');
+        console.log(`${ok ? 'OK     ' : 'FAILED '} ${what}${comment}  ${f.path}`);
+      }
+      // On a terminal, one line that counts up; in a pipe or a log, a plain line per file (above).
+      if (progress) process.stdout.write(`\r\x1b[K${sent + failed}/${files.length} (${sent} sent, ${failed} failed)`);
     }
+    if (progress) process.stdout.write('\r\x1b[K');
     await scu.release();
     console.log(`${sent} sent, ${failed} failed`);
     process.exit(failed > 0 ? 1 : 0);

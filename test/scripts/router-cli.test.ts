@@ -89,3 +89,20 @@ test('router start with a bad config exits 2 naming the file, line:column, field
   t.is(r.code, 2);
   t.regex(r.stderr, new RegExp(`${file.replace(/[.]/g, '\\.')}:4:11: listeners\\[0\\]\\.port: must be an integer from 1 to 65535 \\(got 70000\\)`));
 });
+
+test('router send on a terminal shows one progress line that counts up; in a pipe a plain line per file', async (t) => {
+  const src = tempDir();
+  writeDataset(join(src, 'ct'), { count: 3, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE });
+  const scp = await startStorescp(tempDir());
+  t.teardown(scp.stop);
+  const cmd = `${process.execPath} ${join(REPO, 'scripts/router.ts')} send ${scp.aeTitle}@127.0.0.1:${scp.port} ${src}`;
+  // util-linux `script` runs the command on a pseudo-terminal.
+  const tty = await run('script', ['-qfec', cmd, '/dev/null']);
+  t.is(tty.code, 0, tty.stdout + tty.stderr);
+  t.regex(tty.stdout, /\r\x1b\[K1\/3 \(1 sent, 0 failed\)/);
+  t.regex(tty.stdout, /\r\x1b\[K3\/3 \(3 sent, 0 failed\)/);
+  t.notRegex(tty.stdout, /^OK /m, 'no line per successful file on a terminal');
+  const piped = await router('send', `${scp.aeTitle}@127.0.0.1:${scp.port}`, src);
+  t.is(piped.stdout.match(/^OK /gm)?.length, 3);
+  t.notRegex(piped.stdout, /\x1b\[K/);
+});
