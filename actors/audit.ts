@@ -5,7 +5,8 @@
 // audit trail must: it lives beside the images and is protected like them.
 import { createSocket } from 'node:dgram';
 import type { Socket } from 'node:dgram';
-import { appendFile, mkdir } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -48,6 +49,8 @@ export class AuditTrail {
   private readonly syslog: { socket: Socket; host: string; port: number } | undefined;
   private readonly source = `dicom-router@${hostname()}`;
   private chain: Promise<void> = Promise.resolve();
+  private pending: string[] = [];
+  private file: { path: string; handle: FileHandle } | undefined;
 
   constructor(dir: string, log: Logger, syslog?: { host: string; port: number }) {
     this.dir = dir;
@@ -88,6 +91,9 @@ export class AuditTrail {
 
   close(): void {
     this.syslog?.socket.close();
+    const file = this.file;
+    this.file = undefined;
+    this.chain = this.chain.then(() => file?.handle.close());
   }
 
   private record(id: Code, action: 'C' | 'R' | 'E', outcome: Outcome, types: Code[] | undefined, participants: AuditRecord['ActiveParticipant']): AuditRecord {
@@ -101,10 +107,22 @@ export class AuditTrail {
   private write(record: AuditRecord): void {
     const line = JSON.stringify(record);
     const file = join(this.dir, `audit-${record.EventIdentification.EventDateTime.slice(0, 10)}.jsonl`);
-    this.chain = this.chain
-      .then(() => mkdir(this.dir, { recursive: true }))
-      .then(() => appendFile(file, `${line}\n`))
-      .catch((err: Error) => this.log.error({ err: err.message, file }, 'audit record could not be written'));
+    // One open file a day, appended to in order; records that arrive while a write runs go out together.
+    this.pending.push(`${line}\n`);
+    if (this.pending.length === 1) {
+      this.chain = this.chain
+        .then(async () => {
+          if (this.file?.path !== file) {
+            await this.file?.handle.close();
+            await mkdir(this.dir, { recursive: true });
+            this.file = { path: file, handle: await open(file, 'a') };
+          }
+          const batch = this.pending.join('');
+          this.pending = [];
+          await this.file.handle.appendFile(batch);
+        })
+        .catch((err: Error) => this.log.error({ err: err.message, file }, 'audit record could not be written'));
+    }
     if (this.syslog) {
       // RFC 5424: <PRI>VERSION TIMESTAMP HOST APP-NAME PROCID MSGID SD MSG; facility 10 (authpriv), severity 5 (notice).
       const msg = `<85>1 ${record.EventIdentification.EventDateTime} ${hostname()} dicom-router ${process.pid} DICOM+RFC3881 - ${line}`;
