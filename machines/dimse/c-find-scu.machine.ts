@@ -6,8 +6,8 @@
 // C-CANCEL-RQ (PS3.7 9.3.2.3) and waits for the final response, normally FE00.
 import { assign, sendParent, setup } from 'xstate';
 import type { Command } from '../../protocol/dimse.ts';
-import { CommandField, NO_DATASET } from '../../protocol/dimse.ts';
 import { statusCategory } from '../../protocol/status.ts';
+import { cancelMessage, endedFailure, requestMessage, timeoutFailure } from './scu-messages.ts';
 import type { AssociationToDimse, DimseInput, DimseOutcome } from './dimse.events.ts';
 
 /** What the owner of the transaction may send it besides the association's events. */
@@ -38,19 +38,8 @@ export const cFindScuMachine = setup({
     isPending: ({ event }) => isPending(event),
   },
   actions: {
-    sendRequest: sendParent(({ context }) => ({
-      type: 'DIMSE_MESSAGE_READY',
-      messageId: context.messageId,
-      contextId: context.contextId,
-      command: context.command,
-      dataset: context.dataset,
-    })),
-    sendCancel: sendParent(({ context }) => ({
-      type: 'DIMSE_MESSAGE_READY',
-      messageId: context.messageId,
-      contextId: context.contextId,
-      command: { CommandField: CommandField.C_CANCEL_RQ, MessageIDBeingRespondedTo: context.messageId, CommandDataSetType: NO_DATASET },
-    })),
+    sendRequest: sendParent(({ context }) => requestMessage(context)),
+    sendCancel: sendParent(({ context }) => cancelMessage(context)),
     recordCancel: assign({ cancelRequested: true }),
     collectMatch: assign({
       // A pending response without an identifier is a peer error we tolerate (nothing to collect).
@@ -58,8 +47,8 @@ export const cFindScuMachine = setup({
       response: ({ event }) => (event as Response).command,
     }),
     recordFinal: assign({ response: ({ event }) => (event as Response).command }),
-    recordTimeout: assign({ failure: ({ context }) => `no response within ${context.dimseTimeoutMs} ms`, timedOut: true }),
-    recordEnded: assign({ failure: ({ event }) => (event as { reason?: string }).reason ?? 'association ended' }),
+    recordTimeout: assign({ failure: ({ context }) => timeoutFailure(context), timedOut: true }),
+    recordEnded: assign({ failure: ({ event }) => endedFailure(event) }),
     reportCompleted: sendParent(({ context }) => ({ type: 'DIMSE_COMPLETED', outcome: findOutcome(context) })),
   },
 }).createMachine({

@@ -7,8 +7,8 @@
 // C-CANCEL-RQ and waits for the final response (FE00 with the counts so far).
 import { assign, sendParent, setup } from 'xstate';
 import type { Command } from '../../protocol/dimse.ts';
-import { CommandField, NO_DATASET } from '../../protocol/dimse.ts';
 import { statusCategory } from '../../protocol/status.ts';
+import { cancelMessage, endedFailure, requestMessage, timeoutFailure } from './scu-messages.ts';
 import type { AssociationToDimse, DimseInput, DimseOutcome, SubOperations } from './dimse.events.ts';
 import type { QueryControlEvent } from './c-find-scu.machine.ts';
 
@@ -48,27 +48,16 @@ export const cMoveScuMachine = setup({
     isPending: ({ event }) => isPending(event),
   },
   actions: {
-    sendRequest: sendParent(({ context }) => ({
-      type: 'DIMSE_MESSAGE_READY',
-      messageId: context.messageId,
-      contextId: context.contextId,
-      command: context.command,
-      dataset: context.dataset,
-    })),
-    sendCancel: sendParent(({ context }) => ({
-      type: 'DIMSE_MESSAGE_READY',
-      messageId: context.messageId,
-      contextId: context.contextId,
-      command: { CommandField: CommandField.C_CANCEL_RQ, MessageIDBeingRespondedTo: context.messageId, CommandDataSetType: NO_DATASET },
-    })),
+    sendRequest: sendParent(({ context }) => requestMessage(context)),
+    sendCancel: sendParent(({ context }) => cancelMessage(context)),
     recordCancel: assign({ cancelRequested: true }),
     recordResponse: assign({
       response: ({ event }) => (event as Response).command,
       suboperations: ({ context, event }) => countsOf((event as Response).command, context.suboperations),
       finalDataset: ({ context, event }) => (isPending(event) ? context.finalDataset : (event as Response).dataset),
     }),
-    recordTimeout: assign({ failure: ({ context }) => `no response within ${context.dimseTimeoutMs} ms`, timedOut: true }),
-    recordEnded: assign({ failure: ({ event }) => (event as { reason?: string }).reason ?? 'association ended' }),
+    recordTimeout: assign({ failure: ({ context }) => timeoutFailure(context), timedOut: true }),
+    recordEnded: assign({ failure: ({ event }) => endedFailure(event) }),
     reportCompleted: sendParent(({ context }) => ({ type: 'DIMSE_COMPLETED', outcome: moveOutcome(context) })),
   },
 }).createMachine({

@@ -3,6 +3,7 @@
 // under the DIMSE timeout. Pending responses are not part of these services, so any response ends it.
 import { assign, sendParent, setup } from 'xstate';
 import type { Command } from '../../protocol/dimse.ts';
+import { requestMessage, timeoutFailure, endedFailure } from './scu-messages.ts';
 import type { AssociationToDimse, DimseInput, DimseOutcome } from './dimse.events.ts';
 
 type Context = DimseInput & { response?: Command; failure?: string };
@@ -16,16 +17,10 @@ export const scuRequestMachine = setup({
   },
   delays: { DIMSE_TIMEOUT: ({ context }) => context.dimseTimeoutMs },
   actions: {
-    sendRequest: sendParent(({ context }) => ({
-      type: 'DIMSE_MESSAGE_READY',
-      messageId: context.messageId,
-      contextId: context.contextId,
-      command: context.command,
-      dataset: context.dataset,
-    })),
+    sendRequest: sendParent(({ context }) => requestMessage(context)),
     recordResponse: assign({ response: ({ event }) => (event as Extract<AssociationToDimse, { type: 'RESPONSE_RECEIVED' }>).command }),
-    recordTimeout: assign({ failure: ({ context }) => `no response within ${context.dimseTimeoutMs} ms` }),
-    recordEnded: assign({ failure: ({ event }) => (event as { reason?: string }).reason ?? 'association ended' }),
+    recordTimeout: assign({ failure: ({ context }) => timeoutFailure(context) }),
+    recordEnded: assign({ failure: ({ event }) => endedFailure(event) }),
     reportCompleted: sendParent(({ context }) => ({ type: 'DIMSE_COMPLETED', outcome: outcomeOf(context) })),
   },
 }).createMachine({
