@@ -294,12 +294,10 @@ test('values are skipped by counting: 256 MiB of Pixel Data in 1 MiB chunks, fla
   const chunk = new Uint8Array(1024 * 1024);
   const w = new DatasetWalker(ELE);
   const heapBefore = process.memoryUsage().heapUsed;
-  const started = performance.now();
   w.push(head);
   for (let i = 0; i < 256; i++) w.push(chunk);
-  const elapsed = performance.now() - started;
   t.deepEqual(w.end(), { complete: true, headerLength: 12, pixelDataOffset: 12 });
   t.is(w.bytesSeen, head.length + size);
-  t.true(elapsed < 500, `${elapsed} ms`);
+  // The same 1 MiB chunk 256 times: the walker holds none of it (speed is the benchmark's business).
   t.true(process.memoryUsage().heapUsed - heapBefore < 8 * 1024 * 1024);
 });
