@@ -118,10 +118,8 @@ test('a destination that is down: queued with backoff, everything arrives once i
   t.true(failures >= 2, 'the retry log shows repeated attempts with backoff');
 });
 
-test('a peer that takes only Implicit VR LE gets Explicit LE and Explicit BE input converted', async (t) => {
-  const src = tempDir();
-  const ele = writeDataset(join(src, 'ele'), { count: 2, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, withPrivateTags: true });
-  const ebe = writeDataset(join(src, 'ebe'), { count: 2, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitBE });
+/** A router forwarding everything to a DCMTK storescp that accepts only Implicit VR LE (+xi). */
+async function routerToImplicitOnlyPeer(t: ExecutionContext) {
   const out = tempDir();
   const scp = await startStorescp(out, { aeTitle: 'OLD_PACS', extraArgs: ['+xi'] });
   t.teardown(scp.stop);
@@ -130,6 +128,14 @@ test('a peer that takes only Implicit VR LE gets Explicit LE and Explicit BE inp
     rulesDir: rulesDir('rules:\n  - name: all\n    then: { forward: [OLD_PACS] }\n'),
   });
   t.teardown(router.stop);
+  return { out, router };
+}
+
+test('a peer that takes only Implicit VR LE gets Explicit LE and Explicit BE input converted', async (t) => {
+  const src = tempDir();
+  const ele = writeDataset(join(src, 'ele'), { count: 2, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, withPrivateTags: true });
+  const ebe = writeDataset(join(src, 'ebe'), { count: 2, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitBE });
+  const { out, router } = await routerToImplicitOnlyPeer(t);
   t.is((await storescu(router.port, ele, '-xe')).code, 0);
   t.is((await storescu(router.port, ebe, '-xb')).code, 0);
   await eventually(t, 'four instances at the Implicit-LE-only peer', () => delivered(router) === 4);
@@ -183,14 +189,7 @@ test('SIGKILL mid-forward and restart: every acknowledged instance reaches the d
 test('a compressed (JPEG Baseline) input is decompressed for a peer that takes only Implicit VR LE', async (t) => {
   const src = tempDir();
   const [jpeg] = writeDataset(join(src, 'jpeg'), { count: 1, sopClassUid: SOP.secondaryCapture, transferSyntaxUid: TS.jpegBaseline, encapsulatedJpeg: true, modality: 'OT' });
-  const out = tempDir();
-  const scp = await startStorescp(out, { aeTitle: 'OLD_PACS', extraArgs: ['+xi'] });
-  t.teardown(scp.stop);
-  const router = await startRouter({
-    peers: [{ aeTitle: 'OLD_PACS', host: '127.0.0.1', port: scp.port, retry: QUICK_RETRY }],
-    rulesDir: rulesDir('rules:\n  - name: all\n    then: { forward: [OLD_PACS] }\n'),
-  });
-  t.teardown(router.stop);
+  const { out, router } = await routerToImplicitOnlyPeer(t);
   const sent = await storescu(router.port, [jpeg], '-xy');
   t.is(sent.code, 0, sent.stdout + sent.stderr);
   await eventually(t, 'the decompressed instance arrives', () => delivered(router) === 1);
