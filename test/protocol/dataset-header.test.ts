@@ -11,6 +11,7 @@ import { DatasetWalker } from '../../protocol/dataset-walker.ts';
 import { readPart10Header } from '../../protocol/part10.ts';
 import { datasetOf, encodeDataset, encodingOf, instanceElements, makeInstance, PHILIPS_PET_CREATOR, PRIVATE_CREATOR, SOP, TS } from '../helpers/dicom-files.ts';
 import type { Element } from '../helpers/dicom-files.ts';
+import { fuzzRuns } from '../helpers/fuzz-runs.ts';
 
 // dcmjs warns on the console when it decodes leniently; parseHeader reports that in `warnings`.
 log.setLevel('error');
@@ -195,7 +196,7 @@ test('random bytes give keys or DatasetParseError, nothing else (property)', (t)
         return err instanceof DatasetParseError;
       }
     }),
-    { numRuns: 1000 },
+    { numRuns: fuzzRuns(1000) },
   );
   t.pass();
 });

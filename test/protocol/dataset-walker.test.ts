@@ -4,6 +4,7 @@ import { DatasetWalker } from '../../protocol/dataset-walker.ts';
 import type { WalkResult } from '../../protocol/dataset-walker.ts';
 import { encodeDataset, encodingOf, instanceElements, itemHeader, SOP, TS } from '../helpers/dicom-files.ts';
 import type { Element, Encoding } from '../helpers/dicom-files.ts';
+import { fuzzRuns } from '../helpers/fuzz-runs.ts';
 
 const ILE: Encoding = { explicitVr: false, littleEndian: true };
 const ELE: Encoding = { explicitVr: true, littleEndian: true };
@@ -98,7 +99,7 @@ for (const s of SYNTAXES) {
       fc.property(fc.array(fc.integer({ min: 0, max: bytes.length }), { maxLength: 40 }), (cuts) => {
         t.deepEqual(walk(enc, splitAt(bytes, cuts)), whole);
       }),
-      { numRuns: 150 },
+      { numRuns: fuzzRuns(150) },
     );
   });
 
@@ -268,7 +269,7 @@ test('random bytes never throw and give a consistent result (property)', (t) => 
         );
       },
     ),
-    { numRuns: 2000 },
+    { numRuns: fuzzRuns(2000) },
   );
   t.pass();
 });
@@ -283,7 +284,7 @@ test('mutated valid datasets never throw (property)', (t) => {
       const r = walk(enc, [copy]);
       return r.complete === (r.problem === undefined) && r.bytesSeen === copy.length;
     }),
-    { numRuns: 1000 },
+    { numRuns: fuzzRuns(1000) },
   );
   t.pass();
 });

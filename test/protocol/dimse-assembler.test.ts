@@ -6,6 +6,7 @@ import type { AssemblerOutput, DimseAssemblyErrorCode } from '../../protocol/dim
 import { CommandField, DimseDecodeError, NO_DATASET, encodeCommand } from '../../protocol/dimse.ts';
 import type { Command } from '../../protocol/dimse.ts';
 import type { Pdv } from '../../protocol/pdu.types.ts';
+import { fuzzRuns } from '../helpers/fuzz-runs.ts';
 
 const echoRq: Command = { CommandField: CommandField.C_ECHO_RQ, MessageID: 1, AffectedSOPClassUID: '1.2.840.10008.1.1', CommandDataSetType: NO_DATASET };
 const storeRq = (id: number): Command => ({
@@ -192,7 +193,7 @@ test('property: any fragmentation of command + data set reassembles to the same 
         return !a.inProgress && Buffer.concat(frags.map((f) => f.data)).equals(Buffer.from(dataset));
       },
     ),
-    { numRuns: 200 },
+    { numRuns: fuzzRuns(200) },
   );
   t.pass();
 });

@@ -14,6 +14,7 @@ import {
   responseFor,
 } from '../../protocol/dimse.ts';
 import type { Command, DimseDecodeErrorCode } from '../../protocol/dimse.ts';
+import { fuzzRuns } from '../helpers/fuzz-runs.ts';
 
 const CT = '1.2.840.10008.5.1.4.1.1.2';
 const STUDY_ROOT_FIND = '1.2.840.10008.5.1.4.1.2.2.1';
@@ -332,7 +333,7 @@ test('property: encode then decode is the identity', (t) => {
   fc.assert(
     // fc.record builds null-prototype objects; spread them into plain ones before comparing.
     fc.property(commandArb, (cmd) => isDeepStrictEqual(decodeCommand(encodeCommand(cmd)), { ...cmd })),
-    { numRuns: 500 },
+    { numRuns: fuzzRuns(500) },
   );
   t.pass();
 });
@@ -347,7 +348,7 @@ function decodesOrDecodeError(bytes: Uint8Array): boolean {
 }
 
 test('property: random bytes decode to a Command or throw DimseDecodeError', (t) => {
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), decodesOrDecodeError), { numRuns: 1000 });
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), decodesOrDecodeError), { numRuns: fuzzRuns(1000) });
   t.pass();
 });
 
@@ -359,6 +360,6 @@ test('property: mutated valid commands decode to a Command or throw DimseDecodeE
       for (const [at, v] of flips) bytes[at % bytes.length] = v;
       return truncate ? bytes.subarray(0, cut % (bytes.length + 1)) : bytes;
     });
-  fc.assert(fc.property(mutated, decodesOrDecodeError), { numRuns: 1000 });
+  fc.assert(fc.property(mutated, decodesOrDecodeError), { numRuns: fuzzRuns(1000) });
   t.pass();
 });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Part10Error, part10Header, readPart10Header } from '../../protocol/part10.ts';
 import type { Part10Meta } from '../../protocol/part10.ts';
 import { makeInstance, SOP, TS } from '../helpers/dicom-files.ts';
+import { fuzzRuns } from '../helpers/fuzz-runs.ts';
 
 const META: Part10Meta = {
   sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
@@ -96,7 +97,7 @@ test('readPart10Header round-trips arbitrary valid metas (property)', (t) => {
       const { meta, datasetOffset } = readPart10Header(h);
       return datasetOffset === h.length && meta.sopClassUid === cls && meta.sopInstanceUid === inst && meta.transferSyntaxUid === ts && meta.sourceAeTitle === src && meta.receivingAeTitle === rcv;
     }),
-    { numRuns: 300 },
+    { numRuns: fuzzRuns(300) },
   );
   t.pass();
 });
@@ -153,7 +154,7 @@ test('readPart10Header: mutated headers either parse or throw Part10Error (prope
         return err instanceof Part10Error;
       }
     }),
-    { numRuns: 2000 },
+    { numRuns: fuzzRuns(2000) },
   );
   t.pass();
 });

@@ -5,6 +5,7 @@ import { DEFAULT_MAX_ASSOCIATE_PDU_LENGTH, PDU_HARD_CAP, PduFramer } from '../..
 import type { Pdu } from '../../protocol/pdu.types.ts';
 import { AbortReason } from '../../protocol/pdu.types.ts';
 import { norm, pduArb } from './pdu-arbitraries.ts';
+import { fuzzRuns } from '../helpers/fuzz-runs.ts';
 
 const header = (type: number, length: number): Buffer => {
   const h = Buffer.from([type, 0, 0, 0, 0, 0]);
@@ -137,7 +138,7 @@ test('property: splitting a stream of PDUs at arbitrary points yields exactly th
       t.deepEqual(out.map((b) => norm(decodePdu(b))), pdus.map(norm));
       return f.bufferedBytes === 0;
     },
-  ), { numRuns: 300 });
+  ), { numRuns: fuzzRuns(300) });
 });
 
 test('consumed chunks are released even when the stream never ends on a chunk boundary', (t) => {

@@ -5,6 +5,7 @@ import { decodePdu, encodePdu, encodePDataTfHeader, pDataTfOverhead, PduDecodeEr
 import type { AssociateAc, AssociateRq, Pdu, UserInformation } from '../../protocol/pdu.types.ts';
 import { AbortReason, DICOM_APPLICATION_CONTEXT } from '../../protocol/pdu.types.ts';
 import { norm, pduArb } from './pdu-arbitraries.ts';
+import { fuzzRuns } from '../helpers/fuzz-runs.ts';
 
 const VERIFICATION = '1.2.840.10008.1.1';
 const CT = '1.2.840.10008.5.1.4.1.1.2';
@@ -344,7 +345,7 @@ test('property: encode/decode round trip of arbitrary valid PDUs', (t) => {
     const decoded = decodePdu(encoded);
     t.deepEqual(norm(decoded), norm(pdu));
     return encodePdu(decoded).equals(encoded);
-  }), { numRuns: 400 });
+  }), { numRuns: fuzzRuns(400) });
 });
 
 /** Decoding either yields a PDU or a PduDecodeError with a valid reason, never any other throw. */
@@ -360,10 +361,10 @@ function decodesOrRejectsCleanly(input: Uint8Array): boolean {
 const withLength = (b: Buffer): Buffer => { if (b.length >= 6) b.writeUInt32BE(b.length - 6, 2); return b; };
 
 test('property: random bytes yield a PDU or a PduDecodeError, nothing else', (t) => {
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), decodesOrRejectsCleanly), { numRuns: 1000 });
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), decodesOrRejectsCleanly), { numRuns: fuzzRuns(1000) });
   // Valid header in front of random bodies, to reach the item parsers.
   fc.assert(fc.property(fc.integer({ min: 1, max: 7 }), fc.uint8Array({ maxLength: 300 }),
-    (type, body) => decodesOrRejectsCleanly(withLength(Buffer.concat([Buffer.from([type, 0, 0, 0, 0, 0]), body])))), { numRuns: 1000 });
+    (type, body) => decodesOrRejectsCleanly(withLength(Buffer.concat([Buffer.from([type, 0, 0, 0, 0, 0]), body])))), { numRuns: fuzzRuns(1000) });
   t.pass();
 });
 
@@ -389,7 +390,7 @@ test('property: mutated valid PDUs yield a PDU or a PduDecodeError, nothing else
       if (m.fix) b = withLength(Buffer.from(b));
     }
     return decodesOrRejectsCleanly(b);
-  }), { numRuns: 1500 });
+  }), { numRuns: fuzzRuns(1500) });
   t.pass();
 });
 
