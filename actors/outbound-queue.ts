@@ -5,14 +5,19 @@
 //   queue-seq     'next' → last seq handed out
 //   queue-by-sop  sopInstanceUid → item ids    (dupSort; retention asks outstanding(sop) per instance)
 //   deliveries    [sopInstanceUid, peer] → Delivery (what each destination confirmed)
+//   queue-skipped [peer, seq] → SkippedDuplicate (instances not queued again: the peer's `duplicates` policy)
 // An item id is `${peer}:${seq, 12 digits}`: it names its key, so lookups by id need no index and work
 // from another process (the CLI), and ids of one peer sort in arrival order.
 // Ordering (issue 3: "instances of one series to one peer leave in the order received"): pending() never
 // returns an item while an earlier pending item of the same series for that peer is not yet due (backing
 // off) or in flight. Dead letters do not hold their series back: they leave only when an operator retries.
 import type { Database, RootDatabase } from 'lmdb';
+import type { Logger } from 'pino';
+import type { DuplicatePolicy } from '../config/config.ts';
 import { statusCategory } from '../protocol/status.ts';
-import type { Spool } from './spool.ts';
+import { duplicateVerdict, fingerprintOf } from './duplicates.ts';
+import type { DuplicateVerdict, SkippedDuplicate } from './duplicates.ts';
+import type { InstanceRecord, Spool } from './spool.ts';
 
 export type QueueItem = {
   /** `${peer}:${seq}`: unique, sorts in arrival order per peer. */
@@ -38,12 +43,29 @@ export type QueueItem = {
   lastStatus?: number;
   lastError?: string;
   deadReason?: string;
+  /** SHA-256 of the stored dataset bytes (InstanceRecord.sha256), when known. */
+  datasetSha256?: string;
+  /** What the peer receives: fingerprintOf(datasetSha256, modifications); set by enqueue() when the dataset hash is known. */
+  fingerprint?: string;
 };
 
-export type NewQueueItem = Omit<QueueItem, 'id' | 'attempts' | 'nextAttemptAt' | 'state' | 'enqueuedAt'>;
+export { fingerprintOf, isSkipped } from './duplicates.ts';
+export type { SkippedDuplicate } from './duplicates.ts';
+
+export type NewQueueItem = Omit<QueueItem, 'id' | 'attempts' | 'nextAttemptAt' | 'state' | 'enqueuedAt' | 'fingerprint'>;
 
 /** A confirmed delivery of one instance to one peer (the last one, if it was sent more than once). */
-export type Delivery = { sopInstanceUid: string; peer: string; status: number; at: string; id: string; rule: string; count: number };
+export type Delivery = { sopInstanceUid: string; peer: string; status: number; at: string; id: string; rule: string; count: number; fingerprint?: string };
+
+/** What enqueue() did: queued the item, or recorded a skipped duplicate. Both carry id, peer, sopInstanceUid, rule. */
+export type EnqueueResult = QueueItem | SkippedDuplicate;
+
+export type OutboundQueueOptions = {
+  /** Each peer's duplicates policy; peers not named are 'always' (every routed instance is queued). */
+  duplicates?: Readonly<Record<string, DuplicatePolicy>>;
+  /** Skipped duplicates are logged here at info (UIDs only, no patient data). */
+  logger?: Logger;
+};
 
 export type RetryPolicy = { attempts: number; initialBackoffMs: number; maxBackoffMs: number; jitter: number /* 0..1 */ };
 
@@ -104,42 +126,150 @@ export class OutboundQueue {
   #seq: Database<number, string>;
   #bySop: Database<string, string>;
   #deliveries: Database<Delivery, [string, string]>;
+  #skipped: Database<SkippedDuplicate, Key>;
+  #spool: Spool;
+  #policies: Readonly<Record<string, DuplicatePolicy>>;
+  #log: Logger | undefined;
 
-  private constructor(root: RootDatabase) {
+  private constructor(spool: Spool, opts: OutboundQueueOptions) {
+    const root = spool.db;
     this.#root = root;
+    this.#spool = spool;
+    this.#policies = opts.duplicates ?? {};
+    this.#log = opts.logger;
+    this.#skipped = root.openDB<SkippedDuplicate, Key>({ name: 'queue-skipped' });
+    spool.onReplaced((previous, record) => this.#followReplacement(previous, record));
     this.#items = root.openDB<QueueItem, Key>({ name: 'queue' });
     this.#seq = root.openDB<number, string>({ name: 'queue-seq' });
     this.#bySop = root.openDB<string, string>({ name: 'queue-by-sop', dupSort: true, encoding: 'ordered-binary' });
     this.#deliveries = root.openDB<Delivery, [string, string]>({ name: 'deliveries' });
   }
 
-  static open(spool: Spool): OutboundQueue {
-    return new OutboundQueue(spool.db);
+  static open(spool: Spool, opts: OutboundQueueOptions = {}): OutboundQueue {
+    return new OutboundQueue(spool, opts);
+  }
+
+  /** The peer's duplicates policy ('always' unless configured). */
+  policyOf(peer: string): DuplicatePolicy {
+    return this.#policies[peer] ?? 'always';
   }
 
   /**
-   * Append an item to its peer's queue, due now. Synchronous writes: it must run inside an LMDB write
-   * transaction (the spool commit's `extra`, or add()), so the item commits with whatever else that
-   * transaction writes, or not at all.
+   * Append an item to its peer's queue, due now, unless the peer's duplicates policy says the instance is
+   * a duplicate for it: then a SkippedDuplicate is recorded instead (and returned). Synchronous writes: it
+   * must run inside an LMDB write transaction (the spool commit's `extra`, or add()), so the item (or the
+   * skip) commits with whatever else that transaction writes, e.g. the instance row, or not at all.
    */
-  enqueue(item: NewQueueItem, now: Date = new Date()): QueueItem {
+  enqueue(item: NewQueueItem, now: Date = new Date()): EnqueueResult {
     try {
       this.#root.getWriteTxnId();
     } catch {
       throw new Error('OutboundQueue.enqueue() must run inside a write transaction (a spool commit extra, or use add())');
     }
+    const datasetSha256 = item.datasetSha256 ?? this.#storedSha256(item);
+    const fingerprint = datasetSha256 === undefined ? undefined : fingerprintOf(datasetSha256, item.modifications);
     const seq = (this.#seq.get('next') ?? 0) + 1;
-    this.#seq.put('next', seq);
     const at = now.toISOString();
-    const full: QueueItem = { ...item, id: formatId(item.peer, seq), enqueuedAt: at, attempts: 0, nextAttemptAt: at, state: 'pending' };
+    const skip = this.#duplicate(item, fingerprint);
+    this.#seq.put('next', seq);
+    if (skip) {
+      const record: SkippedDuplicate = {
+        skipped: true, id: formatId(item.peer, seq), peer: item.peer, sopInstanceUid: item.sopInstanceUid,
+        seriesInstanceUid: item.seriesInstanceUid, studyInstanceUid: item.studyInstanceUid, rule: item.rule,
+        ...skip, ...(fingerprint !== undefined ? { fingerprint } : {}), at,
+      };
+      this.#skipped.put([item.peer, seq], record);
+      this.#log?.info({ peer: item.peer, sopInstanceUid: item.sopInstanceUid, rule: item.rule, policy: record.policy, why: record.why }, 'duplicate not queued again');
+      return record;
+    }
+    const full: QueueItem = {
+      ...item, id: formatId(item.peer, seq), enqueuedAt: at, attempts: 0, nextAttemptAt: at, state: 'pending',
+      ...(datasetSha256 !== undefined ? { datasetSha256 } : {}), ...(fingerprint !== undefined ? { fingerprint } : {}),
+    };
     this.#items.put([item.peer, seq], full);
     this.#bySop.put(item.sopInstanceUid, full.id);
     return full;
   }
 
   /** enqueue() in a transaction of its own, for decisions made outside a spool commit. */
-  add(item: NewQueueItem, now?: Date): Promise<QueueItem> {
+  add(item: NewQueueItem, now?: Date): Promise<EnqueueResult> {
     return this.#root.transaction(() => this.enqueue(item, now));
+  }
+
+  /** Skipped duplicates of a peer (or all), oldest first; `limit` keeps the most recent ones. */
+  skipped(peer?: string, opts: { limit?: number } = {}): SkippedDuplicate[] {
+    const range = peer === undefined ? {} : { start: [peer, 0] as Key, end: [peer, LAST_SEQ] as Key };
+    const all = Array.from(this.#skipped.getRange(range), ({ value }) => value);
+    return opts.limit === undefined ? all : all.slice(Math.max(0, all.length - opts.limit));
+  }
+
+  skippedCount(peer: string): number {
+    return this.#skipped.getKeysCount({ start: [peer, 0], end: [peer, LAST_SEQ] });
+  }
+
+  /** Forget skip records older than `before` (retention). */
+  async pruneSkipped(before: Date): Promise<number> {
+    const cutoff = before.toISOString();
+    const old = Array.from(this.#skipped.getRange({}), ({ key, value }) => ({ key, value })).filter(({ value }) => value.at < cutoff);
+    if (old.length === 0) return 0;
+    await this.#root.transaction(() => {
+      for (const { key } of old) this.#skipped.remove(key);
+    });
+    return old.length;
+  }
+
+  /** The peer's policy applied to what it has (its latest pending item, its last delivery): see duplicateVerdict. */
+  #duplicate(item: NewQueueItem, fingerprint: string | undefined): DuplicateVerdict | undefined {
+    const policy = this.policyOf(item.peer);
+    if (policy === 'always') return undefined;
+    return duplicateVerdict(policy, {
+      pending: this.#latestPending(item.peer, item.sopInstanceUid)?.value,
+      delivery: this.#deliveries.get([item.sopInstanceUid, item.peer]),
+      fingerprint,
+    });
+  }
+
+  /** The peer's most recent pending item for this instance (dead letters do not count: nothing was delivered). */
+  #latestPending(peer: string, sopInstanceUid: string): { key: Key; value: QueueItem } | undefined {
+    let latest: { key: Key; value: QueueItem } | undefined;
+    for (const id of this.#bySop.getValues(sopInstanceUid)) {
+      const key = parseId(id);
+      if (!key || key[0] !== peer) continue;
+      const value = this.#items.get(key);
+      if (value?.state === 'pending' && (!latest || key[1] > latest.key[1])) latest = { key, value };
+    }
+    return latest;
+  }
+
+  /**
+   * A new copy of an instance replaced the stored one (same SOP Instance UID), whose file goes once this
+   * transaction commits: items (pending or dead) that would send the old file send the new one instead,
+   * their fingerprints follow. Runs inside the spool's index transaction (Spool.onReplaced).
+   */
+  #followReplacement(previous: InstanceRecord, record: InstanceRecord): void {
+    if (previous.path === record.path) return;
+    for (const id of this.#bySop.getValues(record.sopInstanceUid)) {
+      const key = parseId(id);
+      const item = key && this.#items.get(key);
+      if (!key || !item || item.path !== previous.path) continue;
+      const updated: QueueItem = {
+        ...item, path: record.path, transferSyntaxUid: record.transferSyntaxUid, sopClassUid: record.sopClassUid,
+        seriesInstanceUid: record.seriesInstanceUid, studyInstanceUid: record.studyInstanceUid,
+      };
+      delete updated.datasetSha256;
+      delete updated.fingerprint;
+      if (record.sha256 !== undefined) {
+        updated.datasetSha256 = record.sha256;
+        updated.fingerprint = fingerprintOf(record.sha256, item.modifications);
+      }
+      this.#items.put(key, updated);
+    }
+  }
+
+  /** The dataset hash of the instance row this item sends (the same file), read in the caller's transaction. */
+  #storedSha256(item: NewQueueItem): string | undefined {
+    const record = this.#spool.get(item.sopInstanceUid);
+    return record && record.path === item.path ? record.sha256 : undefined;
   }
 
   get(id: string): QueueItem | undefined {
@@ -193,7 +323,10 @@ export class OutboundQueue {
       const dkey: [string, string] = [item.sopInstanceUid, item.peer];
       const count = (this.#deliveries.get(dkey)?.count ?? 0) + 1;
       const at = (info.now ?? new Date()).toISOString();
-      this.#deliveries.put(dkey, { sopInstanceUid: item.sopInstanceUid, peer: item.peer, status: info.status, at, id, rule: item.rule, count });
+      this.#deliveries.put(dkey, {
+        sopInstanceUid: item.sopInstanceUid, peer: item.peer, status: info.status, at, id, rule: item.rule, count,
+        ...(item.fingerprint !== undefined ? { fingerprint: item.fingerprint } : {}),
+      });
       this.#remove(key, item);
     });
   }

@@ -1,6 +1,8 @@
 // One instance being received into the spool: fragments are appended, in order, to a temp file under
 // incoming/ as they arrive (the instance is never held whole in memory), with real backpressure. commit()
 // makes it durable and indexed (see Spool for the placement protocol); discard() forgets it.
+import { createHash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { SpoolError, toSpoolError, writeFully } from './spool-fs.ts';
@@ -15,7 +17,7 @@ export type IncomingHost = {
   readonly logger: Logger;
   isClosed(): boolean;
   /** Move the fsync'd temp file to its final place and index it, durably. */
-  place(tempPath: string, size: number, input: CommitInput, extra?: (record: InstanceRecord) => void): Promise<InstanceRecord>;
+  place(tempPath: string, size: number, input: CommitInput & { sha256: string }, extra?: (record: InstanceRecord) => void): Promise<InstanceRecord>;
 };
 
 export type IncomingState = 'open' | 'committing' | 'committed' | 'discarded' | 'failed';
@@ -36,6 +38,8 @@ export class IncomingInstance {
   #pumping = false;
   #error: SpoolError | undefined;
   #state: IncomingState = 'open';
+  /** SHA-256 of the dataset bytes (everything written after the header), as they stream by: no second read. */
+  #hash: Hash = createHash('sha256');
   #drainWaiters: Array<() => void> = [];
   #idleWaiters: Array<() => void> = [];
   #finish!: () => void;
@@ -73,6 +77,7 @@ export class IncomingInstance {
   write(chunk: Uint8Array): boolean {
     if (this.#state !== 'open') throw new SpoolError('CLOSED', `write to an instance that is ${this.#state}`);
     if (this.#error) return true;
+    this.#hash.update(chunk);
     this.#enqueue(chunk);
     return this.#belowHighWater();
   }
@@ -125,7 +130,7 @@ export class IncomingInstance {
         }
       }
       await this.#closeFile();
-      const record = await this.#host.place(this.tempPath, this.#position, input, extra);
+      const record = await this.#host.place(this.tempPath, this.#position, { ...input, sha256: this.#hash.digest('hex') }, extra);
       this.#state = 'committed';
       return record;
     } catch (err) {

@@ -33,7 +33,7 @@ export type { SpoolErrorCode, SpoolFsOps } from './spool-fs.ts';
 export type { SpoolStartupReport } from './spool-startup.ts';
 
 /** The instance this one replaced (same SOP Instance UID, overwritten: Level 2 storage, PS3.4 B.4.1). */
-export type DuplicateInfo = { receivedAt: string; size: number; callingAeTitle: string; remoteAddress: string };
+export type DuplicateInfo = { receivedAt: string; size: number; callingAeTitle: string; remoteAddress: string; path: string; sha256?: string };
 
 export type InstanceRecord = {
   sopInstanceUid: string;
@@ -56,10 +56,13 @@ export type InstanceRecord = {
   remoteAddress: string;
   /** ISO 8601. */
   receivedAt: string;
+  /** SHA-256 (hex) of the dataset bytes as stored, Part-10 header excluded: duplicate detection (issue 8).
+   *  Absent on rows written before it was recorded. */
+  sha256?: string;
   duplicateOf?: DuplicateInfo;
 };
 
-export type CommitInput = Omit<InstanceRecord, 'path' | 'size' | 'duplicateOf'>;
+export type CommitInput = Omit<InstanceRecord, 'path' | 'size' | 'duplicateOf' | 'sha256'>;
 
 export type SpoolOptions = {
   dir: string;
@@ -94,6 +97,7 @@ export class Spool {
   #live = new Set<IncomingInstance>();
   #dirs = new Map<string, Promise<void>>();
   #sopLocks = new Map<string, Promise<void>>();
+  #replacedHooks = new Set<(previous: InstanceRecord, record: InstanceRecord) => void>();
   #seq = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -192,6 +196,16 @@ export class Spool {
     });
   }
 
+  /**
+   * Run `hook` inside the index transaction of every instance that replaces an indexed one (a duplicate
+   * SOP Instance UID), before the commit's `extra`: e.g. the outbound queue points its items at the new
+   * file, since the replaced one is removed once the transaction commits. Returns an unsubscribe function.
+   */
+  onReplaced(hook: (previous: InstanceRecord, record: InstanceRecord) => void): () => void {
+    this.#replacedHooks.add(hook);
+    return () => this.#replacedHooks.delete(hook);
+  }
+
   /** Absolute path of an indexed instance's file. */
   pathOf(record: InstanceRecord): string {
     return path.join(this.dir, record.path);
@@ -222,7 +236,7 @@ export class Spool {
    * A duplicate whose canonical name is taken by the indexed copy gets a fresh name: the old file stays
    * intact until the new row is committed, so a crash never leaves a row describing the wrong bytes.
    */
-  #place(tempPath: string, size: number, input: CommitInput, extra?: (record: InstanceRecord) => void): Promise<InstanceRecord> {
+  #place(tempPath: string, size: number, input: CommitInput & { sha256: string }, extra?: (record: InstanceRecord) => void): Promise<InstanceRecord> {
     const uid = input.sopInstanceUid;
     return this.#withSopLock(uid, async () => {
       const previous = this.#instances.get(uid);
@@ -239,6 +253,8 @@ export class Spool {
           size: previous.size,
           callingAeTitle: previous.callingAeTitle,
           remoteAddress: previous.remoteAddress,
+          path: previous.path,
+          ...(previous.sha256 !== undefined ? { sha256: previous.sha256 } : {}),
         };
       }
       try {
@@ -250,7 +266,9 @@ export class Spool {
       }
       if (previous && previous.path !== fileRel) await this.#unlinkQuietly(path.join(this.dir, previous.path));
       if (previous) {
-        this.#log.warn({ sopInstanceUid: uid, path: fileRel, previous: record.duplicateOf }, 'duplicate SOP Instance UID: overwritten');
+        // Level 2 storage keeps the latest copy (PS3.4 B.4.1); whether peers get it again is their `duplicates` policy.
+        const identical = previous.sha256 === undefined ? undefined : previous.sha256 === record.sha256;
+        this.#log.warn({ sopInstanceUid: uid, path: fileRel, identical, previous: record.duplicateOf }, 'duplicate SOP Instance UID: overwritten');
       }
       return record;
     });
@@ -267,6 +285,7 @@ export class Spool {
         }
         this.#byStudy.put(record.studyInstanceUid, record.sopInstanceUid);
         try {
+          if (previous) for (const hook of this.#replacedHooks) hook(previous, record);
           extra?.(record);
         } catch (error) {
           extraError = { error };

@@ -48,9 +48,14 @@ export type ListenerConfig = {
   tls?: ListenerTlsConfig;
 };
 export type RetryConfig = { attempts: number; initialBackoffSeconds: number; maxBackoffSeconds: number; jitter: number };
+/** What to do when an instance already delivered to (or queued for) a peer is routed to it again (issue 8). */
+export type DuplicatePolicy = 'always' | 'never' | 'if-changed';
+export const DUPLICATE_POLICIES: readonly DuplicatePolicy[] = ['always', 'never', 'if-changed'];
 export type PeerConfig = {
   name: string; aeTitle: string; host: string; port: number; callingAeTitle: string; maxAssociations: number; maxPduLength: number;
   transferSyntaxes: 'default' | string[]; retry: RetryConfig; idleReleaseSeconds: number; timeouts: { connectSeconds: number; dimseSeconds: number };
+  /** Default 'always' (resending never loses an image; the receiving PACS applies its own duplicate policy). */
+  duplicates: DuplicatePolicy;
   /** Absent: plain TCP. */
   tls?: PeerTlsConfig;
 };
@@ -168,7 +173,7 @@ function toRouterConfig(c: RouterConfig, file: string): RouterConfig {
       name: p.name ?? p.aeTitle.trim(), aeTitle: p.aeTitle.trim(), host: p.host, port: p.port, callingAeTitle: p.callingAeTitle.trim(),
       maxAssociations: p.maxAssociations, maxPduLength: p.maxPduLength,
       transferSyntaxes: p.transferSyntaxes === 'default' ? 'default' : [...p.transferSyntaxes],
-      retry: { ...p.retry }, idleReleaseSeconds: p.idleReleaseSeconds, timeouts: { ...p.timeouts },
+      retry: { ...p.retry }, idleReleaseSeconds: p.idleReleaseSeconds, timeouts: { ...p.timeouts }, duplicates: p.duplicates,
       ...(p.tls ? {
         tls: {
           profile: p.tls.profile, ca: path(p.tls.ca),

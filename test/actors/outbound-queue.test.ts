@@ -1,11 +1,12 @@
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import fc from 'fast-check';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { OutboundQueue, backoffMs, classifyAssociationFailure, classifyStatus } from '../../actors/outbound-queue.ts';
-import type { QueueItem, RetryPolicy } from '../../actors/outbound-queue.ts';
+import { OutboundQueue, backoffMs, classifyAssociationFailure, classifyStatus, fingerprintOf, isSkipped } from '../../actors/outbound-queue.ts';
+import type { EnqueueResult, OutboundQueueOptions, QueueItem, RetryPolicy, SkippedDuplicate } from '../../actors/outbound-queue.ts';
 import { Spool } from '../../actors/spool.ts';
 import type { InstanceRecord } from '../../actors/spool.ts';
 
@@ -13,7 +14,7 @@ const POLICY: RetryPolicy = { attempts: 3, initialBackoffMs: 1000, maxBackoffMs:
 const T0 = new Date('2024-05-01T10:00:00.000Z');
 const at = (ms: number) => new Date(T0.getTime() + ms);
 
-async function openSpool(t: ExecutionContext, dir?: string): Promise<{ dir: string; spool: Spool; queue: OutboundQueue }> {
+async function openSpool(t: ExecutionContext, dir?: string, opts?: OutboundQueueOptions): Promise<{ dir: string; spool: Spool; queue: OutboundQueue }> {
   if (!dir) {
     dir = mkdtempSync(path.join(tmpdir(), 'outbound-queue-test-'));
     const made = dir;
@@ -21,7 +22,7 @@ async function openSpool(t: ExecutionContext, dir?: string): Promise<{ dir: stri
   }
   const spool = await Spool.open({ dir, fsync: false });
   t.teardown(() => spool.close());
-  return { dir, spool, queue: OutboundQueue.open(spool) };
+  return { dir, spool, queue: OutboundQueue.open(spool, opts) };
 }
 
 /** Receive one instance into the spool and, in the same commit, queue it for each peer. */
@@ -36,7 +37,10 @@ async function receive(spool: Spool, queue: OutboundQueue, sop: string, series: 
       listener: 'main', remoteAddress: '127.0.0.1', receivedAt: T0.toISOString(),
     },
     (record: InstanceRecord) => {
-      for (const peer of peers) items.push(queue.enqueue(newItem(record, peer), T0));
+      for (const peer of peers) {
+        const result = queue.enqueue(newItem(record, peer), T0);
+        if (!isSkipped(result)) items.push(result);
+      }
       extra?.();
     },
   );
@@ -192,7 +196,8 @@ test('purge removes by id or by peer; delivered removes and records; outstanding
   await queue.delivered(a1.id, { status: 0xb000, now: at(1) });
   t.is(queue.get(a1.id), undefined);
   t.is(queue.outstanding('9.1'), 1);
-  t.deepEqual(queue.deliveries('9.1'), [{ sopInstanceUid: '9.1', peer: 'PACS', status: 0xb000, at: at(1).toISOString(), id: a1.id, rule: 'to-pacs', count: 1 }]);
+  t.deepEqual(queue.deliveries('9.1'), [{ sopInstanceUid: '9.1', peer: 'PACS', status: 0xb000, at: at(1).toISOString(), id: a1.id, rule: 'to-pacs', count: 1, fingerprint: a1.fingerprint }]);
+  t.regex(a1.fingerprint ?? '', /^[0-9a-f]{64}$/, 'the fingerprint of what PACS received is kept with the delivery');
   await queue.delivered(b1.id, { status: 0 });
   t.is(queue.outstanding('9.1'), 0);
   t.deepEqual(queue.deliveries('9.1').map((d) => d.peer), ['ARCHIVE', 'PACS']);
@@ -241,4 +246,141 @@ test('classifyAssociationFailure: permanent rejects are dead, transient rejects 
   t.is(classifyAssociationFailure(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })), 'retry');
   t.is(classifyAssociationFailure(new Error('timeout')), 'retry');
   t.is(classifyAssociationFailure(undefined), 'retry');
+});
+
+// ---- duplicates policy (issue 8) ----
+
+const DUP_POLICIES: OutboundQueueOptions = { duplicates: { NEVER: 'never', CHANGED: 'if-changed', ALWAYS: 'always' } };
+const ALL_PEERS = ['NEVER', 'CHANGED', 'ALWAYS', 'UNCONFIGURED'];
+
+/** One copy of instance `sop` with dataset bytes `body` arrives and is routed to `peers` (modifications `mods`). */
+async function arrive(spool: Spool, queue: OutboundQueue, sop: string, body: string, peers = ALL_PEERS, mods: unknown[] = []) {
+  const incoming = spool.begin(Buffer.from(`header-${sop}`));
+  incoming.write(Buffer.from(body));
+  const results = new Map<string, EnqueueResult>();
+  const record = await incoming.commit(
+    {
+      sopInstanceUid: sop, sopClassUid: '1.2.840.10008.5.1.4.1.1.2', studyInstanceUid: '1.2.3', seriesInstanceUid: 'S1',
+      patientId: 'PID', transferSyntaxUid: '1.2.840.10008.1.2.1', callingAeTitle: 'MOD', calledAeTitle: 'ROUTER',
+      listener: 'main', remoteAddress: '127.0.0.1', receivedAt: T0.toISOString(),
+    },
+    (r: InstanceRecord) => {
+      for (const peer of peers) results.set(peer, queue.enqueue({ ...newItem(r, peer), modifications: mods }, T0));
+    },
+  );
+  return { record, results, queued: peers.filter((p) => !isSkipped(results.get(p)!)) };
+}
+
+async function deliverAll(queue: OutboundQueue): Promise<void> {
+  for (const item of queue.list()) if (item.state === 'pending') await queue.delivered(item.id, { status: 0, now: at(1) });
+}
+
+test('the spool hashes the dataset bytes as they stream (header excluded); items and deliveries carry the fingerprint', async (t) => {
+  const { spool, queue } = await openSpool(t, undefined, DUP_POLICIES);
+  const { record, results } = await arrive(spool, queue, '7.1', 'dataset-bytes', ['ALWAYS'], [{ set: 'X' }]);
+  t.is(record.sha256, createHash('sha256').update('dataset-bytes').digest('hex'));
+  const item = results.get('ALWAYS') as QueueItem;
+  t.is(item.datasetSha256, record.sha256);
+  t.is(item.fingerprint, fingerprintOf(record.sha256!, [{ set: 'X' }]));
+  t.not(fingerprintOf(record.sha256!, []), item.fingerprint, 'the modifications are part of what the peer receives');
+  await queue.delivered(item.id, { status: 0 });
+  t.is(queue.deliveries('7.1')[0].fingerprint, item.fingerprint);
+});
+
+test('never: a delivered instance is not queued again, changed or not; always and unconfigured peers get every copy', async (t) => {
+  const { spool, queue } = await openSpool(t, undefined, DUP_POLICIES);
+  t.deepEqual((await arrive(spool, queue, '7.2', 'v1')).queued, ALL_PEERS, 'a first copy goes everywhere');
+  await deliverAll(queue);
+  const again = await arrive(spool, queue, '7.2', 'v1');
+  t.deepEqual(again.queued, ['ALWAYS', 'UNCONFIGURED'], 'the same bytes: CHANGED skips them too');
+  t.like(again.results.get('NEVER'), { skipped: true, peer: 'NEVER', sopInstanceUid: '7.2', policy: 'never', rule: 'to-pacs', duplicateOf: { delivery: 'NEVER:000000000001' } });
+  t.regex((again.results.get('NEVER') as SkippedDuplicate).why, /already delivered at/);
+  const changed = await arrive(spool, queue, '7.2', 'v2');
+  t.deepEqual(changed.queued, ['CHANGED', 'ALWAYS', 'UNCONFIGURED']);
+  t.is(queue.depth('NEVER').pending, 0);
+  t.is(queue.skippedCount('NEVER'), 2);
+  t.is(queue.policyOf('UNCONFIGURED'), 'always');
+});
+
+test('if-changed: the same bytes are skipped, other bytes or other modifications are queued', async (t) => {
+  const { spool, queue } = await openSpool(t, undefined, DUP_POLICIES);
+  await arrive(spool, queue, '7.3', 'v1', ['CHANGED']);
+  await deliverAll(queue);
+  const same = await arrive(spool, queue, '7.3', 'v1', ['CHANGED']);
+  t.deepEqual(same.queued, []);
+  t.regex((same.results.get('CHANGED') as SkippedDuplicate).why, /unchanged since the delivery at/);
+  t.deepEqual((await arrive(spool, queue, '7.3', 'v2', ['CHANGED'])).queued, ['CHANGED'], 'other dataset bytes');
+  await deliverAll(queue);
+  t.deepEqual((await arrive(spool, queue, '7.3', 'v2', ['CHANGED'], [{ set: 'InstitutionName' }])).queued, ['CHANGED'], 'a rule that now modifies it');
+  t.deepEqual(queue.skipped('CHANGED').map((s) => s.sopInstanceUid), ['7.3']);
+});
+
+test('an instance still pending for a peer: never and if-changed (same bytes) skip it, and the pending item sends the new copy', async (t) => {
+  const { dir, spool, queue } = await openSpool(t, undefined, DUP_POLICIES);
+  const first = await arrive(spool, queue, '7.4', 'v1');
+  const again = await arrive(spool, queue, '7.4', 'v1');
+  t.deepEqual(again.queued, ['ALWAYS', 'UNCONFIGURED']);
+  t.like(again.results.get('NEVER'), { policy: 'never', duplicateOf: { item: first.results.get('NEVER')!.id } });
+  t.regex((again.results.get('CHANGED') as SkippedDuplicate).why, /unchanged, already queued as CHANGED:/);
+  // The spool replaced the file: every item that would have sent the old one sends the new one.
+  t.false(existsSync(path.join(dir, first.record.path)));
+  for (const item of queue.list()) {
+    t.is(item.path, again.record.path);
+    t.true(existsSync(path.join(dir, item.path)));
+  }
+  // Changed bytes while the first copy still waits: if-changed queues them (never still does not).
+  const changed = await arrive(spool, queue, '7.4', 'v2');
+  t.deepEqual(changed.queued, ['ALWAYS', 'UNCONFIGURED'], 'the pending items now send v2 too, so v2 is no change for if-changed');
+  t.is(queue.get(first.results.get('CHANGED')!.id)!.fingerprint, fingerprintOf(changed.record.sha256!, []));
+  t.is(queue.depth('NEVER').pending, 1);
+  t.is(queue.depth('CHANGED').pending, 1);
+});
+
+test('a dead letter is no delivery: never queues the instance again', async (t) => {
+  const { spool, queue } = await openSpool(t, undefined, DUP_POLICIES);
+  const first = await arrive(spool, queue, '7.5', 'v1', ['NEVER']);
+  await queue.failed(first.results.get('NEVER')!.id, { error: 'C000', retryable: false, policy: POLICY });
+  t.deepEqual((await arrive(spool, queue, '7.5', 'v1', ['NEVER'])).queued, ['NEVER']);
+  t.deepEqual(queue.depth('NEVER'), { pending: 1, dead: 1 });
+  t.is(queue.list('NEVER')[0].path, queue.list('NEVER')[1].path, 'the dead letter follows the new file too (a retry can still send it)');
+});
+
+test('skip records are durable with the instance row, survive reopen, and retention prunes them', async (t) => {
+  const first = await openSpool(t, undefined, DUP_POLICIES);
+  await arrive(first.spool, first.queue, '7.6', 'v1', ['NEVER']);
+  await deliverAll(first.queue);
+  await t.throwsAsync(
+    (async () => {
+      const incoming = first.spool.begin(Buffer.from('h'));
+      incoming.write(Buffer.from('v1'));
+      await incoming.commit(
+        { ...first.spool.get('7.6')!, receivedAt: T0.toISOString() },
+        (r) => {
+          t.true(isSkipped(first.queue.enqueue(newItem(r, 'NEVER'), T0)));
+          throw new Error('routing failed');
+        },
+      );
+    })(),
+    { message: 'routing failed' },
+  );
+  t.is(first.queue.skippedCount('NEVER'), 0, 'the aborted commit took its skip record with it');
+  await arrive(first.spool, first.queue, '7.6', 'v1', ['NEVER']);
+  await first.spool.close();
+  const second = await openSpool(t, first.dir, DUP_POLICIES);
+  t.like(second.queue.skipped('NEVER'), [{ sopInstanceUid: '7.6', at: T0.toISOString(), policy: 'never' }]);
+  t.is(await second.queue.pruneSkipped(T0), 0, 'not older than the cut-off');
+  t.is(await second.queue.pruneSkipped(at(1)), 1);
+  t.deepEqual(second.queue.skipped(), []);
+});
+
+test('add() outside a spool commit (a failover hand-over) follows the peer\'s policy, from the stored row\'s hash', async (t) => {
+  const { spool, queue } = await openSpool(t, undefined, DUP_POLICIES);
+  const { record } = await arrive(spool, queue, '7.7', 'v1', ['CHANGED']);
+  await deliverAll(queue);
+  const item = newItem(record, 'CHANGED'); // no datasetSha256: taken from the stored row
+  const same = await queue.add({ ...item, modifications: [] });
+  t.true(isSkipped(same));
+  const modified = await queue.add(item);
+  t.false(isSkipped(modified), 'other modifications: changed');
+  t.is((modified as QueueItem).datasetSha256, record.sha256);
 });

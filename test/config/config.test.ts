@@ -120,7 +120,7 @@ test('values given are kept: lists of UIDs, trimmed AE titles, peers', (t) => {
   t.is(l.transferSyntaxPolicy, 'prefer-explicit');
   t.deepEqual(l.timeouts, { artimSeconds: 0.5, idleSeconds: 120, dimseSeconds: 60 });
   const peerDefaults = {
-    callingAeTitle: 'DICOM_ROUTER', maxAssociations: 1, maxPduLength: 16384, transferSyntaxes: 'default', idleReleaseSeconds: 30,
+    callingAeTitle: 'DICOM_ROUTER', maxAssociations: 1, maxPduLength: 16384, transferSyntaxes: 'default', idleReleaseSeconds: 30, duplicates: 'always',
     retry: { attempts: 10, initialBackoffSeconds: 5, maxBackoffSeconds: 600, jitter: 0.2 }, timeouts: { connectSeconds: 10, dimseSeconds: 60 },
   };
   t.deepEqual(config.peers, [

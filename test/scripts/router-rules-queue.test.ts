@@ -74,7 +74,10 @@ test('queue ls shows what waits for an unreachable peer; retry and purge act on 
   const ls = await router('queue', 'ls', '--config', running.configFile);
   t.is(ls.code, 0, ls.stderr);
   t.regex(ls.stdout, /PACS: 1 pending, 0 dead|PACS: 0 pending, 1 dead/);
-  const json = JSON.parse((await router('queue', 'ls', '--json', '--config', running.configFile)).stdout) as { id: string }[];
+  const listed = JSON.parse((await router('queue', 'ls', '--json', '--config', running.configFile)).stdout) as { peers: { peer: string; duplicates: string }[]; items: { id: string }[]; skipped: unknown[] };
+  t.like(listed.peers[0], { peer: 'PACS', duplicates: 'always', skipped: 0 });
+  t.deepEqual(listed.skipped, []);
+  const json = listed.items;
   t.is(json.length, 1);
   const retried = await router('queue', 'retry', 'PACS', '--config', running.configFile);
   t.regex(retried.stdout, /1 items due now/);
@@ -84,4 +87,32 @@ test('queue ls shows what waits for an unreachable peer; retry and purge act on 
   const purged = await router('queue', 'purge', json[0].id, '--yes', '--config', running.configFile);
   t.regex(purged.stdout, /1 items purged/);
   t.regex((await router('queue', 'ls', '--config', running.configFile)).stdout, /^$|PACS: 0 pending, 0 dead/m);
+});
+
+test('queue ls shows each peer\'s duplicates policy and the duplicates it skipped (count, recent ones, all with --all, in --json)', async (t) => {
+  const s = setup('rules:\n  - name: all\n    then: { forward: [PACS] }\n');
+  // The peer is unreachable, so the first copy stays queued; a `never` peer does not queue the next copies.
+  const running = await startRouter({
+    dataDir: join(s.dir, 'data'),
+    rulesDir: s.rulesDir,
+    peers: [{ aeTitle: 'PACS', host: '127.0.0.1', port: 1, duplicates: 'never', retry: { attempts: 1000, initialBackoffSeconds: 60, maxBackoffSeconds: 60, jitter: 0 } }],
+  });
+  const file = join(s.dir, 'ct.dcm');
+  writeFileSync(file, makeInstance({ sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE }));
+  const sent = await router('send', `DICOM_ROUTER@127.0.0.1:${running.port}`, ...Array<string>(12).fill(file));
+  t.is(sent.code, 0, sent.stdout + sent.stderr);
+  await running.stop();
+  t.regex(running.output(), /"msg":"duplicate not queued again"/);
+  const ls = await router('queue', 'ls', '--config', running.configFile);
+  t.is(ls.code, 0, ls.stderr);
+  t.regex(ls.stdout, /^PACS: 1 pending, 0 dead, 11 duplicates skipped \(duplicates: never\)$/m);
+  t.is(ls.stdout.match(/ skipped \S+ +[\d.]+ +rule all: already queued as PACS:\d+/g)?.length, 10, 'the ten most recent');
+  t.regex(ls.stdout, /1 older skipped duplicates: --all lists them/);
+  const all = await router('queue', 'ls', '--all', '--config', running.configFile);
+  t.is(all.stdout.match(/^ {2}\S+ {2}skipped /gm)?.length, 11);
+  const json = JSON.parse((await router('queue', 'ls', '--json', '--config', running.configFile)).stdout) as { peers: unknown[]; items: unknown[]; skipped: { policy: string; why: string }[] };
+  t.like(json.peers, [{ peer: 'PACS', duplicates: 'never', pending: 1, dead: 0, skipped: 11 }]);
+  t.is(json.items.length, 1);
+  t.is(json.skipped.length, 11);
+  t.like(json.skipped[0], { policy: 'never', rule: 'all', skipped: true });
 });
