@@ -24,6 +24,7 @@ import { evaluate } from '../routing/evaluate.ts';
 import type { RoutingDecision, RuleSet } from '../routing/rule.types.ts';
 import type { OutboundQueue } from './outbound-queue.ts';
 import type { PrefetchPlanner } from './prefetch.ts';
+import type { CompletionHolder, HoldNote } from './completion.ts';
 import type { InstanceRecord } from './spool.ts';
 import type { AeTitleBinding } from '../config/config.ts';
 import { checkAeTitleBinding, identityOf } from './tls-identity.ts';
@@ -36,6 +37,8 @@ export type RoutingRuntime = {
   wake(peers: string[]): void;
   /** Prefetch jobs: planned in the instance's transaction, started after it (actors/prefetch.ts). */
   prefetch?: PrefetchPlanner;
+  /** Forwards of rules with a trigger: held in the instance's transaction until complete (actors/completion.ts). */
+  completion?: CompletionHolder;
 };
 
 export type ListenerRuntime = {
@@ -229,16 +232,21 @@ export class Acceptor {
     this.pending.delete(messageId);
     if (!pending || !pending.verdict?.ok) return { status: Status.PROCESSING_FAILURE, errorComment: 'no dataset received' };
     const log = this.association.log.child({ messageId });
-    const forward = pending.decision?.forward ?? [];
     const routing = this.listener.routing;
+    const holder = routing?.completion;
+    // Forwards of rules with a trigger wait for their series/study (without a tracker: sent at once).
+    const held = holder ? (pending.decision?.forward ?? []).filter((f) => f.completion) : [];
+    const forward = (pending.decision?.forward ?? []).filter((f) => !held.includes(f));
+    let holdNotes: HoldNote[] = [];
     const prefetch = pending.decision?.prefetch && routing?.prefetch;
     const keys = pending.verdict.keys;
     let prefetchJobs: string[] = [];
     // The forward decisions are queued in the instance's own index transaction (DESIGN property 1);
     // a new study's prefetch jobs are planned in it too, so a study triggers once, durably.
-    const enqueue = routing && (forward.length > 0 || prefetch)
+    const enqueue = routing && (forward.length > 0 || held.length > 0 || prefetch)
       ? (record: InstanceRecord) => {
-          if (prefetch) prefetchJobs = prefetch.plan(pending.decision!.prefetch!, { studyInstanceUid: record.studyInstanceUid, patientId: keys.patientId, issuerOfPatientId: keys.issuerOfPatientId });
+          if (held.length > 0) holdNotes = holder!.hold(record, held, { seriesDescription: textOf(keys.dataset.SeriesDescription) });
+          if (prefetch) prefetchJobs = prefetch.plan(pending.decision!.prefetch!, { studyInstanceUid: record.studyInstanceUid, patientId: keys.patientId, issuerOfPatientId: keys.issuerOfPatientId, dataset: keys.dataset });
           for (const f of forward) {
             routing.queue.enqueue({
               peer: f.peer, failover: f.failover, rule: f.rule, modifications: f.modifications,
@@ -250,6 +258,7 @@ export class Acceptor {
       : undefined;
     const result = await pending.sink.commit(pending.verdict.keys, this.ctx, log, enqueue);
     if (result.status === Status.SUCCESS && prefetch && prefetchJobs.length > 0) prefetch.start(prefetchJobs);
+    if (result.status === Status.SUCCESS && holdNotes.length > 0) holder!.afterCommit(holdNotes);
     if (result.status === Status.SUCCESS) {
       const k = pending.verdict.keys;
       this.listener.audit?.transferred('received', this.caller(), this.callee(), {
@@ -259,7 +268,7 @@ export class Acceptor {
     if (result.status === Status.SUCCESS && pending.decision) {
       if (pending.decision.drop) log.info({ rules: pending.decision.matchedRules }, 'dropped by rule: stored, forwarded nowhere');
       else if (forward.length > 0) routing?.wake(forward.map((f) => f.peer));
-      else log.info('no rule forwards this instance');
+      else if (held.length === 0) log.info('no rule forwards this instance');
     }
     return result;
   }
@@ -275,6 +284,11 @@ export class Acceptor {
     if (this.established) this.listener.audit?.association('ended', this.caller(), this.callee());
     this.listener.ref.send({ type: 'CONNECTION_CLOSED', associationId: this.association.id });
   }
+}
+
+function textOf(v: unknown): string | undefined {
+  const first = Array.isArray(v) ? v[0] : v;
+  return typeof first === 'string' ? first : undefined;
 }
 
 /** Swallows a dataset nobody will store, then reports its end. */

@@ -4,6 +4,7 @@
 // evaluation; a matching drop forwards nothing at all. Every rule leaves a trace for `explain`.
 import { formatStatus } from '../protocol/status.ts';
 import { evaluateWhen } from './conditions.ts';
+import { conditionText, triggerText } from './completion-conditions.ts';
 import { modificationText } from './modifications.ts';
 import type { Forward, Modification, PrefetchAction, RoutingDecision, RoutingInput, RuleSet, RuleTrace } from './rule.types.ts';
 
@@ -42,7 +43,7 @@ export function evaluate(ruleSet: RuleSet, input: RoutingInput): RoutingDecision
         notes.push(`rule '${rule.name}': forward to ${target.peer} ignored, rule '${first.rule}' already forwards there`);
         continue;
       }
-      forward.push({ ...target, modifications: then.modify, rule: rule.name });
+      forward.push({ ...target, modifications: then.modify, rule: rule.name, ...(rule.completion ? { completion: rule.completion } : {}) });
     }
     modifications.push(...then.modify);
     if (!rule.continue) stop = `'${rule.name}' matched and does not continue`;
@@ -90,6 +91,7 @@ export function explainText(decision: RoutingDecision): string {
     const mods = f.modifications.length === 0 ? 'unmodified' : `with ${f.modifications.length} modification${f.modifications.length === 1 ? '' : 's'}:`;
     out.push(`  forward to ${f.peer}${failover}, rule '${f.rule}', ${mods}`);
     for (const m of f.modifications) out.push(`      ${modificationText(m)}`);
+    if (f.completion) out.push(`      ${triggerText(f.completion.trigger)}${f.completion.whenComplete.length > 0 ? `, then only if ${f.completion.whenComplete.map(conditionText).join(' and ')}` : ''}`);
   }
   for (const p of decision.prefetch ?? []) {
     const select = [
@@ -99,6 +101,7 @@ export function explainText(decision: RoutingDecision): string {
       p.bodyPart ? `body part /${p.bodyPart}/` : undefined,
       p.excludeTriggeringStudy ? 'not this study' : undefined,
       `newest ${p.max}`,
+      p.skipIfDestinationHas ? `skipping priors ${p.skipIfDestinationHas} already holds` : undefined,
     ].filter(Boolean).join(', ');
     out.push(`  prefetch (if this study is new): priors of the patient from ${p.archive} to ${p.destination} (${select}), rule '${p.rule}'`);
   }

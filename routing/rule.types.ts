@@ -82,16 +82,18 @@ export type PrefetchAction = {
   /** Move Destination AE title. */
   destination: string;
   queryModel: 'study-root' | 'patient-root';
-  /** ModalitiesInStudy must contain one of these. */
+  /** ModalitiesInStudy must contain one of these. Entries may hold {{Keyword}} placeholders (the triggering instance's values). */
   modalities?: string[];
   /** StudyDate no older than this many days before the trigger (from `within`: d, m = 30 d, y = 365 d). */
   withinDays?: number;
-  /** Regular expressions (JavaScript) on StudyDescription and BodyPartExamined. */
+  /** Regular expressions (JavaScript) on StudyDescription and BodyPartExamined; {{Keyword}} placeholders are replaced by the triggering instance's values, regex-escaped. */
   description?: string;
   bodyPart?: string;
   excludeTriggeringStudy: boolean;
   max: number;
   dedupHours: number;
+  /** Peer name of the destination's Q/R SCP: before each move, a prior it already holds in full (NumberOfStudyRelatedInstances) is skipped. */
+  skipIfDestinationHas?: string;
 };
 
 export type RuleActions = {
@@ -103,6 +105,33 @@ export type RuleActions = {
   prefetch?: PrefetchAction;
 };
 
+/** A series a study-level trigger waits for: each given field must match (DICOM wildcards, trimmed). */
+export type RequiredSeries = { modality?: string; seriesDescription?: string };
+
+/**
+ * Hold a rule's forwards until the series or study is complete (see rules.schema.json "trigger"):
+ * quiet for quietSeconds, or (study) every requiredSeries present, or maxWaitSeconds after its first
+ * instance at the latest.
+ */
+export type CompletionTrigger = {
+  per: 'series' | 'study';
+  quietSeconds: number;
+  maxWaitSeconds: number;
+  requiredSeries?: RequiredSeries[];
+  afterFired: 'new-instances' | 'resend-study' | 'ignore';
+};
+
+/** A study/series-level condition, evaluated on the group's facts when it fires. */
+export type CompletionCondition =
+  | { kind: 'modalities'; includes?: string[]; excludes?: string[] }
+  | { kind: 'seriesCount'; min?: number; max?: number }
+  | { kind: 'instanceCount'; min?: number; max?: number }
+  /** Any calling AE title seen in the group matches one of these (DICOM wildcards). */
+  | { kind: 'callingAe'; in: string[] };
+
+/** A rule's completion trigger with its conditions, as carried by the forwards it holds. */
+export type Completion = { trigger: CompletionTrigger; whenComplete: CompletionCondition[] };
+
 export type Rule = {
   name: string;
   description?: string;
@@ -113,6 +142,8 @@ export type Rule = {
   /** All must hold; empty = matches everything. */
   when: Condition[];
   then: RuleActions;
+  /** Absent: the rule acts per instance. Present: its forwards wait for series/study completion. */
+  completion?: Completion;
   file: string;
   /** 1-based line of the rule in its file. */
   line: number;
@@ -121,7 +152,12 @@ export type Rule = {
 export type RuleSet = { rules: Rule[] /* in evaluation order */; files: string[]; loadedAt: string /* ISO 8601 */ };
 
 /** One destination of a decision, with the modifications of the rule that named it. */
-export type Forward = ForwardTarget & { modifications: Modification[]; rule: string };
+export type Forward = ForwardTarget & {
+  modifications: Modification[];
+  rule: string;
+  /** The rule holds its forwards until the series/study is complete (actors/completion.ts). */
+  completion?: Completion;
+};
 
 export type ConditionTrace = { text: string; ok: boolean; why: string; /** nesting under all/any/not, 0 at the top */ depth: number };
 

@@ -8,6 +8,7 @@ import { isScalar, LineCounter, parseDocument } from 'yaml';
 import { formatProblem } from '../config/config.ts';
 import type { ConfigProblem } from '../config/config.ts';
 import { parseActions } from './parse-actions.ts';
+import { parseCompletion } from './parse-completion.ts';
 import { parseWhen } from './parse-conditions.ts';
 import type { ParseContext } from './parse-context.ts';
 import type { Rule, RuleSet } from './rule.types.ts';
@@ -80,6 +81,7 @@ function parseOne(text: string, file: string, opts: RuleFileOptions): Parsed {
     }
     const when = parseWhen(r.when, [...path, 'when'], ctx);
     const then = parseActions(r.then, [...path, 'then'], name ?? `rules[${i}]`, ctx);
+    const completion = parseCompletion(r, path, ctx);
     if (name === undefined) return;
     const pos = at(locate(doc, path, 'value'));
     const rule: Rule = {
@@ -90,6 +92,7 @@ function parseOne(text: string, file: string, opts: RuleFileOptions): Parsed {
       when,
       // With problems the set is refused anyway; the rule is kept for the duplicate-name check across files.
       then: then ?? { forward: [], modify: [], drop: false },
+      ...(completion ? { completion } : {}),
       file,
       line: pos.line,
     };

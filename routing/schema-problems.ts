@@ -6,7 +6,7 @@
 import { Ajv } from 'ajv';
 import type { ErrorObject } from 'ajv';
 import schema from './rules.schema.json' with { type: 'json' };
-import { closest, got, instancePath, unknownField } from '../config/yaml-problems.ts';
+import { got, instancePath, unknownField } from '../config/yaml-problems.ts';
 import type { RawProblem, Seg } from '../config/yaml-problems.ts';
 
 type SchemaObj = { [k: string]: any };

@@ -198,11 +198,14 @@ test('explain: drop, reject and keep-only decisions say so', (t) => {
 });
 
 test('the shipped examples route a real instance as documented', (t) => {
-  const set = loadRuleFiles(join(repo, 'routing-rules/examples'), { peers: ['PACS', 'PACS_BACKUP', 'ARCHIVE', 'AI'] });
+  const set = loadRuleFiles(join(repo, 'routing-rules/examples'), { peers: ['PACS', 'PACS_BACKUP', 'ARCHIVE', 'AI', 'LAB3D', 'READING_QR'] });
   const dataset = parseHeader(datasetOf(makeInstance({ sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, withPrivateTags: true, pixelBytes: 0 })), TS.explicitLE).dataset;
   const d = evaluate(set, { association: ASSOCIATION, dataset });
-  t.deepEqual(d.matchedRules, ['ct-mr-to-pacs', 'chest-to-ai', 'archive-everything']);
-  t.deepEqual(d.forward.map((f) => [f.peer, f.failover, f.modifications.length]), [['PACS', 'PACS_BACKUP', 3], ['AI', undefined, 3], ['ARCHIVE', undefined, 0]]);
+  t.deepEqual(d.matchedRules, ['ct-mr-to-pacs', 'chest-to-ai', 'ct-studies-to-3d-lab', 'priors-to-reading', 'archive-everything']);
+  t.deepEqual(d.forward.map((f) => [f.peer, f.failover, f.modifications.length, f.completion?.trigger.per]), [['PACS', 'PACS_BACKUP', 3, undefined], ['AI', undefined, 3, undefined], ['LAB3D', undefined, 0, 'study'], ['ARCHIVE', undefined, 0, undefined]]);
+  t.deepEqual(d.prefetch?.map((p) => [p.rule, p.archive, p.destination, p.skipIfDestinationHas, p.modalities]), [['priors-to-reading', 'ARCHIVE', 'READING', 'READING_QR', ['{{Modality}}']]]);
+  t.regex(explainText(d), /LAB3D[^\n]*\n\s+held for study completion \(quiet 300 s/);
+  t.regex(explainText(d), /from ARCHIVE to READING \(modalities \{\{Modality\}\}.*skipping priors READING_QR already holds\)/);
   const test = evaluate(set, { association: { ...ASSOCIATION, callingAeTitle: 'TEST_CT' }, dataset });
   t.deepEqual(test.reject, { status: 0xa700, comment: 'Test devices may not send to production' });
   const lab = evaluate(set, { association: { ...ASSOCIATION, remoteAddress: '10.20.3.4' }, dataset: { ...dataset, SOPClassUID: SOP.secondaryCapture } });

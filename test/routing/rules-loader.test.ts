@@ -309,8 +309,8 @@ test('the shipped rule files load: the default with no peers, the fuller example
   t.deepEqual(shipped.rules[0].then, { forward: [], modify: [], drop: false });
   t.deepEqual([shipped.rules[0].priority, shipped.rules[0].continue], [1000, true], 'it never hides the rules of other files');
   t.deepEqual(shipped.rules[0].when, []);
-  const example = loadRuleFiles(join(repo, 'routing-rules/examples'), { peers: ['PACS', 'PACS_BACKUP', 'ARCHIVE', 'AI'] });
-  t.deepEqual(example.rules.map((r) => r.name), ['reject-unknown-test-ae', 'drop-3d-lab-captures', 'ct-mr-to-pacs', 'chest-to-ai', 'archive-everything']);
+  const example = loadRuleFiles(join(repo, 'routing-rules/examples'), { peers: ['PACS', 'PACS_BACKUP', 'ARCHIVE', 'AI', 'LAB3D', 'READING_QR'] });
+  t.deepEqual(example.rules.map((r) => r.name), ['reject-unknown-test-ae', 'drop-3d-lab-captures', 'ct-mr-to-pacs', 'chest-to-ai', 'ct-studies-to-3d-lab', 'priors-to-reading', 'archive-everything']);
   t.regex(readFileSync(join(repo, 'routing-rules/example.yaml'), 'utf8'), /^# yaml-language-server: \$schema=\.\.\/routing\/rules\.schema\.json\n/);
   t.regex(readFileSync(join(repo, 'routing-rules/examples/hospital.yaml'), 'utf8'), /^# yaml-language-server: \$schema=\.\.\/\.\.\/routing\/rules\.schema\.json\n/);
   // the commented-out rule in the default file is valid once its peers exist
