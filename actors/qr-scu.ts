@@ -142,3 +142,49 @@ export async function withQrAssociation<T>(peer: PeerConfig, model: QrModel, log
     throw err;
   }
 }
+
+export type InstanceCount = { count: number; how: string };
+
+const countIn = (v: unknown): number | undefined => {
+  const first = Array.isArray(v) ? v[0] : v;
+  const n = typeof first === 'number' ? first : typeof first === 'string' && first.trim() !== '' ? Number(first) : NaN;
+  return Number.isInteger(n) && n >= 0 ? n : undefined;
+};
+const uidIn = (v: unknown): string | undefined => {
+  const first = Array.isArray(v) ? v[0] : v;
+  return typeof first === 'string' && first.trim() !== '' ? first.trim() : undefined;
+};
+
+/**
+ * How many instances of a study the SCP holds (Study Root C-FIND): NumberOfStudyRelatedInstances
+ * when it returns it (PS3.4 C.6.1.1.3, optional); otherwise series by series
+ * (NumberOfSeriesRelatedInstances, or the SOP Instance UIDs at IMAGE level: a hierarchical SCP such
+ * as DCMTK dcmqrscp wants the series named). No match: 0. A failed C-FIND throws with its reason.
+ */
+export async function countStudyInstances(scu: ScuAssociation, studyInstanceUid: string): Promise<InstanceCount> {
+  const ask = async (level: QueryLevel, keys: Record<string, string>) => {
+    const r = await cFind(scu, level, keys).done;
+    if (r.result !== 'success') throw new Error(`C-FIND at ${level} level failed: ${r.reason ?? r.result}`);
+    return r.matches;
+  };
+  const studies = await ask('STUDY', { StudyInstanceUID: studyInstanceUid, NumberOfStudyRelatedInstances: '' });
+  if (studies.length === 0) return { count: 0, how: 'no such study' };
+  const direct = countIn(studies[0].NumberOfStudyRelatedInstances);
+  if (direct !== undefined) return { count: direct, how: 'NumberOfStudyRelatedInstances' };
+  const series = await ask('SERIES', { StudyInstanceUID: studyInstanceUid, SeriesInstanceUID: '', NumberOfSeriesRelatedInstances: '' });
+  let count = 0;
+  const seen = new Set<string>();
+  for (const s of series) {
+    const uid = uidIn(s.SeriesInstanceUID);
+    if (!uid || seen.has(uid)) continue;
+    seen.add(uid);
+    const n = countIn(s.NumberOfSeriesRelatedInstances);
+    if (n !== undefined) {
+      count += n;
+      continue;
+    }
+    const images = await ask('IMAGE', { StudyInstanceUID: studyInstanceUid, SeriesInstanceUID: uid, SOPInstanceUID: '' });
+    count += new Set(images.map((i) => uidIn(i.SOPInstanceUID)).filter((u) => u !== undefined)).size;
+  }
+  return { count, how: `counted in ${seen.size} series` };
+}

@@ -4,11 +4,15 @@
 // unreachable, a timeout, A7xx out of resources) waits per the archive's retry policy and resumes
 // where the job stood (priors already moved stay moved); after the last attempt the job is failed
 // with its reason. A job restored from LMDB starts from its recorded priors.
+// With `skipIfDestinationHas`, each prior is first counted at the destination (checkingDestination,
+// the provided countAtDestination actor): a prior the destination holds in full is skipped. A
+// destination without C-FIND turns the check off for the job; a check that fails otherwise leaves
+// the count unknown and the prior is moved (a redundant move is harmless, a missing prior is not).
 import { assign, fromPromise, setup } from 'xstate';
 import type { SubOperations } from './dimse/dimse.events.ts';
 import type { PrefetchAction } from '../routing/rule.types.ts';
 import { candidateOf, selectPriors } from '../routing/prefetch-select.ts';
-import type { PriorCandidate, Selection } from '../routing/prefetch-select.ts';
+import type { PriorCandidate, Selection, SelectionTemplates } from '../routing/prefetch-select.ts';
 
 export type PriorState = 'pending' | 'moved' | 'partial' | 'failed' | 'skipped';
 
@@ -29,6 +33,8 @@ export type PrefetchJobSpec = {
   triggeringStudy: string;
   /** ISO 8601: when the study's first instance was committed. */
   createdAt: string;
+  /** The selection fields as the rule wrote them, when they had {{Keyword}} placeholders (`action` has them resolved). */
+  templates?: SelectionTemplates;
 };
 
 export type PrefetchRetry = { attempts: number; initialBackoffMs: number; maxBackoffMs: number };
@@ -43,6 +49,12 @@ export type PrefetchInput = {
 
 export type FindPriorsOutput = { matches: Record<string, unknown>[] };
 export type MovePriorOutput = { state: Exclude<PriorState, 'pending'>; status?: number; reason?: string; suboperations?: SubOperations };
+/**
+ * What the destination holds of a prior: `count` instances (`how` it was counted), or `off` when
+ * it cannot be asked at all (no Study Root C-FIND, association rejected for good). A countAtDestination
+ * actor that throws means "not known this time".
+ */
+export type CountAtDestinationOutput = { count: number; how?: string } | { off: string };
 
 /** What the invoked actors throw: retryable or not, and why (logged and recorded). */
 export class PrefetchStepError extends Error {
@@ -63,9 +75,17 @@ export type PrefetchContext = {
   matches?: Record<string, unknown>[];
   attempts: number;
   reason?: string;
+  /** Set when the destination check is off for this job: why. */
+  destinationCheckOff?: string;
+  /** Things the job's history should say that are not a state or a prior's outcome (destination check). */
+  notes: string[];
 };
 
 const nextPending = (priors: PriorStep[] | undefined) => priors?.findIndex((p) => p.state === 'pending') ?? -1;
+const pendingPrior = (c: PrefetchContext) => c.priors![nextPending(c.priors)];
+const checking = (c: PrefetchContext) => c.job.action.skipIfDestinationHas !== undefined && c.destinationCheckOff === undefined;
+const countOf = (event: unknown) => (event as { output: CountAtDestinationOutput }).output;
+const holds = (count: number, prior: PriorStep) => `destination holds ${count} of ${prior.instances} instances`;
 const errorOf = (e: unknown) => (e instanceof PrefetchStepError ? e : new PrefetchStepError(e instanceof Error ? e.message : String(e), true));
 
 /** Exponential backoff without jitter (the machine stays deterministic): initial × 2^(attempt-1), capped. */
@@ -86,6 +106,9 @@ export const prefetchMachine = setup({
     movePrior: fromPromise<MovePriorOutput, { job: PrefetchJobSpec; prior: PriorStep }>(async () => {
       throw new PrefetchStepError('no C-MOVE actor provided', false);
     }),
+    countAtDestination: fromPromise<CountAtDestinationOutput, { job: PrefetchJobSpec; prior: PriorStep }>(async () => {
+      throw new PrefetchStepError('no destination C-FIND actor provided', false);
+    }),
   },
   delays: { RETRY_DELAY: ({ context }) => retryDelayMs(context.retry, context.attempts) },
   guards: {
@@ -94,6 +117,13 @@ export const prefetchMachine = setup({
     canRetry: ({ context, event }) => errorOf((event as { error?: unknown }).error).retryable && context.attempts + 1 < context.retry.attempts,
     allFine: ({ context }) => (context.priors ?? []).every((p) => p.state === 'moved' || p.state === 'skipped'),
     noneMoved: ({ context }) => !(context.priors ?? []).some((p) => p.state === 'moved' || p.state === 'partial'),
+    shouldCheckDestination: ({ context }) => nextPending(context.priors) >= 0 && checking(context) && pendingPrior(context).instances !== undefined,
+    cannotCheckDestination: ({ context }) => nextPending(context.priors) >= 0 && checking(context) && pendingPrior(context).instances === undefined,
+    destinationHoldsAll: ({ context, event }) => {
+      const out = countOf(event);
+      return 'count' in out && out.count >= pendingPrior(context).instances!;
+    },
+    destinationCheckOff: ({ event }) => 'off' in countOf(event),
   },
   actions: {
     recordMatches: assign({ matches: ({ event }) => (event as unknown as { output: FindPriorsOutput }).output.matches }),
@@ -112,6 +142,33 @@ export const prefetchMachine = setup({
         return context.priors!.map((p, j) => (j === i ? { ...p, ...out } : p));
       },
     }),
+    skipPrior: assign({
+      priors: ({ context, event }) => {
+        const out = countOf(event) as { count: number };
+        const i = nextPending(context.priors);
+        return context.priors!.map((p, j) => (j === i ? { ...p, state: 'skipped' as const, reason: holds(out.count, p) } : p));
+      },
+    }),
+    turnDestinationCheckOff: assign(({ context, event }) => {
+      const why = (countOf(event) as { off: string }).off;
+      return { destinationCheckOff: why, notes: [...context.notes, `destination check off for this job: ${why}; every prior is moved`] };
+    }),
+    noteDestinationCount: assign({
+      notes: ({ context, event }) => {
+        const out = countOf(event) as { count: number };
+        const prior = pendingPrior(context);
+        return [...context.notes, `prior ${prior.studyInstanceUid}: ${holds(out.count, prior)}, moving`];
+      },
+    }),
+    noteDestinationUnknown: assign({
+      notes: ({ context, event }) => [
+        ...context.notes,
+        `prior ${pendingPrior(context).studyInstanceUid}: destination count not known (${errorOf((event as { error?: unknown }).error).message}), moving`,
+      ],
+    }),
+    noteNoArchiveCount: assign({
+      notes: ({ context }) => [...context.notes, `prior ${pendingPrior(context).studyInstanceUid}: the archive did not return NumberOfStudyRelatedInstances, moving without asking the destination`],
+    }),
     recordRetryableFailure: assign({
       attempts: ({ context }) => context.attempts + 1,
       reason: ({ event }) => errorOf((event as { error?: unknown }).error).message,
@@ -129,7 +186,7 @@ export const prefetchMachine = setup({
   },
 }).createMachine({
   id: 'prefetch',
-  context: ({ input }) => ({ job: input.job, retry: input.retry, priors: input.priors, attempts: input.attempts ?? 0 }),
+  context: ({ input }) => ({ job: input.job, retry: input.retry, priors: input.priors, attempts: input.attempts ?? 0, notes: [] }),
   initial: 'starting',
   states: {
     starting: {
@@ -154,7 +211,25 @@ export const prefetchMachine = setup({
       initial: 'next',
       states: {
         next: {
-          always: [{ guard: 'morePending', target: 'prior' }, { target: '#prefetch.finishing' }],
+          always: [
+            { guard: 'shouldCheckDestination', target: 'checkingDestination' },
+            { guard: 'cannotCheckDestination', target: 'prior', actions: 'noteNoArchiveCount' },
+            { guard: 'morePending', target: 'prior' },
+            { target: '#prefetch.finishing' },
+          ],
+        },
+        checkingDestination: {
+          invoke: {
+            src: 'countAtDestination',
+            input: ({ context }) => ({ job: context.job, prior: pendingPrior(context) }),
+            onDone: [
+              { guard: 'destinationCheckOff', target: 'prior', actions: 'turnDestinationCheckOff' },
+              { guard: 'destinationHoldsAll', target: 'next', actions: 'skipPrior' },
+              { target: 'prior', actions: 'noteDestinationCount' },
+            ],
+            // Not known this time: move (a redundant move is harmless, a missing prior is not).
+            onError: { target: 'prior', actions: 'noteDestinationUnknown' },
+          },
         },
         prior: {
           invoke: {

@@ -1,10 +1,10 @@
 // The prefetch job machine with its C-FIND and C-MOVE steps provided by the test: the path
 // querying → selecting → moving each prior → done | partiallyFailed | failed, retries with backoff,
-// permanent failures, and a job resumed from its recorded priors.
+// permanent failures, a job resumed from its recorded priors, and the destination check step.
 import test from 'ava';
 import { createActor, fromPromise, SimulatedClock, waitFor } from 'xstate';
 import { PrefetchStepError, prefetchMachine, retryDelayMs } from '../../machines/prefetch.machine.ts';
-import type { FindPriorsOutput, MovePriorOutput, PrefetchInput, PriorStep } from '../../machines/prefetch.machine.ts';
+import type { CountAtDestinationOutput, FindPriorsOutput, MovePriorOutput, PrefetchInput, PriorStep } from '../../machines/prefetch.machine.ts';
 
 const job: PrefetchInput['job'] = {
   id: 'j1', rule: 'r', patientId: 'P1', triggeringStudy: 'T', createdAt: '2025-06-01T00:00:00.000Z',
@@ -119,4 +119,86 @@ test('a retry during the moves keeps the moved priors; a job restored with prior
 
 test('retry delay: exponential, capped', (t) => {
   t.deepEqual([1, 2, 3, 4].map((n) => retryDelayMs({ attempts: 9, initialBackoffMs: 100, maxBackoffMs: 500 }, n)), [100, 200, 400, 500]);
+});
+
+// The destination check (skipIfDestinationHas): a prior the destination holds in full is skipped;
+// no C-FIND there turns the check off for the job; a failed check moves the prior.
+const checkJob: PrefetchInput['job'] = { ...job, action: { ...job.action, max: 5, skipIfDestinationHas: 'WSQR' } };
+const counted = (uid: string, date: string, instances?: number) => ({ ...match(uid, date), ...(instances !== undefined ? { NumberOfStudyRelatedInstances: instances } : {}) });
+
+function checkedMachine(matches: Record<string, unknown>[], count: (prior: PriorStep) => Promise<CountAtDestinationOutput>) {
+  const moved: string[] = [];
+  const asked: string[] = [];
+  const logic = prefetchMachine.provide({
+    actors: {
+      findPriors: fromPromise(async (): Promise<FindPriorsOutput> => ({ matches })),
+      movePrior: fromPromise(async ({ input }: { input: { job: PrefetchInput['job']; prior: PriorStep } }): Promise<MovePriorOutput> => {
+        moved.push(input.prior.studyInstanceUid);
+        return { state: 'moved' };
+      }),
+      countAtDestination: fromPromise(async ({ input }: { input: { job: PrefetchInput['job']; prior: PriorStep } }) => {
+        asked.push(input.prior.studyInstanceUid);
+        return count(input.prior);
+      }),
+    },
+  });
+  return { actor: createActor(logic, { input: { job: checkJob, retry } }).start(), moved, asked };
+}
+
+test('destination check: a prior held in full is skipped, one held in part is moved; each step is noted', async (t) => {
+  const { actor, moved, asked } = checkedMachine([counted('a', '20250101', 12), counted('b', '20240101', 5), counted('c', '20230101', 4)], async (p) =>
+    ({ count: p.studyInstanceUid === 'a' ? 12 : p.studyInstanceUid === 'b' ? 3 : 0 }));
+  const s = await settled(actor);
+  t.is(s.value, 'done');
+  t.deepEqual(asked, ['a', 'b', 'c']);
+  t.deepEqual(moved, ['b', 'c']);
+  t.deepEqual(s.context.priors!.map((p) => [p.studyInstanceUid, p.state, p.reason]), [['a', 'skipped', 'destination holds 12 of 12 instances'], ['b', 'moved', undefined], ['c', 'moved', undefined]]);
+  t.deepEqual(s.context.notes, ['prior b: destination holds 3 of 5 instances, moving', 'prior c: destination holds 0 of 4 instances, moving']);
+});
+
+test('destination check off (no C-FIND there): noted once, not asked again, everything moved', async (t) => {
+  const { actor, moved, asked } = checkedMachine([counted('a', '20250101', 2), counted('b', '20240101', 2)], async () => ({ off: 'WSQR accepted no Study Root C-FIND presentation context' }));
+  const s = await settled(actor);
+  t.is(s.value, 'done');
+  t.deepEqual(asked, ['a']);
+  t.deepEqual(moved, ['a', 'b']);
+  t.is(s.context.destinationCheckOff, 'WSQR accepted no Study Root C-FIND presentation context');
+  t.deepEqual(s.context.notes, ['destination check off for this job: WSQR accepted no Study Root C-FIND presentation context; every prior is moved']);
+});
+
+test('a check that fails (count not known) moves the prior; the archive without counts: moved unchecked', async (t) => {
+  const failing = checkedMachine([counted('a', '20250101', 2), counted('b', '20240101', 2)], async (p) => {
+    if (p.studyInstanceUid === 'a') throw new PrefetchStepError('ECONNREFUSED', true);
+    return { count: 2 };
+  });
+  const s = await settled(failing.actor);
+  t.is(s.value, 'done');
+  t.deepEqual(failing.moved, ['a']);
+  t.deepEqual(s.context.priors!.map((p) => p.state), ['moved', 'skipped']);
+  t.deepEqual(s.context.notes, ['prior a: destination count not known (ECONNREFUSED), moving']);
+  t.is(s.context.attempts, 0, 'a failed check is not a failed attempt');
+
+  const uncounted = checkedMachine([counted('a', '20250101')], async () => ({ count: 99 }));
+  const u = await settled(uncounted.actor);
+  t.deepEqual(uncounted.asked, []);
+  t.deepEqual(uncounted.moved, ['a']);
+  t.deepEqual(u.context.notes, ['prior a: the archive did not return NumberOfStudyRelatedInstances, moving without asking the destination']);
+});
+
+test('without skipIfDestinationHas the destination is never asked', async (t) => {
+  let asked = 0;
+  const logic = prefetchMachine.provide({
+    actors: {
+      findPriors: fromPromise(async (): Promise<FindPriorsOutput> => ({ matches: [counted('a', '20250101', 3)] })),
+      movePrior: fromPromise(async (): Promise<MovePriorOutput> => ({ state: 'moved' })),
+      countAtDestination: fromPromise(async (): Promise<CountAtDestinationOutput> => {
+        asked++;
+        return { count: 3 };
+      }),
+    },
+  });
+  const s = await settled(createActor(logic, { input: { job, retry } }).start());
+  t.is(s.value, 'done');
+  t.is(asked, 0);
+  t.deepEqual(s.context.notes, []);
 });

@@ -1,8 +1,9 @@
-// Prior selection and the C-FIND keys of a prefetch rule; the decision carries the prefetch.
+// Prior selection and the C-FIND keys of a prefetch rule; the decision carries the prefetch;
+// placeholders resolved from the triggering instance; the archive's instance count for the destination check.
 import test from 'ava';
 import fc from 'fast-check';
 import { evaluate, explainText } from '../../routing/evaluate.ts';
-import { candidateOf, priorQueryKeys, selectPriors } from '../../routing/prefetch-select.ts';
+import { candidateOf, priorQueryKeys, renderSelectionTemplate, resolveSelection, selectPriors } from '../../routing/prefetch-select.ts';
 import type { PriorCandidate } from '../../routing/prefetch-select.ts';
 import { parseRuleFiles } from '../../routing/rules-loader.ts';
 import type { PrefetchAction } from '../../routing/rule.types.ts';
@@ -70,4 +71,44 @@ test('evaluate: matched rules carry their prefetch (a drop does not cancel it); 
   t.like(decision.prefetch![0], { rule: 'p', archive: 'ARCHIVE', destination: 'WS', withinDays: 730 });
   t.regex(explainText(decision), /prefetch \(if this study is new\): priors of the patient from ARCHIVE to WS \(modalities CT, within 730 days, not this study, newest 3\), rule 'p'/);
   t.false('prefetch' in evaluate(set, input('MR')));
+});
+
+test('destination check: NumberOfStudyRelatedInstances asked of the archive only when the rule checks; read as a number', (t) => {
+  t.is(priorQueryKeys(action({ skipIfDestinationHas: 'WSQR' }), trigger).NumberOfStudyRelatedInstances, '');
+  t.false('NumberOfStudyRelatedInstances' in priorQueryKeys(action(), trigger));
+  t.is(candidateOf({ StudyInstanceUID: '1', NumberOfStudyRelatedInstances: 12 })!.instances, 12);
+  t.is(candidateOf({ StudyInstanceUID: '1', NumberOfStudyRelatedInstances: ' 7 ' })!.instances, 7);
+  t.false('instances' in candidateOf({ StudyInstanceUID: '1', NumberOfStudyRelatedInstances: '' })!);
+  t.false('instances' in candidateOf({ StudyInstanceUID: '1', NumberOfStudyRelatedInstances: 'x' })!);
+});
+
+const triggering = { Modality: 'CT', BodyPartExamined: 'CHEST (PA) ', StudyDescription: 'CT.THORAX+', ModalitiesInStudy: ['CT', 'SR'] };
+
+test('placeholders: same modality, same body part (regex-escaped), several values give several modalities', (t) => {
+  const r = resolveSelection(action({ modalities: ['{{Modality}}', 'MR'], bodyPart: '^{{BodyPartExamined}}$', description: '{{StudyDescription}}' }), triggering);
+  t.deepEqual(r.action.modalities, ['CT', 'MR']);
+  t.is(r.action.bodyPart, '^CHEST \\(PA\\)$');
+  t.true(new RegExp(r.action.bodyPart!).test('CHEST (PA)'));
+  t.false(new RegExp(r.action.description!).test('CTXTHORAXX'), 'the dot and plus are literal');
+  t.deepEqual(r.templates, { modalities: ['{{Modality}}', 'MR'], bodyPart: '^{{BodyPartExamined}}$', description: '{{StudyDescription}}' });
+  t.deepEqual(resolveSelection(action({ modalities: ['{{ModalitiesInStudy}}'] }), triggering).action.modalities, ['CT', 'SR']);
+  t.is(renderSelectionTemplate('{{(0008,0060)}}', triggering, false), 'CT');
+  // Selection with the resolved action: only the trigger's modality.
+  const { selected } = selectPriors([c('ct', '20250101'), c('mr', '20250102', ['MR']), c('us', '20250103', ['US'])], resolveSelection(action({ modalities: ['{{Modality}}'] }), triggering).action, trigger);
+  t.deepEqual(selected.map((x) => x.studyInstanceUid), ['ct']);
+});
+
+test('placeholders without a value in the trigger: that criterion is dropped (more priors, never none), and said', (t) => {
+  const r = resolveSelection(action({ modalities: ['{{Modality}}'], bodyPart: '^{{BodyPartExamined}}$', description: 'HEAD' }), { Modality: '', StudyDescription: 'X' });
+  t.false('modalities' in r.action);
+  t.false('bodyPart' in r.action);
+  t.is(r.action.description, 'HEAD', 'criteria without placeholders stay');
+  t.deepEqual(r.notes, [
+    'modalities entry {{Modality}} left out: no value in the triggering instance',
+    'modalities criterion ignored: {{Modality}} has no value in the triggering instance',
+    'bodyPart criterion ignored: ^{{BodyPartExamined}}$ has no value in the triggering instance',
+  ]);
+  t.deepEqual(resolveSelection(action({ modalities: ['{{BodyPartExamined}}', 'CT'] }), {}).action.modalities, ['CT'], 'other entries remain');
+  const plain = resolveSelection(action({ modalities: ['CT'], bodyPart: 'HEAD' }), triggering);
+  t.deepEqual(plain, { action: action({ modalities: ['CT'], bodyPart: 'HEAD' }), notes: [] }, 'nothing to resolve: unchanged, no templates');
 });
