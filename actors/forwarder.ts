@@ -19,11 +19,12 @@ import { applyModifications } from '../routing/modifications.ts';
 import type { Modification } from '../routing/rule.types.ts';
 import type { AuditTrail } from './audit.ts';
 import { canDecompress, decompressDataset, MAX_DECOMPRESS_BYTES } from './decompress.ts';
-import { classifyStatus } from './outbound-queue.ts';
+import { classifyStatus, isSkipped } from './outbound-queue.ts';
 import type { OutboundQueue, QueueItem, RetryPolicy } from './outbound-queue.ts';
 import { readDatasetHeader, readPart10File } from './part10-file.ts';
 import type { Part10File } from './part10-file.ts';
 import { ScuAssociation } from './scu.ts';
+import type { AssociationMachineRef } from './association.ts';
 import type { Spool } from './spool.ts';
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
@@ -55,6 +56,12 @@ export class PeerForwarder {
   private readonly deps: ForwarderDeps;
   private readonly log: Logger;
   private scu: ScuAssociation | undefined;
+  /** The transport of `scu` has closed (the peer released or dropped it). */
+  private scuClosed = false;
+  /** The SOP classes proposed on `scu` (accepted or not). */
+  private proposed = new Set<string>();
+  /** Releases under way: stop() waits for them. */
+  private readonly releasing = new Set<Promise<void>>();
   private readonly policy: RetryPolicy;
 
   constructor(peer: PeerConfig, deps: ForwarderDeps) {
@@ -78,17 +85,19 @@ export class PeerForwarder {
     return [...new Set(preferred)];
   }
 
-  /** Opens an association proposing what the due items (and `extra`) need. */
-  async open(extra?: QueueItem): Promise<void> {
+  /**
+   * Opens an association proposing what the due items need (the next due first). `association`: the
+   * peer machine's upper-layer child to drive (so it shows in the actor tree); absent, a standalone one.
+   */
+  async open(association?: AssociationMachineRef): Promise<void> {
     const items = this.deps.queue.pending(this.peer.name, { limit: BATCH, inFlight: this.deps.inFlight });
-    if (extra) items.unshift(extra);
     const pairs = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
     for (const item of items) {
       if (pairs.size >= MAX_CONTEXTS) break;
       pairs.set(`${item.sopClassUid}|${item.transferSyntaxUid}`, { abstractSyntax: item.sopClassUid, transferSyntaxes: this.proposalFor(item.transferSyntaxUid) });
     }
     if (pairs.size === 0) pairs.set('verification', { abstractSyntax: '1.2.840.10008.1.1', transferSyntaxes: [EXPLICIT_LE, IMPLICIT_LE] });
-    this.scu = await ScuAssociation.open({
+    const scu = await ScuAssociation.open({
       host: this.peer.host,
       port: this.peer.port,
       callingAeTitle: this.peer.callingAeTitle,
@@ -98,15 +107,27 @@ export class PeerForwarder {
       connectTimeoutMs: this.peer.timeouts.connectSeconds * 1000,
       dimseTimeoutMs: this.peer.timeouts.dimseSeconds * 1000,
       ...(this.peer.tls ? { tls: this.peer.tls } : {}),
+      ...(association ? { association } : {}),
       logger: this.deps.logger,
+    });
+    this.scu = scu;
+    this.scuClosed = false;
+    this.proposed = new Set([...pairs.values()].map((p) => p.abstractSyntax));
+    void scu.closed.then(() => {
+      if (this.scu === scu) this.scuClosed = true;
     });
     this.log.info({ contexts: pairs.size }, 'association to peer established');
   }
 
+  /** Releases the association, if open; resolves once every release under way has ended. */
   async release(): Promise<void> {
     const scu = this.scu;
     this.scu = undefined;
-    if (scu) await scu.release();
+    if (scu) {
+      const done = scu.release().finally(() => this.releasing.delete(done));
+      this.releasing.add(done);
+    }
+    await Promise.all(this.releasing);
   }
 
   /** Sends the next due item; rejects when the association is lost (the machine backs off). */
@@ -122,13 +143,11 @@ export class PeerForwarder {
   }
 
   private async send(item: QueueItem): Promise<SendOutcome> {
-    let context = this.contextFor(item);
-    if (!context && this.scu && !this.hasAbstractSyntax(item.sopClassUid)) {
-      // This association was negotiated for another batch: renegotiate for this item.
-      await this.release();
-      await this.open(item);
-      context = this.contextFor(item);
-    }
+    // The peer closed the association while it was idle, or it was negotiated for another batch: the
+    // peer machine releases it and opens one proposing what the due items (this one first) need.
+    // (A class proposed and refused is not proposed again and again: the item fails below.)
+    if (this.scu && (this.scuClosed || !this.proposed.has(item.sopClassUid))) return { outcome: 'reconnect', id: item.id };
+    const context = this.contextFor(item);
     const scu = this.scu;
     if (!scu) throw new Error('no association to the peer');
     if (!context) {
@@ -171,18 +190,19 @@ export class PeerForwarder {
     if (updated.state === 'dead') {
       this.log.error({ id: item.id, sopInstanceUid: item.sopInstanceUid, attempts: updated.attempts, reason: updated.deadReason }, 'dead letter');
       if (item.failover && item.failover !== this.peer.name) {
+        // The failover peer's own duplicates policy applies: it may already have this instance.
         const moved = await this.deps.queue.add({ ...stripQueueState(item), peer: item.failover, failover: undefined });
-        this.log.warn({ id: item.id, failover: item.failover, newId: moved.id }, 'handed to the failover peer');
-        this.deps.wake(item.failover);
+        if (isSkipped(moved)) {
+          this.log.warn({ id: item.id, failover: item.failover, why: moved.why }, 'not handed to the failover peer: a duplicate there');
+        } else {
+          this.log.warn({ id: item.id, failover: item.failover, newId: moved.id }, 'handed to the failover peer');
+          this.deps.wake(item.failover);
+        }
       }
       return { outcome: 'dead', id: item.id, error: f.error };
     }
     this.log.warn({ id: item.id, attempts: updated.attempts, nextAttemptAt: updated.nextAttemptAt, error: f.error }, 'delivery failed; will retry');
     return { outcome: 'retry', id: item.id, error: f.error };
-  }
-
-  private hasAbstractSyntax(sopClassUid: string): boolean {
-    return [...(this.scu?.association.contexts.values() ?? [])].some((c) => c.abstractSyntax === sopClassUid);
   }
 
   /** The accepted context to send this item on: its own syntax, else one we can convert it to. */
@@ -257,6 +277,6 @@ function headerOf(dataset: Uint8Array, ts: string): Uint8Array {
 }
 
 function stripQueueState(item: QueueItem) {
-  const { id: _id, attempts: _a, nextAttemptAt: _n, state: _s, enqueuedAt: _e, lastStatus: _l, lastError: _le, deadReason: _d, ...rest } = item;
+  const { id: _id, attempts: _a, nextAttemptAt: _n, state: _s, enqueuedAt: _e, lastStatus: _l, lastError: _le, deadReason: _d, fingerprint: _f, ...rest } = item;
   return rest;
 }

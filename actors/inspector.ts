@@ -1,7 +1,8 @@
 // The inspector server (issue 6): the live page, the JSON API, Prometheus metrics and health, over
-// HTTP and one WebSocket that pushes the actor tree as it changes. Fed by the root actor's inspection
-// callback (createInspection().inspect), which also feeds the metrics and, when configured, the
-// Stately Inspector. Bound to loopback by default; with a token every request but /healthz and
+// HTTP and one WebSocket that pushes the actor tree as it changes. The root actor's inspection
+// callback (createInspection().inspect) feeds one RxJS Subject of inspection events; its subscribers
+// are the metrics, the recent-events store, the WebSocket push (auditTime: at most one tree per
+// PUSH_MS) and, when configured, the Stately Inspector. Bound to loopback by default; with a token every request but /healthz and
 // /readyz must carry it (config load refuses a non-loopback bind without one).
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -10,6 +11,8 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { createWebSocketInspector } from '@statelyai/inspect';
+import { auditTime, filter, Subject } from 'rxjs';
+import type { Observable, Subscription } from 'rxjs';
 import type { WebSocket } from 'ws';
 import type { AnyActorRef, InspectionEvent } from 'xstate';
 import type { RouterConfig } from '../config/config.ts';
@@ -29,6 +32,8 @@ export type InspectorServer = { port: number; url: string; close(): Promise<void
 export type Inspection = {
   /** Pass to startRouter({ inspect }). */
   inspect: (event: InspectionEvent) => void;
+  /** Every inspection event, as it happens (what `inspect` is given). */
+  events$: Observable<InspectionEvent>;
   metrics: RouterMetrics;
   /** Start serving this router (when inspect.enabled); resolves with the bound server. */
   attach(router: RunningRouter): Promise<InspectorServer | undefined>;
@@ -41,7 +46,16 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
   const showPhi = config.inspect.showPhi;
   const metrics = new RouterMetrics();
   const events = new RecentEvents();
-  let changed: (() => void) | undefined;
+  const stream = new Subject<InspectionEvent>();
+  // A subscriber that throws would be reported by RxJS as an uncaught error: none of them may break the router.
+  const safely = (fn: (event: InspectionEvent) => void) => (event: InspectionEvent) => {
+    try {
+      fn(event);
+    } catch {
+      // Inspection is a window on the router, never a reason for it to fail.
+    }
+  };
+  const subscriptions: Subscription[] = [stream.subscribe(safely((e) => metrics.observe(e))), stream.subscribe(safely((e) => events.observe(e)))];
   let stately: { inspect: { next?: (e: InspectionEvent) => void }; stop(): void } | undefined;
   if (config.inspect.stately) {
     const url = config.inspect.stately.url;
@@ -53,23 +67,15 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
       sanitizeEvent: (e: unknown) => sanitize(e, { showPhi }) as never,
     }) as never;
     log.info({ url }, 'sending inspection events to the Stately Inspector');
+    const target = stately as { inspect: { next?: (e: InspectionEvent) => void } };
+    subscriptions.push(stream.subscribe(safely((e) => target.inspect.next?.(e))));
   }
   let shuttingDown = false;
   let server: InspectorServer | undefined;
   return {
     metrics,
-    inspect(event) {
-      metrics.observe(event);
-      events.observe(event);
-      if (event.type === '@xstate.snapshot' || event.type === '@xstate.actor') changed?.();
-      if (stately) {
-        try {
-          stately.inspect.next?.(event);
-        } catch {
-          // The Stately Inspector is a convenience; it never breaks the router.
-        }
-      }
-    },
+    inspect: (event) => stream.next(event),
+    events$: stream.asObservable(),
     async attach(router) {
       metrics.attach({
         queue: router.queue,
@@ -77,8 +83,7 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
         activeAssociations: () => new Map(config.listeners.map((l) => [l.name, listenerActive(router.actor, l.name)])),
       });
       if (!config.inspect.enabled) return undefined;
-      const started = await startInspectorServer(config, router, { metrics, events, log, isShuttingDown: () => shuttingDown });
-      changed = started.changed;
+      const started = await startInspectorServer(config, router, { metrics, events, stream, log, isShuttingDown: () => shuttingDown });
       server = started;
       return started;
     },
@@ -86,7 +91,7 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
       shuttingDown = true;
     },
     async stop() {
-      changed = undefined;
+      for (const s of subscriptions.splice(2)) s.unsubscribe(); // the Stately Inspector's; metrics keep counting
       stately?.stop();
       await server?.close();
     },
@@ -98,9 +103,9 @@ function listenerActive(root: AnyActorRef, name: string): number {
   return ((ref?.getSnapshot() as { context?: { active?: unknown[] } } | undefined)?.context?.active ?? []).length;
 }
 
-type Deps = { metrics: RouterMetrics; events: RecentEvents; log: Logger; isShuttingDown: () => boolean };
+type Deps = { metrics: RouterMetrics; events: RecentEvents; stream: Observable<InspectionEvent>; log: Logger; isShuttingDown: () => boolean };
 
-function startInspectorServer(config: RouterConfig, router: RunningRouter, deps: Deps): Promise<InspectorServer & { changed: () => void }> {
+function startInspectorServer(config: RouterConfig, router: RunningRouter, deps: Deps): Promise<InspectorServer> {
   const { bind, port, token, showPhi } = config.inspect;
   const log = deps.log.child({ actor: 'inspector' });
   const page = readFileSync(PAGE, 'utf8');
@@ -115,6 +120,7 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
   };
   const tree = () =>
     actorTree(root, (node, context) => {
+      if (node.machine === 'completion') node.extra = { firesAt: context?.firesAt, hardLimitAt: context?.hardLimitAt };
       if (node.machine === 'peer') node.extra = { queue: depth(node.id.replace(/^peer:/, '').replace(/#\d+$/, '')), backoffUntil: context?.backoffUntil, nextDueAt: context?.nextDueAt };
     });
 
@@ -177,9 +183,11 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
     if (path === '/api/peers') return [200, peers(tree(), config, depth)];
     if (path === '/api/queues') {
       const only = url.searchParams.get('peer');
-      return [200, config.peers.filter((p) => !only || p.name === only).map((p) => ({ peer: p.name, ...depth(p.name), items: router.queue.list(p.name).slice(0, 200) }))];
+      return [200, config.peers.filter((p) => !only || p.name === only).map((p) => ({ peer: p.name, ...depth(p.name), duplicates: p.duplicates, skipped: router.queue.skippedCount(p.name), items: router.queue.list(p.name).slice(0, 200) }))];
     }
-    if (path === '/api/prefetch') return [200, flatten(tree()).filter((n) => /prefetch/i.test(n.machine)).map((n) => ({ ...n, children: undefined, context: sanitize((findActor(root, n.sessionId)?.getSnapshot() as { context?: unknown } | undefined)?.context, { showPhi }) }))];
+    // Series/studies held for completion, soonest first (UIDs only: no PHI).
+    if (path === '/api/completions') return [200, router.completion.waiting()];
+    if (path === '/api/prefetch') return [200, prefetchJobs(tree(), root, router, showPhi)];
     if (path === '/api/rules') {
       const set = router.rules.current;
       return [200, { dir: router.rules.dir, loadedAt: set.loadedAt, files: set.files, rules: set.rules.map((r) => ({ name: r.name, priority: r.priority, continue: r.continue, file: r.file, line: r.line, then: r.then })), lastError: router.rules.lastError ?? null }];
@@ -235,18 +243,20 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
     for (const client of ws ? [ws] : wss.clients) if (client.readyState === client.OPEN) client.send(message);
   };
   wss.on('connection', (ws) => pushTree(ws));
-  let timer: NodeJS.Timeout | undefined;
-  const changed = () => {
-    if (timer || wss.clients.size === 0) return;
-    timer = setTimeout(() => {
-      timer = undefined;
+  // The tree changes when an actor starts or changes state; a busy association does so many times a
+  // millisecond, so pushes are coalesced: the first change opens a PUSH_MS window, its end pushes once.
+  const pushes = deps.stream
+    .pipe(
+      filter((e) => (e.type === '@xstate.snapshot' || e.type === '@xstate.actor') && wss.clients.size > 0),
+      auditTime(PUSH_MS),
+    )
+    .subscribe(() => {
       try {
         pushTree();
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'inspector push failed');
       }
-    }, PUSH_MS);
-  };
+    });
 
   return new Promise((resolve, reject) => {
     http.once('error', reject);
@@ -259,10 +269,9 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
       resolve({
         port: bound,
         url,
-        changed,
         close: () =>
           new Promise<void>((done) => {
-            clearTimeout(timer);
+            pushes.unsubscribe();
             for (const c of wss.clients) c.terminate();
             wss.close();
             http.closeAllConnections();
@@ -301,7 +310,31 @@ function peers(root: ActorNode, config: RouterConfig, depth: (peer: string) => {
     queue: depth(p.name),
     slots: slotsOf(p).map((slot) => {
       const n = slots.find((s) => s.id === peerId(slot));
-      return { slot, state: n?.state.join(',') ?? 'absent', summary: n?.summary, backoffUntil: n?.extra?.backoffUntil, nextDueAt: n?.extra?.nextDueAt };
+      // The slot's outbound association (its 'association' child while connected), with its transactions.
+      const a = n?.children.find((c) => c.machine === 'association');
+      const association = a && { id: a.id, state: a.state.join(','), summary: a.summary, transactions: a.children.map((d) => ({ id: d.id, service: d.machine, state: d.state.join(','), status: d.status })) };
+      return { slot, state: n?.state.join(',') ?? 'absent', summary: n?.summary, backoffUntil: n?.extra?.backoffUntil, nextDueAt: n?.extra?.nextDueAt, association: association ?? null };
     }),
   }));
+}
+
+/**
+ * Prefetch jobs in the tree (any actor whose machine id contains 'prefetch', wherever it hangs), with
+ * their context (priors and their states) and the steps recorded in LMDB (`history`), when the job id
+ * can be read from the actor id ('prefetch-ID', 'prefetch:ID' or 'ID').
+ */
+function prefetchJobs(tree: ActorNode, root: AnyActorRef, router: RunningRouter, showPhi: boolean) {
+  return flatten(tree)
+    .filter((n) => /prefetch/i.test(n.machine))
+    .map((n) => {
+      const context = (findActor(root, n.sessionId)?.getSnapshot() as { context?: { job?: { id?: string } } } | undefined)?.context;
+      const id = context?.job?.id ?? n.id.replace(/^prefetch[-:]/, '');
+      let history: unknown = null;
+      try {
+        history = router.prefetch.jobs.get(id)?.history ?? null;
+      } catch {
+        // LMDB closed (shutting down): the live context is still there.
+      }
+      return { ...n, children: undefined, context: sanitize(context, { showPhi }), history: sanitize(history, { showPhi }) };
+    });
 }

@@ -2,12 +2,29 @@
 // and peer counters are read as differences of their machines' context counters, DIMSE durations from
 // a transaction machine's spawn to its final snapshot, bytes from the P-DATA PDUs an association
 // machine receives (Evt10) and is asked to send (Evt9). Queue depths are read from LMDB at scrape time.
+// Outbound associations are the 'association' children of the peer machines: their bytes, C-STORE
+// round trips, openings (Sta5 → Sta6) and failures (the peer's associationFailures, with a reason)
+// have metrics of their own (dicom_router_peer_*), so the inbound series keep their labels.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AnyActorRef, InspectionEvent } from 'xstate';
 import type { OutboundQueue } from './outbound-queue.ts';
 
 type ListenerCounts = { accepted: number; rejected: Record<string, number> };
-type PeerCounts = { delivered: number; failed: number; deadLettered: number };
+type PeerCounts = { delivered: number; failed: number; deadLettered: number; associationFailures?: number; lastError?: string };
+
+/** DIMSE command fields (PS3.7 E.1) → service names, for the outbound histogram. */
+const SERVICE: Record<number, string> = { 0x0001: 'C-STORE', 0x0010: 'C-GET', 0x0020: 'C-FIND', 0x0021: 'C-MOVE', 0x0030: 'C-ECHO' };
+
+/** Why an outbound association could not be opened, from the error the forwarder gave the peer machine. */
+export function failureReason(error: string | undefined): string {
+  const e = error ?? '';
+  if (/rejected-permanent/.test(e)) return 'rejected-permanent';
+  if (/rejected-transient/.test(e)) return 'rejected-transient';
+  if (/ECONNREFUSED/.test(e)) return 'connection-refused';
+  if (/ETIMEDOUT|timed out|timeout|not completed after/i.test(e)) return 'timeout';
+  if (/TLS|certificate|handshake|SSL/i.test(e)) return 'tls';
+  return 'other';
+}
 
 /** The machine id of an actor's logic ('listener', 'association', 'cStoreScp' …). */
 export function machineIdOf(ref: AnyActorRef | undefined): string | undefined {
@@ -21,6 +38,8 @@ export function parentOf(ref: AnyActorRef | undefined): AnyActorRef | undefined 
 /** 'listener:main' → 'main', 'peer:PACS#2' → 'PACS'. */
 const listenerName = (id: string | undefined) => (id ?? '').replace(/^listener:/, '');
 const peerName = (id: string) => id.replace(/^peer:/, '').replace(/#\d+$/, '');
+/** The top-level state of a snapshot value ('connecting', {connected: 'sending'} → 'connected'). */
+const topState = (value: unknown) => (typeof value === 'string' ? value : value && typeof value === 'object' ? Object.keys(value)[0] : undefined);
 
 /** The wire length of a P-DATA-TF PDU: 6-byte header, and per PDV 4 length + 1 context + 1 control bytes. */
 function pDataLength(pdu: { pdvs?: { data: Uint8Array }[] } | undefined): number {
@@ -36,6 +55,9 @@ export class RouterMetrics {
   private readonly peerSeen = new Map<string, PeerCounts>();
   private readonly dimseStarted = new Map<string, number>();
   private readonly prefetchDone = new Set<string>();
+  /** Last upper-layer state of each outbound association, and last top-level state of each peer slot. */
+  private readonly outboundState = new Map<string, unknown>();
+  private readonly peerState = new Map<string, string | undefined>();
 
   readonly associationsAccepted = new Counter({ name: 'dicom_router_associations_accepted_total', help: 'Associations accepted, per listener', labelNames: ['listener'], registers: [this.registry] });
   readonly associationsRejected = new Counter({ name: 'dicom_router_associations_rejected_total', help: 'Associations rejected, per listener and reason', labelNames: ['listener', 'reason'], registers: [this.registry] });
@@ -50,6 +72,22 @@ export class RouterMetrics {
     help: 'DIMSE transaction time, from the request to the end of the response, per service',
     labelNames: ['service'],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly peerBytesOut = new Counter({ name: 'dicom_router_peer_bytes_sent_total', help: 'P-DATA-TF bytes sent on outbound (forwarding) associations, per peer', labelNames: ['peer'], registers: [this.registry] });
+  readonly peerBytesIn = new Counter({ name: 'dicom_router_peer_bytes_received_total', help: 'P-DATA-TF bytes received on outbound (forwarding) associations, per peer', labelNames: ['peer'], registers: [this.registry] });
+  readonly peerDimseSeconds = new Histogram({
+    name: 'dicom_router_peer_dimse_duration_seconds',
+    help: 'Outbound DIMSE round trip, from the request (dataset included) to the end of the response, per peer and service',
+    labelNames: ['peer', 'service'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly peerAssociationsOpened = new Counter({ name: 'dicom_router_peer_associations_opened_total', help: 'Outbound associations established, per peer', labelNames: ['peer'], registers: [this.registry] });
+  readonly peerAssociationFailures = new Counter({
+    name: 'dicom_router_peer_association_failures_total',
+    help: 'Outbound associations that could not be opened (reason: rejected-permanent, rejected-transient, connection-refused, timeout, tls, other) or were lost while sending (lost), per peer',
+    labelNames: ['peer', 'reason'],
     registers: [this.registry],
   });
   readonly prefetchJobs = new Counter({ name: 'dicom_router_prefetch_jobs_total', help: 'Prefetch jobs finished, per outcome', labelNames: ['outcome'], registers: [this.registry] });
@@ -117,16 +155,24 @@ export class RouterMetrics {
     if (event.type === '@xstate.event') {
       if (machine !== 'association') return;
       const e = event.event as { type: string; pdu?: { pdvs?: { data: Uint8Array }[] } };
-      const listener = parentOf(ref) ? listenerName(parentOf(ref)!.id) : undefined;
-      if (!listener || machineIdOf(parentOf(ref)) !== 'listener') return; // SCU associations are not in this tree
-      if (e.type === 'P_DATA_TF_RECEIVED') this.bytesIn.inc({ listener }, pDataLength(e.pdu));
-      else if (e.type === 'P_DATA_REQUESTED') this.bytesOut.inc({ listener }, pDataLength(e.pdu));
+      if (e.type !== 'P_DATA_TF_RECEIVED' && e.type !== 'P_DATA_REQUESTED') return;
+      const owner = parentOf(ref);
+      const ownerMachine = machineIdOf(owner);
+      // Standalone SCU associations (the CLI tools, Q/R) are not in this tree.
+      if (ownerMachine === 'listener') {
+        const listener = listenerName(owner!.id);
+        (e.type === 'P_DATA_TF_RECEIVED' ? this.bytesIn : this.bytesOut).inc({ listener }, pDataLength(e.pdu));
+      } else if (ownerMachine === 'peer') {
+        const peer = peerName(owner!.id);
+        (e.type === 'P_DATA_TF_RECEIVED' ? this.peerBytesIn : this.peerBytesOut).inc({ peer }, pDataLength(e.pdu));
+      }
       return;
     }
     if (event.type !== '@xstate.snapshot') return;
     const snapshot = event.snapshot as { status?: string; context?: Record<string, unknown>; output?: unknown; value?: unknown };
     if (machine === 'listener') this.listenerCounts(ref.id, snapshot.context as unknown as ListenerCounts);
-    else if (machine === 'peer') this.peerCounts(ref.id, snapshot.context as unknown as PeerCounts);
+    else if (machine === 'peer') this.peerCounts(ref.id, snapshot.context as unknown as PeerCounts, topState(snapshot.value));
+    else if (machine === 'association' && machineIdOf(parentOf(ref)) === 'peer') this.outboundAssociation(ref, snapshot);
     else if (machine && /prefetch/i.test(machine) && snapshot.status === 'done' && !this.prefetchDone.has(ref.sessionId)) {
       this.prefetchDone.add(ref.sessionId);
       const out = snapshot.output as { outcome?: string } | undefined;
@@ -147,9 +193,24 @@ export class RouterMetrics {
     this.listenerSeen.set(id, { accepted: c.accepted, rejected: { ...c.rejected } });
   }
 
-  private peerCounts(id: string, c: PeerCounts | undefined): void {
+  private outboundAssociation(ref: AnyActorRef, snapshot: { status?: string; value?: unknown }): void {
+    const before = this.outboundState.get(ref.sessionId);
+    if (snapshot.value === 'Sta6' && before === 'Sta5') this.peerAssociationsOpened.inc({ peer: peerName(parentOf(ref)!.id) });
+    if (snapshot.status !== 'active') this.outboundState.delete(ref.sessionId);
+    else {
+      if (this.outboundState.size > 10_000) this.outboundState.clear();
+      this.outboundState.set(ref.sessionId, snapshot.value);
+    }
+  }
+
+  private peerCounts(id: string, c: PeerCounts | undefined, state: string | undefined): void {
     if (!c) return;
     const peer = peerName(id);
+    const stateBefore = this.peerState.get(id);
+    this.peerState.set(id, state);
+    const failures = (c.associationFailures ?? 0) - (this.peerSeen.get(id)?.associationFailures ?? 0);
+    // Failing to open (from 'connecting') has a reason; failing while connected is a lost association.
+    if (failures > 0) this.peerAssociationFailures.inc({ peer, reason: stateBefore === 'connected' ? 'lost' : failureReason(c.lastError) }, failures);
     const seen = this.peerSeen.get(id) ?? { delivered: 0, failed: 0, deadLettered: 0 };
     if (c.delivered > seen.delivered) this.instancesForwarded.inc({ peer }, c.delivered - seen.delivered);
     // `failed` counts every failed try; the dead ones among them are counted apart.
@@ -157,14 +218,21 @@ export class RouterMetrics {
     const failed = Math.max(0, c.failed - seen.failed);
     if (dead > 0) this.instancesForwardFailed.inc({ peer, outcome: 'dead' }, dead);
     if (failed - dead > 0) this.instancesForwardFailed.inc({ peer, outcome: 'retry' }, failed - dead);
-    this.peerSeen.set(id, { delivered: c.delivered, failed: c.failed, deadLettered: c.deadLettered });
+    this.peerSeen.set(id, { delivered: c.delivered, failed: c.failed, deadLettered: c.deadLettered, associationFailures: c.associationFailures ?? 0 });
   }
 
   private dimseFinished(ref: AnyActorRef, snapshot: { status?: string; context?: Record<string, unknown>; output?: unknown }): void {
     const started = this.dimseStarted.get(ref.sessionId)!;
     this.dimseStarted.delete(ref.sessionId);
+    const seconds = (performance.now() - started) / 1000;
+    const owner = parentOf(parentOf(ref));
+    if (machineIdOf(owner) === 'peer') {
+      const command = (snapshot.context?.command as { CommandField?: number } | undefined)?.CommandField;
+      this.peerDimseSeconds.observe({ peer: peerName(owner!.id), service: SERVICE[command ?? -1] ?? 'unknown' }, seconds);
+      return;
+    }
     const service = machineIdOf(ref) ?? 'unknown';
-    this.dimseSeconds.observe({ service }, (performance.now() - started) / 1000);
+    this.dimseSeconds.observe({ service }, seconds);
     if (service !== 'cStoreScp') return;
     const listener = listenerName(parentOf(parentOf(ref))?.id);
     const status = (snapshot.output as { status?: number } | undefined)?.status ?? (snapshot.context?.status as number | undefined);

@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createActor, fromPromise } from 'xstate';
-import type { InspectionEvent } from 'xstate';
+import type { AnyActorRef, InspectionEvent } from 'xstate';
 import type { ListenerConfig, PeerConfig, RouterConfig } from '../config/config.ts';
 import { associationMachine } from '../machines/association.machine.ts';
 import { cStoreScpMachine } from '../machines/dimse/c-store-scp.machine.ts';
@@ -20,11 +20,13 @@ import type { RoutingRuntime } from './acceptor.ts';
 import { PeerForwarder } from './forwarder.ts';
 import { OutboundQueue } from './outbound-queue.ts';
 import { PrefetchService } from './prefetch.ts';
+import { CompletionTracker } from './completion.ts';
 import { AuditTrail } from './audit.ts';
 import { startRetention } from './retention.ts';
 import { RulesWatcher } from './rules-watcher.ts';
 import { startListener } from './listener.ts';
 import type { RunningListener } from './listener.ts';
+import { drainPeers } from './shutdown.ts';
 import { Spool } from './spool.ts';
 import { startTlsSupervisor } from './tls.ts';
 import type { CertificateInfo } from './tls.ts';
@@ -35,6 +37,8 @@ export type RunningRouter = {
   queue: OutboundQueue;
   /** Prefetch jobs (actors/prefetch.ts): list, inspect. */
   prefetch: PrefetchService;
+  /** Series/studies waiting for completion (actors/completion.ts). */
+  completion: CompletionTracker;
   rules: RulesWatcher;
   /** Bound port of each listener, by listener name (useful when the config says port 0). */
   ports: Map<string, number>;
@@ -55,7 +59,8 @@ export function routerLogic(forwarders: ReadonlyMap<string, PeerForwarder>) {
     actors: {
       peer: peerMachine.provide({
         actors: {
-          openAssociation: fromPromise(({ input }: { input: PeerActorInput }) => forwarderFor(input).open()),
+          // The peer machine's association child is the one driven: the association is in the actor tree.
+          openAssociation: fromPromise(({ input }: { input: PeerActorInput }) => forwarderFor(input).open(input.association?.())),
           sendNextItem: fromPromise(({ input }: { input: PeerActorInput }) => forwarderFor(input).sendNext()),
           releaseAssociation: fromPromise(({ input }: { input: PeerActorInput }) => forwarderFor(input).release()),
         },
@@ -104,7 +109,10 @@ export async function startRouter(
     tls.stop();
     throw err;
   });
-  const queue = OutboundQueue.open(spool);
+  const queue = OutboundQueue.open(spool, {
+    duplicates: Object.fromEntries(config.peers.map((p) => [p.name, p.duplicates])),
+    logger: log.child({ actor: 'queue' }),
+  });
   const audit = new AuditTrail(join(config.storage.dir, 'audit'), log.child({ actor: 'audit' }), config.audit.syslog);
   audit.applicationActivity(true);
   let rules: RulesWatcher;
@@ -140,14 +148,32 @@ export async function startRouter(
       forwarders.set(slot, new PeerForwarder(p, { spool, queue, logger: log.child({ actor: 'forwarder' }), slot, inFlight, audit, wake: (peer) => wake([peer]) }));
     }
   }
-  const prefetch = new PrefetchService(spool, config.peers, { logger: log.child({ actor: 'prefetch' }), ...(opts.inspect ? { inspect: opts.inspect } : {}) });
-  const routing: RoutingRuntime = { rules: () => rules.current, queue, wake, prefetch };
+  // Jobs run as children of the root: in the actor tree and its inspection stream, stopped with it.
+  const prefetch = new PrefetchService(spool, config.peers, {
+    logger: log.child({ actor: 'prefetch' }),
+    host: { send: (event) => actor.send(event), child: (id) => actor.getSnapshot().children[id] as AnyActorRef | undefined },
+  });
+  // Groups waiting for completion: their machines are children of the root too (JOB_STARTED).
+  const completion = new CompletionTracker(spool, queue, {
+    logger: log.child({ actor: 'completion' }),
+    wake,
+    jobs: {
+      start: (id, logic, input) => {
+        actor.send({ type: 'JOB_STARTED', id, logic, input });
+        return actor.getSnapshot().children[id] as AnyActorRef | undefined;
+      },
+      end: (id) => actor.send({ type: 'JOB_ENDED', id }),
+    },
+  });
+  const routing: RoutingRuntime = { rules: () => rules.current, queue, wake, prefetch, completion };
   actor.start();
+  // Series/studies a restart interrupted resume their countdown (or fire now if it is past).
+  completion.resume();
   // Prefetch jobs a restart interrupted carry on.
   prefetch.resume();
   // Whatever was queued before a restart goes out again.
   wake(config.peers.filter((p) => queue.depth(p.name).pending > 0).map((p) => p.name));
-  const stopRetention = startRetention(spool, queue, config.routing.retentionHours * 3600_000, log.child({ actor: 'retention' }));
+  const stopRetention = startRetention(spool, queue, config.routing.retentionHours * 3600_000, log.child({ actor: 'retention' }), undefined, completion);
   const listeners: RunningListener[] = [];
   const ports = new Map<string, number>();
   try {
@@ -181,6 +207,7 @@ export async function startRouter(
     actor.stop();
     rules.stop();
     prefetch.stop();
+    completion.stop();
     stopRetention();
     audit.close();
     await spool.close();
@@ -192,6 +219,7 @@ export async function startRouter(
     spool,
     queue,
     prefetch,
+    completion,
     rules,
     ports,
     tlsCertificates: () => tls.certificates(),
@@ -199,11 +227,15 @@ export async function startRouter(
       if (stopped) return;
       stopped = true;
       actor.send({ type: 'SHUTDOWN_REQUESTED', reason: 'stop requested' });
-      await Promise.all(listeners.map((s) => s.close(graceMs)));
+      // Peers first take no new item: one in flight finishes and its outcome is recorded, then they
+      // release (within the same grace period as the listeners' associations).
+      await Promise.all([...listeners.map((s) => s.close(graceMs)), drainPeers(actor, graceMs)]);
       rules.stop();
       tls.stop();
       stopRetention();
       prefetch.stop();
+      completion.stop();
+      // What the drain did not end in time is released now (an item cut in flight stays pending).
       await Promise.all([...forwarders.values()].map((f) => f.release().catch(() => {})));
       actor.stop();
       audit.applicationActivity(false);

@@ -15,6 +15,7 @@ import type { AssociateRj, PresentationContextRq } from '../protocol/pdu.types.t
 import { DICOM_APPLICATION_CONTEXT } from '../protocol/pdu.types.ts';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
 import { Association } from './association.ts';
+import type { AssociationMachineRef } from './association.ts';
 import type { Part10File } from './part10-file.ts';
 import type { PeerTlsConfig } from '../config/config.ts';
 import { clientSecureContext, warnIfPeerCertificateExpiring } from './tls.ts';
@@ -31,6 +32,12 @@ export type ScuOptions = {
   idleTimeoutMs?: number;
   /** Connect over TLS with this profile and material (files read at each connect). Absent: plain TCP. */
   tls?: PeerTlsConfig;
+  /**
+   * Drive this upper-layer machine (in Sta1, owned by another actor, e.g. a peer machine's
+   * 'association' child, so the association is in the actor tree) instead of creating a standalone
+   * one. It is used for this one association and left to its owner to stop.
+   */
+  association?: AssociationMachineRef;
   logger: Logger;
 };
 
@@ -78,7 +85,15 @@ export class ScuAssociation {
   static async open(opts: ScuOptions): Promise<ScuAssociation> {
     const id = `scu-${nextScu++}`;
     const dimseTimeoutMs = opts.dimseTimeoutMs ?? 60_000;
-    const machine = createActor(associationMachine, { input: { artimTimeoutMs: 30_000, dimseTimeoutMs } }).start();
+    const owned = opts.association;
+    if (owned && (owned.getSnapshot().status !== 'active' || owned.getSnapshot().value !== 'Sta1')) {
+      throw new Error(`the given association machine is not idle (${owned.getSnapshot().status}, ${JSON.stringify(owned.getSnapshot().value)})`);
+    }
+    const machine = owned ?? createActor(associationMachine, { input: { artimTimeoutMs: 30_000, dimseTimeoutMs } }).start();
+    // Only a machine created here is stopped here; an owned one is stopped by its owner.
+    const stopMachine = () => {
+      if (!owned) machine.stop();
+    };
     const log = opts.logger.child({ assoc: id, callingAe: opts.callingAeTitle, calledAe: opts.calledAeTitle, peer: `${opts.host}:${opts.port}` });
     const association = new Association({
       id,
@@ -92,7 +107,7 @@ export class ScuAssociation {
         // Transactions still waiting end now, as failures: nothing will answer them any more.
         onClosed: () => {
           for (const child of Object.values(machine.getSnapshot().children)) child?.send({ type: 'ASSOCIATION_ENDED', reason: 'association closed' });
-          machine.stop();
+          stopMachine();
         },
       },
     });
@@ -144,7 +159,8 @@ export class ScuAssociation {
         socket = openTransport(opts, log, () => machine.send({ type: 'TRANSPORT_CONNECTED' }));
       } catch (err) {
         failOpen(err as Error); // e.g. the TLS files cannot be read
-        machine.stop();
+        if (owned) machine.send({ type: 'A_ABORT_REQUESTED' }); // Sta4 → Sta1 (AA-2)
+        stopMachine();
         return;
       }
       socket.on('error', (err: NodeJS.ErrnoException) => (transportError ??= err.code ? `${err.code}: ${err.message}` : err.message));

@@ -1,7 +1,9 @@
 // Graceful shutdown (issue 6, Operations): stop accepting, let in-flight DIMSE transactions finish
 // within the grace period, then end each association (A-ABORT once it has no transaction left: an
-// acceptor cannot ask for a release, PS3.8 7.2), release the outbound associations, flush and close
-// LMDB. Whatever is still open when the grace period ends is cut; nothing acknowledged is lost
+// acceptor cannot ask for a release, PS3.8 7.2). At the same time every peer machine drains: it takes
+// no new queue item, lets the C-STORE in flight finish and records its outcome, then releases its
+// association (drainPeers). Then what is left of the outbound associations is released, LMDB flushed
+// and closed. Whatever is still open when the grace period ends is cut; nothing acknowledged is lost
 // either way, since an instance is acknowledged only once durable.
 import type { Logger } from 'pino';
 import type { AnyActorRef } from 'xstate';
@@ -24,6 +26,34 @@ const childrenOf = (ref: AnyActorRef | undefined): AnyActorRef[] =>
   Object.values(((ref?.getSnapshot() as { children?: Children } | undefined)?.children ?? {})).filter((c): c is AnyActorRef => !!c);
 const machineOf = (ref: AnyActorRef) => (ref as { logic?: { config?: { id?: string } } }).logic?.config?.id;
 const isActive = (ref: AnyActorRef) => (ref.getSnapshot() as { status?: string }).status === 'active';
+
+/**
+ * Tells every peer machine under `root` to drain (DRAIN_REQUESTED) and resolves once they have all
+ * stopped, or when `graceMs` is over (the ones still busy are listed; their item in flight stays
+ * pending in the queue, to be sent again after a restart).
+ */
+export function drainPeers(root: AnyActorRef, graceMs: number): Promise<{ cut: string[] }> {
+  const peers = childrenOf(root).filter((p) => machineOf(p) === 'peer' && isActive(p));
+  for (const p of peers) p.send({ type: 'DRAIN_REQUESTED' });
+  const busy = () => peers.filter(isActive);
+  if (busy().length === 0) return Promise.resolve({ cut: [] });
+  return new Promise((resolve) => {
+    const subscriptions = peers.map((p) => p.subscribe({ next: () => check(), complete: () => check(), error: () => check() }));
+    const timer = setTimeout(() => finish(), graceMs);
+    let finished = false;
+    function finish() {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      for (const s of subscriptions) s.unsubscribe();
+      resolve({ cut: busy().map((p) => p.id) });
+    }
+    function check() {
+      if (busy().length === 0) finish();
+    }
+    check();
+  });
+}
 
 /** The open associations of every listener of this router. */
 export function listenerAssociations(router: RunningRouter): AnyActorRef[] {

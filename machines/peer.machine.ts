@@ -3,19 +3,31 @@
 // The effects are invoked actors the actors layer provides (the defaults reject, so missing wiring is
 // loud): openAssociation, sendNextItem (ONE due item; the queue decides which), releaseAssociation.
 // Their results are translated into the events below (raised by this machine); the actors layer itself
-// sends only WORK_AVAILABLE, ASSOCIATION_LOST (the open association went away) and STOP_REQUESTED.
+// sends only WORK_AVAILABLE, ASSOCIATION_LOST (the open association went away), DRAIN_REQUESTED and
+// STOP_REQUESTED.
+//
+// The association itself is this machine's child (id 'association', the pure upper-layer machine of
+// machines/association.machine.ts): spawned fresh on each connect, stopped once the peer is idle,
+// backing off or stopped, so the actor tree (and the inspector) shows each outbound association with
+// its PS3.8 state (Sta1..Sta13) and its DIMSE transactions. The actors layer drives it: each effect's
+// input carries `association()`, which returns it.
 //
 //   idle ──WORK_AVAILABLE / items due──▶ connecting ──ESTABLISHED──▶ connected.sending ⟲ ITEM_*
 //   connected.sending ──BATCH_EMPTY──▶ connected.waiting ──idle timeout──▶ releasing ──RELEASED──▶ idle
 //   connecting ──FAILED──▶ backingOff ──delay──▶ connecting      (ASSOCIATION_LOST while sending: same)
 //   … threshold consecutive failures, or a permanent reject ──▶ circuitOpen ──circuitOpenMs──▶ connecting (half-open)
+//   connected.sending ──RECONNECT_NEEDED──▶ releasing ──▶ connecting   (the item needs a context this
+//                                                   association lacks, or the peer closed it while idle)
+//   DRAIN_REQUESTED (shutdown): no new item is started; an item in flight finishes and its outcome is
+//   recorded, then the association is released ──▶ stopped. Without an association: stopped at once.
 //
 // Item-level backoff lives in the queue (QueueItem.nextAttemptAt); the machine only learns the next due
 // time (BATCH_EMPTY.nextDueAt) and wakes up then. WORK_AVAILABLE ends an idle wait, never an association
 // backoff or an open circuit: those wait out their delay, then drain everything that arrived meanwhile.
 // One machine drives one association at a time.
-import { assign, fromPromise, raise, setup } from 'xstate';
+import { assign, enqueueActions, fromPromise, raise, setup, stopChild } from 'xstate';
 import type { ActorRefFrom } from 'xstate';
+import { associationMachine } from './association.machine.ts';
 
 export type PeerInput = {
   peer: string;
@@ -30,16 +42,28 @@ export type PeerInput = {
   backoffMaxMs?: number;
   /** The clock, to turn the absolute nextDueAt into a delay (default Date.now; tests pass the simulated clock). */
   now?: () => number;
+  /** ARTIM of the outbound association (PS3.8 9.1.5; default 30 s). */
+  artimTimeoutMs?: number;
 };
 
-/** Input of each invoked effect; the actors layer keeps the open association per peer. */
-export type PeerActorInput = { peer: string };
+export type PeerAssociationRef = ActorRefFrom<typeof associationMachine>;
+/** The id of the association child. */
+export const ASSOCIATION_CHILD = 'association';
+
+/**
+ * Input of each invoked effect; the actors layer keeps the open association per peer. `association()`
+ * returns this machine's association child as it is when called (the effect runs once the transition
+ * that spawned it is committed).
+ */
+export type PeerActorInput = { peer: string; association?: () => PeerAssociationRef | undefined };
 
 /** What sendNextItem resolves with: the outcome of sending one due item, or that none is due now. */
 export type SendOutcome =
   | { outcome: 'delivered'; id: string }
   | { outcome: 'retry' | 'dead'; id: string; error?: string }
-  | { outcome: 'empty'; nextDueAt?: Date };
+  | { outcome: 'empty'; nextDueAt?: Date }
+  /** The item was not sent: it needs a new association (a context this one lacks, or this one is gone). */
+  | { outcome: 'reconnect'; id: string };
 
 export type CircuitState = 'closed' | 'open' | 'halfOpen';
 
@@ -52,6 +76,9 @@ export type PeerEvent =
   | { type: 'BATCH_EMPTY'; nextDueAt?: string }
   | { type: 'ASSOCIATION_RELEASED' }
   | { type: 'ASSOCIATION_LOST'; error: string }
+  | { type: 'RECONNECT_NEEDED'; id: string }
+  /** Shutdown: take no new item, let the one in flight finish, release, stop. */
+  | { type: 'DRAIN_REQUESTED' }
   | { type: 'STOP_REQUESTED' };
 
 export type PeerContext = Required<Omit<PeerInput, 'now'>> & {
@@ -72,6 +99,8 @@ export type PeerContext = Required<Omit<PeerInput, 'now'>> & {
   /** WORK_AVAILABLE, resp. STOP_REQUESTED, arrived while releasing: acted on once released. */
   workWaiting: boolean;
   stopRequested: boolean;
+  /** DRAIN_REQUESTED arrived: the item in flight is the last one. */
+  draining: boolean;
 };
 
 /** setTimeout's limit (2^31-1 ms): a longer delay would fire at once. Waking early is harmless here. */
@@ -91,6 +120,14 @@ const notProvided = (name: string) => async (): Promise<never> => {
   throw new Error(`${name} is not provided to the peer machine`);
 };
 
+/** What each effect gets: the peer, and (read when the effect runs) the association child. */
+function effectInput({ context, self }: { context: PeerContext; self: { getSnapshot(): unknown } }): PeerActorInput {
+  return {
+    peer: context.peer,
+    association: () => (self.getSnapshot() as { children: Record<string, PeerAssociationRef | undefined> }).children[ASSOCIATION_CHILD],
+  };
+}
+
 const failureTransitions = [
   { guard: 'circuitShouldOpen', target: '#peer.circuitOpen', actions: ['recordAssociationFailure', 'openCircuit'] },
   { target: '#peer.backingOff', actions: ['recordAssociationFailure', 'scheduleReconnect'] },
@@ -99,6 +136,7 @@ const failureTransitions = [
 export const peerMachine = setup({
   types: { input: {} as PeerInput, context: {} as PeerContext, events: {} as PeerEvent },
   actors: {
+    association: associationMachine,
     openAssociation: fromPromise<void, PeerActorInput>(notProvided('openAssociation')),
     sendNextItem: fromPromise<SendOutcome, PeerActorInput>(notProvided('sendNextItem')),
     releaseAssociation: fromPromise<void, PeerActorInput>(notProvided('releaseAssociation')),
@@ -116,6 +154,7 @@ export const peerMachine = setup({
     circuitShouldOpen: ({ context, event }) =>
       (event.type === 'ASSOCIATION_FAILED' && !event.retryable) || context.consecutiveFailures + 1 >= context.circuitThreshold,
     stopWasRequested: ({ context }) => context.stopRequested,
+    drainRequested: ({ context }) => context.draining,
     workIsWaiting: ({ context }) => context.workWaiting,
   },
   actions: {
@@ -136,6 +175,8 @@ export const peerMachine = setup({
           return { type: 'ITEM_FAILED', id: result.id, retryable: result.outcome === 'retry', error: result.error };
         case 'empty':
           return { type: 'BATCH_EMPTY', nextDueAt: result.nextDueAt?.toISOString() };
+        case 'reconnect':
+          return { type: 'RECONNECT_NEEDED', id: result.id };
       }
     }),
     announceLost: raise(({ event }) => ({ type: 'ASSOCIATION_LOST' as const, error: describe((event as unknown as { error: unknown }).error) })),
@@ -168,6 +209,13 @@ export const peerMachine = setup({
     clearBackoff: assign({ backoffUntil: undefined, workWaiting: false }),
     noteWorkWaiting: assign({ workWaiting: true }),
     noteStopRequested: assign({ stopRequested: true }),
+    noteDrain: assign({ draining: true }),
+    // A fresh upper-layer machine per association (the previous one, if any, is done with).
+    spawnAssociation: enqueueActions(({ context, enqueue }) => {
+      enqueue(stopChild(ASSOCIATION_CHILD));
+      enqueue.spawnChild('association', { id: ASSOCIATION_CHILD, input: { artimTimeoutMs: context.artimTimeoutMs } });
+    }),
+    stopAssociation: stopChild(ASSOCIATION_CHILD),
   },
 }).createMachine({
   id: 'peer',
@@ -179,6 +227,7 @@ export const peerMachine = setup({
     backoffInitialMs: input.backoffInitialMs ?? 1_000,
     backoffMaxMs: input.backoffMaxMs ?? 60_000,
     now: input.now ?? Date.now,
+    artimTimeoutMs: input.artimTimeoutMs ?? 30_000,
     delivered: 0,
     failed: 0,
     deadLettered: 0,
@@ -187,26 +236,31 @@ export const peerMachine = setup({
     circuit: 'closed',
     workWaiting: false,
     stopRequested: false,
+    draining: false,
   }),
   initial: 'idle',
-  on: { STOP_REQUESTED: '.stopped' },
+  // Without an association (idle, backing off, circuit open) a drain is a stop.
+  on: { STOP_REQUESTED: '.stopped', DRAIN_REQUESTED: '.stopped' },
   states: {
     // No association. Wakes up for new work, or when a backed-off item becomes due.
     idle: {
+      entry: 'stopAssociation',
       on: { WORK_AVAILABLE: 'connecting' },
       after: { untilNextDue: { guard: 'itemsBecomeDue', target: 'connecting' } },
     },
     connecting: {
-      entry: 'clearBackoff',
+      entry: ['clearBackoff', 'spawnAssociation'],
       invoke: {
         src: 'openAssociation',
-        input: ({ context }) => ({ peer: context.peer }),
+        input: effectInput,
         onDone: { actions: 'announceEstablished' },
         onError: { actions: 'announceAssociationFailed' },
       },
       on: {
-        ASSOCIATION_ESTABLISHED: 'connected',
-        ASSOCIATION_FAILED: [...failureTransitions],
+        // Let the attempt end: an association half-open must not be left behind.
+        DRAIN_REQUESTED: { actions: 'noteDrain' },
+        ASSOCIATION_ESTABLISHED: [{ guard: 'drainRequested', target: 'stopping' }, { target: 'connected' }],
+        ASSOCIATION_FAILED: [{ guard: 'drainRequested', target: 'stopped', actions: 'recordAssociationFailure' }, ...failureTransitions],
       },
     },
     connected: {
@@ -217,21 +271,37 @@ export const peerMachine = setup({
         sending: {
           invoke: {
             src: 'sendNextItem',
-            input: ({ context }) => ({ peer: context.peer }),
+            input: effectInput,
             onDone: { actions: 'announceSendOutcome' },
             onError: { actions: 'announceLost' },
           },
           on: {
-            ITEM_DELIVERED: { target: 'sending', reenter: true, actions: ['countDelivered', 'closeCircuit'] },
-            ITEM_FAILED: { target: 'sending', reenter: true, actions: 'countItemFailure' },
-            BATCH_EMPTY: { target: 'waiting', actions: ['rememberNextDue', 'closeCircuit'] },
-            ASSOCIATION_LOST: [...failureTransitions],
+            // The item in flight finishes and its outcome is recorded; none is started after it.
+            DRAIN_REQUESTED: { actions: 'noteDrain' },
+            ITEM_DELIVERED: [
+              { guard: 'drainRequested', target: '#peer.stopping', actions: ['countDelivered', 'closeCircuit'] },
+              { target: 'sending', reenter: true, actions: ['countDelivered', 'closeCircuit'] },
+            ],
+            ITEM_FAILED: [
+              { guard: 'drainRequested', target: '#peer.stopping', actions: 'countItemFailure' },
+              { target: 'sending', reenter: true, actions: 'countItemFailure' },
+            ],
+            BATCH_EMPTY: [
+              { guard: 'drainRequested', target: '#peer.stopping' },
+              { target: 'waiting', actions: ['rememberNextDue', 'closeCircuit'] },
+            ],
+            RECONNECT_NEEDED: [
+              { guard: 'drainRequested', target: '#peer.stopping' },
+              { target: '#peer.releasing', actions: 'noteWorkWaiting' },
+            ],
+            ASSOCIATION_LOST: [{ guard: 'drainRequested', target: '#peer.stopped', actions: 'recordAssociationFailure' }, ...failureTransitions],
           },
         },
         // Association open, nothing due: keep it for new work until the idle timeout.
         waiting: {
           on: {
             WORK_AVAILABLE: 'sending',
+            DRAIN_REQUESTED: '#peer.stopping',
             // The peer closed an idle association: normal, not a failure.
             ASSOCIATION_LOST: '#peer.idle',
             ASSOCIATION_RELEASED: '#peer.idle',
@@ -246,7 +316,7 @@ export const peerMachine = setup({
     releasing: {
       invoke: {
         src: 'releaseAssociation',
-        input: ({ context }) => ({ peer: context.peer }),
+        input: effectInput,
         onDone: { actions: 'announceReleased' },
         // Whatever went wrong, the association is gone.
         onError: { actions: ['recordReleaseError', 'announceReleased'] },
@@ -254,6 +324,7 @@ export const peerMachine = setup({
       on: {
         WORK_AVAILABLE: { actions: 'noteWorkWaiting' },
         STOP_REQUESTED: { actions: 'noteStopRequested' },
+        DRAIN_REQUESTED: { actions: 'noteStopRequested' },
         ASSOCIATION_RELEASED: [
           { guard: 'stopWasRequested', target: 'stopped' },
           { guard: 'workIsWaiting', target: 'connecting' },
@@ -268,23 +339,25 @@ export const peerMachine = setup({
     },
     // Reconnect after a delay growing with consecutive failures. WORK_AVAILABLE does not cut it short.
     backingOff: {
+      entry: 'stopAssociation',
       after: { reconnectBackoff: 'connecting' },
     },
     // Too many consecutive failures: no tries until circuitOpenMs has passed, then one (half-open).
     circuitOpen: {
+      entry: 'stopAssociation',
       after: { circuitOpen: { target: 'connecting', actions: 'halfOpenCircuit' } },
     },
     // Graceful stop with an association open: release it first.
     stopping: {
-      on: { STOP_REQUESTED: {} },
+      on: { STOP_REQUESTED: {}, DRAIN_REQUESTED: {} },
       invoke: {
         src: 'releaseAssociation',
-        input: ({ context }) => ({ peer: context.peer }),
+        input: effectInput,
         onDone: 'stopped',
         onError: { target: 'stopped', actions: 'recordReleaseError' },
       },
     },
-    stopped: { type: 'final' },
+    stopped: { type: 'final', entry: 'stopAssociation' },
   },
 });
 

@@ -220,12 +220,14 @@ rules
     console.log(explainText(decision));
   });
 
+/** Skipped duplicates `queue ls` lists per peer without --all. */
+const RECENT_SKIPPED = 10;
 const queueCmd = program.command('queue').description('outbound queues: list, retry, purge');
 const withQueue = async <T>(configFile: string, fn: (queue: OutboundQueue) => Promise<T> | T): Promise<T> => {
   const config = configOrExit(configFile);
   const spool = await Spool.open({ dir: config.storage.dir, fsync: config.storage.fsync, verify: false, logger: createLogger('warn', process.stderr) });
   try {
-    return await fn(OutboundQueue.open(spool));
+    return await fn(OutboundQueue.open(spool, { duplicates: Object.fromEntries(config.peers.map((p) => [p.name, p.duplicates])) }));
   } finally {
     await spool.close();
   }
@@ -233,30 +235,54 @@ const withQueue = async <T>(configFile: string, fn: (queue: OutboundQueue) => Pr
 
 queueCmd
   .command('ls [peer]')
-  .description('queued and dead-letter items, per peer')
+  .description('queued and dead-letter items per peer, with its duplicates policy and the duplicates it skipped')
   .option('-c, --config <file>', 'configuration file', 'config/router.yaml')
-  .option('--json', 'print JSON')
-  .action((peer: string | undefined, opts: { config: string; json?: boolean }) =>
+  .option('--json', 'print JSON: { peers, items, skipped }')
+  .option('--all', `list every skipped duplicate (default: the ${RECENT_SKIPPED} most recent per peer)`)
+  .action((peer: string | undefined, opts: { config: string; json?: boolean; all?: boolean }) =>
     withQueue(opts.config, (queue) => {
       const items = queue.list(peer);
-      if (opts.json) return console.log(JSON.stringify(items, null, 2));
-      for (const name of peer ? [peer] : queue.peers()) {
-        const d = queue.depth(name);
-        console.log(`${name}: ${d.pending} pending, ${d.dead} dead`);
-      }
-      for (const i of items) {
-        const why = i.state === 'dead' ? `  ${i.deadReason ?? ''}` : i.lastError ? `  last: ${i.lastError}` : '';
-        console.log(`  ${i.id}  ${i.state.padEnd(7)} attempts ${i.attempts}  next ${i.nextAttemptAt}  ${i.sopInstanceUid}${why}`);
+      const skippedPeers = new Set(queue.skipped(peer).map((s) => s.peer));
+      const names = peer ? [peer] : [...new Set([...configOrExit(opts.config).peers.map((p) => p.name), ...queue.peers(), ...skippedPeers])];
+      const peers = names.map((name) => ({ peer: name, duplicates: queue.policyOf(name), ...queue.depth(name), skipped: queue.skippedCount(name) }));
+      if (opts.json) return console.log(JSON.stringify({ peers, items, skipped: queue.skipped(peer) }, null, 2));
+      for (const p of peers) {
+        const skipped = p.skipped > 0 ? `, ${p.skipped} duplicates skipped` : '';
+        console.log(`${p.peer}: ${p.pending} pending, ${p.dead} dead${skipped} (duplicates: ${p.duplicates})`);
+        for (const i of items.filter((x) => x.peer === p.peer)) {
+          const why = i.state === 'dead' ? `  ${i.deadReason ?? ''}` : i.lastError ? `  last: ${i.lastError}` : '';
+          console.log(`  ${i.id}  ${i.state.padEnd(7)} attempts ${i.attempts}  next ${i.nextAttemptAt}  ${i.sopInstanceUid}${why}`);
+        }
+        const recent = queue.skipped(p.peer, opts.all ? {} : { limit: RECENT_SKIPPED });
+        if (recent.length < p.skipped) console.log(`  (${p.skipped - recent.length} older skipped duplicates: --all lists them)`);
+        for (const s of recent) console.log(`  ${s.id}  skipped ${s.at}  ${s.sopInstanceUid}  rule ${s.rule}: ${s.why}`);
       }
     }),
   );
 
 queueCmd
-  .command('retry <peerOrId>')
-  .description('make dead letters (and waiting items) of a peer, or one item, due now; a running router picks them up')
+  .command('retry [peersOrIds...]')
+  .description('make dead letters (and waiting items) of peers, or of single items, due now; a running router picks them up')
   .option('-c, --config <file>', 'configuration file', 'config/router.yaml')
-  .action((target: string, opts: { config: string }) =>
-    withQueue(opts.config, async (queue) => console.log(`${await queue.retry(target)} items due now`)),
+  .option('--all', 'every peer that has items')
+  .action((targets: string[], opts: { config: string; all?: boolean }) =>
+    withQueue(opts.config, async (queue) => {
+      const list = opts.all ? queue.peers() : targets;
+      if (list.length === 0) fail(new Error(opts.all ? 'no queued items' : 'name a peer or an item id, or use --all'));
+      // Each target is one LMDB transaction (all of a peer's items at once, atomically): progress is
+      // counted per target. On a terminal one line counts up; in a pipe or a log, a line per target.
+      const progress = process.stdout.isTTY && list.length > 1;
+      let total = 0;
+      for (const [i, target] of list.entries()) {
+        if (progress) process.stdout.write(`\r\x1b[K${i}/${list.length} retrying ${target}…`);
+        const n = await queue.retry(target);
+        total += n;
+        if (progress) process.stdout.write(`\r\x1b[K${i + 1}/${list.length} (${total} items due now)`);
+        else if (list.length > 1) console.log(`${target}: ${n} items due now`);
+      }
+      if (progress) process.stdout.write('\r\x1b[K');
+      console.log(`${total} items due now`);
+    }),
   );
 
 queueCmd

@@ -1,5 +1,6 @@
 import test from 'ava';
 import { createActor, fromPromise, SimulatedClock } from 'xstate';
+import type { AnyActorRef } from 'xstate';
 import { peerMachine, reconnectDelayMs } from '../../machines/peer.machine.ts';
 import type { PeerActorInput, PeerInput, SendOutcome } from '../../machines/peer.machine.ts';
 
@@ -12,24 +13,29 @@ type Connect = 'ok' | Error | (() => Promise<void>);
  * is what successive sendNextItem calls resolve with ('empty' once it runs out), or an Error to reject.
  * Fakes settle in microtasks, so one macrotask turn runs the machine to its next wait.
  */
-function world(opts: { connects?: Connect[]; outcomes?: (SendOutcome | Error)[]; input?: Partial<PeerInput>; releaseFails?: boolean } = {}) {
+function world(opts: { connects?: Connect[]; outcomes?: (SendOutcome | Error | Promise<SendOutcome>)[]; input?: Partial<PeerInput>; releaseFails?: boolean } = {}) {
   const clock = new SimulatedClock();
   const connects = opts.connects ?? ['ok'];
   const outcomes = [...(opts.outcomes ?? [])];
   const calls: string[] = [];
+  /** The association child each effect was given, as the effect saw it (state value, or 'none'). */
+  const seen: string[] = [];
+  const look = (input: PeerActorInput) => String(input.association?.()?.getSnapshot().value ?? 'none');
   let emptyNextDue: Date | undefined;
   const machine = peerMachine.provide({
     actors: {
       openAssociation: fromPromise<void, PeerActorInput>(async ({ input }) => {
         const n = calls.filter((c) => c === 'open').length;
         calls.push('open');
+        seen.push(`open:${look(input)}`);
         if (input.peer !== 'PACS') throw new Error('wrong peer');
         const step = connects[Math.min(n, connects.length - 1)];
         if (step instanceof Error) throw step;
         if (typeof step === 'function') await step();
       }),
-      sendNextItem: fromPromise<SendOutcome, PeerActorInput>(async () => {
-        const next = outcomes.shift();
+      sendNextItem: fromPromise<SendOutcome, PeerActorInput>(async ({ input }) => {
+        seen.push(`send:${look(input)}`);
+        const next = await outcomes.shift();
         calls.push(next instanceof Error ? 'send:lost' : `send:${next?.outcome ?? 'empty'}`);
         if (next instanceof Error) throw next;
         return next ?? { outcome: 'empty', nextDueAt: emptyNextDue };
@@ -47,11 +53,13 @@ function world(opts: { connects?: Connect[]; outcomes?: (SendOutcome | Error)[];
     actor,
     clock,
     calls,
+    seen,
     outcomes,
     settle,
     state: () => JSON.stringify(actor.getSnapshot().value).replace(/[{}"]/g, '').replace(':', '.'),
     context: () => actor.getSnapshot().context,
-    async send(type: 'WORK_AVAILABLE' | 'STOP_REQUESTED') {
+    association: () => actor.getSnapshot().children.association as AnyActorRef | undefined,
+    async send(type: 'WORK_AVAILABLE' | 'STOP_REQUESTED' | 'DRAIN_REQUESTED') {
       actor.send({ type });
       await settle();
     },
@@ -285,4 +293,91 @@ test('without provided effects the machine fails loudly instead of sending nothi
 test('reconnectDelayMs doubles and is capped', (t) => {
   const c = { backoffInitialMs: 500, backoffMaxMs: 3000 };
   t.deepEqual([0, 1, 2, 3, 4, 100].map((n) => reconnectDelayMs({ ...c, consecutiveFailures: n })), [500, 500, 1000, 2000, 3000, 3000]);
+});
+
+/** A promise settled from the test. */
+function deferred<T>() {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+test('the association is a child of the peer machine: spawned fresh on connect, given to the effects, stopped once idle', async (t) => {
+  const w = world({ outcomes: [delivered('a')] });
+  t.is(w.association(), undefined);
+  await w.send('WORK_AVAILABLE');
+  const first = w.association();
+  t.truthy(first);
+  t.is((first as unknown as { logic: { config: { id: string } } }).logic.config.id, 'association');
+  // The effects see the child (in Sta1: the fakes open no transport).
+  t.deepEqual(w.seen, ['open:Sta1', 'send:Sta1', 'send:Sta1']);
+  await w.advance(IDLE_MS);
+  t.is(w.state(), 'idle');
+  t.is(w.association(), undefined, 'released: the association left the tree');
+  t.is(first!.getSnapshot().status, 'stopped');
+  await w.send('WORK_AVAILABLE');
+  t.truthy(w.association());
+  t.not(w.association()!.sessionId, first!.sessionId, 'a new association gets a new machine');
+});
+
+test('a failed connect stops its association child; backing off and an open circuit have none', async (t) => {
+  const w = world({ connects: [new Error('ECONNREFUSED'), 'ok'], input: { circuitThreshold: 5 } });
+  await w.send('WORK_AVAILABLE');
+  t.is(w.state(), 'backingOff');
+  t.is(w.association(), undefined);
+  await w.advance(1000);
+  t.is(w.state(), 'connected.waiting');
+  t.truthy(w.association());
+});
+
+test('RECONNECT_NEEDED (the item needs another association): release, then connect again with a new child, and send it', async (t) => {
+  const w = world({ outcomes: [delivered('a'), { outcome: 'reconnect', id: 'b' }, delivered('b')] });
+  await w.send('WORK_AVAILABLE');
+  t.deepEqual(w.calls, ['open', 'send:delivered', 'send:reconnect', 'release', 'open', 'send:delivered', 'send:empty']);
+  t.is(w.state(), 'connected.waiting');
+  t.like(w.context(), { delivered: 2, failed: 0, associationFailures: 0 });
+});
+
+test('DRAIN_REQUESTED while a C-STORE is in flight: it finishes and is counted, no next item is started, then release and stop', async (t) => {
+  const inFlight = deferred<SendOutcome>();
+  const w = world({ outcomes: [inFlight.promise, delivered('never-sent')] });
+  await w.send('WORK_AVAILABLE');
+  t.is(w.state(), 'connected.sending');
+  await w.send('DRAIN_REQUESTED');
+  t.is(w.state(), 'connected.sending', 'the item in flight is not cut');
+  inFlight.resolve(delivered('a'));
+  await w.settle();
+  t.is(w.state(), 'stopped');
+  t.is(w.actor.getSnapshot().status, 'done');
+  t.like(w.context(), { delivered: 1 });
+  t.deepEqual(w.calls, ['open', 'send:delivered', 'release']);
+  t.is(w.outcomes.length, 1, 'the next item was not taken');
+});
+
+test('DRAIN_REQUESTED elsewhere: idle and backing off stop at once; waiting releases first; connecting lets the attempt end', async (t) => {
+  const idle = world();
+  await idle.send('DRAIN_REQUESTED');
+  t.is(idle.state(), 'stopped');
+  t.deepEqual(idle.calls, []);
+
+  const waiting = world();
+  await waiting.send('WORK_AVAILABLE');
+  await waiting.send('DRAIN_REQUESTED');
+  t.is(waiting.state(), 'stopped');
+  t.deepEqual(waiting.calls, ['open', 'send:empty', 'release']);
+
+  const backingOff = world({ connects: [new Error('ECONNREFUSED')] });
+  await backingOff.send('WORK_AVAILABLE');
+  await backingOff.send('DRAIN_REQUESTED');
+  t.is(backingOff.state(), 'stopped');
+
+  const opening = deferred<void>();
+  const connecting = world({ connects: [() => opening.promise] });
+  await connecting.send('WORK_AVAILABLE');
+  await connecting.send('DRAIN_REQUESTED');
+  t.is(connecting.state(), 'connecting');
+  opening.resolve();
+  await connecting.settle();
+  t.is(connecting.state(), 'stopped');
+  t.deepEqual(connecting.calls, ['open', 'release'], 'established during the drain: released, nothing sent');
 });
