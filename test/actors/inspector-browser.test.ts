@@ -7,39 +7,17 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { stringify } from 'yaml';
-import { createInspection } from '../../actors/inspector.ts';
-import type { InspectorServer } from '../../actors/inspector.ts';
-import { startRouter } from '../../actors/router.ts';
-import { parseConfig } from '../../config/config.ts';
 import { SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
-import { silent } from '../helpers/in-process-router.ts';
-import { DCMTK_ENV, REPO, tempDir } from '../helpers/processes.ts';
+import { DCMTK_ENV, REPO } from '../helpers/processes.ts';
 import { slowProxy } from '../helpers/slow-proxy.ts';
+import { inspectedRouter } from '../helpers/inspected-router.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 test('the page shows the association live while storescu sends, then not; PHI is masked', async (t) => {
   t.true(existsSync(CHROMIUM), 'Debian chromium is needed: apt-get install -y chromium');
-  const dir = tempDir();
-  const config = parseConfig(
-    stringify({
-      storage: { dir: join(dir, 'data'), fsync: false },
-      listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 1, bind: '127.0.0.1' }],
-      routing: { rulesDir: join(dir, 'rules') },
-      inspect: { enabled: true, port: 0 },
-    }),
-    join(dir, 'router.yaml'),
-  );
-  config.listeners[0].port = 0;
-  const inspection = createInspection(config, silent);
-  const router = await startRouter(config, { logger: silent, inspect: inspection.inspect, watchRules: false });
-  const server = (await inspection.attach(router)) as InspectorServer;
-  t.teardown(async () => {
-    await inspection.stop();
-    await router.stop(0);
-  });
+  const { dir, router, server } = await inspectedRouter(t);
   const proxy = await slowProxy(router.ports.get('main')!, 25);
   t.teardown(() => proxy.close());
 

@@ -2,49 +2,25 @@
 // storescu sends N instances (issue 6 "API and metrics").
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
-import { createInspection } from '../../actors/inspector.ts';
-import type { InspectorServer } from '../../actors/inspector.ts';
 import { MASK, sanitize } from '../../actors/inspector-model.ts';
-import { startRouter } from '../../actors/router.ts';
 import { treeText } from '../../scripts/inspect-cli.ts';
 import { parseConfig } from '../../config/config.ts';
 import { SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
-import { eventually, silent } from '../helpers/in-process-router.ts';
-import { freePort, run, tempDir } from '../helpers/processes.ts';
+import { eventually } from '../helpers/in-process-router.ts';
+import { freePort, run } from '../helpers/processes.ts';
+import { inspectedRouter } from '../helpers/inspected-router.ts';
 
 const N = 5;
 const TOKEN = 'a-test-token-of-some-length';
 
 async function inspected(t: ExecutionContext, inspect: Record<string, unknown> = {}) {
-  const dir = tempDir();
-  const rulesDir = join(dir, 'rules');
-  mkdirSync(rulesDir);
-  writeFileSync(join(rulesDir, 'all.yaml'), 'rules:\n  - name: everything-to-down\n    then:\n      forward: [DOWN]\n');
   const downPort = await freePort(); // nothing listens: items stay queued
-  const config = parseConfig(
-    stringify({
-      storage: { dir: join(dir, 'data'), fsync: false },
-      listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 1, bind: '127.0.0.1' }],
-      peers: [{ name: 'DOWN', aeTitle: 'DOWN', host: '127.0.0.1', port: downPort, timeouts: { connectSeconds: 1, dimseSeconds: 5 } }],
-      routing: { rulesDir },
-      inspect: { enabled: true, port: 0, ...inspect },
-    }),
-    join(dir, 'router.yaml'),
-  );
-  config.listeners[0].port = 0;
-  const inspection = createInspection(config, silent);
-  const router = await startRouter(config, { logger: silent, inspect: inspection.inspect, watchRules: false });
-  const server = (await inspection.attach(router)) as InspectorServer; // undefined when inspect.enabled is false
-  t.teardown(async () => {
-    await inspection.stop();
-    await router.stop(0);
+  return inspectedRouter(t, {
+    rules: 'rules:\n  - name: everything-to-down\n    then:\n      forward: [DOWN]\n',
+    peers: [{ name: 'DOWN', aeTitle: 'DOWN', host: '127.0.0.1', port: downPort, timeouts: { connectSeconds: 1, dimseSeconds: 5 } }],
+    inspect,
   });
-  const get = async (path: string, headers: Record<string, string> = {}) => fetch(`${server.url}${path}`, { headers });
-  const json = async (path: string): Promise<any> => (await get(path)).json();
-  return { dir, router, inspection, server, get, json, port: router.ports.get('main')! };
 }
 
 test('after storescu sends N instances: counters and queue depth read N, the association list is empty again', async (t) => {

@@ -87,6 +87,36 @@ export function startProcess(cmd: string, args: string[], opts: { env?: NodeJS.P
 }
 
 /** DCMTK storescp writing into `dir`, accepting every transfer syntax, on a free port. */
+/** A DICOM server started as a process, up once its port accepts connections, fed with storescu. */
+export type DicomServer = Started & { port: number; aeTitle: string; dir: string; store(files: string[]): Promise<void> };
+
+/** Starts `cmd` and waits for `port`; on failure stops it and throws with its output. */
+export async function startDicomServer(
+  name: string,
+  cmd: string,
+  args: string[],
+  where: { port: number; aeTitle: string; dir: string; startTimeoutMs?: number },
+): Promise<DicomServer> {
+  const { port, aeTitle, dir } = where;
+  const proc = startProcess(cmd, args, { cwd: dir, env: DCMTK_ENV });
+  try {
+    await waitForPort(port, where.startTimeoutMs ?? 10_000);
+  } catch (err) {
+    await proc.stop();
+    throw new Error(`${name} did not start: ${(err as Error).message}\n${proc.output()}`);
+  }
+  return {
+    ...proc,
+    port,
+    aeTitle,
+    dir,
+    async store(files: string[]) {
+      const r = await run('storescu', ['-aec', aeTitle, '127.0.0.1', String(port), ...files]);
+      if (r.code !== 0) throw new Error(`storescu to ${name} failed (${r.code}): ${r.stderr}`);
+    },
+  };
+}
+
 export async function startStorescp(dir: string, opts: { aeTitle?: string; extraArgs?: string[]; port?: number } = {}): Promise<Started & { port: number; aeTitle: string }> {
   const port = opts.port ?? (await freePort());
   const aeTitle = opts.aeTitle ?? 'STORESCP';

@@ -153,7 +153,7 @@ test('a peer that takes only Implicit VR LE gets Explicit LE and Explicit BE inp
 
 test('SIGKILL mid-forward and restart: every acknowledged instance reaches the destination', async (t) => {
   const src = tempDir();
-  const files = writeDataset(join(src, 'ct'), { count: 60, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: 65536 });
+  writeDataset(join(src, 'ct'), { count: 60, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: 65536 });
   const out = tempDir();
   const scp = await startStorescp(out, { aeTitle: 'DEST' });
   t.teardown(scp.stop);
