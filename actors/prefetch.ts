@@ -16,7 +16,7 @@ import { FINAL_PREFETCH_STATES, PrefetchStepError, prefetchMachine } from '../ma
 import type { CountAtDestinationOutput, FindPriorsOutput, MovePriorOutput, PrefetchContext, PrefetchJobSpec, PrefetchState, PriorStep } from '../machines/prefetch.machine.ts';
 import { priorQueryKeys, resolveSelection } from '../routing/prefetch-select.ts';
 import type { PrefetchAction } from '../routing/rule.types.ts';
-import { classifyAssociationFailure } from './outbound-queue.ts';
+import { classifyAssociationFailure } from './retry-policy.ts';
 import { cFind, cMove, countStudyInstances, withQrAssociation } from './qr-scu.ts';
 import { AssociationRejectedError } from './scu.ts';
 import { STUDY_ROOT_FIND } from '../protocol/uids.ts';
