@@ -7,6 +7,7 @@
 import { assign, sendParent, setup } from 'xstate';
 import type { Command } from '../../protocol/dimse.ts';
 import { statusCategory } from '../../protocol/status.ts';
+import { pendingResponseStates } from './pending-responses.ts';
 import { cancelMessage, endedFailure, requestMessage, timeoutFailure } from './scu-messages.ts';
 import type { AssociationToDimse, DimseInput, DimseOutcome } from './dimse.events.ts';
 
@@ -41,7 +42,7 @@ export const cFindScuMachine = setup({
     sendRequest: sendParent(({ context }) => requestMessage(context)),
     sendCancel: sendParent(({ context }) => cancelMessage(context)),
     recordCancel: assign({ cancelRequested: true }),
-    collectMatch: assign({
+    recordPending: assign({
       // A pending response without an identifier is a peer error we tolerate (nothing to collect).
       matches: ({ context, event }) => ((event as Response).dataset ? [...context.matches, (event as Response).dataset!] : context.matches),
       response: ({ event }) => (event as Response).command,
@@ -55,38 +56,7 @@ export const cFindScuMachine = setup({
   id: 'cFindScu',
   context: ({ input }) => ({ ...input, matches: [], timedOut: false, cancelRequested: false }),
   initial: 'querying',
-  states: {
-    querying: {
-      entry: 'sendRequest',
-      initial: 'waiting',
-      states: {
-        // Re-entered on each pending response: the DIMSE timeout runs between responses.
-        waiting: {
-          after: { DIMSE_TIMEOUT: { target: '#cFindScu.failed', actions: 'recordTimeout' } },
-          on: { RESPONSE_RECEIVED: { guard: 'isPending', target: 'waiting', reenter: true, actions: 'collectMatch' } },
-        },
-      },
-      on: {
-        // Pending responses are taken by 'waiting' (so only it restarts); this is the final one.
-        RESPONSE_RECEIVED: { target: 'done', actions: 'recordFinal' },
-        CANCEL_REQUESTED: { target: 'cancelling', actions: ['recordCancel', 'sendCancel'] },
-        ASSOCIATION_ENDED: { target: 'failed', actions: 'recordEnded' },
-      },
-    },
-    cancelling: {
-      // Matches may still arrive before the SCP sees the cancel; the final response (FE00) ends it.
-      on: {
-        RESPONSE_RECEIVED: [
-          { guard: 'isPending', actions: 'collectMatch' },
-          { target: 'done', actions: 'recordFinal' },
-        ],
-        ASSOCIATION_ENDED: { target: 'failed', actions: 'recordEnded' },
-      },
-      after: { DIMSE_TIMEOUT: { target: 'failed', actions: 'recordTimeout' } },
-    },
-    done: { type: 'final', entry: 'reportCompleted' },
-    failed: { type: 'final', entry: 'reportCompleted' },
-  },
+  states: pendingResponseStates('cFindScu', 'querying'),
   output: ({ context }) => findOutcome(context),
 });
 

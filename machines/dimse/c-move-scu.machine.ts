@@ -8,6 +8,7 @@
 import { assign, sendParent, setup } from 'xstate';
 import type { Command } from '../../protocol/dimse.ts';
 import { statusCategory } from '../../protocol/status.ts';
+import { pendingResponseStates } from './pending-responses.ts';
 import { cancelMessage, endedFailure, requestMessage, timeoutFailure } from './scu-messages.ts';
 import type { AssociationToDimse, DimseInput, DimseOutcome, SubOperations } from './dimse.events.ts';
 import type { QueryControlEvent } from './c-find-scu.machine.ts';
@@ -51,10 +52,15 @@ export const cMoveScuMachine = setup({
     sendRequest: sendParent(({ context }) => requestMessage(context)),
     sendCancel: sendParent(({ context }) => cancelMessage(context)),
     recordCancel: assign({ cancelRequested: true }),
-    recordResponse: assign({
+    recordPending: assign({
       response: ({ event }) => (event as Response).command,
       suboperations: ({ context, event }) => countsOf((event as Response).command, context.suboperations),
-      finalDataset: ({ context, event }) => (isPending(event) ? context.finalDataset : (event as Response).dataset),
+    }),
+    // The final response may carry the Failed SOP Instance UID List (PS3.4 C.4.2.1.4).
+    recordFinal: assign({
+      response: ({ event }) => (event as Response).command,
+      suboperations: ({ context, event }) => countsOf((event as Response).command, context.suboperations),
+      finalDataset: ({ event }) => (event as Response).dataset,
     }),
     recordTimeout: assign({ failure: ({ context }) => timeoutFailure(context), timedOut: true }),
     recordEnded: assign({ failure: ({ event }) => endedFailure(event) }),
@@ -64,37 +70,7 @@ export const cMoveScuMachine = setup({
   id: 'cMoveScu',
   context: ({ input }) => ({ ...input, suboperations: { completed: 0, failed: 0, warning: 0 }, timedOut: false, cancelRequested: false }),
   initial: 'retrieving',
-  states: {
-    retrieving: {
-      entry: 'sendRequest',
-      initial: 'waiting',
-      states: {
-        // Re-entered on each pending response: a long move is fine while the SCP keeps reporting.
-        waiting: {
-          after: { DIMSE_TIMEOUT: { target: '#cMoveScu.failed', actions: 'recordTimeout' } },
-          on: { RESPONSE_RECEIVED: { guard: 'isPending', target: 'waiting', reenter: true, actions: 'recordResponse' } },
-        },
-      },
-      on: {
-        // Pending responses are taken by 'waiting' (so only it restarts); this is the final one.
-        RESPONSE_RECEIVED: { target: 'done', actions: 'recordResponse' },
-        CANCEL_REQUESTED: { target: 'cancelling', actions: ['recordCancel', 'sendCancel'] },
-        ASSOCIATION_ENDED: { target: 'failed', actions: 'recordEnded' },
-      },
-    },
-    cancelling: {
-      on: {
-        RESPONSE_RECEIVED: [
-          { guard: 'isPending', actions: 'recordResponse' },
-          { target: 'done', actions: 'recordResponse' },
-        ],
-        ASSOCIATION_ENDED: { target: 'failed', actions: 'recordEnded' },
-      },
-      after: { DIMSE_TIMEOUT: { target: 'failed', actions: 'recordTimeout' } },
-    },
-    done: { type: 'final', entry: 'reportCompleted' },
-    failed: { type: 'final', entry: 'reportCompleted' },
-  },
+  states: pendingResponseStates('cMoveScu', 'retrieving'),
   output: ({ context }) => moveOutcome(context),
 });
 
