@@ -22,6 +22,7 @@ import type { AssociateRj } from '../protocol/pdu.types.ts';
 import type { AuditTrail, Party } from './audit.ts';
 import { evaluate } from '../routing/evaluate.ts';
 import type { RoutingDecision, RuleSet } from '../routing/rule.types.ts';
+import { queueItemFor } from './outbound-queue.ts';
 import type { OutboundQueue } from './outbound-queue.ts';
 import type { PrefetchPlanner } from './prefetch.ts';
 import type { CompletionHolder, HoldNote } from './completion.ts';
@@ -248,11 +249,7 @@ export class Acceptor {
           if (held.length > 0) holdNotes = holder!.hold(record, held, { seriesDescription: textOf(keys.dataset.SeriesDescription) });
           if (prefetch) prefetchJobs = prefetch.plan(pending.decision!.prefetch!, { studyInstanceUid: record.studyInstanceUid, patientId: keys.patientId, issuerOfPatientId: keys.issuerOfPatientId, dataset: keys.dataset });
           for (const f of forward) {
-            routing.queue.enqueue({
-              peer: f.peer, failover: f.failover, rule: f.rule, modifications: f.modifications,
-              sopInstanceUid: record.sopInstanceUid, seriesInstanceUid: record.seriesInstanceUid, studyInstanceUid: record.studyInstanceUid,
-              sopClassUid: record.sopClassUid, transferSyntaxUid: record.transferSyntaxUid, path: record.path,
-            });
+            routing.queue.enqueue(queueItemFor(f, f.rule, record));
           }
         }
       : undefined;

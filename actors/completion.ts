@@ -15,6 +15,7 @@ import type { CompletionInput, FireInput, FireOutput, FireReason, InstanceAdded 
 import { checkConditions, missingRequired, modalitiesOf, requiredText } from '../routing/completion-conditions.ts';
 import type { SeriesFact } from '../routing/completion-conditions.ts';
 import type { Completion, Forward, Modification } from '../routing/rule.types.ts';
+import { queueItemFor } from './outbound-queue.ts';
 import type { OutboundQueue } from './outbound-queue.ts';
 import type { InstanceRecord, Spool } from './spool.ts';
 
@@ -154,7 +155,7 @@ export class CompletionTracker implements CompletionHolder {
           for (const { value } of this.#memberRange(key)) this.#held.put(value.sopInstanceUid, id);
           notes.push({ group: id, sop: record.sopInstanceUid, action: 'start' });
         } else if (policy === 'new-instances' && g.fired?.outcome === 'forwarded') {
-          for (const f of member.forwards) this.#queue.enqueue(this.#item(rule, f, record));
+          for (const f of member.forwards) this.#queue.enqueue(queueItemFor(f, rule, record));
           notes.push({ group: id, sop: record.sopInstanceUid, action: 'late-forwarded', peers: member.forwards.map((f) => f.peer) });
         } else {
           notes.push({ group: id, sop: record.sopInstanceUid, action: policy === 'ignore' ? 'late-ignored' : 'late-not-forwarded' });
@@ -224,7 +225,7 @@ export class CompletionTracker implements CompletionHolder {
           continue;
         }
         for (const f of m.forwards) {
-          this.#queue.enqueue(this.#item(g.rule, f, record));
+          this.#queue.enqueue(queueItemFor(f, g.rule, record));
           peers.add(f.peer);
           forwarded++;
         }
@@ -345,13 +346,5 @@ export class CompletionTracker implements CompletionHolder {
 
   #memberRange(key: GroupKey) {
     return this.#members.getRange({ start: [...key, ''], end: [...key, '\uffff'] });
-  }
-
-  #item(rule: string, f: Member['forwards'][number], record: InstanceRecord) {
-    return {
-      peer: f.peer, ...(f.failover ? { failover: f.failover } : {}), rule, modifications: f.modifications,
-      sopInstanceUid: record.sopInstanceUid, seriesInstanceUid: record.seriesInstanceUid, studyInstanceUid: record.studyInstanceUid,
-      sopClassUid: record.sopClassUid, transferSyntaxUid: record.transferSyntaxUid, path: record.path,
-    };
   }
 }

@@ -55,6 +55,15 @@ export type { SkippedDuplicate } from './duplicates.ts';
 
 export type NewQueueItem = Omit<QueueItem, 'id' | 'attempts' | 'nextAttemptAt' | 'state' | 'enqueuedAt' | 'fingerprint'>;
 
+/** The queue item that sends the indexed instance `record` to one forward target of `rule`. */
+export function queueItemFor(target: { peer: string; failover?: string; modifications: unknown[] }, rule: string, record: InstanceRecord): NewQueueItem {
+  return {
+    peer: target.peer, ...(target.failover ? { failover: target.failover } : {}), rule, modifications: target.modifications,
+    sopInstanceUid: record.sopInstanceUid, seriesInstanceUid: record.seriesInstanceUid, studyInstanceUid: record.studyInstanceUid,
+    sopClassUid: record.sopClassUid, transferSyntaxUid: record.transferSyntaxUid, path: record.path,
+  };
+}
+
 /** A confirmed delivery of one instance to one peer (the last one, if it was sent more than once). */
 export type Delivery = { sopInstanceUid: string; peer: string; status: number; at: string; id: string; rule: string; count: number; fingerprint?: string };
 
