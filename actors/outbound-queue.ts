@@ -61,6 +61,8 @@ export function queueItemFor(target: { peer: string; failover?: string; modifica
     peer: target.peer, ...(target.failover ? { failover: target.failover } : {}), rule, modifications: target.modifications,
     sopInstanceUid: record.sopInstanceUid, seriesInstanceUid: record.seriesInstanceUid, studyInstanceUid: record.studyInstanceUid,
     sopClassUid: record.sopClassUid, transferSyntaxUid: record.transferSyntaxUid, path: record.path,
+    // In hand already: enqueue() need not read the instance row again for the fingerprint.
+    ...(record.sha256 !== undefined ? { datasetSha256: record.sha256 } : {}),
   };
 }
 
