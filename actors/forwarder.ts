@@ -21,11 +21,13 @@ import type { AuditTrail } from './audit.ts';
 import { canDecompress, decompressDataset, MAX_DECOMPRESS_BYTES } from './decompress.ts';
 import { isSkipped } from './outbound-queue.ts';
 import type { OutboundQueue, QueueItem } from './outbound-queue.ts';
-import { classifyStatus } from './retry-policy.ts';
+import { classifyAssociationFailure, outcomeOf, statusKey } from './retry-policy.ts';
 import type { RetryPolicy } from './retry-policy.ts';
 import { readDatasetHeader, readPart10File } from './part10-file.ts';
 import type { Part10File } from './part10-file.ts';
-import { ScuAssociation } from './scu.ts';
+import { AssociationRejectedError, ScuAssociation } from './scu.ts';
+import type { PeerGates } from './peer-gate.ts';
+import { rejectInWords } from '../protocol/association-reject.ts';
 import type { AssociationMachineRef } from './association.ts';
 import type { Spool } from './spool.ts';
 
@@ -50,6 +52,8 @@ export type ForwarderDeps = {
   inFlight: Set<string>;
   /** Another peer has work (a failover item was queued for it). */
   wake(peer: string): void;
+  /** Turns for peers that take one association at a time (peers[].exclusive). */
+  gates?: PeerGates;
   audit?: AuditTrail;
 };
 
@@ -99,19 +103,17 @@ export class PeerForwarder {
       pairs.set(`${item.sopClassUid}|${item.transferSyntaxUid}`, { abstractSyntax: item.sopClassUid, transferSyntaxes: this.proposalFor(item.transferSyntaxUid) });
     }
     if (pairs.size === 0) pairs.set('verification', { abstractSyntax: '1.2.840.10008.1.1', transferSyntaxes: [EXPLICIT_LE, IMPLICIT_LE] });
-    const scu = await ScuAssociation.open({
-      host: this.peer.host,
-      port: this.peer.port,
-      callingAeTitle: this.peer.callingAeTitle,
-      calledAeTitle: this.peer.aeTitle,
-      contexts: [...pairs.values()],
-      maxPduLength: this.peer.maxPduLength,
-      connectTimeoutMs: this.peer.timeouts.connectSeconds * 1000,
-      dimseTimeoutMs: this.peer.timeouts.dimseSeconds * 1000,
-      ...(this.peer.tls ? { tls: this.peer.tls } : {}),
-      ...(association ? { association } : {}),
-      logger: this.deps.logger,
-    });
+    // An exclusive peer takes one association at a time: wait for ours to be the only one.
+    const endTurn = (await this.deps.gates?.acquire(this.peer.name)) ?? (() => {});
+    let scu: ScuAssociation;
+    try {
+      scu = await this.connect([...pairs.values()], association);
+    } catch (err) {
+      endTurn();
+      if (classifyAssociationFailure(err) === 'dead') await this.rejectedPermanently(err);
+      throw err;
+    }
+    void scu.closed.then(endTurn);
     this.scu = scu;
     this.scuClosed = false;
     this.proposed = new Set([...pairs.values()].map((p) => p.abstractSyntax));
@@ -119,6 +121,37 @@ export class PeerForwarder {
       if (this.scu === scu) this.scuClosed = true;
     });
     this.log.info({ contexts: pairs.size }, 'association to peer established');
+  }
+
+  private connect(contexts: { abstractSyntax: string; transferSyntaxes: string[] }[], association?: AssociationMachineRef): Promise<ScuAssociation> {
+    return ScuAssociation.open({
+      host: this.peer.host,
+      port: this.peer.port,
+      callingAeTitle: this.peer.callingAeTitle,
+      calledAeTitle: this.peer.aeTitle,
+      contexts,
+      maxPduLength: this.peer.maxPduLength,
+      connectTimeoutMs: this.peer.timeouts.connectSeconds * 1000,
+      dimseTimeoutMs: this.peer.timeouts.dimseSeconds * 1000,
+      ...(this.peer.tls ? { tls: this.peer.tls } : {}),
+      ...(association ? { association } : {}),
+      logger: this.deps.logger,
+    });
+  }
+
+  /**
+   * The peer rejected the association permanently (A-ASSOCIATE-RJ result 1: e.g. our called AE title is
+   * not configured there). No retry can change that answer, so every item due now becomes a dead letter
+   * at once with the reason in words (handed to its failover peer if the rule names one); an operator
+   * fixes the configuration and retries them (`router queue retry`).
+   */
+  private async rejectedPermanently(err: unknown): Promise<void> {
+    const reason = err instanceof AssociationRejectedError
+      ? `association rejected permanently: ${rejectInWords(err.rj, this.peer.aeTitle)}`
+      : `association rejected permanently: ${(err as Error).message}`;
+    const dead = await this.deps.queue.deadLetterDue(this.peer.name, reason, { inFlight: this.deps.inFlight });
+    this.log.error({ reason, deadLetters: dead.length, ids: dead.slice(0, 10).map((i) => i.id) }, 'association rejected permanently: due items are dead letters');
+    for (const item of dead) await this.handOver(item);
   }
 
   /** Releases the association, if open; resolves once every release under way has ended. */
@@ -170,41 +203,47 @@ export class PeerForwarder {
       await this.deps.queue.failed(item.id, { error: outcome.failure ?? 'no response', retryable: true, policy: this.policy });
       throw new Error(outcome.failure ?? 'association lost');
     }
-    const verdict = classifyStatus(outcome.status);
+    const { verdict, overridden } = outcomeOf(outcome.status, this.peer.statusOverrides);
+    const override = overridden ? { status: statusKey(outcome.status), outcome: verdict } : undefined;
     if (verdict === 'delivered') {
-      await this.deps.queue.delivered(item.id, { status: outcome.status });
+      await this.deps.queue.delivered(item.id, { status: outcome.status, ...(override ? { statusOverride: override } : {}) });
       this.deps.audit?.transferred('forwarded', { aeTitle: this.peer.callingAeTitle }, { aeTitle: this.peer.aeTitle, address: `${this.peer.host}:${this.peer.port}` }, {
         studyInstanceUid: item.studyInstanceUid, sopClassUid: item.sopClassUid, sopInstanceUid: item.sopInstanceUid,
         patientId: this.deps.spool.get(item.sopInstanceUid)?.patientId ?? '',
       }, outcome.status);
       const line = { id: item.id, sopInstanceUid: item.sopInstanceUid, status: formatStatus(outcome.status), syntax: context.transferSyntax };
-      if (outcome.status !== 0) this.log.warn({ ...line, errorComment: outcome.errorComment }, 'delivered with a warning');
+      if (override) this.log.info({ ...line, errorComment: outcome.errorComment, statusOverride: `${override.status} → delivered` }, 'delivered (status override)');
+      else if (outcome.status !== 0) this.log.warn({ ...line, errorComment: outcome.errorComment }, 'delivered with a warning');
       else this.log.info(line, 'delivered');
       return { outcome: 'delivered', id: item.id };
     }
-    const error = `${formatStatus(outcome.status)}${outcome.errorComment ? `: ${outcome.errorComment}` : ''}`;
-    return this.fail(item, { status: outcome.status, retryable: verdict === 'retry', error });
+    const overrideNote = override ? ` (status override: ${override.status} → ${override.outcome})` : '';
+    const error = `${formatStatus(outcome.status)}${outcome.errorComment ? `: ${outcome.errorComment}` : ''}${overrideNote}`;
+    return this.fail(item, { status: outcome.status, retryable: verdict === 'retry', error, ...(override ? { statusOverride: override } : {}) });
   }
 
-  private async fail(item: QueueItem, f: { status?: number; retryable: boolean; error: string }): Promise<SendOutcome> {
+  private async fail(item: QueueItem, f: { status?: number; retryable: boolean; error: string; statusOverride?: { status: string; outcome: string } }): Promise<SendOutcome> {
     const updated = await this.deps.queue.failed(item.id, { ...f, policy: this.policy });
     if (!updated) return { outcome: 'dead', id: item.id, error: f.error };
     if (updated.state === 'dead') {
       this.log.error({ id: item.id, sopInstanceUid: item.sopInstanceUid, attempts: updated.attempts, reason: updated.deadReason }, 'dead letter');
-      if (item.failover && item.failover !== this.peer.name) {
-        // The failover peer's own duplicates policy applies: it may already have this instance.
-        const moved = await this.deps.queue.add({ ...stripQueueState(item), peer: item.failover, failover: undefined });
-        if (isSkipped(moved)) {
-          this.log.warn({ id: item.id, failover: item.failover, why: moved.why }, 'not handed to the failover peer: a duplicate there');
-        } else {
-          this.log.warn({ id: item.id, failover: item.failover, newId: moved.id }, 'handed to the failover peer');
-          this.deps.wake(item.failover);
-        }
-      }
+      await this.handOver(item);
       return { outcome: 'dead', id: item.id, error: f.error };
     }
     this.log.warn({ id: item.id, attempts: updated.attempts, nextAttemptAt: updated.nextAttemptAt, error: f.error }, 'delivery failed; will retry');
     return { outcome: 'retry', id: item.id, error: f.error };
+  }
+
+  /** A dead letter goes to its failover peer, if the rule names one; that peer's own duplicates policy applies. */
+  private async handOver(item: QueueItem): Promise<void> {
+    if (!item.failover || item.failover === this.peer.name) return;
+    const moved = await this.deps.queue.add({ ...stripQueueState(item), peer: item.failover, failover: undefined });
+    if (isSkipped(moved)) {
+      this.log.warn({ id: item.id, failover: item.failover, why: moved.why }, 'not handed to the failover peer: a duplicate there');
+    } else {
+      this.log.warn({ id: item.id, failover: item.failover, newId: moved.id }, 'handed to the failover peer');
+      this.deps.wake(item.failover);
+    }
   }
 
   /** The accepted context to send this item on: its own syntax, else one we can convert it to. */

@@ -66,8 +66,12 @@ export function queueItemFor(target: { peer: string; failover?: string; modifica
   };
 }
 
-/** A confirmed delivery of one instance to one peer (the last one, if it was sent more than once). */
-export type Delivery = { sopInstanceUid: string; peer: string; status: number; at: string; id: string; rule: string; count: number; fingerprint?: string };
+/** A confirmed delivery of one instance to one peer (the last one, if it was sent more than once).
+ *  statusOverride: the peer's status counted as delivered by peers[].statusOverrides, e.g. 'A702 → delivered'. */
+export type Delivery = { sopInstanceUid: string; peer: string; status: number; at: string; id: string; rule: string; count: number; fingerprint?: string; statusOverride?: string };
+
+/** How often a peer's status was read through peers[].statusOverrides (shown by `queue ls` and the console). */
+export type OverrideApplied = { peer: string; status: string; outcome: string; count: number; lastAt: string; lastSopInstanceUid: string };
 
 /** What enqueue() did: queued the item, or recorded a skipped duplicate. Both carry id, peer, sopInstanceUid, rule. */
 export type EnqueueResult = QueueItem | SkippedDuplicate;
@@ -101,6 +105,7 @@ export class OutboundQueue {
   #bySop: Database<string, string>;
   #deliveries: Database<Delivery, [string, string]>;
   #skipped: Database<SkippedDuplicate, Key>;
+  #overrides: Database<OverrideApplied, [string, string]>;
   #spool: Spool;
   #policies: Readonly<Record<string, DuplicatePolicy>>;
   #log: Logger | undefined;
@@ -117,6 +122,7 @@ export class OutboundQueue {
     this.#seq = root.openDB<number, string>({ name: 'queue-seq' });
     this.#bySop = root.openDB<string, string>({ name: 'queue-by-sop', dupSort: true, encoding: 'ordered-binary' });
     this.#deliveries = root.openDB<Delivery, [string, string]>({ name: 'deliveries' });
+    this.#overrides = root.openDB<OverrideApplied, [string, string]>({ name: 'status-overrides' });
   }
 
   static open(spool: Spool, opts: OutboundQueueOptions = {}): OutboundQueue {
@@ -288,7 +294,7 @@ export class OutboundQueue {
   }
 
   /** The peer confirmed the instance: the item goes, the delivery is recorded, in one durable transaction. */
-  async delivered(id: string, info: { status: number; now?: Date }): Promise<void> {
+  async delivered(id: string, info: { status: number; now?: Date; statusOverride?: { status: string; outcome: string } }): Promise<void> {
     const key = parseId(id);
     if (!key) return;
     await this.#root.transaction(() => {
@@ -300,8 +306,41 @@ export class OutboundQueue {
       this.#deliveries.put(dkey, {
         sopInstanceUid: item.sopInstanceUid, peer: item.peer, status: info.status, at, id, rule: item.rule, count,
         ...(item.fingerprint !== undefined ? { fingerprint: item.fingerprint } : {}),
+        ...(info.statusOverride ? { statusOverride: `${info.statusOverride.status} → ${info.statusOverride.outcome}` } : {}),
       });
+      if (info.statusOverride) this.#countOverride(item, info.statusOverride, at);
       this.#remove(key, item);
+    });
+  }
+
+  /** Status overrides applied for a peer (every status, most used first). */
+  overridesApplied(peer: string): OverrideApplied[] {
+    return Array.from(this.#overrides.getRange({ start: [peer, ''], end: [`${peer}\u0000`, ''] }), ({ value }) => value).sort((a, b) => b.count - a.count);
+  }
+
+  #countOverride(item: QueueItem, o: { status: string; outcome: string }, at: string): void {
+    const okey: [string, string] = [item.peer, o.status];
+    const count = (this.#overrides.get(okey)?.count ?? 0) + 1;
+    this.#overrides.put(okey, { peer: item.peer, status: o.status, outcome: o.outcome, count, lastAt: at, lastSopInstanceUid: item.sopInstanceUid });
+  }
+
+  /**
+   * Every item of `peer` due now (not in flight elsewhere) becomes a dead letter with `reason`, in one
+   * transaction: the peer answered in a way no retry can change (a permanent association reject).
+   * Items backing off keep their turn. Resolves with the items as they now are.
+   */
+  async deadLetterDue(peer: string, reason: string, opts: { inFlight?: ReadonlySet<string>; now?: Date } = {}): Promise<QueueItem[]> {
+    const now = (opts.now ?? new Date()).toISOString();
+    return this.#root.transaction(() => {
+      const out: QueueItem[] = [];
+      for (const { key, value } of this.#items.getRange({ start: [peer, 0], end: [peer, LAST_SEQ] })) {
+        if (value.state !== 'pending' || value.nextAttemptAt > now || opts.inFlight?.has(value.id)) continue;
+        const updated: QueueItem = { ...value, state: 'dead', attempts: value.attempts + 1, lastError: reason, deadReason: reason };
+        delete updated.lastStatus;
+        this.#items.put(key, updated);
+        out.push(updated);
+      }
+      return out;
     });
   }
 
@@ -311,7 +350,7 @@ export class OutboundQueue {
    */
   async failed(
     id: string,
-    info: { status?: number; error: string; retryable: boolean; policy: RetryPolicy; now?: Date; random?: () => number },
+    info: { status?: number; error: string; retryable: boolean; policy: RetryPolicy; now?: Date; random?: () => number; statusOverride?: { status: string; outcome: string } },
   ): Promise<QueueItem | undefined> {
     const key = parseId(id);
     if (!key) return undefined;
@@ -320,6 +359,7 @@ export class OutboundQueue {
       const item = this.#items.get(key);
       if (!item) return undefined;
       const attempts = item.attempts + 1;
+      if (info.statusOverride) this.#countOverride(item, info.statusOverride, now.toISOString());
       const updated: QueueItem = { ...item, attempts, lastError: info.error };
       if (info.status !== undefined) updated.lastStatus = info.status;
       else delete updated.lastStatus;

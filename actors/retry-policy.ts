@@ -31,6 +31,17 @@ export function classifyStatus(status: number): 'delivered' | 'retry' | 'dead' {
   return 'dead';
 }
 
+/** A status's outcome for one peer: its configured override (peers[].statusOverrides), else the standard reading. */
+export function outcomeOf(status: number, overrides: Readonly<Record<string, 'delivered' | 'retry' | 'dead'>> = {}): { verdict: 'delivered' | 'retry' | 'dead'; overridden: boolean } {
+  const override = overrides[statusKey(status)];
+  return override ? { verdict: override, overridden: true } : { verdict: classifyStatus(status), overridden: false };
+}
+
+/** The key of a status in peers[].statusOverrides: 4 upper-case hex digits. */
+export function statusKey(status: number): string {
+  return status.toString(16).toUpperCase().padStart(4, '0');
+}
+
 /**
  * An association that could not be opened: an A-ASSOCIATE-RJ with result 1 (rejected-permanent, PS3.8
  * 9.3.4) → dead; result 2 (rejected-transient), refused connections, timeouts, aborts, resets → retry.

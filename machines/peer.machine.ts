@@ -15,7 +15,10 @@
 //   idle ──WORK_AVAILABLE / items due──▶ connecting ──ESTABLISHED──▶ connected.sending ⟲ ITEM_*
 //   connected.sending ──BATCH_EMPTY──▶ connected.waiting ──idle timeout──▶ releasing ──RELEASED──▶ idle
 //   connecting ──FAILED──▶ backingOff ──delay──▶ connecting      (ASSOCIATION_LOST while sending: same)
-//   … threshold consecutive failures, or a permanent reject ──▶ circuitOpen ──circuitOpenMs──▶ connecting (half-open)
+//   … threshold consecutive failures ──▶ circuitOpen ──circuitOpenMs──▶ connecting (half-open)
+//   connecting ──FAILED, permanent (A-ASSOCIATE-RJ result 1)──▶ idle   (the actors layer has made the due items
+//                                                   dead letters: no retry can change the answer; new work tries again)
+//   connected.sending ──BATCH_EMPTY, releaseAfterBatch (exclusive peer)──▶ releasing   (its one association is free at once)
 //   connected.sending ──RECONNECT_NEEDED──▶ releasing ──▶ connecting   (the item needs a context this
 //                                                   association lacks, or the peer closed it while idle)
 //   DRAIN_REQUESTED (shutdown): no new item is started; an item in flight finishes and its outcome is
@@ -25,7 +28,7 @@
 // time (BATCH_EMPTY.nextDueAt) and wakes up then. WORK_AVAILABLE ends an idle wait, never an association
 // backoff or an open circuit: those wait out their delay, then drain everything that arrived meanwhile.
 // One machine drives one association at a time.
-import { assign, enqueueActions, fromPromise, raise, setup, stopChild } from 'xstate';
+import { assertEvent, assign, enqueueActions, fromPromise, raise, setup, stopChild } from 'xstate';
 import type { ActorRefFrom } from 'xstate';
 import { associationMachine } from './association.machine.ts';
 
@@ -33,6 +36,8 @@ export type PeerInput = {
   peer: string;
   /** Release an association that has had nothing to send for this long. */
   idleReleaseMs: number;
+  /** Release as soon as the batch is sent (a peer that takes one association at a time; default false). */
+  releaseAfterBatch?: boolean;
   /** Consecutive association failures before the circuit opens (default 5). */
   circuitThreshold?: number;
   /** How long an open circuit stays open before one half-open try (default 60 s). */
@@ -129,6 +134,7 @@ function effectInput({ context, self }: { context: PeerContext; self: { getSnaps
 }
 
 const failureTransitions = [
+  { guard: 'rejectedPermanently', target: '#peer.idle', actions: 'recordPermanentReject' },
   { guard: 'circuitShouldOpen', target: '#peer.circuitOpen', actions: ['recordAssociationFailure', 'openCircuit'] },
   { target: '#peer.backingOff', actions: ['recordAssociationFailure', 'scheduleReconnect'] },
 ] as const;
@@ -150,9 +156,10 @@ export const peerMachine = setup({
   },
   guards: {
     itemsBecomeDue: ({ context }) => context.nextDueAt !== undefined,
-    // A permanent reject (openAssociation's error has retryable: false) opens it at once.
-    circuitShouldOpen: ({ context, event }) =>
-      (event.type === 'ASSOCIATION_FAILED' && !event.retryable) || context.consecutiveFailures + 1 >= context.circuitThreshold,
+    circuitShouldOpen: ({ context }) => context.consecutiveFailures + 1 >= context.circuitThreshold,
+    // openAssociation's error had retryable: false (a permanent reject): waiting cannot help.
+    rejectedPermanently: ({ event }) => event.type === 'ASSOCIATION_FAILED' && !event.retryable,
+    releasesAfterBatch: ({ context }) => context.releaseAfterBatch,
     stopWasRequested: ({ context }) => context.stopRequested,
     drainRequested: ({ context }) => context.draining,
     workIsWaiting: ({ context }) => context.workWaiting,
@@ -160,13 +167,12 @@ export const peerMachine = setup({
   actions: {
     // Invoked-actor results, told as what happened.
     announceEstablished: raise({ type: 'ASSOCIATION_ESTABLISHED' }),
-    announceAssociationFailed: raise(({ event }) => {
-      const error = (event as unknown as { error: unknown }).error;
+    // The effect's error says (retryable: false) when waiting cannot help.
+    announceAssociationFailed: raise((_, { error }: { error: unknown }) => {
       const retryable = (error as { retryable?: unknown } | null)?.retryable !== false;
       return { type: 'ASSOCIATION_FAILED' as const, error: describe(error), retryable };
     }),
-    announceSendOutcome: raise(({ event }): PeerEvent => {
-      const result = (event as unknown as { output: SendOutcome }).output;
+    announceSendOutcome: raise((_, result: SendOutcome): PeerEvent => {
       switch (result.outcome) {
         case 'delivered':
           return { type: 'ITEM_DELIVERED', id: result.id };
@@ -179,22 +185,32 @@ export const peerMachine = setup({
           return { type: 'RECONNECT_NEEDED', id: result.id };
       }
     }),
-    announceLost: raise(({ event }) => ({ type: 'ASSOCIATION_LOST' as const, error: describe((event as unknown as { error: unknown }).error) })),
+    announceLost: raise((_, { error }: { error: unknown }) => ({ type: 'ASSOCIATION_LOST' as const, error: describe(error) })),
     announceReleased: raise({ type: 'ASSOCIATION_RELEASED' }),
-    recordReleaseError: assign({ lastError: ({ event }) => `release failed: ${describe((event as unknown as { error: unknown }).error)}` }),
+    recordReleaseError: assign({ lastError: (_, { error }: { error: unknown }) => `release failed: ${describe(error)}` }),
 
     countDelivered: assign({ delivered: ({ context }) => context.delivered + 1 }),
     countItemFailure: assign(({ context, event }) => {
-      const failed = event as Extract<PeerEvent, { type: 'ITEM_FAILED' }>;
+      assertEvent(event, 'ITEM_FAILED');
       return {
         failed: context.failed + 1,
-        deadLettered: context.deadLettered + (failed.retryable ? 0 : 1),
-        lastError: failed.error ?? context.lastError,
+        deadLettered: context.deadLettered + (event.retryable ? 0 : 1),
+        lastError: event.error ?? context.lastError,
       };
     }),
-    rememberNextDue: assign({ nextDueAt: ({ event }) => (event as Extract<PeerEvent, { type: 'BATCH_EMPTY' }>).nextDueAt }),
+    rememberNextDue: assign({
+      nextDueAt: ({ event }) => {
+        assertEvent(event, 'BATCH_EMPTY');
+        return event.nextDueAt;
+      },
+    }),
     // The association did useful work: the peer is healthy again.
     closeCircuit: assign({ consecutiveFailures: 0, circuit: 'closed' as CircuitState }),
+    // Counted, but not toward the circuit: the peer answered, it is not unreachable.
+    recordPermanentReject: assign(({ context, event }) => ({
+      associationFailures: context.associationFailures + 1,
+      lastError: 'error' in event ? event.error : context.lastError,
+    })),
     recordAssociationFailure: assign(({ context, event }) => ({
       consecutiveFailures: context.consecutiveFailures + 1,
       associationFailures: context.associationFailures + 1,
@@ -224,6 +240,7 @@ export const peerMachine = setup({
     idleReleaseMs: input.idleReleaseMs,
     circuitThreshold: input.circuitThreshold ?? 5,
     circuitOpenMs: input.circuitOpenMs ?? 60_000,
+    releaseAfterBatch: input.releaseAfterBatch ?? false,
     backoffInitialMs: input.backoffInitialMs ?? 1_000,
     backoffMaxMs: input.backoffMaxMs ?? 60_000,
     now: input.now ?? Date.now,
@@ -254,7 +271,7 @@ export const peerMachine = setup({
         src: 'openAssociation',
         input: effectInput,
         onDone: { actions: 'announceEstablished' },
-        onError: { actions: 'announceAssociationFailed' },
+        onError: { actions: { type: 'announceAssociationFailed', params: ({ event }) => ({ error: event.error }) } },
       },
       on: {
         // Let the attempt end: an association half-open must not be left behind.
@@ -272,8 +289,8 @@ export const peerMachine = setup({
           invoke: {
             src: 'sendNextItem',
             input: effectInput,
-            onDone: { actions: 'announceSendOutcome' },
-            onError: { actions: 'announceLost' },
+            onDone: { actions: { type: 'announceSendOutcome', params: ({ event }) => event.output } },
+            onError: { actions: { type: 'announceLost', params: ({ event }) => ({ error: event.error }) } },
           },
           on: {
             // The item in flight finishes and its outcome is recorded; none is started after it.
@@ -288,6 +305,7 @@ export const peerMachine = setup({
             ],
             BATCH_EMPTY: [
               { guard: 'drainRequested', target: '#peer.stopping' },
+              { guard: 'releasesAfterBatch', target: '#peer.releasing', actions: ['rememberNextDue', 'closeCircuit'] },
               { target: 'waiting', actions: ['rememberNextDue', 'closeCircuit'] },
             ],
             RECONNECT_NEEDED: [
@@ -319,7 +337,7 @@ export const peerMachine = setup({
         input: effectInput,
         onDone: { actions: 'announceReleased' },
         // Whatever went wrong, the association is gone.
-        onError: { actions: ['recordReleaseError', 'announceReleased'] },
+        onError: { actions: [{ type: 'recordReleaseError', params: ({ event }) => ({ error: event.error }) }, 'announceReleased'] },
       },
       on: {
         WORK_AVAILABLE: { actions: 'noteWorkWaiting' },
@@ -354,7 +372,7 @@ export const peerMachine = setup({
         src: 'releaseAssociation',
         input: effectInput,
         onDone: 'stopped',
-        onError: { target: 'stopped', actions: 'recordReleaseError' },
+        onError: { target: 'stopped', actions: { type: 'recordReleaseError', params: ({ event }) => ({ error: event.error }) } },
       },
     },
     stopped: { type: 'final', entry: 'stopAssociation' },

@@ -244,11 +244,14 @@ queueCmd
       const items = queue.list(peer);
       const skippedPeers = new Set(queue.skipped(peer).map((s) => s.peer));
       const names = peer ? [peer] : [...new Set([...configOrExit(opts.config).peers.map((p) => p.name), ...queue.peers(), ...skippedPeers])];
-      const peers = names.map((name) => ({ peer: name, duplicates: queue.policyOf(name), ...queue.depth(name), skipped: queue.skippedCount(name) }));
+      const peers = names.map((name) => ({ peer: name, duplicates: queue.policyOf(name), ...queue.depth(name), skipped: queue.skippedCount(name), statusOverrides: queue.overridesApplied(name) }));
       if (opts.json) return console.log(JSON.stringify({ peers, items, skipped: queue.skipped(peer) }, null, 2));
       for (const p of peers) {
         const skipped = p.skipped > 0 ? `, ${p.skipped} duplicates skipped` : '';
         console.log(`${p.peer}: ${p.pending} pending, ${p.dead} dead${skipped} (duplicates: ${p.duplicates})`);
+        for (const o of p.statusOverrides) {
+          console.log(`  status ${o.status} read as ${o.outcome} (statusOverrides): ${o.count} time${o.count === 1 ? '' : 's'}, last ${o.lastAt} ${o.lastSopInstanceUid}`);
+        }
         for (const i of items.filter((x) => x.peer === p.peer)) {
           const why = i.state === 'dead' ? `  ${i.deadReason ?? ''}` : i.lastError ? `  last: ${i.lastError}` : '';
           console.log(`  ${i.id}  ${i.state.padEnd(7)} attempts ${i.attempts}  next ${i.nextAttemptAt}  ${i.sopInstanceUid}${why}`);

@@ -187,12 +187,39 @@ test('threshold consecutive failures open the circuit; after circuitOpenMs one h
   t.like(w.context(), { circuit: 'closed', consecutiveFailures: 0, delivered: 1 });
 });
 
-test('a permanent reject opens the circuit at once', async (t) => {
+test('a permanent reject does not back off or open the circuit: the peer waits, idle, for new work', async (t) => {
+  // The actors layer made the due items dead letters (no retry can change the answer); new work tries again.
   const rejected = Object.assign(new Error('association rejected: rejected-permanent, source 1, reason 7'), { retryable: false });
-  const w = world({ connects: [rejected], input: { circuitOpenMs: 10_000 } });
+  const w = world({ connects: [rejected, rejected], input: { circuitOpenMs: 10_000, circuitThreshold: 2 } });
   await w.send('WORK_AVAILABLE');
-  t.is(w.state(), 'circuitOpen');
-  t.like(w.context(), { circuit: 'open', consecutiveFailures: 1, lastError: rejected.message });
+  t.is(w.state(), 'idle');
+  t.like(w.context(), { circuit: 'closed', consecutiveFailures: 0, associationFailures: 1, lastError: rejected.message, backoffUntil: undefined });
+  await w.send('WORK_AVAILABLE');
+  t.is(w.state(), 'idle', 'the threshold counts unreachable peers, not answers');
+  t.deepEqual(w.calls, ['open', 'open']);
+});
+
+test('a transient reject backs off with the configured reconnect backoff', async (t) => {
+  const rejected = Object.assign(new Error('association rejected: rejected-transient, source 3, reason 2'), { retryable: true });
+  const w = world({ connects: [rejected, rejected, rejected], input: { backoffInitialMs: 300, backoffMaxMs: 500, circuitThreshold: 10 } });
+  await w.send('WORK_AVAILABLE');
+  t.is(w.state(), 'backingOff');
+  await w.advance(299);
+  t.is(w.state(), 'backingOff');
+  await w.advance(1);
+  t.is(w.state(), 'backingOff', 'second failure');
+  t.is(w.context().consecutiveFailures, 2);
+  await w.advance(499);
+  t.deepEqual(w.calls, ['open', 'open']);
+  await w.advance(1);
+  t.deepEqual(w.calls, ['open', 'open', 'open'], 'capped at backoffMaxMs (500), not 600');
+});
+
+test('releaseAfterBatch (an exclusive peer): the association is released as soon as the batch is sent', async (t) => {
+  const w = world({ outcomes: [delivered('a')], input: { releaseAfterBatch: true, idleReleaseMs: 60_000 } });
+  await w.send('WORK_AVAILABLE');
+  t.deepEqual(w.calls, ['open', 'send:delivered', 'send:empty', 'release']);
+  t.is(w.state(), 'idle');
 });
 
 test('the circuit is half-open while the try connects, and closes once the association proves useful', async (t) => {
