@@ -18,6 +18,7 @@ import { priorQueryKeys, resolveSelection } from '../routing/prefetch-select.ts'
 import type { PrefetchAction } from '../routing/rule.types.ts';
 import { classifyAssociationFailure } from './retry-policy.ts';
 import { cFind, cMove, countStudyInstances, withQrAssociation } from './qr-scu.ts';
+import type { PeerGates } from './peer-gate.ts';
 import { AssociationRejectedError } from './scu.ts';
 import { STUDY_ROOT_FIND } from '../protocol/uids.ts';
 import type { Spool } from './spool.ts';
@@ -90,6 +91,7 @@ export class PrefetchService implements PrefetchPlanner {
   /** (rule, check peer) pairs already warned about an AE title that is not the destination's. */
   private readonly warnedAe = new Set<string>();
   private readonly host?: JobHost;
+  private readonly gates?: PeerGates;
   /** Priors being moved right now, by destination|study: a concurrent job skips them too. */
   private readonly inFlight = new Map<string, string>();
   private readonly log: Logger;
@@ -97,7 +99,7 @@ export class PrefetchService implements PrefetchPlanner {
   private stopped = false;
 
   /** `host`: run jobs as children of the router's root machine; `inspect` is for jobs without one. */
-  constructor(spool: Spool, peers: PeerConfig[], opts: { logger: Logger; inspect?: (event: InspectionEvent) => void; host?: JobHost }) {
+  constructor(spool: Spool, peers: PeerConfig[], opts: { logger: Logger; inspect?: (event: InspectionEvent) => void; host?: JobHost; gates?: PeerGates }) {
     this.jobs = spool.db.openDB<PrefetchJobRecord, string>({ name: 'prefetch-jobs' });
     this.seen = spool.db.openDB<SeenStudy, string>({ name: 'prefetch-studies-seen' });
     this.moved = spool.db.openDB<MovedPrior, string>({ name: 'prefetch-moved' });
@@ -106,6 +108,19 @@ export class PrefetchService implements PrefetchPlanner {
     this.log = opts.logger;
     this.inspect = opts.inspect;
     this.host = opts.host;
+    this.gates = opts.gates;
+  }
+
+  /** One Q/R association to `peer` at a time per its maxAssociations, and none beside another for an exclusive peer. */
+  private async withTurn<T>(peer: PeerConfig, fn: () => Promise<T>): Promise<T> {
+    return this.slots.get(peer.name)!.with(async () => {
+      const endTurn = (await this.gates?.acquire(peer.name)) ?? (() => {});
+      try {
+        return await fn();
+      } finally {
+        endTurn();
+      }
+    });
   }
 
   plan(requests: (PrefetchAction & { rule: string })[], instance: PlanInstance): string[] {
@@ -275,7 +290,7 @@ export class PrefetchService implements PrefetchPlanner {
 
   private async findPriors(job: PrefetchJobSpec, peer: PeerConfig, log: Logger): Promise<FindPriorsOutput> {
     const keys = priorQueryKeys(job.action, { patientId: job.patientId, issuerOfPatientId: job.issuerOfPatientId, studyInstanceUid: job.triggeringStudy, at: new Date(job.createdAt) });
-    const result = await this.slots.get(peer.name)!.with(() =>
+    const result = await this.withTurn(peer, () =>
       withQrAssociation(peer, job.action.queryModel, log, (scu) => cFind(scu, 'STUDY', keys, job.action.queryModel).done, 'find'),
     ).catch((err: unknown) => {
       throw this.retryable(err);
@@ -294,7 +309,7 @@ export class PrefetchService implements PrefetchPlanner {
     const peer = this.peers.get(name);
     if (!peer) return { off: `peer '${name}' is not configured` };
     let off: string | undefined;
-    const result = await this.slots.get(peer.name)!.with(() =>
+    const result = await this.withTurn(peer, () =>
       withQrAssociation(peer, 'study-root', log, async (scu) => {
         if (!scu.contextFor(STUDY_ROOT_FIND)) {
           off = `${peer.name} (${peer.aeTitle}) accepted no Study Root C-FIND presentation context`;
@@ -330,7 +345,7 @@ export class PrefetchService implements PrefetchPlanner {
     this.inFlight.set(key, job.id);
     try {
       const keys: Record<string, string> = { StudyInstanceUID: prior.studyInstanceUid, ...(job.action.queryModel === 'patient-root' ? { PatientID: job.patientId } : {}) };
-      const result = await this.slots.get(peer.name)!.with(() =>
+      const result = await this.withTurn(peer, () =>
         withQrAssociation(peer, job.action.queryModel, log, (scu) => cMove(scu, job.action.destination, 'STUDY', keys, job.action.queryModel).done, 'move'),
       ).catch((err: unknown) => {
         throw this.retryable(err);

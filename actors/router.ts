@@ -11,7 +11,7 @@ import type { StoreInstanceInput } from '../machines/dimse/c-store-scp.machine.t
 import { listenerMachine } from '../machines/listener.machine.ts';
 import type { ListenerActorRef } from '../machines/listener.machine.ts';
 import { peerMachine } from '../machines/peer.machine.ts';
-import type { PeerActorInput } from '../machines/peer.machine.ts';
+import type { PeerActorInput, PeerInput } from '../machines/peer.machine.ts';
 import { listenerId, peerId, routerMachine } from '../machines/router.machine.ts';
 import type { AcceptorPolicy } from '../protocol/negotiation.ts';
 import { DEFAULT_STORAGE_SOP_CLASSES, DEFAULT_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
@@ -27,6 +27,7 @@ import { RulesWatcher } from './rules-watcher.ts';
 import { startListener } from './listener.ts';
 import type { RunningListener } from './listener.ts';
 import { drainPeers } from './shutdown.ts';
+import { PeerGates } from './peer-gate.ts';
 import { Spool } from './spool.ts';
 import { startTlsSupervisor } from './tls.ts';
 import type { CertificateInfo } from './tls.ts';
@@ -82,6 +83,21 @@ export function routerLogic(forwarders: ReadonlyMap<string, PeerForwarder>) {
   });
 }
 
+/**
+ * A peer machine's input from its configuration: the peer's own retry settings govern its reconnect
+ * backoff (transient rejects, refused connections), and an exclusive peer's association is released as
+ * soon as its batch is sent.
+ */
+export function peerInput(p: PeerConfig, slot: string): PeerInput {
+  return {
+    peer: slot,
+    idleReleaseMs: p.idleReleaseSeconds * 1000,
+    releaseAfterBatch: p.exclusive,
+    backoffInitialMs: p.retry.initialBackoffSeconds * 1000,
+    backoffMaxMs: p.retry.maxBackoffSeconds * 1000,
+  };
+}
+
 /** One peer machine (and association) per slot: the peer's name, or NAME#1..NAME#n when it takes several. */
 export function slotsOf(peer: PeerConfig): string[] {
   return peer.maxAssociations === 1 ? [peer.name] : Array.from({ length: peer.maxAssociations }, (_, i) => `${peer.name}#${i + 1}`);
@@ -124,9 +140,10 @@ export async function startRouter(
     throw err;
   }
   const forwarders = new Map<string, PeerForwarder>();
+  const gates = new PeerGates(config.peers.filter((p) => p.exclusive).map((p) => p.name));
   const actor = createActor(routerLogic(forwarders), {
     input: {
-      peers: config.peers.flatMap((p) => slotsOf(p).map((slot) => ({ peer: slot, idleReleaseMs: p.idleReleaseSeconds * 1000 }))),
+      peers: config.peers.flatMap((p) => slotsOf(p).map((slot) => peerInput(p, slot))),
       listeners: config.listeners.map((l) => ({
         name: l.name,
         maxAssociations: l.maxAssociations,
@@ -145,12 +162,13 @@ export async function startRouter(
   for (const p of config.peers) {
     const inFlight = new Set<string>();
     for (const slot of slotsOf(p)) {
-      forwarders.set(slot, new PeerForwarder(p, { spool, queue, logger: log.child({ actor: 'forwarder' }), slot, inFlight, audit, wake: (peer) => wake([peer]) }));
+      forwarders.set(slot, new PeerForwarder(p, { spool, queue, logger: log.child({ actor: 'forwarder' }), slot, inFlight, audit, gates, wake: (peer) => wake([peer]) }));
     }
   }
   // Jobs run as children of the root: in the actor tree and its inspection stream, stopped with it.
   const prefetch = new PrefetchService(spool, config.peers, {
     logger: log.child({ actor: 'prefetch' }),
+    gates,
     host: { send: (event) => actor.send(event), child: (id) => actor.getSnapshot().children[id] as AnyActorRef | undefined },
   });
   // Groups waiting for completion: their machines are children of the root too (JOB_STARTED).

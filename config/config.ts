@@ -51,9 +51,15 @@ export type RetryConfig = { attempts: number; initialBackoffSeconds: number; max
 /** What to do when an instance already delivered to (or queued for) a peer is routed to it again (issue 8). */
 export type DuplicatePolicy = 'always' | 'never' | 'if-changed';
 export const DUPLICATE_POLICIES: readonly DuplicatePolicy[] = ['always', 'never', 'if-changed'];
+/** What a peer's C-STORE status means for the queue item, when the standard reading does not fit the peer (issue 12). */
+export type StatusOutcome = 'delivered' | 'retry' | 'dead';
 export type PeerConfig = {
   name: string; aeTitle: string; host: string; port: number; callingAeTitle: string; maxAssociations: number; maxPduLength: number;
   transferSyntaxes: 'default' | string[]; retry: RetryConfig; idleReleaseSeconds: number; timeouts: { connectSeconds: number; dimseSeconds: number };
+  /** One association at a time from the whole router, released as soon as the batch is sent. */
+  exclusive: boolean;
+  /** By status (4 upper-case hex digits, e.g. 'A702'): what it means for this peer, overriding the standard classification. */
+  statusOverrides: Readonly<Record<string, StatusOutcome>>;
   /** Default 'always' (resending never loses an image; the receiving PACS applies its own duplicate policy). */
   duplicates: DuplicatePolicy;
   /** Absent: plain TCP. */
@@ -174,6 +180,8 @@ function toRouterConfig(c: RouterConfig, file: string): RouterConfig {
       maxAssociations: p.maxAssociations, maxPduLength: p.maxPduLength,
       transferSyntaxes: p.transferSyntaxes === 'default' ? 'default' : [...p.transferSyntaxes],
       retry: { ...p.retry }, idleReleaseSeconds: p.idleReleaseSeconds, timeouts: { ...p.timeouts }, duplicates: p.duplicates,
+      exclusive: p.exclusive,
+      statusOverrides: Object.fromEntries(Object.entries(p.statusOverrides).map(([code, outcome]) => [code.toUpperCase(), outcome])),
       ...(p.tls ? {
         tls: {
           profile: p.tls.profile, ca: path(p.tls.ca),
@@ -258,6 +266,17 @@ function semanticProblems(data: unknown): RawProblem[] {
       if (first !== undefined) out.push({ path: at, target: 'value', message: `duplicate peer name '${name}' (also used by peers[${first}]); give one of them a distinct name` });
       else peerNames.set(name, i);
     }
+    if (isObject(p.statusOverrides)) {
+      for (const code of Object.keys(p.statusOverrides)) {
+        if (STATUS_CODE.test(code)) continue;
+        // YAML reads an unquoted 0110 as the number 110: the hint says how to keep the digits.
+        const hint = /^\d{1,3}$/.test(code) ? `; write it in quotes ('${code.padStart(4, '0')}'), or YAML reads it as a number` : '';
+        out.push({ path: ['peers', i, 'statusOverrides', code], target: 'key', message: `a status must be 4 hexadecimal digits, e.g. A702 (got '${code}')${hint}` });
+      }
+    }
+    if (p.exclusive === true && typeof p.maxAssociations === 'number' && p.maxAssociations > 1) {
+      out.push({ path: ['peers', i, 'maxAssociations'], target: 'value', message: `an exclusive peer takes one association at a time: maxAssociations must be 1 (got ${p.maxAssociations}), or drop 'exclusive'` });
+    }
     const retry = isObject(p.retry) ? p.retry : undefined;
     if (retry && typeof retry.initialBackoffSeconds === 'number' && typeof retry.maxBackoffSeconds === 'number' && retry.initialBackoffSeconds > retry.maxBackoffSeconds) {
       out.push({ path: ['peers', i, 'retry', 'maxBackoffSeconds'], target: 'value', message: `must be at least initialBackoffSeconds (${retry.initialBackoffSeconds})` });
@@ -275,6 +294,8 @@ export function isLoopback(address: string): boolean {
   return /^127\./.test(address) || address === '::1' || /^::ffff:127\./i.test(address);
 }
 
+
+const STATUS_CODE = /^[0-9A-Fa-f]{4}$/;
 
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
 

@@ -120,7 +120,8 @@ test('values given are kept: lists of UIDs, trimmed AE titles, peers', (t) => {
   t.is(l.transferSyntaxPolicy, 'prefer-explicit');
   t.deepEqual(l.timeouts, { artimSeconds: 0.5, idleSeconds: 120, dimseSeconds: 60 });
   const peerDefaults = {
-    callingAeTitle: 'DICOM_ROUTER', maxAssociations: 1, maxPduLength: 16384, transferSyntaxes: 'default', idleReleaseSeconds: 30, duplicates: 'always',
+    callingAeTitle: 'DICOM_ROUTER', maxAssociations: 1, maxPduLength: 16384, transferSyntaxes: 'default', idleReleaseSeconds: 2, duplicates: 'always',
+    exclusive: false, statusOverrides: {},
     retry: { attempts: 10, initialBackoffSeconds: 5, maxBackoffSeconds: 600, jitter: 0.2 }, timeouts: { connectSeconds: 10, dimseSeconds: 60 },
   };
   t.deepEqual(config.peers, [
@@ -281,4 +282,30 @@ test('property: AE titles of 1-16 printable non-backslash characters, not all sp
     return config.listeners[0].aeTitles[0] === ae.trim();
   }), { numRuns: 300 });
   t.pass();
+});
+
+test('peers: statusOverrides map 4-digit statuses to outcomes; exclusive peers take one association', (t) => {
+  const ok = parseConfig(`${MINIMAL}peers:
+  - { aeTitle: VP, host: 127.0.0.1, port: 104, exclusive: true, statusOverrides: { A702: delivered, "c001": dead, "0110": retry } }
+`, 'p.yaml');
+  t.true(ok.peers[0].exclusive);
+  t.deepEqual(ok.peers[0].statusOverrides, { A702: 'delivered', C001: 'dead', '0110': 'retry' });
+
+  const text = `${MINIMAL}peers:
+  - aeTitle: VP
+    host: 127.0.0.1
+    port: 104
+    exclusive: true
+    maxAssociations: 2
+    statusOverrides:
+      0110: dead
+      A7: retry
+      A702: ignored
+`;
+  const err = t.throws(() => parseConfig(text, 'p.yaml'), { instanceOf: ConfigError })!;
+  // YAML reads 0110 as the number 110: the message says to quote it.
+  t.regex(err.message, /p\.yaml:12:7: peers\[0\]\.statusOverrides\["110"\]: a status must be 4 hexadecimal digits, e\.g\. A702 \(got '110'\); write it in quotes \('0110'\)/);
+  t.regex(err.message, /p\.yaml:13:7: peers\[0\]\.statusOverrides\.A7: a status must be 4 hexadecimal digits/);
+  t.regex(err.message, /peers\[0\]\.statusOverrides\.A702: must be one of 'delivered', 'retry', 'dead' \(got "ignored"\)/);
+  t.regex(err.message, /p\.yaml:10:22: peers\[0\]\.maxAssociations: an exclusive peer takes one association at a time: maxAssociations must be 1 \(got 2\)/);
 });
