@@ -12,13 +12,17 @@ command -v storescu >/dev/null 2>&1 || missing+=(dcmtk)
 [ -x /usr/sbin/Orthanc ] || command -v Orthanc >/dev/null 2>&1 || missing+=(orthanc)
 # The inspector's browser test drives Debian's chromium (playwright-core, no browser download).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# PixelMed's storage SCU (Java) and GDCM's gdcmscu: third-party senders of the interop tests.
+[ -f /usr/share/java/pixelmed.jar ] || missing+=(pixelmed-apps)
+command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+command -v gdcmscu >/dev/null 2>&1 || missing+=(libgdcm-tools)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing Debian packages: ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "The interop tests need DCMTK, Orthanc and Chromium. Run: sudo apt-get install -y ${missing[*]}" >&2
+    echo "The interop tests need DCMTK, Orthanc, Chromium, PixelMed, a Java runtime and GDCM. Run: sudo apt-get install -y ${missing[*]}" >&2
     exit 1
   fi
 fi
