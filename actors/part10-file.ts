@@ -6,7 +6,6 @@ import { parseHeader } from '../protocol/dataset-header.ts';
 import type { InstanceKeys } from '../protocol/dataset-header.ts';
 import { DatasetWalker } from '../protocol/dataset-walker.ts';
 import { readPart10Header } from '../protocol/part10.ts';
-import { transferSyntax } from '../protocol/uids.ts';
 
 export type Part10File = {
   path: string;
@@ -59,8 +58,7 @@ export async function collectFiles(paths: string[]): Promise<string[]> {
 
 /** The dataset bytes before top-level Pixel Data (the whole dataset if it has none), read from disk. */
 export async function readDatasetHeader(file: Part10File): Promise<Uint8Array> {
-  const ts = transferSyntax(file.transferSyntaxUid);
-  const walker = new DatasetWalker({ explicitVr: ts?.explicitVr ?? false, littleEndian: ts?.littleEndian ?? true, stopAtPixelData: true });
+  const walker = DatasetWalker.forSyntax(file.transferSyntaxUid, { stopAtPixelData: true });
   const handle = await open(file.path, 'r');
   try {
     const chunks: Buffer[] = [];

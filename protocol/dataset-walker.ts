@@ -10,6 +10,7 @@
 // (a sequence whose value is Implicit VR LE, PS3.5 6.2.2) and encapsulated Pixel Data
 // (PS3.5 A.4) are descended into. A defined-length element of unknown VR in Implicit VR is
 // skipped as a whole, which is still exact for framing because its length covers its content.
+import { datasetEncoding } from './uids.ts';
 
 export type WalkResult = {
   complete: boolean;
@@ -76,6 +77,11 @@ export class DatasetWalker {
   #problem: string | undefined;
   #stopped = false;
   #pixelDataOffset: number | undefined;
+
+  /** A walker for a dataset encoded in transfer syntax `uid` (its VR explicitness and byte order). */
+  static forSyntax(uid: string, opts: Omit<WalkerOptions, 'explicitVr' | 'littleEndian'> = {}): DatasetWalker {
+    return new DatasetWalker({ ...datasetEncoding(uid), ...opts });
+  }
 
   constructor(opts: WalkerOptions) {
     this.#explicitVr = opts.explicitVr;

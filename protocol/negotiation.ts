@@ -10,7 +10,7 @@ import type {
   RoleSelection,
 } from './pdu.types.ts';
 import { DICOM_APPLICATION_CONTEXT } from './pdu.types.ts';
-import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, transferSyntax } from './uids.ts';
+import { EXPLICIT_VR_LITTLE_ENDIAN as EXPLICIT_LE, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, IMPLICIT_VR_LITTLE_ENDIAN as IMPLICIT_LE, transferSyntax } from './uids.ts';
 
 export type TransferSyntaxPolicy = 'proposal-order' | 'prefer-explicit';
 
@@ -31,8 +31,6 @@ export type NegotiationResult =
   | { accepted: true; ac: AssociateAc; contexts: Map<number, AcceptedContext> }
   | { accepted: false; rj: AssociateRj; why: string };
 
-const IMPLICIT_LE = '1.2.840.10008.1.2';
-const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 
 /** PS3.8 Table 9-21 codes used by the acceptor. */
 export const Reject = {

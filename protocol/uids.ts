@@ -50,6 +50,14 @@ export function transferSyntax(uid: string): TransferSyntax | undefined {
 
 export const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
 export const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
+export const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1.99';
+export const EXPLICIT_VR_BIG_ENDIAN = '1.2.840.10008.1.2.2';
+
+/** How a dataset in this syntax is encoded (encapsulated syntaxes are Explicit VR LE; unknown ones are read as Implicit VR LE, PS3.5 A.1). */
+export function datasetEncoding(uid: string): { explicitVr: boolean; littleEndian: boolean } {
+  const t = transferSyntax(uid);
+  return { explicitVr: t?.explicitVr ?? false, littleEndian: t?.littleEndian ?? true };
+}
 
 /** The uncompressed, deflated and classic compressed syntaxes (HTJ2K left out: few peers know it). */
 export const DEFAULT_TRANSFER_SYNTAXES: string[] = TRANSFER_SYNTAXES.slice(0, 13).map((t) => t.uid);
