@@ -6,8 +6,9 @@
 import { Ajv } from 'ajv';
 import type { ErrorObject } from 'ajv';
 import schema from './rules.schema.json' with { type: 'json' };
-import { got, instancePath, unknownField } from '../config/yaml-problems.ts';
-import type { RawProblem, Seg } from '../config/yaml-problems.ts';
+import { instancePath } from '../config/yaml-problems.ts';
+import type { RawProblem } from '../config/yaml-problems.ts';
+import { SchemaWords } from '../config/schema-words.ts';
 
 type SchemaObj = { [k: string]: any };
 const ajv = new Ajv({ allErrors: true, verbose: true, allowUnionTypes: true });
@@ -38,36 +39,7 @@ const EXPECTED: Record<string, string> = {
   ipOrCidr: 'an IPv4 or IPv6 address or CIDR range (e.g. 192.168.1.20, 10.0.0.0/8 or fd00::/8)',
 };
 
-function definitionOf(s: SchemaObj): string | undefined {
-  return Object.keys(definitions).find((k) => definitions[k] === s || s.$ref === `#/definitions/${k}`);
-}
-
-function resolve(s: SchemaObj): SchemaObj {
-  const def = typeof s.$ref === 'string' ? definitionOf(s) : undefined;
-  return def ? definitions[def] : s;
-}
-
-function describe(s: SchemaObj | undefined): string {
-  if (!s) return 'nothing here';
-  const def = definitionOf(s);
-  if (def && EXPECTED[def]) return EXPECTED[def];
-  if (def && definitions[def] !== s) return describe(definitions[def]);
-  if (Array.isArray(s.enum)) return `one of ${s.enum.map(String).join(', ')}`;
-  if (Array.isArray(s.anyOf)) return s.anyOf.map((b: SchemaObj) => describe(b)).join(' or ');
-  const types: string[] = Array.isArray(s.type) ? s.type : [s.type];
-  return types.map((t) => {
-    switch (t) {
-      case 'integer': return s.minimum !== undefined && s.maximum !== undefined ? `an integer from ${s.minimum} to ${s.maximum}` : 'an integer';
-      case 'number': return 'a number';
-      case 'string': return s.pattern === '^(0[xX])?[0-9A-Fa-f]{4}$' ? 'a status of 4 hex digits' : s.minLength > 0 ? 'a non-empty text' : 'a text';
-      case 'boolean': return 'true or false';
-      case 'array': return s.minItems > 0 ? `a list of at least ${s.minItems} item${s.minItems === 1 ? '' : 's'}` : 'a list';
-      case 'object': return 'a map of fields';
-      case 'null': return 'empty';
-      default: return 'a valid value';
-    }
-  }).join(' or ');
-}
+const words = new SchemaWords({ definitions, expected: EXPECTED, patterns: { '^(0[xX])?[0-9A-Fa-f]{4}$': 'a status of 4 hex digits' } });
 
 function jsonType(v: unknown): string {
   if (v === null) return 'null';
@@ -76,7 +48,7 @@ function jsonType(v: unknown): string {
 }
 
 function fits(branch: SchemaObj, v: unknown): boolean {
-  const s = resolve(branch);
+  const s = words.resolve(branch);
   if (s.type === undefined) return Array.isArray(s.anyOf) ? s.anyOf.some((b: SchemaObj) => fits(b, v)) : true;
   const types: string[] = Array.isArray(s.type) ? s.type : [s.type];
   const t = jsonType(v);
@@ -94,30 +66,9 @@ export function schemaProblems(data: unknown): RawProblem[] {
     const fitting = branches.filter((b) => fits(b, e.data));
     // Type mismatches of the branches that do not apply are noise; so is the anyOf itself when one applies.
     for (const b of errors) {
-      if (b.instancePath === e.instancePath && b.keyword === 'type' && b !== e && (fitting.length === 0 || !fitting.some((f) => resolve(f) === b.parentSchema || f === b.parentSchema))) dropped.add(b);
+      if (b.instancePath === e.instancePath && b.keyword === 'type' && b !== e && (fitting.length === 0 || !fitting.some((f) => words.resolve(f) === b.parentSchema || f === b.parentSchema))) dropped.add(b);
     }
     if (fitting.length > 0) dropped.add(e);
   }
-  return errors.filter((e) => !dropped.has(e)).map((e) => schemaProblem(e, instancePath(e.instancePath, data)));
-}
-
-function schemaProblem(e: ErrorObject, path: Seg[]): RawProblem {
-  const parent = e.parentSchema as SchemaObj;
-  const p = e.params as Record<string, any>;
-  switch (e.keyword) {
-    case 'additionalProperties':
-      return unknownField(path, p.additionalProperty, Object.keys(parent.properties ?? {}));
-    case 'required':
-      return { path: [...path, p.missingProperty], target: 'value', message: `required field is missing (expected ${describe(parent.properties?.[p.missingProperty])})` };
-    case 'minItems':
-      return { path, target: 'value', message: `must list at least ${p.limit} item${p.limit === 1 ? '' : 's'} (got ${got(e.data)})` };
-    case 'maxLength':
-      return { path, target: 'value', keyword: e.keyword, message: `must be at most ${p.limit} characters (got ${got(e.data)}, ${String(e.data).length} characters)` };
-    case 'minLength':
-      return { path, target: 'value', keyword: e.keyword, message: `must not be empty (expected ${describe(parent)})` };
-    default: {
-      const message = `must be ${describe(parent)} (got ${got(e.data)})`;
-      return { path, target: 'value', keyword: e.keyword, message: path.length === 0 ? `the file ${message}` : message };
-    }
-  }
+  return errors.filter((e) => !dropped.has(e)).map((e) => words.problem(e, instancePath(e.instancePath, data)));
 }
