@@ -14,7 +14,7 @@ import { tempDir } from './processes.ts';
 
 export const silent = pino({ level: 'silent' });
 
-export async function eventually(t: ExecutionContext, what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
+export async function eventually(t: ExecutionContext, what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) return void t.fail(`timed out waiting for: ${what}`);

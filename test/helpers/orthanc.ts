@@ -34,5 +34,5 @@ export async function startOrthanc(opts: { aeTitle?: string; modalities?: Record
   };
   const file = join(dir, 'orthanc.json');
   writeFileSync(file, JSON.stringify(config, null, 2));
-  return startDicomServer('Orthanc', '/usr/sbin/Orthanc', [file], { port, aeTitle, dir, startTimeoutMs: 20_000 });
+  return startDicomServer('Orthanc', '/usr/sbin/Orthanc', [file], { port, aeTitle, dir });
 }

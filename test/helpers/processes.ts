@@ -28,7 +28,14 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
+/**
+ * Readiness ceilings: generous, because a test waits for readiness, never for a time, and a busy
+ * machine (two `npm test` runs side by side, load average 20 on 2 cores) starts processes slowly.
+ * TEST_READY_SECONDS raises them further.
+ */
+export const READY_MS = Number(process.env.TEST_READY_SECONDS ?? 90) * 1000;
+
+export async function waitForPort(port: number, timeoutMs = READY_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((res) => {
@@ -100,7 +107,7 @@ export async function startDicomServer(
   const { port, aeTitle, dir } = where;
   const proc = startProcess(cmd, args, { cwd: dir, env: DCMTK_ENV });
   try {
-    await waitForPort(port, where.startTimeoutMs ?? 10_000);
+    await waitForPort(port, where.startTimeoutMs ?? READY_MS);
   } catch (err) {
     await proc.stop();
     throw new Error(`${name} did not start: ${(err as Error).message}\n${proc.output()}`);
@@ -121,16 +128,21 @@ export async function startStorescp(dir: string, opts: { aeTitle?: string; extra
   const port = opts.port ?? (await freePort());
   const aeTitle = opts.aeTitle ?? 'STORESCP';
   const proc = startProcess('storescp', ['--aetitle', aeTitle, '+xa', '--output-directory', dir, ...(opts.extraArgs ?? []), String(port)]);
-  await waitForPort(port);
+  try {
+    await waitForPort(port);
+  } catch (err) {
+    await proc.stop();
+    throw new Error(`storescp did not start: ${(err as Error).message}\n${proc.output()}`);
+  }
   return { ...proc, port, aeTitle };
 }
 
 /** Wait until a started process prints `text` (or exits, or the time runs out). */
-export async function waitForOutput(proc: Started, text: string, timeoutMs = 15_000): Promise<void> {
+export async function waitForOutput(proc: Started, text: string, timeoutMs = READY_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!proc.output().includes(text)) {
-    if (proc.child.exitCode !== null || proc.child.signalCode !== null) throw new Error(`process exited (${proc.child.exitCode ?? proc.child.signalCode})`);
-    if (Date.now() > deadline) throw new Error(`no '${text}' after ${timeoutMs} ms`);
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) throw new Error(`process exited (${proc.child.exitCode ?? proc.child.signalCode}):\n${proc.output().slice(-4000)}`);
+    if (Date.now() > deadline) throw new Error(`no '${text}' after ${timeoutMs} ms:\n${proc.output().slice(-4000)}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
