@@ -9,7 +9,8 @@ import type { Seg } from '../config/yaml-problems.ts';
 
 export type ParsedRef = { ref: AttributeRef; vr?: string; vm?: string };
 
-function unknownKeyword(keyword: string): string {
+/** The message for a keyword the dictionary does not know, with the closest one it does. */
+export function unknownKeyword(keyword: string): string {
   const guess = closest(keyword, allKeywords());
   return `unknown attribute keyword '${keyword}'${guess ? ` (did you mean '${guess}'?)` : ' (see PS3.6 for keywords, or give the tag)'}`;
 }

@@ -109,7 +109,8 @@ export function labSummary(c: LabCerts): string {
   server:  ${c.server.cert}   (key ${c.server.key})
   client:  ${c.client.cert}   (key ${c.client.key})
 
-A TLS listener in config/router.yaml (paths relative to that file):
+A TLS listener in config/router.yaml (the absolute paths below work as they are; a relative path
+there is read from the config file's folder):
   listeners:
     - name: tls
       aeTitles: [DICOM_ROUTER]

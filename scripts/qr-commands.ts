@@ -9,6 +9,8 @@ import { cFind, cMove, qrContexts } from '../actors/qr-scu.ts';
 import type { QrModel } from '../actors/qr-scu.ts';
 import { ScuAssociation } from '../actors/scu.ts';
 import { Spool } from '../actors/spool.ts';
+import { keywordInfo } from '../routing/attributes.ts';
+import { unknownKeyword } from '../routing/parse-attribute.ts';
 import { QUERY_LEVELS } from '../protocol/dataset-encode.ts';
 import type { QueryLevel } from '../protocol/dataset-encode.ts';
 
@@ -26,6 +28,7 @@ const DEFAULT_KEYS: Record<QueryLevel, string[]> = {
 function keyValue(v: string, previous: Record<string, string> = {}): Record<string, string> {
   const m = /^([A-Za-z][A-Za-z0-9]*)(?:=(.*))?$/.exec(v);
   if (!m) throw new InvalidArgumentError(`expected Keyword=value or Keyword (a return key), got '${v}'`);
+  if (!keywordInfo(m[1])) throw new InvalidArgumentError(unknownKeyword(m[1]));
   return { ...previous, [m[1]]: m[2] ?? '' };
 }
 
@@ -62,12 +65,11 @@ export function addQrCommands(program: Cli, h: QrCliHelpers): void {
       .option('--timeout <seconds>', 'DIMSE response timeout (between responses)', (v) => Number(v), 60)
       .option('--json', 'print JSON');
 
-  scu(program.command('find <peer>').description('C-FIND a Query/Retrieve SCP (AE@host:port)'))
+  scu(program.command('find').description('C-FIND a Query/Retrieve SCP').argument('<peer>', 'AE@host:port', h.parsePeer))
     .option('--level <level>', 'PATIENT, STUDY, SERIES or IMAGE', level, 'STUDY' as QueryLevel)
     .option('-k, --key <Keyword=value>', 'matching key (value) or return key (no value); repeatable', keyValue, {})
-    .action(async (peerArg: string, opts: { aet: string; model: QrModel; timeout: number; json?: boolean; level: QueryLevel; key: Record<string, string> }) => {
-      const peer = h.parsePeer(peerArg);
-      const log = createLogger(process.env.LOG_LEVEL ?? 'warn', process.stderr);
+    .action(async (peer: Peer, opts: { aet: string; model: QrModel; timeout: number; json?: boolean; level: QueryLevel; key: Record<string, string> }) => {
+      const log = createLogger(process.env.LOG_LEVEL ?? 'silent', process.stderr);
       const keys = { ...Object.fromEntries(DEFAULT_KEYS[opts.level].map((k) => [k, ''])), ...opts.key };
       const assoc = await ScuAssociation.open({
         ...peer, calledAeTitle: peer.aeTitle, callingAeTitle: opts.aet, contexts: qrContexts(opts.model, 'find'), dimseTimeoutMs: opts.timeout * 1000, logger: log,
@@ -89,14 +91,13 @@ export function addQrCommands(program: Cli, h: QrCliHelpers): void {
       process.exit(result.result === 'success' ? 0 : 1);
     });
 
-  scu(program.command('move <peer>').description('C-MOVE a study (or series, or instance) from a Query/Retrieve SCP to a destination AE'))
+  scu(program.command('move').description('C-MOVE a study (or series, or instance) from a Query/Retrieve SCP to a destination AE').argument('<peer>', 'AE@host:port', h.parsePeer))
     .requiredOption('--dest <aeTitle>', 'Move Destination AE title (known to the SCP)')
     .option('--study <uid>', 'Study Instance UID')
     .option('--series <uid>', 'Series Instance UID (with --study)')
     .option('--instance <uid>', 'SOP Instance UID (with --study and --series)')
     .option('--patient <id>', 'PatientID (patient-root model)')
-    .action(async (peerArg: string, opts: { aet: string; model: QrModel; timeout: number; json?: boolean; dest: string; study?: string; series?: string; instance?: string; patient?: string }) => {
-      const peer = h.parsePeer(peerArg);
+    .action(async (peer: Peer, opts: { aet: string; model: QrModel; timeout: number; json?: boolean; dest: string; study?: string; series?: string; instance?: string; patient?: string }) => {
       if (!opts.study && !(opts.model === 'patient-root' && opts.patient)) h.fail(new Error('give --study UID (or --patient ID with --model patient-root)'));
       const lvl: QueryLevel = opts.instance ? 'IMAGE' : opts.series ? 'SERIES' : opts.study ? 'STUDY' : 'PATIENT';
       const keys: Record<string, string> = {
@@ -105,7 +106,7 @@ export function addQrCommands(program: Cli, h: QrCliHelpers): void {
         ...(opts.series ? { SeriesInstanceUID: opts.series } : {}),
         ...(opts.instance ? { SOPInstanceUID: opts.instance } : {}),
       };
-      const log = createLogger(process.env.LOG_LEVEL ?? 'warn', process.stderr);
+      const log = createLogger(process.env.LOG_LEVEL ?? 'silent', process.stderr);
       const assoc = await ScuAssociation.open({
         ...peer, calledAeTitle: peer.aeTitle, callingAeTitle: opts.aet, contexts: qrContexts(opts.model, 'move'), dimseTimeoutMs: opts.timeout * 1000, logger: log,
       }).catch(h.fail);

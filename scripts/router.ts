@@ -9,7 +9,9 @@ import { ScuAssociation } from '../actors/scu.ts';
 import { formatStatus, statusCategory } from '../protocol/status.ts';
 import { VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
 import { createInterface } from 'node:readline/promises';
+import { existsSync, readFileSync } from 'node:fs';
 import { OutboundQueue } from '../actors/outbound-queue.ts';
+import { join } from 'node:path';
 import { Spool } from '../actors/spool.ts';
 import { readHeaderKeys } from '../actors/part10-file.ts';
 import { evaluate, explainText } from '../routing/evaluate.ts';
@@ -29,7 +31,16 @@ export function parsePeer(value: string): Peer {
   return { aeTitle: m[1], host: m[2].replace(/^\[|\]$/g, ''), port: Number(m[3]) };
 }
 
-const program = new Cli('router').description('dicom-router: DICOM store-and-forward router').showHelpAfterError();
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+const program = new Cli('router').description('dicom-router: DICOM store-and-forward router').version(version).showHelpAfterError();
+
+/** `n thing` or `n things`. */
+export function count(n: number, noun: string, nouns = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : nouns}`;
+}
+
+/** Logs of the SCU commands: none unless LOG_LEVEL asks (their output is for people). */
+const cliLogger = () => createLogger(process.env.LOG_LEVEL ?? 'silent', process.stderr);
 
 program
   .command('start')
@@ -49,6 +60,11 @@ program
     const log = createLogger(config.log.level);
     const inspection = createInspection(config, log);
     const router = await startRouter(config, { logger: log, inspect: inspection.inspect }).catch((err: Error) => {
+      // Located mistakes in the files an integrator edits: plain lines and exit 2, as for the configuration.
+      if (err instanceof RulesError) {
+        process.stderr.write(`${err.message}\n`);
+        process.exit(2);
+      }
       log.fatal({ err: err.message }, 'router could not start');
       process.exit(1);
     });
@@ -89,10 +105,10 @@ const scuOptions = (cmd: Cli) =>
     .option('--max-pdu <bytes>', 'maximum PDU length we receive', (v) => Number(v), 16384)
     .option('--timeout <seconds>', 'DIMSE response timeout', (v) => Number(v), 60);
 
-scuOptions(program.command('echo <peer>').description('C-ECHO a peer AE (AE@host:port)')).action(
-  async (peerArg: string, opts: { aet: string; maxPdu: number; timeout: number }) => {
-    const peer = parsePeer(peerArg);
-    const log = createLogger(process.env.LOG_LEVEL ?? 'warn', process.stderr);
+scuOptions(program.command('echo').description('C-ECHO a peer AE').argument('<peer>', 'AE@host:port', parsePeer)).action(
+  async (peer: Peer, opts: { aet: string; maxPdu: number; timeout: number }) => {
+    const peerArg = `${peer.aeTitle}@${peer.host}:${peer.port}`;
+    const log = cliLogger();
     const scu = await ScuAssociation.open({
       ...peer,
       calledAeTitle: peer.aeTitle,
@@ -110,10 +126,9 @@ scuOptions(program.command('echo <peer>').description('C-ECHO a peer AE (AE@host
   },
 );
 
-scuOptions(program.command('send <peer> <paths...>').description('C-STORE files and folders to a peer AE over one association')).action(
-  async (peerArg: string, paths: string[], opts: { aet: string; maxPdu: number; timeout: number }) => {
-    const peer = parsePeer(peerArg);
-    const log = createLogger(process.env.LOG_LEVEL ?? 'warn', process.stderr);
+scuOptions(program.command('send').description('C-STORE files and folders to a peer AE over one association').argument('<peer>', 'AE@host:port', parsePeer).argument('<paths...>', 'files and folders')).action(
+  async (peer: Peer, paths: string[], opts: { aet: string; maxPdu: number; timeout: number }) => {
+    const log = cliLogger();
     const files: Part10File[] = [];
     let failed = 0;
     for (const path of await collectFiles(paths).catch(fail)) {
@@ -183,7 +198,7 @@ rules
     const config = configOrExit(opts.config);
     try {
       const set = loadRuleFiles(config.routing.rulesDir, { peers: config.peers.map((p) => p.name) });
-      console.log(`${set.rules.length} rules in ${set.files.length} files: OK (${config.routing.rulesDir})`);
+      console.log(`${count(set.rules.length, 'rule')} in ${count(set.files.length, 'file')}: OK (${config.routing.rulesDir})`);
     } catch (err) {
       if (!(err instanceof RulesError)) throw err;
       process.stderr.write(`${err.message}\n`);
@@ -223,8 +238,13 @@ rules
 /** Skipped duplicates `queue ls` lists per peer without --all. */
 const RECENT_SKIPPED = 10;
 const queueCmd = program.command('queue').description('outbound queues: list, retry, purge');
-const withQueue = async <T>(configFile: string, fn: (queue: OutboundQueue) => Promise<T> | T): Promise<T> => {
+const withQueue = async <T>(configFile: string, fn: (queue: OutboundQueue) => Promise<T> | T): Promise<T | undefined> => {
   const config = configOrExit(configFile);
+  // Nothing was ever stored: there is no queue, and looking must not create one.
+  if (!existsSync(join(config.storage.dir, 'index'))) {
+    console.log(`nothing queued: no spool at ${config.storage.dir} yet`);
+    return undefined;
+  }
   const spool = await Spool.open({ dir: config.storage.dir, fsync: config.storage.fsync, verify: false, logger: createLogger('warn', process.stderr) });
   try {
     return await fn(OutboundQueue.open(spool, { duplicates: Object.fromEntries(config.peers.map((p) => [p.name, p.duplicates])) }));
@@ -280,11 +300,11 @@ queueCmd
         if (progress) process.stdout.write(`\r\x1b[K${i}/${list.length} retrying ${target}…`);
         const n = await queue.retry(target);
         total += n;
-        if (progress) process.stdout.write(`\r\x1b[K${i + 1}/${list.length} (${total} items due now)`);
-        else if (list.length > 1) console.log(`${target}: ${n} items due now`);
+        if (progress) process.stdout.write(`\r\x1b[K${i + 1}/${list.length} (${count(total, 'item')} due now)`);
+        else if (list.length > 1) console.log(`${target}: ${count(n, 'item')} due now`);
       }
       if (progress) process.stdout.write('\r\x1b[K');
-      console.log(`${total} items due now`);
+      console.log(`${count(total, 'item')} due now`);
     }),
   );
 
@@ -301,7 +321,7 @@ queueCmd
       rl.close();
       if (!/^y(es)?$/i.test(answer.trim())) fail(new Error('not purged'));
     }
-    await withQueue(opts.config, async (queue) => console.log(`${await queue.purge(target)} items purged`));
+    await withQueue(opts.config, async (queue) => console.log(`${count(await queue.purge(target), 'item')} purged`));
   });
 
 program

@@ -61,7 +61,7 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
     child.once('error', reject);
     child.once('close', (code, signal) => {
       clearTimeout(timer);

@@ -1,11 +1,11 @@
 // The `router` command as an integrator uses it: echo and send against DCMTK storescp, and a
 // configuration mistake reported with file, line, field and what was expected.
 import test from 'ava';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPart10File } from '../../actors/part10-file.ts';
 import { datasetOf, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
-import { REPO, run, startStorescp, tempDir } from '../helpers/processes.ts';
+import { freePort, REPO, run, startStorescp, tempDir } from '../helpers/processes.ts';
 
 const router = (...args: string[]) => run(process.execPath, [join(REPO, 'scripts/router.ts'), ...args]);
 
@@ -23,7 +23,9 @@ test('router echo against storescp succeeds; against a closed port it fails clea
   t.regex(ok.stdout, /C-ECHO .*: 0x0000 Success/);
   const closed = await router('echo', `NOBODY@127.0.0.1:1`);
   t.is(closed.code, 1);
-  t.regex(closed.stderr, /router: /);
+  // One line for a person: no pino JSON, no stack trace.
+  t.regex(closed.stderr, /^router: connection to 127\.0\.0\.1:1 failed before the association was established: ECONNREFUSED[^\n]*\n$/);
+  t.is(closed.stdout, '');
 });
 
 test('router send: a folder of CT (Implicit LE) and MR (Explicit LE) reaches storescp byte-identical', async (t) => {
@@ -75,10 +77,45 @@ test('router send to an AE title the peer does not accept reports the rejection'
   t.regex(r.stderr, /association rejected: rejected-permanent/);
 });
 
-test('a bad peer argument is refused with the expected form', async (t) => {
-  const r = await router('echo', 'no-port-here');
-  t.not(r.code, 0);
-  t.regex(r.stderr, /expected AE@host:port/);
+test('a bad peer argument is refused with the expected form and the usage, never a stack trace', async (t) => {
+  for (const command of ['echo', 'send', 'find', 'move']) {
+    const r = await router(command, 'localhost:11112', ...(command === 'send' ? ['x.dcm'] : command === 'move' ? ['--dest', 'WS'] : []));
+    t.is(r.code, 1, command);
+    t.regex(r.stderr, /^error: command-argument value 'localhost:11112' is invalid for argument 'peer'\. expected AE@host:port/, command);
+    t.regex(r.stderr, new RegExp(`Usage: router ${command} \\[options\\] <peer>`), command);
+    t.notRegex(r.stderr, /\n\s+at /, `${command}: no stack trace`);
+  }
+});
+
+test('router --version prints the version; find -k with a misspelt keyword suggests the right one', async (t) => {
+  const v = await router('--version');
+  t.is(v.code, 0);
+  t.regex(v.stdout, /^\d+\.\d+\.\d+\n$/);
+  const k = await router('find', 'PACS@127.0.0.1:104', '-k', 'PatientIDD=1');
+  t.is(k.code, 1);
+  t.regex(k.stderr, /unknown attribute keyword 'PatientIDD' \(did you mean 'PatientID'\?\)/);
+});
+
+test('read-only queue commands create nothing where nothing was stored', async (t) => {
+  const dir = tempDir();
+  const file = join(dir, 'router.yaml');
+  writeFileSync(file, 'storage: { dir: ./spool }\nlisteners:\n  - { name: main, aeTitles: [DICOM_ROUTER], port: 11112 }\n');
+  const ls = await router('queue', 'ls', '--config', file);
+  t.is(ls.code, 0, ls.stderr);
+  t.regex(ls.stdout, /^nothing queued: no spool at .*spool yet\n$/);
+  t.false(existsSync(join(dir, 'spool')));
+});
+
+test('router start with an invalid rule file exits 2 with the located problem in plain lines, like a bad config', async (t) => {
+  const dir = tempDir();
+  mkdirSync(join(dir, 'rules'));
+  writeFileSync(join(dir, 'rules', 'bad.yaml'), 'rules:\n  - name: ct\n    then: { forward: [NOBODY] }\n');
+  const file = join(dir, 'router.yaml');
+  writeFileSync(file, `storage: { dir: ./spool }\nlisteners:\n  - { name: main, aeTitles: [DICOM_ROUTER], port: ${await freePort()}, bind: 127.0.0.1 }\nrouting: { rulesDir: ./rules }\n`);
+  const r = await router('start', '--config', file);
+  t.is(r.code, 2, r.stdout + r.stderr);
+  t.regex(r.stderr, /bad\.yaml:3:\d+: rules\[0\]\.then\.forward\[0\]: unknown peer 'NOBODY'/);
+  t.notRegex(r.stderr, /^\{/m, 'no JSON line');
 });
 
 test('router start with a bad config exits 2 naming the file, line:column, field and expectation', async (t) => {

@@ -22,7 +22,7 @@ test('rules check: OK with a count, or exit 2 with file:line:column and what was
   const ok = setup('rules:\n  - name: ct\n    when: { attribute: Modality, equals: CT }\n    then: { forward: [PACS] }\n');
   const good = await router('rules', 'check', '--config', ok.config);
   t.is(good.code, 0, good.stderr);
-  t.regex(good.stdout, /1 rules in 1 files: OK/);
+  t.regex(good.stdout, /^1 rule in 1 file: OK/);
   const bad = setup('rules:\n  - name: ct\n    then: { forward: [PACZ] }\n');
   const r = await router('rules', 'check', '--config', bad.config);
   t.is(r.code, 2);
@@ -80,12 +80,12 @@ test('queue ls shows what waits for an unreachable peer; retry and purge act on 
   const json = listed.items;
   t.is(json.length, 1);
   const retried = await router('queue', 'retry', 'PACS', '--config', running.configFile);
-  t.regex(retried.stdout, /1 items due now/);
+  t.regex(retried.stdout, /^1 item due now$/m);
   const refused = await router('queue', 'purge', 'PACS', '--config', running.configFile);
   t.not(refused.code, 0, 'purge without --yes and without a terminal is refused');
   t.regex(refused.stderr, /--yes/);
   const purged = await router('queue', 'purge', json[0].id, '--yes', '--config', running.configFile);
-  t.regex(purged.stdout, /1 items purged/);
+  t.regex(purged.stdout, /^1 item purged$/m);
   t.regex((await router('queue', 'ls', '--config', running.configFile)).stdout, /^$|PACS: 0 pending, 0 dead/m);
 });
 
