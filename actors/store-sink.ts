@@ -62,7 +62,7 @@ export class StoreSink implements DatasetSink {
     // Deflated: the inflated bytes are an Explicit VR LE dataset (the syntax's table entry says so).
     this.walker = new DatasetWalker({ explicitVr: ts?.explicitVr ?? false, littleEndian: ts?.littleEndian ?? true });
     if (this.deflated) {
-      const inflater = createInflateRaw({ chunkSize: 64 * 1024 });
+      const inflater = createInflateRaw({ chunkSize: 256 * 1024 });
       inflater.on('data', (chunk: Buffer) => this.walk(chunk));
       this.inflated = new Promise((resolve) => {
         inflater.once('end', resolve);
