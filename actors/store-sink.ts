@@ -66,6 +66,7 @@ export class StoreSink implements DatasetSink {
       inflater.on('data', (chunk: Buffer) => this.walk(chunk));
       this.inflated = new Promise((resolve) => {
         inflater.once('end', resolve);
+        inflater.once('close', resolve); // destroyed by discard() before the end
         inflater.once('error', (err) => {
           this.inflateError = err;
           resolve();
