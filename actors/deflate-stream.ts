@@ -3,6 +3,7 @@
 // iterable in, an async iterable out, through node:zlib with its own backpressure, so memory is a
 // few zlib windows and chunks whatever the instance size.
 import { Readable, pipeline } from 'node:stream';
+import type { Transform } from 'node:stream';
 import { constants, createDeflateRaw, createInflateRaw } from 'node:zlib';
 import type { ZlibOptions } from 'node:zlib';
 
@@ -27,7 +28,7 @@ function isZlibError(err: unknown): err is Error & { code: string } {
 }
 
 /** Runs `chunks` through a zlib transform; errors of the source pass through unchanged. */
-async function* through(chunks: AsyncIterable<Uint8Array>, transform: ReturnType<typeof createInflateRaw>, describe: (err: Error & { code: string }) => Error): AsyncIterable<Uint8Array> {
+async function* through(chunks: AsyncIterable<Uint8Array>, transform: Transform, describe: (err: Error & { code: string }) => Error): AsyncIterable<Uint8Array> {
   // pipeline() destroys every stage when one fails or the consumer stops early (a return from the for-await).
   const out = pipeline(Readable.from(chunks, { objectMode: false }), transform, () => {});
   try {

@@ -128,6 +128,8 @@ function pixelmedStore(port: number, files: string[]): Promise<{ code: number | 
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
     child.stdin.end(files.join('\n') + '\n');
+    // No java or no pixelmed.jar: the test fails saying so (Debian: default-jre-headless, pixelmed-apps).
+    child.once('error', (err) => resolve({ code: null, out: `cannot run PixelMed (${PIXELMED}): ${err.message}` }));
     child.once('close', (code) => resolve({ code, out }));
   });
 }
