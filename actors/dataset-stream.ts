@@ -1,9 +1,15 @@
 // Datasets on their way out: the bytes of a stored instance, optionally with a rewritten header
 // (modified attributes) and converted to another transfer syntax, cut into PDV payloads no larger
 // than the peer accepts. Everything streams from disk; nothing holds an instance whole.
+//
+// A conversion is a chain of stages: inflate (stored Deflated), the native converter (ILE/ELE/EBE),
+// deflate (Deflated out). A Deflated file cannot be entered mid-stream, so a replacement header for
+// it is in Explicit VR LE and replaces the first `skip` inflated bytes.
 import { createReadStream } from 'node:fs';
 import type { DatasetSource } from '../machines/dimse/dimse.events.ts';
+import { inflatedSyntax, isDeflated } from '../protocol/deflated.ts';
 import { TransferSyntaxConverter } from '../protocol/ts-convert.ts';
+import { deflate, inflate, skip } from './deflate-stream.ts';
 
 /** The dataset's bytes in order: the replacement header (if any), then the file region. */
 export async function* datasetBytes(source: DatasetSource): AsyncIterable<Uint8Array> {
@@ -11,18 +17,29 @@ export async function* datasetBytes(source: DatasetSource): AsyncIterable<Uint8A
     yield source.data;
     return;
   }
-  const raw = rawBytes(source);
   if (source.kind === 'file' || !source.convert) {
-    yield* raw;
+    yield* withHead(source, fileBytes(source));
     return;
   }
-  const converter = new TransferSyntaxConverter(source.convert.from, source.convert.to);
-  for await (const chunk of raw) yield* converter.push(chunk);
+  const { from, to } = source.convert;
+  let bytes = isDeflated(from) ? withHead(source, skip(inflate(fileBytes(source)), source.skip ?? 0)) : withHead(source, fileBytes(source));
+  if (inflatedSyntax(from) !== inflatedSyntax(to)) bytes = converted(bytes, inflatedSyntax(from), inflatedSyntax(to));
+  if (isDeflated(to)) bytes = deflate(bytes);
+  yield* bytes;
+}
+
+async function* converted(bytes: AsyncIterable<Uint8Array>, from: string, to: string): AsyncIterable<Uint8Array> {
+  const converter = new TransferSyntaxConverter(from, to);
+  for await (const chunk of bytes) yield* converter.push(chunk);
   yield* converter.end();
 }
 
-async function* rawBytes(source: Exclude<DatasetSource, { kind: 'bytes' }>): AsyncIterable<Uint8Array> {
+async function* withHead(source: Exclude<DatasetSource, { kind: 'bytes' }>, rest: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
   if (source.kind === 'prepared' && source.head.length > 0) yield source.head;
+  yield* rest;
+}
+
+async function* fileBytes(source: Exclude<DatasetSource, { kind: 'bytes' }>): AsyncIterable<Uint8Array> {
   if (source.length === 0) return;
   const stream = createReadStream(source.path, { start: source.offset, end: source.offset + source.length - 1, highWaterMark: 256 * 1024 });
   let seen = 0;

@@ -13,12 +13,13 @@ import { rewriteHeader } from '../protocol/dataset-rewrite.ts';
 import { DatasetWalker } from '../protocol/dataset-walker.ts';
 import type { AcceptedContext } from '../protocol/negotiation.ts';
 import { formatStatus } from '../protocol/status.ts';
-import { canConvert } from '../protocol/ts-convert.ts';
+import { canTranscode, isDeflated } from '../protocol/deflated.ts';
 import { transferSyntax } from '../protocol/uids.ts';
 import { applyModifications } from '../routing/modifications.ts';
 import type { Modification } from '../routing/rule.types.ts';
 import type { AuditTrail } from './audit.ts';
 import { canDecompress, decompressDataset, MAX_DECOMPRESS_BYTES } from './decompress.ts';
+import { inflatedSource } from './deflated-source.ts';
 import { isSkipped } from './outbound-queue.ts';
 import type { OutboundQueue, QueueItem } from './outbound-queue.ts';
 import { classifyAssociationFailure, outcomeOf, statusKey } from './retry-policy.ts';
@@ -82,11 +83,15 @@ export class PeerForwarder {
     };
   }
 
-  /** Transfer syntaxes proposed for an instance stored in `ts`, in order. */
+  /**
+   * Transfer syntaxes proposed for an instance stored in `ts`, in order: its own first if the peer's
+   * list has it, unless that list puts Deflated first (then the list as written: deflate for this peer).
+   */
   proposalFor(ts: string): string[] {
-    const preferred = this.peer.transferSyntaxes === 'default' ? [ts, EXPLICIT_LE, IMPLICIT_LE] : [
-      ...(this.peer.transferSyntaxes.includes(ts) ? [ts] : []),
-      ...this.peer.transferSyntaxes,
+    const list = this.peer.transferSyntaxes;
+    const preferred = list === 'default' ? [ts, EXPLICIT_LE, IMPLICIT_LE] : [
+      ...(list.includes(ts) && !isDeflated(list[0]) ? [ts] : []),
+      ...list,
     ];
     return [...new Set(preferred)];
   }
@@ -246,13 +251,21 @@ export class PeerForwarder {
     }
   }
 
-  /** The accepted context to send this item on: its own syntax, else one we can convert it to. */
+  /**
+   * The accepted context to send this item on: Deflated if the peer's list puts it first, else the
+   * item's own syntax, else one we can convert it to (deflating last: it costs the most CPU).
+   */
   private contextFor(item: QueueItem): AcceptedContext | undefined {
     const scu = this.scu;
     if (!scu) return undefined;
     const contexts = [...scu.association.contexts.values()].filter((c) => c.abstractSyntax === item.sopClassUid);
-    return contexts.find((c) => c.transferSyntax === item.transferSyntaxUid) ??
-      contexts.find((c) => canConvert(item.transferSyntaxUid, c.transferSyntax)) ??
+    const producible = contexts.filter((c) => canTranscode(item.transferSyntaxUid, c.transferSyntax));
+    const list = this.peer.transferSyntaxes;
+    const deflatedFirst = list !== 'default' && list.length > 0 && isDeflated(list[0]);
+    return (deflatedFirst ? producible.find((c) => isDeflated(c.transferSyntax)) : undefined) ??
+      contexts.find((c) => c.transferSyntax === item.transferSyntaxUid) ??
+      producible.find((c) => !isDeflated(c.transferSyntax)) ??
+      producible[0] ??
       (canDecompress(item.transferSyntaxUid) ? contexts.find((c) => UNCOMPRESSED_TARGETS.has(c.transferSyntax)) : undefined);
   }
 
@@ -286,10 +299,12 @@ export class PeerForwarder {
     const file = await readPart10File(join(this.deps.spool.dir, item.path));
     if (file.transferSyntaxUid !== item.transferSyntaxUid) throw new Error(`stored file is ${file.transferSyntaxUid}, queue says ${item.transferSyntaxUid}`);
     const modifications = item.modifications as Modification[];
-    if (targetSyntax !== file.transferSyntaxUid && !canConvert(file.transferSyntaxUid, targetSyntax)) {
+    if (targetSyntax !== file.transferSyntaxUid && !canTranscode(file.transferSyntaxUid, targetSyntax)) {
       return this.decompressed(file, targetSyntax as DecompressTarget, modifications);
     }
     const convert = targetSyntax === file.transferSyntaxUid ? undefined : { from: file.transferSyntaxUid, to: targetSyntax };
+    // Stored Deflated: inflated on the way (and checked whole first) unless it goes out untouched.
+    if (isDeflated(file.transferSyntaxUid) && (convert || modifications.length > 0)) return inflatedSource(file, targetSyntax, modifications);
     if (modifications.length === 0) {
       if (!convert) return { kind: 'file', path: file.path, offset: file.datasetOffset, length: file.datasetLength };
       return { kind: 'prepared', head: new Uint8Array(0), path: file.path, offset: file.datasetOffset, length: file.datasetLength, convert };

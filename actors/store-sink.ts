@@ -2,7 +2,10 @@
 // header built from the command and the negotiated transfer syntax), through the dataset walker
 // (is it complete? where does Pixel Data start?), keeping only the bytes before Pixel Data for the
 // index. Memory is bounded by that header, never by the instance.
-import { inflateRawSync } from 'node:zlib';
+// Deflated Explicit VR LE (PS3.5 A.5) is inflated as it arrives and the inflated bytes are walked
+// the same way: the whole stream must inflate, or the instance is refused (never acknowledged).
+import { createInflateRaw } from 'node:zlib';
+import type { InflateRaw } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { DatasetSink } from './association.ts';
 import type { IncomingInstance, InstanceRecord, Spool } from './spool.ts';
@@ -32,8 +35,12 @@ export class StoreSink implements DatasetSink {
   readonly incoming: IncomingInstance;
   private readonly command: Command;
   private readonly transferSyntaxUid: string;
-  private readonly walker: DatasetWalker | undefined;
+  private readonly walker: DatasetWalker;
   private readonly deflated: boolean;
+  /** Deflated only: inflates the dataset as it arrives, for the walker; done when it ended or failed. */
+  private readonly inflater: InflateRaw | undefined;
+  private inflated: Promise<void> = Promise.resolve();
+  private inflateError: Error | undefined;
   private readonly prefix: Uint8Array[] = [];
   private prefixBytes = 0;
   private received = 0;
@@ -52,8 +59,21 @@ export class StoreSink implements DatasetSink {
     this.onEnd = opts.onEnd;
     const ts = transferSyntax(opts.transferSyntaxUid);
     this.deflated = ts?.deflated ?? false;
-    // Deflated datasets are walked after inflating the kept prefix (see end()).
-    this.walker = this.deflated ? undefined : new DatasetWalker({ explicitVr: ts?.explicitVr ?? false, littleEndian: ts?.littleEndian ?? true });
+    // Deflated: the inflated bytes are an Explicit VR LE dataset (the syntax's table entry says so).
+    this.walker = new DatasetWalker({ explicitVr: ts?.explicitVr ?? false, littleEndian: ts?.littleEndian ?? true });
+    if (this.deflated) {
+      const inflater = createInflateRaw({ chunkSize: 256 * 1024 });
+      inflater.on('data', (chunk: Buffer) => this.walk(chunk));
+      this.inflated = new Promise((resolve) => {
+        inflater.once('end', resolve);
+        inflater.once('close', resolve); // destroyed by discard() before the end
+        inflater.once('error', (err) => {
+          this.inflateError = err;
+          resolve();
+        });
+      });
+      this.inflater = inflater;
+    }
     this.incoming = opts.spool.begin(
       part10Header({
         sopClassUid: opts.command.AffectedSOPClassUID ?? '',
@@ -69,29 +89,45 @@ export class StoreSink implements DatasetSink {
 
   write(data: Uint8Array): boolean {
     this.received += data.length;
-    if (this.walker) {
-      const before = this.walker.bytesSeen;
-      this.walker.push(data);
-      const pixelAt = this.walker.pixelDataOffset;
-      if (pixelAt === undefined) this.keep(data);
-      else if (pixelAt > before) this.keep(data.subarray(0, pixelAt - before));
-    } else {
-      this.keep(data);
-    }
+    let inflaterReady = true;
+    if (!this.inflater) this.walk(data);
+    // Copy: the fragment is a view into a socket buffer, and zlib works on it after we return.
+    else if (!this.inflateError) inflaterReady = this.inflater.write(Uint8Array.prototype.slice.call(data));
     try {
-      return this.incoming.write(data);
+      return this.incoming.write(data) && inflaterReady;
     } catch (err) {
       this.writeError = err;
-      return true;
+      return inflaterReady;
     }
+  }
+
+  /** The dataset bytes (inflated if Deflated) through the walker, keeping those before Pixel Data. */
+  private walk(data: Uint8Array): void {
+    const before = this.walker.bytesSeen;
+    this.walker.push(data);
+    const pixelAt = this.walker.pixelDataOffset;
+    if (pixelAt === undefined) this.keep(data);
+    else if (pixelAt > before) this.keep(data.subarray(0, pixelAt - before));
   }
 
   drained(): Promise<void> {
-    return this.incoming.drained();
+    const inflater = this.inflater;
+    if (!inflater?.writableNeedDrain || this.inflateError) return this.incoming.drained();
+    // The inflater falls behind (it works on the thread pool): the socket waits for it too.
+    const caughtUp = new Promise<void>((resolve) => {
+      inflater.once('drain', resolve);
+      void this.inflated.then(resolve);
+    });
+    return Promise.all([this.incoming.drained(), caughtUp]).then(() => undefined);
   }
 
   end(): void {
-    this.onEnd(this.verdict());
+    if (!this.inflater) {
+      this.onEnd(this.verdict());
+      return;
+    }
+    this.inflater.end();
+    void this.inflated.then(() => this.onEnd(this.verdict()));
   }
 
   private keep(data: Uint8Array): void {
@@ -104,21 +140,15 @@ export class StoreSink implements DatasetSink {
 
   private verdict(): StoreVerdict {
     if (this.writeError) return spoolFailure(this.writeError);
-    let header = Buffer.concat(this.prefix);
-    if (this.walker) {
-      const walk = this.walker.end();
-      if (!walk.complete) {
-        return { ok: false, status: Status.CANNOT_UNDERSTAND, errorComment: `dataset incomplete: ${walk.problem ?? 'truncated'}` };
-      }
-      header = header.subarray(0, walk.headerLength);
-    } else if (this.deflated) {
-      try {
-        header = inflateRawSync(header, { maxOutputLength: MAX_HEADER_BYTES * 4 });
-      } catch {
-        // A prefix cut mid-stream still inflates partly; only a stream that is not deflate at all fails.
-        return { ok: false, status: Status.CANNOT_UNDERSTAND, errorComment: 'deflated dataset does not inflate' };
-      }
+    if (this.inflateError) {
+      return { ok: false, status: Status.CANNOT_UNDERSTAND, errorComment: `deflated dataset does not inflate: ${this.inflateError.message}`.slice(0, 64) };
     }
+    let header = Buffer.concat(this.prefix);
+    const walk = this.walker.end();
+    if (!walk.complete) {
+      return { ok: false, status: Status.CANNOT_UNDERSTAND, errorComment: `dataset incomplete: ${walk.problem ?? 'truncated'}` };
+    }
+    header = header.subarray(0, walk.headerLength);
     let keys: InstanceKeys;
     try {
       keys = parseHeader(header, this.deflated ? '1.2.840.10008.1.2.1' : this.transferSyntaxUid);
@@ -171,6 +201,7 @@ export class StoreSink implements DatasetSink {
   }
 
   async discard(): Promise<void> {
+    this.inflater?.destroy();
     await this.incoming.discard();
   }
 

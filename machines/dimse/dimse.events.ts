@@ -7,7 +7,11 @@ import type { Command } from '../../protocol/dimse.ts';
  *  it did not replace, optionally converted between uncompressed transfer syntaxes on the way. */
 export type DatasetSource =
   | { kind: 'file'; path: string; offset: number; length: number }
-  | { kind: 'prepared'; head: Uint8Array; path: string; offset: number; length: number; convert?: { from: string; to: string } }
+  | {
+    kind: 'prepared'; head: Uint8Array; path: string; offset: number; length: number; convert?: { from: string; to: string };
+    /** Deflated file region (convert.from Deflated): inflated bytes that `head`, in Explicit VR LE, replaces. */
+    skip?: number;
+  }
   /** A small dataset built in memory (a C-FIND or C-MOVE identifier). */
   | { kind: 'bytes'; data: Uint8Array };
 
