@@ -131,8 +131,12 @@ for (const x of NATIVE) {
     for (const y of NATIVE) {
       const out = await collect(datasetBytes(await sourceOf(asDeflatedFile, y)));
       t.true(out.equals(convertWhole(asEle, TS.explicitLE, y)), `${x} → Deflated → ${y}`);
+      // Values through dcmjs for the little-endian outputs (Big Endian ones are checked by bytes above; the
+      // native converter itself is checked against DCMTK in ts-convert.test.ts).
+      if (y === TS.explicitBE) continue;
       const implicit = x === TS.implicitLE || y === TS.implicitLE;
-      if (y !== TS.explicitBE) t.deepEqual(naturalized(out, y, implicit), naturalized(x === TS.explicitBE ? asEle : original, x === TS.explicitBE ? TS.explicitLE : x, implicit), `${x} → Deflated → ${y} is value-equal`);
+      const [reference, referenceTs] = x === TS.explicitBE ? [asEle, TS.explicitLE] : [original, x];
+      t.deepEqual(naturalized(out, y, implicit), naturalized(reference, referenceTs, implicit), `${x} → Deflated → ${y} is value-equal`);
     }
   });
 }
