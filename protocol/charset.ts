@@ -2,7 +2,8 @@
 // (ISO 2022 code extensions: escape sequences switch G0/G1; the set of value 1 is active again at
 // each value delimiter '\', each PN '^' and '=', and CR, LF, FF, TAB). Only SH, LO, ST, LT, UC, UT
 // and PN use it (PS3.5 6.1.2.3); other VRs are ASCII. The characters of each set come from
-// TextDecoder (decoding) and iconv-lite (encoding); what is ours is which set is active where.
+// TextDecoder's tables (decoding, and inverted for encoding) and iconv-lite (GB18030's four-byte
+// codes); what is ours is which set is active where.
 import { TextDecoder } from 'node:util';
 import iconv from 'iconv-lite';
 import { CHARSET_TERMS, DESIGNATIONS } from './charset-terms.ts';
@@ -149,19 +150,70 @@ export function decodeText(bytes: Uint8Array, charset: Charset, vr: string): str
   return out;
 }
 
+// Encoding inverts the decoder: each set's table is built once, by decoding every code of the set
+// with TextDecoder, so what we write always reads back the same (iconv-lite's tables disagree with
+// WHATWG's on a few characters, e.g. JIS X 0208 1-33, read as U+FF5E). The first code wins.
+const tables = new Map<string, Map<string, number[]>>();
+function table(id: string, decoderLabel: string, codes: () => Iterable<number[]>): Map<string, number[]> {
+  let t = tables.get(id);
+  if (!t) {
+    t = new Map();
+    const d = decoder(decoderLabel);
+    for (const code of codes()) {
+      const ch = d.decode(Uint8Array.from(code));
+      if (ch.length > 0 && [...ch].length === 1 && ch !== '\ufffd' && !t.has(ch)) t.set(ch, code);
+    }
+    tables.set(id, t);
+  }
+  return t;
+}
+
+function* range(from: number, to: number): Iterable<number> {
+  for (let b = from; b <= to; b++) yield b;
+}
+
+function* pairs(leads: Iterable<number>, trails: () => Iterable<number>, prefix: number[] = []): Iterable<number[]> {
+  for (const a of leads) for (const b of trails()) yield [...prefix, a, b];
+}
+
+function* rows(set: GraphicSet): Iterable<number> {
+  for (const [from, to] of set.rows ?? [[0xa1, 0xfe]]) yield* range(from, to);
+}
+
+function setTable(set: GraphicSet): Map<string, number[]> {
+  switch (set.form) {
+    case 'ascii':
+    case 'sb': return table(set.id, set.decoder, () => [...range(0xa0, 0xff)].map((b) => [b]));
+    case 'euc': return table(set.id, set.decoder, () => pairs(rows(set), () => range(0xa1, 0xfe)));
+    case 'euc-3': return table(set.id, set.decoder, () => pairs(rows(set), () => range(0xa1, 0xfe), [0x8f]));
+  }
+}
+
+/** The two-byte codes of GBK (and of GB18030, which adds four-byte ones). */
+function gbkTable(): Map<string, number[]> {
+  return table('GBK', 'gbk', () => pairs(range(0x81, 0xfe), () => [...range(0x40, 0x7e), ...range(0x80, 0xfe)]));
+}
+
 /** One character in a set, as its bytes are written in G0 (0x21-0x7E) or G1 (0xA0-0xFF); undefined if the set lacks it. */
 function encodeChar(set: GraphicSet, ch: string, inG0: boolean): number[] | undefined {
-  const b = iconv.encode(ch, set.encoder);
-  const high = (x: number) => x >= 0xa1 && x <= 0xfe;
-  switch (set.form) {
-    case 'ascii': return undefined;
-    case 'sb': return b.length === 1 && b[0] >= 0xa0 ? [b[0]] : undefined;
-    case 'euc':
-      if (b.length !== 2 || !high(b[0]) || !high(b[1])) return undefined;
-      return inG0 ? [b[0] & 0x7f, b[1] & 0x7f] : [b[0], b[1]];
-    case 'euc-3':
-      return b.length === 3 && b[0] === 0x8f && high(b[1]) && high(b[2]) ? [b[1] & 0x7f, b[2] & 0x7f] : undefined;
+  if (set.form === 'ascii') return undefined;
+  const code = setTable(set).get(ch);
+  if (code === undefined) return undefined;
+  if (set.form === 'euc-3') return [code[1] & 0x7f, code[2] & 0x7f];
+  return inG0 ? code.map((b) => b & 0x7f) : code;
+}
+
+/** Text in UTF-8, GBK or GB18030 (no code extensions). */
+function encodeWhole(text: string, encoder: 'utf8' | 'gbk' | 'gb18030'): Uint8Array | undefined {
+  if (encoder === 'utf8') return Buffer.from(text, 'utf8');
+  const out: number[] = [];
+  for (const ch of text) {
+    const cp = ch.codePointAt(0)!;
+    const code = cp < 0x80 ? [cp] : gbkTable().get(ch) ?? (encoder === 'gb18030' ? [...iconv.encode(ch, 'gb18030')] : undefined);
+    if (code === undefined) return undefined;
+    out.push(...code);
   }
+  return Uint8Array.from(out);
 }
 
 function bytesOf(escape: string): number[] {
@@ -178,7 +230,9 @@ export function encodeText(text: string, charset: Charset, vr: string): Uint8Arr
   let bytes: Uint8Array;
   const whole = charset.terms[0].whole;
   if (whole) {
-    bytes = iconv.encode(text, whole.encoder);
+    const encoded = encodeWhole(text, whole.encoder);
+    if (encoded === undefined) return undefined;
+    bytes = encoded;
   } else {
     const init = initialState(charset);
     let { g0, g1 } = init;
