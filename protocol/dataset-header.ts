@@ -7,10 +7,10 @@
 // decoded as Explicit VR Little Endian (PS3.5 A.5: the deflated bytes are an Explicit VR LE dataset).
 //
 // Text in the Specific Character Set (SH, LO, ST, LT, UC, UT, PN) is decoded here, not by dcmjs:
-// dcmjs knows one character set per dataset and no ISO 2022 code extensions. dcmjs is handed the
-// prefix without (0008,0005) and the top-level text values are replaced by ours (protocol/charset.ts).
-// Text inside sequences stays as dcmjs reads it without a character set (rules address top-level
-// attributes only).
+// dcmjs knows one character set per dataset and no ISO 2022 code extensions (it would throw or log).
+// The top-level text values are replaced by ours (protocol/charset.ts). Text inside sequences, which
+// rules do not address, is dcmjs's reading: right for the single sets it knows (ISO_IR 100, 192,
+// GB18030...); with code extensions or an unknown term, dcmjs gets no (0008,0005) and reads Latin-1.
 import { data, log } from 'dcmjs';
 import type { DenaturalizedDataset } from 'dcmjs';
 import { CHARSET_VRS, decodeText, parseCharset } from './charset.ts';
@@ -106,8 +106,9 @@ export function parseHeader(bytes: Uint8Array, transferSyntaxUid: string): Insta
   const scs = spans.find((s) => s.tag === SPECIFIC_CHARACTER_SET);
   const charsetValues = scs === undefined ? undefined : latin1(prefix.subarray(scs.valueStart, scs.end)).replace(/[\0 ]+$/, '').split('\\').map((v) => v.trim());
   const charset = parseCharset(charsetValues);
-  // dcmjs wants a whole Part-10 file in an ArrayBuffer of its own; it gets no (0008,0005).
-  const withoutScs = scs === undefined ? [prefix] : [prefix.subarray(0, scs.start), prefix.subarray(scs.end)];
+  // dcmjs wants a whole Part-10 file in an ArrayBuffer of its own.
+  const dcmjsKnows = charsetValues?.length === 1 && !charset.terms[0].extensions && charset.unknown.length === 0;
+  const withoutScs = scs === undefined || dcmjsKnows ? [prefix] : [prefix.subarray(0, scs.start), prefix.subarray(scs.end)];
   const file = new Uint8Array(header.length + withoutScs.reduce((n, p) => n + p.length, 0));
   file.set(header, 0);
   let at = header.length;
