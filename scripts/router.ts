@@ -217,7 +217,7 @@ rules
       association: { callingAeTitle: opts.callingAe, calledAeTitle: opts.calledAe ?? listener!.aeTitles[0], listener: listener!.name, remoteAddress: opts.source },
       dataset: keys.dataset,
     });
-    console.log(explainText(decision));
+    console.log(explainText(decision, keys.dataset));
   });
 
 /** Skipped duplicates `queue ls` lists per peer without --all. */
