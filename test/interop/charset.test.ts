@@ -25,11 +25,19 @@ const RULES = `rules:
       modify:
         - set: { attribute: StudyDescription, value: '頭部' }
   - name: yamada-wildcard
+    continue: true
     when: { attribute: PatientName, wildcard: '*山田*' }
     then:
       forward: [UTF8]
       modify:
         - set: { attribute: StudyDescription, value: 'Kopf Bär' }
+  - name: yamada-strict
+    when: { attribute: PatientName, wildcard: 'Yamada*' }
+    then:
+      forward: [STRICT]
+      modify:
+        - set: { attribute: StudyDescription, value: 'Kopf Bär' }
+      charset: refuse
   - name: suzuki
     when: { attribute: PatientName, wildcard: '*鈴木*' }
     then: { forward: [JIS] }
@@ -69,7 +77,7 @@ test('rules explain matches equals and wildcard on the ISO 2022 IR 87 name and s
   mkdirSync(rulesDir);
   writeFileSync(join(rulesDir, 'main.yaml'), RULES);
   const config = join(dir, 'router.yaml');
-  const peers = [{ aeTitle: 'JIS', host: '127.0.0.1', port: 1 }, { aeTitle: 'UTF8', host: '127.0.0.1', port: 1 }];
+  const peers = ['JIS', 'UTF8', 'STRICT'].map((aeTitle) => ({ aeTitle, host: '127.0.0.1', port: 1 }));
   writeFileSync(config, stringify({ storage: { dir: join(dir, 'data') }, listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 11112 }], peers, routing: { rulesDir } }));
   const r = await run(process.execPath, [join(REPO, 'scripts/router.ts'), 'rules', 'explain', file, '--config', config]);
   t.is(r.code, 0, r.stderr);
@@ -79,23 +87,26 @@ test('rules explain matches equals and wildcard on the ISO 2022 IR 87 name and s
   t.regex(r.stdout, /– suzuki .*not evaluated/);
   t.regex(r.stdout, /forward to JIS, rule 'yamada-exact', with 1 modification:\n +set StudyDescription = '頭部'\n +→ StudyDescription will be written as '頭部' in \\ISO 2022 IR 87/);
   t.regex(r.stdout, /forward to UTF8, rule 'yamada-wildcard', with 1 modification:\n +set StudyDescription = 'Kopf Bär'\n +→ StudyDescription 'Kopf Bär' cannot be written in \\ISO 2022 IR 87: the dataset will be converted to ISO_IR 192/);
-  t.notRegex(r.stdout, /character set/i);
+  t.regex(r.stdout, /forward to STRICT, rule 'yamada-strict', with 1 modification:\n +set StudyDescription = 'Kopf Bär'\n +charset: refuse\n +→ StudyDescription 'Kopf Bär' cannot be written in \\ISO 2022 IR 87: refused \(charset: refuse\); this forward will become a dead letter/);
 });
 
-test('storescu → router → storescp: the rule matches on the wire; 頭部 arrives in ISO 2022 IR 87, Kopf Bär in a dataset converted to ISO_IR 192; the log is JSON only', async (t) => {
+test('storescu → router → storescp: the rules match on the wire; 頭部 arrives in ISO 2022 IR 87, Kopf Bär in a dataset converted to ISO_IR 192 or, refused, as a dead letter; the log is JSON only', async (t) => {
   const src = tempDir();
   const file = await h31Instance(src);
-  const [jisDir, utf8Dir] = [tempDir(), tempDir()];
+  const [jisDir, utf8Dir, strictDir] = [tempDir(), tempDir(), tempDir()];
   const jis = await startStorescp(jisDir, { aeTitle: 'JIS' });
   t.teardown(jis.stop);
   const utf8 = await startStorescp(utf8Dir, { aeTitle: 'UTF8' });
   t.teardown(utf8.stop);
+  const strict = await startStorescp(strictDir, { aeTitle: 'STRICT' });
+  t.teardown(strict.stop);
   const rulesDir = tempDir('rules-');
   writeFileSync(join(rulesDir, 'main.yaml'), RULES);
   const router = await startRouter({
     peers: [
       { aeTitle: 'JIS', host: '127.0.0.1', port: jis.port, retry: QUICK_RETRY },
       { aeTitle: 'UTF8', host: '127.0.0.1', port: utf8.port, retry: QUICK_RETRY },
+      { aeTitle: 'STRICT', host: '127.0.0.1', port: strict.port, retry: QUICK_RETRY },
     ],
     rulesDir,
   });
@@ -103,7 +114,10 @@ test('storescu → router → storescp: the rule matches on the wire; 頭部 arr
   const sent = await run('storescu', ['-aet', 'CANON_VP', '-aec', 'DICOM_ROUTER', '127.0.0.1', String(router.port), file]);
   t.is(sent.code, 0, sent.stdout + sent.stderr);
   const delivered = () => router.output().match(/"msg":"delivered"/g)?.length ?? 0;
-  if (!(await eventually(t, 'both copies delivered', () => delivered() === 2, router.output))) return;
+  const dead = () => router.output().split('\n').filter((l) => l.includes('"msg":"dead letter"'));
+  if (!(await eventually(t, 'two copies delivered, one dead letter', () => delivered() === 2 && dead().length === 1, router.output))) return;
+  t.regex(dead()[0], /"Kopf Bär\\" cannot be written in Specific Character Set \\"\\\\\\\\ISO 2022 IR 87\\"; the rule says charset: refuse/);
+  t.deepEqual(filesUnder(strictDir), [], 'nothing reached the refusing rule\'s peer');
 
   const [jisFile] = filesUnder(jisDir);
   const jisKeys = await readHeaderKeys(await readPart10File(jisFile));
