@@ -218,6 +218,7 @@ rules
       dataset: keys.dataset,
     });
     console.log(explainText(decision, keys.dataset));
+    for (const w of keys.warnings) console.log(`  note: ${w}`);
   });
 
 /** Skipped duplicates `queue ls` lists per peer without --all. */
