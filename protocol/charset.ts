@@ -61,6 +61,12 @@ function decoder(label: string): TextDecoder {
   return d;
 }
 
+/** No byte above 0x7F and no ESC. */
+function isAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] > 0x7f || bytes[i] === 0x1b) return false;
+  return true;
+}
+
 type State = { g0: Designation; g1: Designation | undefined };
 
 function initialState(charset: Charset): State {
@@ -95,6 +101,8 @@ function decodeRun(set: GraphicSet, run: Uint8Array, inG0: boolean): string {
  * read as ISO 8859-1, as a default-repertoire instance with Latin-1 in it usually means.
  */
 export function decodeText(bytes: Uint8Array, charset: Charset, vr: string): string {
+  // Most values are plain ASCII: the same in every character set the terms list.
+  if (isAscii(bytes)) return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
   const whole = charset.terms[0].whole;
   if (whole) return decoder(whole.decoder).decode(bytes);
   const init = initialState(charset);
