@@ -292,8 +292,3 @@ export function encodeText(text: string, charset: Charset, vr: string): Uint8Arr
   }
   return decodeText(bytes, charset, vr) === text ? bytes : undefined;
 }
-
-/** Whether every one of `texts` can be written in `charset`. */
-export function canHold(charset: Charset, vr: string, text: string): boolean {
-  return /^[\x00-\x7f]*$/.test(text) || encodeText(text, charset, vr) !== undefined;
-}
