@@ -32,14 +32,11 @@ export function parseCharset(value: string | readonly string[] | undefined): Cha
   const terms: CharsetTerm[] = [];
   const unknown: string[] = [];
   values.forEach((v, i) => {
-    // An empty value 1 is the default repertoire; with code extensions it is ISO 2022 IR 6.
-    if (v === '') {
-      if (i === 0) terms.push(values.length > 1 ? DEFAULT_2022 : DEFAULT);
-      return;
-    }
-    const term = CHARSET_TERMS.get(v) ?? CHARSET_TERMS.get(v.replace(/^ISO[ _-]IR[ _-]?/i, 'ISO_IR ').toUpperCase());
+    const term = v === '' ? undefined : CHARSET_TERMS.get(v) ?? CHARSET_TERMS.get(v.replace(/^ISO[ _-]IR[ _-]?/i, 'ISO_IR ').toUpperCase());
+    if (v !== '' && !term) unknown.push(v);
+    // An empty (or unknown) value 1 is the default repertoire; with code extensions, ISO 2022 IR 6.
     if (term) terms.push(term);
-    else unknown.push(v);
+    else if (i === 0) terms.push(values.length > 1 ? DEFAULT_2022 : DEFAULT);
   });
   if (terms.length === 0) terms.push(DEFAULT);
   while (values.length > 0 && values[values.length - 1] === '') values.pop();
@@ -69,9 +66,17 @@ function isAscii(bytes: Uint8Array): boolean {
 
 type State = { g0: Designation; g1: Designation | undefined };
 
-function initialState(charset: Charset): State {
+/**
+ * What is active at the start of each value: value 1's sets. A 94x94 set named first ('ISO 2022 IR
+ * 87' alone, as some writers put it) is not: text starts in ASCII and its escape sequences switch.
+ * Reading, a KS X 1001 / GB 2312 value 1 stays in G1 (lenient to writers that omit the escape);
+ * writing, it is designated by escape like the other values' sets.
+ */
+function initialState(charset: Charset, writing = false): State {
   const first = charset.terms[0];
-  return { g0: first.g0 ?? G0_ASCII, g1: first.g1 };
+  const g0 = first.g0 && first.g0.set.form === 'ascii' ? first.g0 : G0_ASCII;
+  const g1 = first.g1 && (!writing || first.g1.set.form === 'sb') ? first.g1 : undefined;
+  return { g0, g1 };
 }
 
 function isDelimiter(byte: number, vr: string): boolean {
@@ -242,7 +247,7 @@ export function encodeText(text: string, charset: Charset, vr: string): Uint8Arr
     if (encoded === undefined) return undefined;
     bytes = encoded;
   } else {
-    const init = initialState(charset);
+    const init = initialState(charset, true);
     let { g0, g1 } = init;
     const out: number[] = [];
     const reset = () => {

@@ -63,6 +63,15 @@ test('a value a character set cannot hold is not encoded', (t) => {
   t.deepEqual(Buffer.from(encodeText('ASCII only', parseCharset('ISO_IR 6'), 'LO') ?? []), Buffer.from('ASCII only'));
 });
 
+test('a multi-byte set named as value 1 is not active at the start; an unknown value 1 is the default', (t) => {
+  t.is(decodeText(bytes('Yamada=ESC$B;3EDESC(B'), parseCharset('ISO 2022 IR 87'), 'PN'), 'Yamada=山田');
+  t.deepEqual(Buffer.from(encodeText('Hong=洪', parseCharset('ISO 2022 IR 149'), 'PN') ?? []), bytes('Hong=ESC$)C\xfb\xf3'));
+  t.is(decodeText(bytes('Hong=\xfb\xf3'), parseCharset('ISO 2022 IR 149'), 'PN'), 'Hong=洪'); // lenient: escape omitted
+  const odd = parseCharset('ISO_IR 999\\ISO 2022 IR 87');
+  t.deepEqual(odd.unknown, ['ISO_IR 999']);
+  t.is(decodeText(bytes('Yamada'), odd, 'PN'), 'Yamada');
+});
+
 test('charset values: empty value 1, unknown terms, tolerant spelling', (t) => {
   t.deepEqual(parseCharset(['', 'ISO 2022 IR 87']).terms.map((x) => x.term), ['ISO 2022 IR 6', 'ISO 2022 IR 87']);
   t.deepEqual(parseCharset(undefined).terms.map((x) => x.term), ['ISO_IR 6']);
