@@ -107,7 +107,7 @@ export function parseHeader(bytes: Uint8Array, transferSyntaxUid: string): Insta
   const charsetValues = scs === undefined ? undefined : latin1(prefix.subarray(scs.valueStart, scs.end)).replace(/[\0 ]+$/, '').split('\\').map((v) => v.trim());
   const charset = parseCharset(charsetValues);
   // dcmjs wants a whole Part-10 file in an ArrayBuffer of its own.
-  const dcmjsKnows = charsetValues?.length === 1 && !charset.terms[0].extensions && charset.unknown.length === 0;
+  const dcmjsKnows = charsetValues?.length === 1 && DCMJS_DECODES.has(charsetValues[0]);
   const withoutScs = scs === undefined || dcmjsKnows ? [prefix] : [prefix.subarray(0, scs.start), prefix.subarray(scs.end)];
   const file = new Uint8Array(header.length + withoutScs.reduce((n, p) => n + p.length, 0));
   file.set(header, 0);
@@ -160,6 +160,8 @@ export function parseHeader(bytes: Uint8Array, transferSyntaxUid: string): Insta
 }
 
 const SPECIFIC_CHARACTER_SET = 0x00080005;
+// Single terms dcmjs 0.51 maps to the same decoder as we do (its encodingMapping; not ISO_IR 203).
+const DCMJS_DECODES = new Set(['ISO_IR 6', 'ISO_IR 13', 'ISO_IR 100', 'ISO_IR 101', 'ISO_IR 109', 'ISO_IR 110', 'ISO_IR 126', 'ISO_IR 127', 'ISO_IR 138', 'ISO_IR 144', 'ISO_IR 148', 'ISO_IR 166', 'ISO_IR 192', 'GB18030', 'GBK']);
 
 function latin1(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');

@@ -161,6 +161,12 @@ test('ISO 2022 code extensions are decoded: PS3.5 H.3.1, \\ISO 2022 IR 87', (t) 
   t.deepEqual(k.warnings, []);
 });
 
+test('ISO_IR 203 (which dcmjs does not know) decodes, at the top level', (t) => {
+  const k = parseHeader(encodeDataset(withCharset('ISO_IR 203', Buffer.from([0x4d, 0xa4, 0x20, 0xbd, 0x5e, 0x41])), encodingOf(TS.explicitLE)), TS.explicitLE);
+  t.is(k.patientName, 'M€ œ^A');
+  t.deepEqual(k.warnings, []);
+});
+
 test('an unknown character set term is reported, and ASCII still decodes', (t) => {
   const k = parseHeader(encodeDataset(withCharset('ISO_IR 999', 'DOE^JOHN'), encodingOf(TS.implicitLE)), TS.implicitLE);
   t.is(k.patientName, 'DOE^JOHN');
