@@ -144,3 +144,16 @@ for (const [charset, chars] of REPERTOIRES) {
     );
   });
 }
+
+test('property: any bytes in any character set decode to text without throwing', (t) => {
+  const charsets = ['', 'ISO_IR 100', '\\ISO 2022 IR 87\\ISO 2022 IR 159', 'ISO 2022 IR 13\\ISO 2022 IR 87', '\\ISO 2022 IR 149', '\\ISO 2022 IR 58', 'GB18030', 'ISO_IR 192', 'ISO_IR 166'];
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 64 }), fc.constantFrom(...charsets), fc.constantFrom('LO', 'PN', 'LT'), (b, cs, vr) => {
+      // ESC and the bytes of escape sequences often, so the ISO 2022 state machine is exercised.
+      const bytes = b.map((x) => (x % 7 === 0 ? 0x1b : x % 11 === 0 ? 0x24 : x));
+      return typeof decodeText(bytes, parseCharset(cs), vr) === 'string';
+    }),
+    { numRuns: fuzzRuns(2000) },
+  );
+  t.pass();
+});
