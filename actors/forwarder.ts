@@ -288,8 +288,8 @@ export class PeerForwarder {
     this.log.info({ path: file.path, from: file.transferSyntaxUid, to: target, bytes: dataset.length }, 'decompressed for a peer that takes no compression');
     if (modifications.length > 0) {
       const header = headerOf(dataset, target);
-      const { changes } = applyModifications(parseHeader(header, target).dataset, modifications);
-      dataset = Buffer.concat([rewriteHeader(header, target, changes), dataset.subarray(header.length)]);
+      const { changes, charset } = applyModifications(parseHeader(header, target).dataset, modifications);
+      dataset = Buffer.concat([rewriteHeader(header, target, changes, charset), dataset.subarray(header.length)]);
     }
     return { kind: 'prepared', head: dataset, path: file.path, offset: file.datasetOffset + file.datasetLength, length: 0 };
   }
@@ -311,8 +311,8 @@ export class PeerForwarder {
     }
     const header = await readDatasetHeader(file);
     const keys = parseHeader(header, file.transferSyntaxUid);
-    const { changes } = applyModifications(keys.dataset, modifications);
-    const head = rewriteHeader(header, file.transferSyntaxUid, changes);
+    const { changes, charset } = applyModifications(keys.dataset, modifications);
+    const head = rewriteHeader(header, file.transferSyntaxUid, changes, charset);
     return {
       kind: 'prepared',
       head,

@@ -192,6 +192,8 @@ export class StoreSink implements DatasetSink {
         receivedAt: new Date().toISOString(),
       }, extra);
       log.info({ sopInstanceUid: record.sopInstanceUid, sopClassUid: record.sopClassUid, size: record.size }, 'instance stored');
+      // E.g. an unknown Specific Character Set term: rules saw its text as the default repertoire.
+      if (keys.warnings.length > 0) log.warn({ sopInstanceUid: record.sopInstanceUid, warnings: keys.warnings }, 'dataset decoded leniently');
       return { status: Status.SUCCESS };
     } catch (err) {
       const failure = spoolFailure(err);

@@ -5,10 +5,25 @@
 // Deflated Explicit VR Little Endian (1.2.840.10008.1.2.1.99): the caller inflates the dataset
 // before walking and parsing it and passes the inflated prefix with that syntax's UID; it is then
 // decoded as Explicit VR Little Endian (PS3.5 A.5: the deflated bytes are an Explicit VR LE dataset).
-import { data } from 'dcmjs';
+//
+// Text in the Specific Character Set (SH, LO, ST, LT, UC, UT, PN) is decoded here, not by dcmjs:
+// dcmjs knows one character set per dataset and no ISO 2022 code extensions (it would throw or log).
+// The top-level text values are replaced by ours (protocol/charset.ts). Text inside sequences, which
+// rules do not address, is dcmjs's reading: right for the single sets it knows (ISO_IR 100, 192,
+// GB18030...); with code extensions or an unknown term, dcmjs gets no (0008,0005) and reads Latin-1.
+import { data, log } from 'dcmjs';
 import type { DenaturalizedDataset } from 'dcmjs';
+import { CHARSET_VRS, decodeText, parseCharset } from './charset.ts';
+import type { Charset } from './charset.ts';
+import { topLevelElements } from './dataset-rewrite.ts';
+import type { ElementSpan } from './dataset-rewrite.ts';
 import { DatasetWalker } from './dataset-walker.ts';
 import { part10Header } from './part10.ts';
+import { dictionaryVr } from './ts-convert.ts';
+
+// dcmjs logs through console (loglevel); the router's stdout carries pino JSON only. What dcmjs
+// could complain about reaches callers here as a DatasetParseError.
+log.setLevel('silent');
 
 export type InstanceKeys = {
   sopClassUid?: string;
@@ -31,10 +46,10 @@ export type InstanceKeys = {
   /**
    * dcmjs naturalized attributes: keyword → value, private or unknown elements under their
    * 8-hex-digit tag ("00091001"). Strings are already decoded; SpecificCharacterSet keeps the
-   * instance's own value (dcmjs would report "ISO_IR 192").
+   * instance's own value.
    */
   dataset: Record<string, unknown>;
-  /** Things decoded leniently, e.g. a character set dcmjs does not support. */
+  /** Things decoded leniently, e.g. a Specific Character Set term we do not know. */
   warnings: string[];
 };
 
@@ -51,10 +66,6 @@ const DEFLATED_EXPLICIT_LE = '1.2.840.10008.1.2.1.99';
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 // Placeholders: dcmjs reads only the transfer syntax from the meta group we wrap the prefix in.
 const PLACEHOLDER_UID = '1.2.3.4';
-
-function read(buffer: ArrayBuffer, ignoreErrors: boolean): DenaturalizedDataset {
-  return data.DicomMessage.readFile(buffer, { untilTag: '7FE00010', includeUntilTagValue: false, ignoreErrors }).dict;
-}
 
 const IMPLICIT_LE = '1.2.840.10008.1.2';
 const EXPLICIT_BE = '1.2.840.10008.1.2.2';
@@ -86,38 +97,45 @@ export function parseHeader(bytes: Uint8Array, transferSyntaxUid: string): Insta
   } catch (err) {
     throw new DatasetParseError(`invalid transfer syntax UID ${JSON.stringify(transferSyntaxUid)}`, transferSyntaxUid, err);
   }
+  let spans: ElementSpan[];
+  try {
+    spans = topLevelElements(prefix, syntax);
+  } catch (err) {
+    throw new DatasetParseError(`malformed dataset (${transferSyntaxUid}): ${err instanceof Error ? err.message : String(err)}`, transferSyntaxUid, err);
+  }
+  const scs = spans.find((s) => s.tag === SPECIFIC_CHARACTER_SET);
+  const charsetValues = scs === undefined ? undefined : latin1(prefix.subarray(scs.valueStart, scs.end)).replace(/[\0 ]+$/, '').split('\\').map((v) => v.trim());
+  const charset = parseCharset(charsetValues);
   // dcmjs wants a whole Part-10 file in an ArrayBuffer of its own.
-  const file = new Uint8Array(header.length + prefix.length);
+  const dcmjsKnows = charsetValues?.length === 1 && DCMJS_DECODES.has(charsetValues[0]);
+  const withoutScs = scs === undefined || dcmjsKnows ? [prefix] : [prefix.subarray(0, scs.start), prefix.subarray(scs.end)];
+  const file = new Uint8Array(header.length + withoutScs.reduce((n, p) => n + p.length, 0));
   file.set(header, 0);
-  file.set(prefix, header.length);
+  let at = header.length;
+  for (const p of withoutScs) {
+    file.set(p, at);
+    at += p.length;
+  }
   const warnings: string[] = [];
+  if (charset.unknown.length > 0) {
+    warnings.push(`unknown Specific Character Set ${charset.unknown.map((u) => JSON.stringify(u)).join(', ')}: text decoded with ${charset.terms.map((t) => t.term).join(', ')}`);
+  }
   let dict: DenaturalizedDataset;
   try {
-    dict = read(file.buffer, false);
+    dict = data.DicomMessage.readFile(file.buffer, { untilTag: '7FE00010', includeUntilTagValue: false, ignoreErrors: false }).dict;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    // dcmjs refuses multi-valued (ISO 2022 code extension) and unknown character sets unless
-    // ignoreErrors; Canon and PixelMed peers send ISO 2022 IR 87 etc. Retry, decoding with the first.
-    if (!/character set/i.test(message)) {
-      throw new DatasetParseError(`cannot decode dataset (${transferSyntaxUid}): ${message}`, transferSyntaxUid, err);
-    }
-    try {
-      dict = read(file.buffer, true);
-    } catch (err2) {
-      const m2 = err2 instanceof Error ? err2.message : String(err2);
-      throw new DatasetParseError(`cannot decode dataset (${transferSyntaxUid}): ${m2}`, transferSyntaxUid, err2);
-    }
-    warnings.push(`${message}; strings decoded with the first character set only`);
+    throw new DatasetParseError(`cannot decode dataset (${transferSyntaxUid}): ${message}`, transferSyntaxUid, err);
   }
   delete dict['7FE00010'];
+  decodeTopLevelText(dict, prefix, spans, charset);
   let dataset: Record<string, unknown>;
   try {
     dataset = data.DicomMetaDictionary.naturalizeDataset(dict);
   } catch (err) {
     throw new DatasetParseError(`cannot naturalize dataset: ${err instanceof Error ? err.message : String(err)}`, transferSyntaxUid, err);
   }
-  const charset = originalCharset(dict);
-  if (charset !== undefined) dataset.SpecificCharacterSet = charset.length === 1 ? charset[0] : charset;
+  if (charsetValues !== undefined) dataset.SpecificCharacterSet = charsetValues.length === 1 ? charsetValues[0] : charsetValues;
 
   const keys: InstanceKeys = { dataset, warnings };
   const set = <K extends keyof InstanceKeys>(key: K, value: InstanceKeys[K] | undefined): void => {
@@ -137,17 +155,40 @@ export function parseHeader(bytes: Uint8Array, transferSyntaxUid: string): Insta
   set('instanceNumber', integer(dataset.InstanceNumber));
   set('accessionNumber', text(dataset.AccessionNumber));
   set('bodyPartExamined', text(dataset.BodyPartExamined));
-  if (charset !== undefined) keys.specificCharacterSet = charset.join('\\');
+  if (charsetValues !== undefined) keys.specificCharacterSet = charsetValues.join('\\');
   return keys;
 }
 
-function originalCharset(dict: DenaturalizedDataset): string[] | undefined {
-  const el = dict['00080005'];
-  if (el === undefined) return undefined;
-  // dcmjs rewrites Value to ["ISO_IR 192"] after decoding; _rawValue keeps what the instance said.
-  const raw = Array.isArray(el._rawValue) ? el._rawValue : el.Value;
-  if (!Array.isArray(raw)) return undefined;
-  return raw.map((v) => String(v).trim());
+const SPECIFIC_CHARACTER_SET = 0x00080005;
+// Single terms dcmjs 0.51 maps to the same decoder as we do (its encodingMapping; not ISO_IR 203).
+const DCMJS_DECODES = new Set(['ISO_IR 6', 'ISO_IR 13', 'ISO_IR 100', 'ISO_IR 101', 'ISO_IR 109', 'ISO_IR 110', 'ISO_IR 126', 'ISO_IR 127', 'ISO_IR 138', 'ISO_IR 144', 'ISO_IR 148', 'ISO_IR 166', 'ISO_IR 192', 'GB18030', 'GBK']);
+
+function latin1(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
+
+/** Replaces dcmjs's reading of each top-level text element of a character-set VR by ours. */
+function decodeTopLevelText(dict: DenaturalizedDataset, prefix: Uint8Array, spans: ElementSpan[], charset: Charset): void {
+  for (const s of spans) {
+    const vr = s.vr ?? dictionaryVr(s.tag);
+    if (!CHARSET_VRS.has(vr) || s.length === 0xffffffff) continue;
+    const key = s.tag.toString(16).toUpperCase().padStart(8, '0');
+    const el = dict[key];
+    if (el === undefined) continue;
+    const text = decodeText(prefix.subarray(s.valueStart, s.end), charset, vr);
+    // PS3.5 6.2: trailing spaces (and NUL, which some writers pad with) are padding; leading spaces are too, except in ST/LT/UT.
+    const single = vr === 'ST' || vr === 'LT' || vr === 'UT';
+    const values = (single ? [text] : text.split('\\')).map((v) => (single ? v.replace(/[\0 ]+$/, '') : v.replace(/^[\0 ]+|[\0 ]+$/g, '')));
+    if (values.length === 1 && values[0] === '') el.Value = [];
+    else if (vr === 'PN') el.Value = values.map(personNameGroups);
+    else el.Value = values;
+  }
+}
+
+/** 'A^B=C^D' as dcmjs's denaturalized PN value: {Alphabetic, Ideographic, Phonetic}, absent groups left out. */
+function personNameGroups(value: string): { Alphabetic: string; Ideographic?: string; Phonetic?: string } {
+  const [Alphabetic, Ideographic, Phonetic] = value.split('=');
+  return { Alphabetic, ...(Ideographic !== undefined ? { Ideographic } : {}), ...(Phonetic !== undefined ? { Phonetic } : {}) };
 }
 
 function first(value: unknown): unknown {

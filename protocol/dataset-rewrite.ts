@@ -10,6 +10,13 @@
 // recomputed: adjusted by the size change of their group's set/removed elements. That equals
 // recomputing from the elements, and stays right for (7FE0,0000), whose group runs on past the
 // header. Changing (0008,0005) does not re-encode other text already in the dataset.
+//
+// Text is written in the dataset's Specific Character Set (protocol/charset.ts, ISO 2022 escapes
+// included). A value that set cannot hold follows the caller's CharsetPolicy: 'convert-to-utf8'
+// re-encodes the whole header to ISO_IR 192 first (protocol/dataset-transcode.ts), 'refuse' throws
+// RewriteError 'charset'.
+import { CHARSET_VRS, charsetName, encodeText as encodeInCharset, parseCharset } from './charset.ts';
+import { transcodeToUtf8 } from './dataset-transcode.ts';
 import { ALL_VRS, dictionaryVr, LONG_VRS } from './ts-convert.ts';
 import type { Encoding } from './ts-convert.ts';
 import { transferSyntax } from './uids.ts';
@@ -34,7 +41,12 @@ export type RewriteErrorCode =
   | 'bad-value'
   | 'value-too-long'
   | 'unknown-transfer-syntax'
-  | 'malformed';
+  | 'malformed'
+  /** A value the Specific Character Set cannot hold, under the policy 'refuse' (or after (0008,0005) is set). */
+  | 'charset';
+
+/** What to do when a value to write does not fit the dataset's Specific Character Set. */
+export type CharsetPolicy = 'convert-to-utf8' | 'refuse';
 
 export class RewriteError extends Error {
   readonly code: RewriteErrorCode;
@@ -68,8 +80,6 @@ const SPECIFIC_CHARACTER_SET = 0x00080005;
 const PIXEL_REPRESENTATION = 0x00280103;
 const IMPLICIT_LE: Encoding = { explicitVr: false, littleEndian: true };
 const TEXT_VRS = new Set(['AE', 'AS', 'CS', 'DA', 'DS', 'DT', 'IS', 'LO', 'LT', 'PN', 'SH', 'ST', 'TM', 'UC', 'UI', 'UR', 'UT']);
-// PS3.5 6.1.2.3: the VRs whose values use the Specific Character Set; the others are ASCII.
-const CHARSET_VRS = new Set(['LO', 'LT', 'PN', 'SH', 'ST', 'UC', 'UT']);
 const BINARY_SIZE: Readonly<Record<string, number>> = { US: 2, SS: 2, UL: 4, SL: 4, FL: 4, FD: 8, SV: 8, UV: 8, AT: 4 };
 
 function tagName(tag: number): string {
@@ -83,7 +93,7 @@ export function datasetEncoding(transferSyntaxUid: string): Encoding {
   return { explicitVr: t.explicitVr, littleEndian: t.littleEndian };
 }
 
-class Reader {
+export class Reader {
   readonly view: DataView;
   readonly bytes: Uint8Array;
   constructor(bytes: Uint8Array) {
@@ -181,12 +191,15 @@ function trimText(bytes: Uint8Array): string {
 }
 
 function encodeText(vr: string, text: string, charset: string, tag: string): Uint8Array {
-  let bytes: Buffer;
+  let bytes: Uint8Array;
   if (/^[\x00-\x7f]*$/.test(text)) bytes = Buffer.from(text, 'latin1');
   else if (!CHARSET_VRS.has(vr)) throw new RewriteError('bad-value', `${vr} values are ASCII only (PS3.5 6.2): ${JSON.stringify(text)}`, tag);
-  else if (/(^|\\)ISO_IR 192$/.test(charset)) bytes = Buffer.from(text, 'utf8');
-  else if (/(^|\\)ISO_IR 100$/.test(charset) && /^[\x00-\xff]*$/.test(text)) bytes = Buffer.from(text, 'latin1');
-  else throw new RewriteError('bad-value', `${JSON.stringify(text)} cannot be written in Specific Character Set ${JSON.stringify(charset || 'ISO_IR 6')}`, tag);
+  else {
+    const cs = parseCharset(charset);
+    const encoded = cs.unknown.length > 0 ? undefined : encodeInCharset(text, cs, vr);
+    if (encoded === undefined) throw new RewriteError('charset', `${JSON.stringify(text)} cannot be written in Specific Character Set ${JSON.stringify(charsetName(cs))}`, tag);
+    bytes = encoded;
+  }
   // PS3.5 6.2: even length, UI padded with NUL, other text with a space.
   return bytes.length % 2 === 1 ? Buffer.concat([bytes, Buffer.from(vr === 'UI' ? '\0' : ' ', 'latin1')]) : bytes;
 }
@@ -273,7 +286,7 @@ export function encodeElement(tag: number, vr: string, value: Uint8Array, enc: E
  * The header with `changes` applied (later changes to a tag override earlier ones), in the same
  * transfer syntax. Every other element keeps its bytes; see the file comment for the rules.
  */
-export function rewriteHeader(header: Uint8Array, transferSyntaxUid: string, changes: Change[]): Uint8Array {
+export function rewriteHeader(header: Uint8Array, transferSyntaxUid: string, changes: Change[], charsetPolicy: CharsetPolicy = 'convert-to-utf8'): Uint8Array {
   const enc = datasetEncoding(transferSyntaxUid);
   const final = new Map<number, Change>();
   for (const c of changes) {
@@ -298,15 +311,24 @@ export function rewriteHeader(header: Uint8Array, transferSyntaxUid: string, cha
   const pixelRepresentation = pr !== undefined && pr.length === 2 ? dv.getUint16(pr.valueStart, enc.littleEndian) : undefined;
 
   const encoded = new Map<number, Uint8Array>();
-  for (const [tag, c] of final) {
-    if (c.action !== 'set') continue;
-    const span = existing.get(tag);
-    let vr = c.vr ?? (span?.vr !== undefined && span.vr !== 'UN' ? span.vr : dictionaryVr(tag, { pixelRepresentation }));
-    if (!ALL_VRS.has(vr)) throw new RewriteError('unknown-vr', `invalid VR ${JSON.stringify(vr)}`, c.tag);
-    if (vr === 'UN' && c.vr === undefined) {
-      throw new RewriteError('unknown-vr', `the VR of (${c.tag.slice(0, 4)},${c.tag.slice(4)}) is unknown (private or not in the dictionary): give one`, c.tag);
+  try {
+    for (const [tag, c] of final) {
+      if (c.action !== 'set') continue;
+      const span = existing.get(tag);
+      const vr = c.vr ?? (span?.vr !== undefined && span.vr !== 'UN' ? span.vr : dictionaryVr(tag, { pixelRepresentation }));
+      if (!ALL_VRS.has(vr)) throw new RewriteError('unknown-vr', `invalid VR ${JSON.stringify(vr)}`, c.tag);
+      if (vr === 'UN' && c.vr === undefined) {
+        throw new RewriteError('unknown-vr', `the VR of (${c.tag.slice(0, 4)},${c.tag.slice(4)}) is unknown (private or not in the dictionary): give one`, c.tag);
+      }
+      encoded.set(tag, encodeElement(tag, vr, encodeValue(vr, c.value, enc, charset, c.tag), enc));
     }
-    encoded.set(tag, encodeElement(tag, vr, encodeValue(vr, c.value, enc, charset, c.tag), enc));
+  } catch (err) {
+    // A value the dataset's own character set cannot hold: convert the header to UTF-8 (then every
+    // value fits), unless the rule refuses or the change sets (0008,0005) itself.
+    if (!(err instanceof RewriteError) || err.code !== 'charset') throw err;
+    if (scs !== undefined) throw err;
+    if (charsetPolicy === 'refuse') throw new RewriteError('charset', `${err.message}; the rule says charset: refuse`, err.tag);
+    return rewriteHeader(transcodeToUtf8(header, transferSyntaxUid, parseCharset(charset)), transferSyntaxUid, changes, 'refuse');
   }
 
   // Group length adjustments: new size minus old size of every changed element, per group.

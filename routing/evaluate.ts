@@ -5,7 +5,8 @@
 import { formatStatus } from '../protocol/status.ts';
 import { evaluateWhen } from './conditions.ts';
 import { conditionText, triggerText } from './completion-conditions.ts';
-import { modificationText } from './modifications.ts';
+import { charsetPlan, charsetPlanLines } from './charset-plan.ts';
+import { applyModifications, modificationText } from './modifications.ts';
 import type { Forward, Modification, PrefetchAction, RoutingDecision, RoutingInput, RuleSet, RuleTrace } from './rule.types.ts';
 
 export function evaluate(ruleSet: RuleSet, input: RoutingInput): RoutingDecision {
@@ -64,8 +65,11 @@ export function evaluate(ruleSet: RuleSet, input: RoutingInput): RoutingDecision
   return { forward, modifications, drop: false, matchedRules, trace, notes, ...withPrefetch };
 }
 
-/** The decision in words: one line per rule and per condition, then what would be sent where. */
-export function explainText(decision: RoutingDecision): string {
+/**
+ * The decision in words: one line per rule and per condition, then what would be sent where. With
+ * the instance's dataset, also how the modified text will be written (character set, conversion).
+ */
+export function explainText(decision: RoutingDecision, dataset?: Record<string, unknown>): string {
   const out: string[] = ['Rules, in evaluation order:'];
   if (decision.trace.length === 0) out.push('  (no rules are loaded)');
   for (const t of decision.trace) {
@@ -88,9 +92,14 @@ export function explainText(decision: RoutingDecision): string {
   }
   for (const f of decision.forward) {
     const failover = f.failover ? ` (failover ${f.failover})` : '';
-    const mods = f.modifications.length === 0 ? 'unmodified' : `with ${f.modifications.length} modification${f.modifications.length === 1 ? '' : 's'}:`;
+    const n = f.modifications.filter((m) => m.op !== 'charset').length;
+    const mods = n === 0 ? 'unmodified' : `with ${n} modification${n === 1 ? '' : 's'}:`;
     out.push(`  forward to ${f.peer}${failover}, rule '${f.rule}', ${mods}`);
     for (const m of f.modifications) out.push(`      ${modificationText(m)}`);
+    if (dataset !== undefined && n > 0) {
+      const applied = applyModifications(dataset, f.modifications);
+      for (const line of charsetPlanLines(charsetPlan(dataset, applied.changes, applied.charset))) out.push(`      → ${line}`);
+    }
     if (f.completion) out.push(`      ${triggerText(f.completion.trigger)}${f.completion.whenComplete.length > 0 ? `, then only if ${f.completion.whenComplete.map(conditionText).join(' and ')}` : ''}`);
   }
   for (const p of decision.prefetch ?? []) {

@@ -6,16 +6,24 @@
 import type { NaturalizedDataset } from 'dcmjs';
 import { attributeLabel, datasetKey, find, resolveTag, tagInfo, valuesText } from './attributes.ts';
 import { compileRegex, show } from './conditions.ts';
-import type { AttributeRef, Change, Modification, Scalar } from './rule.types.ts';
+import type { AttributeRef, Change, CharsetPolicy, Modification, Scalar } from './rule.types.ts';
 import { renderTemplate } from './templates.ts';
 import { fitsNumericVr, naturalValue } from './vr-values.ts';
 
-export type ModificationResult = { dataset: NaturalizedDataset; changes: Change[]; /** modifications skipped, and why */ notes: string[] };
+export type ModificationResult = {
+  dataset: NaturalizedDataset;
+  changes: Change[];
+  /** modifications skipped, and why */
+  notes: string[];
+  /** What the rewriter does with a value the instance's character set cannot hold (the rule's `charset`). */
+  charset: CharsetPolicy;
+};
 
 export function applyModifications(dataset: NaturalizedDataset, mods: Modification[]): ModificationResult {
   const out: Record<string, unknown> = { ...dataset };
   const touched: string[] = []; // 8-hex tags, in the order first changed
   const notes: string[] = [];
+  let charset: CharsetPolicy = 'convert-to-utf8';
   const touch = (tag: string) => {
     if (!touched.includes(tag)) touched.push(tag);
   };
@@ -58,6 +66,9 @@ export function applyModifications(dataset: NaturalizedDataset, mods: Modificati
         else write(m, m.to, from.values);
         break;
       }
+      case 'charset':
+        charset = m.policy;
+        break;
       case 'replace': {
         const found = find(out, m.target);
         if (found.state === 'absent' || found.values.length === 0) break;
@@ -83,7 +94,7 @@ export function applyModifications(dataset: NaturalizedDataset, mods: Modificati
       changes.push({ ...base, action: 'set', value: v.length === 0 ? '' : v.length === 1 ? v[0] : v.map(String) });
     }
   }
-  return { dataset: out as NaturalizedDataset, changes, notes };
+  return { dataset: out as NaturalizedDataset, changes, notes, charset };
 }
 
 /** One modification in words: "set InstitutionName = 'General Hospital'". */
@@ -95,5 +106,6 @@ export function modificationText(m: Modification): string {
     case 'remove': return `remove ${attributeLabel(m.target)}`;
     case 'copy': return `copy ${attributeLabel(m.from)} to ${attributeLabel(m.to)}`;
     case 'replace': return `replace /${m.regex}/ in ${attributeLabel(m.target)} with '${m.with}'`;
+    case 'charset': return `charset: ${m.policy}`;
   }
 }

@@ -28,8 +28,13 @@ export function parseActions(then: unknown, path: Seg[], ruleName: string, ctx: 
   } else if ('modify' in then && !('forward' in then)) {
     report(ctx, [...path, 'modify'], "modify changes what this rule forwards, but it has no forward (modifications apply to the rule's own forward targets)", 'key');
   }
+  if ('charset' in then && !('modify' in then)) {
+    report(ctx, [...path, 'charset'], "charset says what to do with a modified value the instance's character set cannot hold, but this rule has no modify", 'key');
+  }
   const reject = 'reject' in then ? parseReject(then.reject, [...path, 'reject'], ruleName, ctx) : undefined;
   if (ctx.problems.length > before) return undefined;
+  // The policy travels with the modifications it governs (see Modification 'charset').
+  if (then.charset === 'refuse' || then.charset === 'convert-to-utf8') modify.push({ op: 'charset', policy: then.charset });
   return { forward, modify: modify as Modification[], drop, ...(reject ? { reject } : {}), ...(prefetch ? { prefetch } : {}) };
 }
 

@@ -3,6 +3,9 @@
 // against, and the decision they produce. Rules are plain data (no RegExp or class instances) so a
 // rule set can be logged, shown by the inspector or sent between actors; patterns are compiled
 // (and cached) where they are used.
+import type { CharsetPolicy } from '../protocol/dataset-rewrite.ts';
+
+export type { CharsetPolicy };
 
 /** What rules see of the association an instance arrived on. */
 export type Association = {
@@ -71,7 +74,13 @@ export type Modification =
   /** Absent source: the target is left as it is. */
   | { op: 'copy'; from: AttributeRef; to: AttributeRef }
   /** Every match of `regex` in each value is replaced (JavaScript replacement syntax: $1, $&). */
-  | { op: 'replace'; target: AttributeRef; regex: string; with: string };
+  | { op: 'replace'; target: AttributeRef; regex: string; with: string }
+  /**
+   * The rule's `charset`: what to do with a value the instance's character set cannot hold. Not a
+   * change itself; it travels last in the list so queue items, completion groups and duplicate
+   * fingerprints carry it with the modifications it governs. Absent = convert-to-utf8.
+   */
+  | { op: 'charset'; policy: CharsetPolicy };
 
 export type ForwardTarget = { peer: string; failover?: string };
 

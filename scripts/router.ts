@@ -232,7 +232,8 @@ rules
       association: { callingAeTitle: opts.callingAe, calledAeTitle: opts.calledAe ?? listener!.aeTitles[0], listener: listener!.name, remoteAddress: opts.source },
       dataset: keys.dataset,
     });
-    console.log(explainText(decision));
+    console.log(explainText(decision, keys.dataset));
+    for (const w of keys.warnings) console.log(`  note: ${w}`);
   });
 
 /** Skipped duplicates `queue ls` lists per peer without --all. */

@@ -150,14 +150,28 @@ test('PN with several component groups keeps them', (t) => {
   t.is(k.patientName, 'YAMADA^TARO=山田^太郎');
 });
 
-test('ISO 2022 code extensions (e.g. Japanese) are decoded leniently, with a warning', (t) => {
-  const k = parseHeader(encodeDataset(withCharset(['', 'ISO 2022 IR 87'], 'YAMADA^TARO'), encodingOf(TS.explicitLE)), TS.explicitLE);
+test('ISO 2022 code extensions are decoded: PS3.5 H.3.1, \\ISO 2022 IR 87', (t) => {
+  const h31 = Buffer.from('Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B=\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B', 'latin1');
+  const k = parseHeader(encodeDataset(withCharset(['', 'ISO 2022 IR 87'], h31), encodingOf(TS.explicitLE)), TS.explicitLE);
+  t.is(k.patientName, 'Yamada^Tarou=山田^太郎=やまだ^たろう');
   t.is(k.specificCharacterSet, '\\ISO 2022 IR 87');
   t.deepEqual(k.dataset.SpecificCharacterSet, ['', 'ISO 2022 IR 87']);
   t.is(k.patientId, 'P-77');
   t.is(k.sopInstanceUid, OPTS.sopInstanceUid);
+  t.deepEqual(k.warnings, []);
+});
+
+test('ISO_IR 203 (which dcmjs does not know) decodes, at the top level', (t) => {
+  const k = parseHeader(encodeDataset(withCharset('ISO_IR 203', Buffer.from([0x4d, 0xa4, 0x20, 0xbd, 0x5e, 0x41])), encodingOf(TS.explicitLE)), TS.explicitLE);
+  t.is(k.patientName, 'M€ œ^A');
+  t.deepEqual(k.warnings, []);
+});
+
+test('an unknown character set term is reported, and ASCII still decodes', (t) => {
+  const k = parseHeader(encodeDataset(withCharset('ISO_IR 999', 'DOE^JOHN'), encodingOf(TS.implicitLE)), TS.implicitLE);
+  t.is(k.patientName, 'DOE^JOHN');
   t.is(k.warnings.length, 1);
-  t.regex(k.warnings[0], /character set/);
+  t.regex(k.warnings[0], /unknown Specific Character Set "ISO_IR 999"/);
 });
 
 test('missing attributes are simply absent', (t) => {

@@ -176,8 +176,13 @@ test('text is encoded in the Specific Character Set the dataset declares', (t) =
     { tag: '00100010', action: 'set', value: 'Müller^Jürgen' },
   ]);
   t.deepEqual(valueOf(utf8, 0x00100010), Buffer.from('Müller^Jürgen ', 'utf8'));
-  const err = t.throws(() => rewriteHeader(header, TS.explicitLE, [{ tag: '00100010', action: 'set', value: '山田^太郎' }]), { instanceOf: RewriteError });
-  t.is(err?.code, 'bad-value');
+  // A value ISO_IR 100 cannot hold: refused, or (the default) the header is converted to UTF-8.
+  const err = t.throws(() => rewriteHeader(header, TS.explicitLE, [{ tag: '00100010', action: 'set', value: '山田^太郎' }], 'refuse'), { instanceOf: RewriteError });
+  t.is(err?.code, 'charset');
+  t.regex(err?.message ?? '', /"山田\^太郎" cannot be written in Specific Character Set "ISO_IR 100"; the rule says charset: refuse/);
+  const converted = rewriteHeader(header, TS.explicitLE, [{ tag: '00100010', action: 'set', value: '山田^太郎' }]);
+  t.deepEqual(valueOf(converted, 0x00100010), Buffer.from('山田^太郎 ', 'utf8'));
+  t.deepEqual(valueOf(converted, 0x00080005), Buffer.from('ISO_IR 192', 'latin1'));
   t.is(t.throws(() => rewriteHeader(header, TS.explicitLE, [{ tag: '00080060', action: 'set', value: 'CTé' }]), { instanceOf: RewriteError })?.code, 'bad-value');
 });
 
