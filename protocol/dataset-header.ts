@@ -13,7 +13,8 @@
 // GB18030...); with code extensions or an unknown term, dcmjs gets no (0008,0005) and reads Latin-1.
 import { data, log } from 'dcmjs';
 import type { DenaturalizedDataset } from 'dcmjs';
-import { CHARSET_VRS, decodeText, parseCharset } from './charset.ts';
+import { CHARSET_VRS, parseCharset } from './charset.ts';
+import { lazyDataset, textValues } from './dataset-lazy.ts';
 import type { Charset } from './charset.ts';
 import { topLevelElements } from './dataset-rewrite.ts';
 import type { ElementSpan } from './dataset-rewrite.ts';
@@ -77,6 +78,7 @@ const EXPLICIT_BE = '1.2.840.10008.1.2.2';
  */
 export function parseHeader(bytes: Uint8Array, transferSyntaxUid: string): InstanceKeys {
   const syntax = transferSyntaxUid === DEFLATED_EXPLICIT_LE ? EXPLICIT_LE : transferSyntaxUid;
+  if (!UID.test(syntax)) throw new DatasetParseError(`invalid transfer syntax UID ${JSON.stringify(transferSyntaxUid)}`, transferSyntaxUid, undefined);
   // Same syntax mapping as dcmjs: every syntax but these two is Explicit VR LE on the wire.
   const walker = new DatasetWalker({ explicitVr: syntax !== IMPLICIT_LE, littleEndian: syntax !== EXPLICIT_BE, stopAtPixelData: true });
   walker.push(bytes);
@@ -85,18 +87,6 @@ export function parseHeader(bytes: Uint8Array, transferSyntaxUid: string): Insta
     throw new DatasetParseError(`malformed dataset (${transferSyntaxUid}): ${walk.problem}`, transferSyntaxUid, undefined);
   }
   const prefix = bytes.subarray(0, walk.headerLength);
-  let header: Buffer;
-  try {
-    header = part10Header({
-      sopClassUid: PLACEHOLDER_UID,
-      sopInstanceUid: PLACEHOLDER_UID,
-      transferSyntaxUid: syntax,
-      implementationClassUid: PLACEHOLDER_UID,
-      implementationVersionName: '',
-    });
-  } catch (err) {
-    throw new DatasetParseError(`invalid transfer syntax UID ${JSON.stringify(transferSyntaxUid)}`, transferSyntaxUid, err);
-  }
   let spans: ElementSpan[];
   try {
     spans = topLevelElements(prefix, syntax);
@@ -106,36 +96,23 @@ export function parseHeader(bytes: Uint8Array, transferSyntaxUid: string): Insta
   const scs = spans.find((s) => s.tag === SPECIFIC_CHARACTER_SET);
   const charsetValues = scs === undefined ? undefined : latin1(prefix.subarray(scs.valueStart, scs.end)).replace(/[\0 ]+$/, '').split('\\').map((v) => v.trim());
   const charset = parseCharset(charsetValues);
-  // dcmjs wants a whole Part-10 file in an ArrayBuffer of its own.
-  const dcmjsKnows = charsetValues?.length === 1 && DCMJS_DECODES.has(charsetValues[0]);
-  const withoutScs = scs === undefined || dcmjsKnows ? [prefix] : [prefix.subarray(0, scs.start), prefix.subarray(scs.end)];
-  const file = new Uint8Array(header.length + withoutScs.reduce((n, p) => n + p.length, 0));
-  file.set(header, 0);
-  let at = header.length;
-  for (const p of withoutScs) {
-    file.set(p, at);
-    at += p.length;
-  }
   const warnings: string[] = [];
   if (charset.unknown.length > 0) {
     warnings.push(`unknown Specific Character Set ${charset.unknown.map((u) => JSON.stringify(u)).join(', ')}: text decoded with ${charset.terms.map((t) => t.term).join(', ')}`);
   }
-  let dict: DenaturalizedDataset;
-  try {
-    dict = data.DicomMessage.readFile(file.buffer, { untilTag: '7FE00010', includeUntilTagValue: false, ignoreErrors: false }).dict;
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    throw new DatasetParseError(`cannot decode dataset (${transferSyntaxUid}): ${message}`, transferSyntaxUid, err);
-  }
-  delete dict['7FE00010'];
-  decodeTopLevelText(dict, prefix, spans, charset);
-  let dataset: Record<string, unknown>;
-  try {
-    dataset = data.DicomMetaDictionary.naturalizeDataset(dict);
-  } catch (err) {
-    throw new DatasetParseError(`cannot naturalize dataset: ${err instanceof Error ? err.message : String(err)}`, transferSyntaxUid, err);
-  }
-  if (charsetValues !== undefined) dataset.SpecificCharacterSet = charsetValues.length === 1 ? charsetValues[0] : charsetValues;
+  // The prefix in an ArrayBuffer of its own: values are read from it later, when asked for.
+  const own = new Uint8Array(prefix.length);
+  own.set(prefix);
+  const dataset = lazyDataset({
+    bytes: own.buffer,
+    spans,
+    encoding: { explicitVr: syntax !== IMPLICIT_LE, littleEndian: syntax !== EXPLICIT_BE },
+    charset,
+    // The instance's own value, not dcmjs's reading (which would say ISO_IR 192 after decoding).
+    ...(charsetValues !== undefined ? { fixed: { SpecificCharacterSet: charsetValues.length === 1 ? charsetValues[0] : charsetValues } } : {}),
+    whole: () => wholeDataset(own, syntax, transferSyntaxUid, spans, charset, charsetValues, scs),
+    failed: (err) => new DatasetParseError(`cannot decode dataset (${transferSyntaxUid}): ${err instanceof Error ? err.message : String(err)}`, transferSyntaxUid, err),
+  });
 
   const keys: InstanceKeys = { dataset, warnings };
   const set = <K extends keyof InstanceKeys>(key: K, value: InstanceKeys[K] | undefined): void => {
@@ -159,7 +136,58 @@ export function parseHeader(bytes: Uint8Array, transferSyntaxUid: string): Insta
   return keys;
 }
 
+/**
+ * Every attribute decoded at once (dcmjs readFile + naturalize), for what the element-by-element
+ * reading of protocol/dataset-lazy.ts does not cover: sequences, bulk data, enumeration.
+ */
+function wholeDataset(
+  prefix: Uint8Array, syntax: string, transferSyntaxUid: string, spans: ElementSpan[], charset: Charset,
+  charsetValues: string[] | undefined, scs: ElementSpan | undefined,
+): Record<string, unknown> {
+  let header: Buffer;
+  try {
+    header = part10Header({
+      sopClassUid: PLACEHOLDER_UID,
+      sopInstanceUid: PLACEHOLDER_UID,
+      transferSyntaxUid: syntax,
+      implementationClassUid: PLACEHOLDER_UID,
+      implementationVersionName: '',
+    });
+  } catch (err) {
+    throw new DatasetParseError(`invalid transfer syntax UID ${JSON.stringify(transferSyntaxUid)}`, transferSyntaxUid, err);
+  }
+  // dcmjs wants a whole Part-10 file in an ArrayBuffer of its own.
+  const dcmjsKnows = charsetValues?.length === 1 && DCMJS_DECODES.has(charsetValues[0]);
+  const withoutScs = scs === undefined || dcmjsKnows ? [prefix] : [prefix.subarray(0, scs.start), prefix.subarray(scs.end)];
+  const file = new Uint8Array(header.length + withoutScs.reduce((n, p) => n + p.length, 0));
+  file.set(header, 0);
+  let at = header.length;
+  for (const p of withoutScs) {
+    file.set(p, at);
+    at += p.length;
+  }
+  let dict: DenaturalizedDataset;
+  try {
+    dict = data.DicomMessage.readFile(file.buffer, { untilTag: '7FE00010', includeUntilTagValue: false, ignoreErrors: false }).dict;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    throw new DatasetParseError(`cannot decode dataset (${transferSyntaxUid}): ${message}`, transferSyntaxUid, err);
+  }
+  delete dict['7FE00010'];
+  decodeTopLevelText(dict, prefix, spans, charset);
+  let dataset: Record<string, unknown>;
+  try {
+    dataset = data.DicomMetaDictionary.naturalizeDataset(dict);
+  } catch (err) {
+    throw new DatasetParseError(`cannot naturalize dataset: ${err instanceof Error ? err.message : String(err)}`, transferSyntaxUid, err);
+  }
+  if (charsetValues !== undefined) dataset.SpecificCharacterSet = charsetValues.length === 1 ? charsetValues[0] : charsetValues;
+  return dataset;
+}
+
 const SPECIFIC_CHARACTER_SET = 0x00080005;
+/** PS3.5 9.1: digits and dots, each component without leading zeros, at most 64 characters. */
+const UID = /^(?=.{1,64}$)(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
 // Single terms dcmjs 0.51 maps to the same decoder as we do (its encodingMapping; not ISO_IR 203).
 const DCMJS_DECODES = new Set(['ISO_IR 6', 'ISO_IR 13', 'ISO_IR 100', 'ISO_IR 101', 'ISO_IR 109', 'ISO_IR 110', 'ISO_IR 126', 'ISO_IR 127', 'ISO_IR 138', 'ISO_IR 144', 'ISO_IR 148', 'ISO_IR 166', 'ISO_IR 192', 'GB18030', 'GBK']);
 
@@ -172,23 +200,9 @@ function decodeTopLevelText(dict: DenaturalizedDataset, prefix: Uint8Array, span
   for (const s of spans) {
     const vr = s.vr ?? dictionaryVr(s.tag);
     if (!CHARSET_VRS.has(vr) || s.length === 0xffffffff) continue;
-    const key = s.tag.toString(16).toUpperCase().padStart(8, '0');
-    const el = dict[key];
-    if (el === undefined) continue;
-    const text = decodeText(prefix.subarray(s.valueStart, s.end), charset, vr);
-    // PS3.5 6.2: trailing spaces (and NUL, which some writers pad with) are padding; leading spaces are too, except in ST/LT/UT.
-    const single = vr === 'ST' || vr === 'LT' || vr === 'UT';
-    const values = (single ? [text] : text.split('\\')).map((v) => (single ? v.replace(/[\0 ]+$/, '') : v.replace(/^[\0 ]+|[\0 ]+$/g, '')));
-    if (values.length === 1 && values[0] === '') el.Value = [];
-    else if (vr === 'PN') el.Value = values.map(personNameGroups);
-    else el.Value = values;
+    const el = dict[s.tag.toString(16).toUpperCase().padStart(8, '0')];
+    if (el !== undefined) el.Value = textValues(prefix.subarray(s.valueStart, s.end), charset, vr);
   }
-}
-
-/** 'A^B=C^D' as dcmjs's denaturalized PN value: {Alphabetic, Ideographic, Phonetic}, absent groups left out. */
-function personNameGroups(value: string): { Alphabetic: string; Ideographic?: string; Phonetic?: string } {
-  const [Alphabetic, Ideographic, Phonetic] = value.split('=');
-  return { Alphabetic, ...(Ideographic !== undefined ? { Ideographic } : {}), ...(Phonetic !== undefined ? { Phonetic } : {}) };
 }
 
 function first(value: unknown): unknown {

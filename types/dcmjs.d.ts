@@ -64,6 +64,23 @@ declare module 'dcmjs' {
     /** Parses a Part-10 file (preamble + "DICM" required). Throws plain Errors on malformed input. */
     readFile(buffer: ArrayBuffer, options?: ReadOptions): DicomDict;
     isEncapsulated(transferSyntaxUid: string): boolean;
+    /**
+     * Reads ONE element (tag, VR, length, value) at the stream's offset, as readFile does for each
+     * element: `values` is the element's Value array (strings split at '\\' and trimmed per VR,
+     * numbers for binary and numeric-string VRs). The syntax's UID decides implicit/explicit VR and
+     * byte order (only the two LE UIDs are little endian). Leading underscore: dcmjs's own, unlisted.
+     */
+    _readTag(stream: ReadBufferStream, syntax: string): { tag: unknown; vr: { type: string }; values: unknown; rawValues: unknown };
+  }
+
+  /** A window on an ArrayBuffer that dcmjs reads elements from. */
+  export interface ReadBufferStream {
+    /** Where the next read starts; may be moved to re-read or skip. */
+    offset: number;
+  }
+
+  export interface ReadBufferStreamConstructor {
+    new (buffer: ArrayBuffer, littleEndian: boolean, options?: { start?: number; stop?: number; noCopy?: boolean }): ReadBufferStream;
   }
 
   export interface DicomMetaDictionaryStatic {
@@ -83,6 +100,7 @@ declare module 'dcmjs' {
 
   export const data: {
     DicomDict: DicomDictConstructor;
+    ReadBufferStream: ReadBufferStreamConstructor;
     DicomMessage: DicomMessageStatic;
     DicomMetaDictionary: DicomMetaDictionaryStatic;
   };
