@@ -1,0 +1,117 @@
+// `node scripts/bench-association.ts`: what the association and DIMSE layer cost per instance,
+// in-process (issue 13). A benchmark, not a test: nothing here asserts a time.
+// 1. Spawn-to-done of transaction machines on an association machine in Sta6, no socket, no disk:
+//    C-ECHO SCP, and C-STORE SCP with a store that answers Success at once.
+// 2. N C-STOREs of 4 KB through the in-process router over loopback (our SCU, one association),
+//    inspection on as in production (metrics subscribed), spool fsync off (BENCH_FSYNC=1: on), so the
+//    time left is mostly the association, DIMSE, spool file operations and logging.
+// BENCH_N (default 3000) sets the count; BENCH_LOG=info logs as the router does by default (to /dev/null).
+import { mkdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { createActor, fromPromise } from 'xstate';
+import { stringify } from 'yaml';
+import { createInspection } from '../actors/inspector.ts';
+import { startRouter } from '../actors/router.ts';
+import { ScuAssociation } from '../actors/scu.ts';
+import { parseConfig } from '../config/config.ts';
+import { associationMachine } from '../machines/association.machine.ts';
+import { cStoreScpMachine } from '../machines/dimse/c-store-scp.machine.ts';
+import type { StoreInstanceInput, StoreResult } from '../machines/dimse/c-store-scp.machine.ts';
+import { CommandField, Priority } from '../protocol/dimse.ts';
+import { makeInstance, SOP, TS } from '../test/helpers/dicom-files.ts';
+import { tempDir } from '../test/helpers/processes.ts';
+import { Status } from '../protocol/status.ts';
+
+const N = Number(process.env.BENCH_N ?? 3000);
+const us = (ns: bigint, n: number) => (Number(ns) / 1e3 / n).toFixed(1);
+
+/** An association machine in Sta6 (acceptor), its C-STORE SCP answering Success without storage. */
+function establishedMachine() {
+  const logic = associationMachine.provide({
+    actors: {
+      cStoreScp: cStoreScpMachine.provide({ actors: { storeInstance: fromPromise<StoreResult, StoreInstanceInput>(async () => ({ status: Status.SUCCESS })) } }),
+    },
+  });
+  const machine = createActor(logic, { input: { artimTimeoutMs: 30_000 } }).start();
+  const rq = {
+    type: 'A-ASSOCIATE-RQ' as const, protocolVersion: 1, calledAeTitle: 'R', callingAeTitle: 'M', applicationContext: '1.2.840.10008.3.1.1.1',
+    presentationContexts: [{ id: 1, abstractSyntax: SOP.ct, transferSyntaxes: [TS.explicitLE] }],
+    userInformation: { maxPduLength: 16384, implementationClassUid: '1.2', roleSelections: [], sopClassExtended: [], sopClassCommonExtended: [] },
+  };
+  machine.send({ type: 'TRANSPORT_ACCEPTED' });
+  machine.send({ type: 'ASSOCIATE_RQ_RECEIVED', pdu: rq });
+  machine.send({ type: 'A_ASSOCIATE_ACCEPT_REQUESTED', ac: { ...rq, type: 'A-ASSOCIATE-AC', presentationContexts: [{ id: 1, result: 0, transferSyntax: TS.explicitLE }] } });
+  return machine;
+}
+
+async function spawnToDone(service: 'cEchoScp' | 'cStoreScp', n: number): Promise<string> {
+  const machine = establishedMachine();
+  let done: () => void = () => {};
+  machine.on('DIMSE_COMPLETED', () => done());
+  const command = service === 'cEchoScp'
+    ? { CommandField: CommandField.C_ECHO_RQ, AffectedSOPClassUID: '1.2.840.10008.1.1', CommandDataSetType: 0x0101 }
+    : { CommandField: CommandField.C_STORE_RQ, AffectedSOPClassUID: SOP.ct, AffectedSOPInstanceUID: '1.2.3', Priority: Priority.MEDIUM, CommandDataSetType: 0 };
+  const one = async (messageId: number) => {
+    const finished = new Promise<void>((resolve) => (done = resolve));
+    const input = { associationId: 'bench', messageId, contextId: 1, command: { ...command, MessageID: messageId }, dimseTimeoutMs: 60_000 };
+    machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service, input });
+    if (service === 'cStoreScp') machine.getSnapshot().children[`dimse-${messageId}`]?.send({ type: 'DATASET_RECEIVED' });
+    await finished;
+  };
+  for (let i = 1; i <= 200; i++) await one(i); // warm-up
+  const started = process.hrtime.bigint();
+  for (let i = 1; i <= n; i++) await one(1000 + i);
+  const elapsed = process.hrtime.bigint() - started;
+  machine.stop();
+  return us(elapsed, n);
+}
+
+async function storesThroughRouter(n: number): Promise<{ perInstanceUs: string; rate: number }> {
+  const dir = tempDir('bench-assoc-');
+  const rulesDir = join(dir, 'rules');
+  mkdirSync(rulesDir);
+  const config = parseConfig(
+    stringify({
+      storage: { dir: join(dir, 'data'), fsync: process.env.BENCH_FSYNC === '1' },
+      listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 1, bind: '127.0.0.1' }],
+      routing: { rulesDir },
+      inspect: { enabled: false, port: 0 },
+    }),
+    join(dir, 'router.yaml'),
+  );
+  config.listeners[0].port = 0;
+  const level = process.env.BENCH_LOG ?? 'info';
+  const logger = pino({ level, base: { service: 'dicom-router' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: openSync('/dev/null', 'w'), sync: false }));
+  const inspection = createInspection(config, logger);
+  const router = await startRouter(config, { logger, inspect: inspection.inspect, watchRules: false });
+  await inspection.attach(router);
+  const datasets = Array.from({ length: n + 200 }, (_, i) => {
+    // One CT series, as a modality sends it.
+    return makeInstance({ sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: 3072, studyInstanceUid: '1.2.826.0.1.3680043.9.7133.2', seriesInstanceUid: '1.2.826.0.1.3680043.9.7133.3', sopInstanceUid: `1.2.826.0.1.3680043.9.7133.1.${i + 1}` });
+  });
+  const scu = await ScuAssociation.open({
+    host: '127.0.0.1', port: router.ports.get('main')!, callingAeTitle: 'BENCH', calledAeTitle: 'DICOM_ROUTER',
+    contexts: [{ abstractSyntax: SOP.ct, transferSyntaxes: [TS.explicitLE] }], logger: pino({ level: 'silent' }),
+  });
+  const context = scu.contextFor(SOP.ct)!;
+  const datasetOf = (file: Uint8Array) => file.subarray(132 + 12 + new DataView(file.buffer, file.byteOffset + 140, 4).getUint32(0, true));
+  const store = async (i: number) => {
+    const outcome = await scu.storeDataset(context.id, SOP.ct, `1.2.826.0.1.3680043.9.7133.1.${i + 1}`, { kind: 'bytes', data: datasetOf(datasets[i]) });
+    if (outcome.status !== 0) throw new Error(`router answered ${outcome.status} ${outcome.errorComment ?? outcome.failure ?? ''}`);
+  };
+  for (let i = 0; i < 200; i++) await store(i); // warm-up
+  const started = process.hrtime.bigint();
+  for (let i = 200; i < n + 200; i++) await store(i);
+  const elapsed = process.hrtime.bigint() - started;
+  await scu.release();
+  await inspection.stop();
+  await router.stop(0);
+  return { perInstanceUs: us(elapsed, n), rate: Math.round(n / (Number(elapsed) / 1e9)) };
+}
+
+console.log(`association/DIMSE micro-benchmark, N=${N}`);
+console.log(`  C-ECHO SCP transaction, spawn to done:  ${await spawnToDone('cEchoScp', N)} µs`);
+console.log(`  C-STORE SCP transaction, spawn to done: ${await spawnToDone('cStoreScp', N)} µs`);
+const r = await storesThroughRouter(N);
+console.log(`  C-STORE 4 KB through the in-process router (fsync ${process.env.BENCH_FSYNC === '1' ? 'on' : 'off'}, log ${process.env.BENCH_LOG ?? 'info'}): ${r.perInstanceUs} µs per instance (${r.rate} inst/s)`);
