@@ -14,6 +14,7 @@ import { negotiate, Reject } from '../protocol/negotiation.ts';
 import { Status } from '../protocol/status.ts';
 import { Association } from './association.ts';
 import type { AssociationMachineRef, DatasetSink } from './association.ts';
+import { transactionId } from '../machines/association.machine.ts';
 import type { Spool } from './spool.ts';
 import { StoreSink } from './store-sink.ts';
 import type { ReceiveContext, StoreVerdict } from './store-sink.ts';
@@ -56,15 +57,6 @@ export type ListenerRuntime = {
   tls?: { aeTitleBindings: AeTitleBinding[] };
 };
 
-/** Live acceptor associations by id, so the store actor injected into C-STORE machines finds its world. */
-const acceptors = new Map<string, Acceptor>();
-
-export function storeInstanceFor(associationId: string, messageId: number): Promise<StoreResult> {
-  const acceptor = acceptors.get(associationId);
-  if (!acceptor) return Promise.resolve({ status: Status.PROCESSING_FAILURE, errorComment: 'association is gone' });
-  return acceptor.commit(messageId);
-}
-
 type PendingStore = { sink: StoreSink; verdict?: StoreVerdict; decision?: RoutingDecision };
 
 export class Acceptor {
@@ -97,7 +89,6 @@ export class Acceptor {
         onClosed: () => this.onClosed(),
       },
     });
-    acceptors.set(id, this);
     machine.on('ASSOCIATE_INDICATION', ({ rq }) => this.onAssociateRq(rq));
     machine.on('RELEASE_INDICATION', () => {
       this.association.log.info('release requested by peer');
@@ -171,7 +162,8 @@ export class Acceptor {
       a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'refusedRequest', input });
       return expectsDataset ? drainSink() : undefined;
     }
-    a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cStoreScp', input });
+    // The C-STORE machine reaches its store through its input: this acceptor's commit of this message.
+    a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cStoreScp', input: { ...input, store: () => this.commit(messageId) } });
     if (command.AffectedSOPClassUID !== context.abstractSyntax) {
       a.log.warn({ command: command.AffectedSOPClassUID, context: context.abstractSyntax }, 'C-STORE SOP class differs from its presentation context');
       return drainSink(() =>
@@ -199,7 +191,9 @@ export class Acceptor {
   private toTransaction(messageId: number, verdict: StoreVerdict): void {
     const pending = this.pending.get(messageId);
     if (pending) pending.verdict = verdict;
-    const child = this.association.machine.getSnapshot().children[`dimse-${messageId}`];
+    // By its id among the association's children: a Message ID is unique only among outstanding
+    // requests (PS3.7), so it cannot be a system-wide systemId.
+    const child = this.association.machine.getSnapshot().children[transactionId(messageId)];
     if (!verdict.ok) {
       if (pending) {
         this.pending.delete(messageId);
@@ -228,6 +222,7 @@ export class Acceptor {
     return decision;
   }
 
+  /** Makes the instance durable and routed (the C-STORE machine's store, via its input). */
   async commit(messageId: number): Promise<StoreResult> {
     const pending = this.pending.get(messageId);
     this.pending.delete(messageId);
@@ -271,7 +266,6 @@ export class Acceptor {
   }
 
   private onClosed(): void {
-    acceptors.delete(this.association.id);
     for (const { sink } of this.pending.values()) void sink.discard();
     this.pending.clear();
     for (const child of Object.values(this.association.machine.getSnapshot().children)) {

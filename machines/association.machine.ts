@@ -63,7 +63,12 @@ export type DimseEvent =
   | { type: 'DIMSE_RESPONSE_RECEIVED'; command: Command; dataset?: Uint8Array }
   | DimseToAssociation;
 
-export type AssociationEvent = DulEvent | DimseEvent;
+/** XState's event when a transaction machine reaches a final state: its output is the outcome. */
+export type TransactionDone = { type: `xstate.done.actor.dimse-${number}`; actorId: string; output: DimseOutcome };
+
+export type AssociationEvent = DulEvent | DimseEvent | TransactionDone;
+
+const isTransactionDone = (event: AssociationEvent): event is TransactionDone => event.type.startsWith('xstate.done.actor.dimse-');
 
 export const transactionId = (messageId: number) => `dimse-${messageId}`;
 
@@ -168,13 +173,13 @@ const dul = setup({
       return { type: 'DIMSE_SEND' as const, contextId: event.contextId, command: event.command, dataset: event.dataset };
     }),
     reportTransaction: emit(({ event }) => {
-      assertEvent(event, 'DIMSE_COMPLETED');
-      return { type: 'DIMSE_COMPLETED' as const, outcome: event.outcome };
+      if (!isTransactionDone(event)) throw new Error(`expected a transaction's done event, got ${event.type}`);
+      return { type: 'DIMSE_COMPLETED' as const, outcome: event.output };
     }),
     // A finished transaction leaves the tree (and the inspector) at once.
     removeTransaction: stopChild(({ event }) => {
-      assertEvent(event, 'DIMSE_COMPLETED');
-      return transactionId(event.outcome.messageId);
+      if (!isTransactionDone(event)) throw new Error(`expected a transaction's done event, got ${event.type}`);
+      return event.actorId;
     }),
     recordRequestorRole: assign(({ event }) => {
       assertEvent(event, 'A_ASSOCIATE_REQUESTED');
@@ -274,6 +279,7 @@ const dul = setup({
     protocolVersionSupported: ({ event }) =>
       event.type === 'ASSOCIATE_RQ_RECEIVED' && (event.pdu.protocolVersion & 1) === 1,
     isRequestor: ({ context }) => context.role === 'requestor',
+    transactionDone: ({ event }) => isTransactionDone(event),
   },
   delays: {
     ARTIM: ({ context }) => context.artimTimeoutMs,
@@ -433,7 +439,8 @@ export const associationMachine = dul.createMachine({
     DIMSE_REQUEST_STARTED: { actions: 'spawnTransaction' },
     DIMSE_RESPONSE_RECEIVED: { actions: 'routeResponse' },
     DIMSE_MESSAGE_READY: { actions: 'sendDimseMessage' },
-    DIMSE_COMPLETED: { actions: ['reportTransaction', 'removeTransaction'] },
+    // A transaction is over when its machine is (its output is the outcome): one event, not two.
+    'xstate.done.actor.*': { guard: 'transactionDone', actions: ['reportTransaction', 'removeTransaction'] },
   },
   states: Object.fromEntries(STATE_IDS.map((s) => [s, stateNode(s)])),
 });

@@ -20,7 +20,6 @@ export const cEchoScpMachine = setup({
       command: responseFor(context.command, Status.SUCCESS),
     })),
     recordOutcome: assign({ outcome: ({ context }) => ({ messageId: context.messageId, status: Status.SUCCESS }) }),
-    reportCompleted: sendParent(({ context }) => ({ type: 'DIMSE_COMPLETED', outcome: context.outcome! })),
   },
 }).createMachine({
   id: 'cEchoScp',
@@ -31,7 +30,7 @@ export const cEchoScpMachine = setup({
       entry: ['sendSuccess', 'recordOutcome'],
       always: 'done',
     },
-    done: { type: 'final', entry: 'reportCompleted' },
+    done: { type: 'final' },
   },
   output: ({ context }) => context.outcome!,
 });

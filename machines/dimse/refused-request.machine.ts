@@ -14,10 +14,6 @@ export const refusedRequestMachine = setup({
       contextId: context.contextId,
       command: responseFor(context.command, Status.UNRECOGNIZED_OPERATION),
     })),
-    reportCompleted: sendParent(({ context }) => ({
-      type: 'DIMSE_COMPLETED',
-      outcome: { messageId: context.messageId, status: Status.UNRECOGNIZED_OPERATION },
-    })),
   },
 }).createMachine({
   id: 'refusedRequest',
@@ -25,7 +21,7 @@ export const refusedRequestMachine = setup({
   initial: 'responding',
   states: {
     responding: { entry: 'sendRefusal', always: 'done' },
-    done: { type: 'final', entry: 'reportCompleted' },
+    done: { type: 'final' },
   },
   output: ({ context }) => ({ messageId: context.messageId, status: Status.UNRECOGNIZED_OPERATION }),
 });
