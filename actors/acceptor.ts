@@ -227,12 +227,14 @@ export class Acceptor {
     const pending = this.pending.get(messageId);
     this.pending.delete(messageId);
     if (!pending || !pending.verdict?.ok) return { status: Status.PROCESSING_FAILURE, errorComment: 'no dataset received' };
-    const log = this.association.log.child({ messageId });
     const routing = this.listener.routing;
     const holder = routing?.completion;
     // Forwards of rules with a trigger wait for their series/study (without a tracker: sent at once).
     const held = holder ? (pending.decision?.forward ?? []).filter((f) => f.completion) : [];
     const forward = (pending.decision?.forward ?? []).filter((f) => !held.includes(f));
+    // One info line per instance (the store's 'instance stored') says where it goes: forwarded to which
+    // peers now, held for completion, dropped by which rules, or forward: [] when no rule forwards it.
+    const log = this.association.log.child({ messageId, ...(pending.decision ? routedFields(pending.decision, forward, held) : {}) });
     let holdNotes: HoldNote[] = [];
     const prefetch = pending.decision?.prefetch && routing?.prefetch;
     const keys = pending.verdict.keys;
@@ -257,11 +259,7 @@ export class Acceptor {
         studyInstanceUid: k.studyInstanceUid ?? '', sopClassUid: k.sopClassUid ?? '', sopInstanceUid: k.sopInstanceUid ?? '', patientId: k.patientId ?? '',
       });
     }
-    if (result.status === Status.SUCCESS && pending.decision) {
-      if (pending.decision.drop) log.info({ rules: pending.decision.matchedRules }, 'dropped by rule: stored, forwarded nowhere');
-      else if (forward.length > 0) routing?.wake(forward.map((f) => f.peer));
-      else if (held.length === 0) log.info('no rule forwards this instance');
-    }
+    if (result.status === Status.SUCCESS && !pending.decision?.drop && forward.length > 0) routing?.wake(forward.map((f) => f.peer));
     return result;
   }
 
@@ -275,6 +273,12 @@ export class Acceptor {
     if (this.established) this.listener.audit?.association('ended', this.caller(), this.callee());
     this.listener.ref.send({ type: 'CONNECTION_CLOSED', associationId: this.association.id });
   }
+}
+
+/** The routing outcome as log fields. */
+function routedFields(decision: RoutingDecision, forward: { peer: string }[], held: { peer: string }[]): Record<string, unknown> {
+  if (decision.drop) return { droppedBy: decision.matchedRules };
+  return { forward: forward.map((f) => f.peer), ...(held.length > 0 ? { held: held.map((f) => f.peer) } : {}) };
 }
 
 function textOf(v: unknown): string | undefined {

@@ -2,7 +2,9 @@
 // HTTP and one WebSocket that pushes the actor tree as it changes. The root actor's inspection
 // callback (createInspection().inspect) feeds one RxJS Subject of inspection events; its subscribers
 // are the metrics, the recent-events store, the WebSocket push (auditTime: at most one tree per
-// PUSH_MS) and, when configured, the Stately Inspector. Bound to loopback by default; with a token every request but /healthz and
+// PUSH_MS) and, when configured, the Stately Inspector. Inspection carries control events only (a
+// P-DATA-TF in a data-transfer state is no event; bytes are the associations' `traffic` counters),
+// and nothing is done with an event nobody subscribed to. Bound to loopback by default; with a token every request but /healthz and
 // /readyz must carry it (config load refuses a non-loopback bind without one).
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -55,7 +57,12 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
       // Inspection is a window on the router, never a reason for it to fail.
     }
   };
-  const subscriptions: Subscription[] = [stream.subscribe(safely((e) => metrics.observe(e))), stream.subscribe(safely((e) => events.observe(e)))];
+  // Metrics and recent events are only read through the inspector server: without it nobody subscribes
+  // to them, and with no subscriber at all an inspection event costs one check (see `inspect`).
+  const subscriptions: Subscription[] = config.inspect.enabled
+    ? [stream.subscribe(safely((e) => metrics.observe(e))), stream.subscribe(safely((e) => events.observe(e)))]
+    : [];
+  const kept = subscriptions.length;
   let stately: { inspect: { next?: (e: InspectionEvent) => void }; stop(): void } | undefined;
   if (config.inspect.stately) {
     const url = config.inspect.stately.url;
@@ -72,9 +79,15 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
   }
   let shuttingDown = false;
   let server: InspectorServer | undefined;
+  // Actions and microsteps (several per event) interest only the Stately Inspector.
+  const everyKind = stately !== undefined;
   return {
     metrics,
-    inspect: (event) => stream.next(event),
+    inspect: (event) => {
+      if (!stream.observed) return;
+      if (!everyKind && (event.type === '@xstate.action' || event.type === '@xstate.microstep')) return;
+      stream.next(event);
+    },
     events$: stream.asObservable(),
     async attach(router) {
       metrics.attach({
@@ -91,7 +104,7 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
       shuttingDown = true;
     },
     async stop() {
-      for (const s of subscriptions.splice(2)) s.unsubscribe(); // the Stately Inspector's; metrics keep counting
+      for (const s of subscriptions.splice(kept)) s.unsubscribe(); // the Stately Inspector's; metrics keep counting
       stately?.stop();
       await server?.close();
     },

@@ -3,7 +3,7 @@
 // 1. Spawn-to-done of transaction machines on an association machine in Sta6, no socket, no disk:
 //    C-ECHO SCP, and C-STORE SCP with a store that answers Success at once.
 // 2. N C-STOREs of 4 KB through the in-process router over loopback (our SCU, one association),
-//    inspection on as in production (metrics subscribed), spool fsync off (BENCH_FSYNC=1: on), so the
+//    inspector on as shipped (metrics and recent events subscribed), spool fsync off (BENCH_FSYNC=1: on), so the
 //    time left is mostly the association, DIMSE, spool file operations and logging.
 // BENCH_N (default 3000) sets the count; BENCH_LOG=info logs as the router does by default (to /dev/null).
 import { mkdirSync, openSync } from 'node:fs';
@@ -25,6 +25,15 @@ import { Status } from '../protocol/status.ts';
 
 const N = Number(process.env.BENCH_N ?? 3000);
 const us = (ns: bigint, n: number) => (Number(ns) / 1e3 / n).toFixed(1);
+/** Wall time and CPU time (all threads: user + system) per operation, in µs: CPU is steadier on a shared machine. */
+async function timed(n: number, body: () => Promise<void>): Promise<{ wall: string; cpu: string; rate: number }> {
+  const cpu0 = process.cpuUsage();
+  const started = process.hrtime.bigint();
+  await body();
+  const elapsed = process.hrtime.bigint() - started;
+  const cpu = process.cpuUsage(cpu0);
+  return { wall: us(elapsed, n), cpu: ((cpu.user + cpu.system) / n).toFixed(1), rate: Math.round(n / (Number(elapsed) / 1e9)) };
+}
 
 /** An association machine in Sta6 (acceptor), its C-STORE SCP answering Success without storage. */
 function establishedMachine() {
@@ -45,7 +54,7 @@ function establishedMachine() {
   return machine;
 }
 
-async function spawnToDone(service: 'cEchoScp' | 'cStoreScp', n: number): Promise<string> {
+async function spawnToDone(service: 'cEchoScp' | 'cStoreScp', n: number): Promise<{ wall: string; cpu: string }> {
   const machine = establishedMachine();
   let done: () => void = () => {};
   machine.on('DIMSE_COMPLETED', () => done());
@@ -59,15 +68,15 @@ async function spawnToDone(service: 'cEchoScp' | 'cStoreScp', n: number): Promis
     if (service === 'cStoreScp') machine.getSnapshot().children[`dimse-${messageId}`]?.send({ type: 'DATASET_RECEIVED' });
     await finished;
   };
-  for (let i = 1; i <= 200; i++) await one(i); // warm-up
-  const started = process.hrtime.bigint();
-  for (let i = 1; i <= n; i++) await one(1000 + i);
-  const elapsed = process.hrtime.bigint() - started;
+  for (let i = 1; i <= 500; i++) await one(i); // warm-up
+  const result = await timed(n, async () => {
+    for (let i = 1; i <= n; i++) await one(1000 + i);
+  });
   machine.stop();
-  return us(elapsed, n);
+  return result;
 }
 
-async function storesThroughRouter(n: number): Promise<{ perInstanceUs: string; rate: number }> {
+async function storesThroughRouter(n: number): Promise<{ wall: string; cpu: string; rate: number; inspection: string }> {
   const dir = tempDir('bench-assoc-');
   const rulesDir = join(dir, 'rules');
   mkdirSync(rulesDir);
@@ -76,7 +85,7 @@ async function storesThroughRouter(n: number): Promise<{ perInstanceUs: string; 
       storage: { dir: join(dir, 'data'), fsync: process.env.BENCH_FSYNC === '1' },
       listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 1, bind: '127.0.0.1' }],
       routing: { rulesDir },
-      inspect: { enabled: false, port: 0 },
+      inspect: { enabled: true, port: 0 }, // as shipped: metrics and recent events subscribed
     }),
     join(dir, 'router.yaml'),
   );
@@ -84,7 +93,14 @@ async function storesThroughRouter(n: number): Promise<{ perInstanceUs: string; 
   const level = process.env.BENCH_LOG ?? 'info';
   const logger = pino({ level, base: { service: 'dicom-router' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: openSync('/dev/null', 'w'), sync: false }));
   const inspection = createInspection(config, logger);
-  const router = await startRouter(config, { logger, inspect: inspection.inspect, watchRules: false });
+  // What the statechart does per instance, counted deterministically (unlike time on a shared machine).
+  const kinds = new Map<string, number>();
+  let counting = false;
+  const inspect = (e: Parameters<typeof inspection.inspect>[0]) => {
+    if (counting) kinds.set(e.type, (kinds.get(e.type) ?? 0) + 1);
+    inspection.inspect(e);
+  };
+  const router = await startRouter(config, { logger, inspect, watchRules: false });
   await inspection.attach(router);
   const datasets = Array.from({ length: n + 200 }, (_, i) => {
     // One CT series, as a modality sends it.
@@ -101,17 +117,22 @@ async function storesThroughRouter(n: number): Promise<{ perInstanceUs: string; 
     if (outcome.status !== 0) throw new Error(`router answered ${outcome.status} ${outcome.errorComment ?? outcome.failure ?? ''}`);
   };
   for (let i = 0; i < 200; i++) await store(i); // warm-up
-  const started = process.hrtime.bigint();
-  for (let i = 200; i < n + 200; i++) await store(i);
-  const elapsed = process.hrtime.bigint() - started;
+  counting = true;
+  const result = await timed(n, async () => {
+    for (let i = 200; i < n + 200; i++) await store(i);
+  });
+  counting = false;
+  const perInstance = [...kinds].sort().map(([k, v]) => `${k.replace('@xstate.', '')} ${(v / n).toFixed(1)}`).join(', ');
   await scu.release();
   await inspection.stop();
   await router.stop(0);
-  return { perInstanceUs: us(elapsed, n), rate: Math.round(n / (Number(elapsed) / 1e9)) };
+  return { ...result, inspection: perInstance };
 }
 
+const show = (r: { wall: string; cpu: string }) => `${r.wall.padStart(7)} µs wall, ${r.cpu.padStart(7)} µs CPU`;
 console.log(`association/DIMSE micro-benchmark, N=${N}`);
-console.log(`  C-ECHO SCP transaction, spawn to done:  ${await spawnToDone('cEchoScp', N)} µs`);
-console.log(`  C-STORE SCP transaction, spawn to done: ${await spawnToDone('cStoreScp', N)} µs`);
+console.log(`  C-ECHO SCP transaction, spawn to done:  ${show(await spawnToDone('cEchoScp', N))}`);
+console.log(`  C-STORE SCP transaction, spawn to done: ${show(await spawnToDone('cStoreScp', N))}`);
 const r = await storesThroughRouter(N);
-console.log(`  C-STORE 4 KB through the in-process router (fsync ${process.env.BENCH_FSYNC === '1' ? 'on' : 'off'}, log ${process.env.BENCH_LOG ?? 'info'}): ${r.perInstanceUs} µs per instance (${r.rate} inst/s)`);
+console.log(`  C-STORE 4 KB through the in-process router (fsync ${process.env.BENCH_FSYNC === '1' ? 'on' : 'off'}, log ${process.env.BENCH_LOG ?? 'info'}): ${show(r)} per instance (${r.rate} inst/s)`);
+console.log(`    inspection events per instance (router and our SCU share no system: the router's only): ${r.inspection}`);
