@@ -5,7 +5,8 @@
 // 2. N C-STOREs of 4 KB through the in-process router over loopback (our SCU, one association),
 //    inspector on as shipped (metrics and recent events subscribed), spool fsync off (BENCH_FSYNC=1: on), so the
 //    time left is mostly the association, DIMSE, spool file operations and logging.
-// BENCH_N (default 3000) sets the count; BENCH_LOG=info logs as the router does by default (to /dev/null).
+// BENCH_N (default 3000) sets the count; BENCH_LOG (default info) the router's log level (logs go to
+// /dev/null); BENCH_ONLY=router runs part 2 alone.
 import { mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -131,8 +132,11 @@ async function storesThroughRouter(n: number): Promise<{ wall: string; cpu: stri
 
 const show = (r: { wall: string; cpu: string }) => `${r.wall.padStart(7)} µs wall, ${r.cpu.padStart(7)} µs CPU`;
 console.log(`association/DIMSE micro-benchmark, N=${N}`);
-console.log(`  C-ECHO SCP transaction, spawn to done:  ${show(await spawnToDone('cEchoScp', N))}`);
-console.log(`  C-STORE SCP transaction, spawn to done: ${show(await spawnToDone('cStoreScp', N))}`);
+// BENCH_ONLY=router skips the spawn-to-done part (e.g. to profile the router path alone).
+if (process.env.BENCH_ONLY !== 'router') {
+  console.log(`  C-ECHO SCP transaction, spawn to done:  ${show(await spawnToDone('cEchoScp', N))}`);
+  console.log(`  C-STORE SCP transaction, spawn to done: ${show(await spawnToDone('cStoreScp', N))}`);
+}
 const r = await storesThroughRouter(N);
 console.log(`  C-STORE 4 KB through the in-process router (fsync ${process.env.BENCH_FSYNC === '1' ? 'on' : 'off'}, log ${process.env.BENCH_LOG ?? 'info'}): ${show(r)} per instance (${r.rate} inst/s)`);
 console.log(`    inspection events per instance (router and our SCU share no system: the router's only): ${r.inspection}`);
