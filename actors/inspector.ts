@@ -112,7 +112,7 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
 }
 
 function listenerActive(root: AnyActorRef, name: string): number {
-  const ref = (root.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children[listenerId(name)];
+  const ref = root.system.get(listenerId(name)) as AnyActorRef | undefined;
   return ((ref?.getSnapshot() as { context?: { active?: unknown[] } } | undefined)?.context?.active ?? []).length;
 }
 
@@ -147,7 +147,7 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
 
   const ready = () => {
     const listeners = config.listeners.map((l) => {
-      const ref = (root.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children[listenerId(l.name)];
+      const ref = root.system.get(listenerId(l.name)) as AnyActorRef | undefined;
       return { name: l.name, state: String((ref?.getSnapshot() as { value?: unknown } | undefined)?.value ?? 'absent') };
     });
     let spoolWritable = true;
@@ -177,7 +177,7 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
       const count = await router.queue.retry(peer);
       // A running peer machine picks the items up now, not at its next idle wake-up.
       const peerConfig = config.peers.find((p) => p.name === peer)!;
-      for (const slot of slotsOf(peerConfig)) (root.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children[peerId(slot)]?.send({ type: 'WORK_AVAILABLE' });
+      for (const slot of slotsOf(peerConfig)) (root.system.get(peerId(slot)) as AnyActorRef | undefined)?.send({ type: 'WORK_AVAILABLE' });
       return [200, { peer, retried: count }];
     }
     if (req.method !== 'GET') return [405, { error: 'use GET' }];

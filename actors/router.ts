@@ -121,7 +121,7 @@ export async function startRouter(
   const wake = (peers: string[]) => {
     for (const name of new Set(peers)) {
       const peer = config.peers.find((p) => p.name === name);
-      for (const slot of peer ? slotsOf(peer) : []) actor.getSnapshot().children[peerId(slot)]?.send({ type: 'WORK_AVAILABLE' });
+      for (const slot of peer ? slotsOf(peer) : []) actor.system.get(peerId(slot))?.send({ type: 'WORK_AVAILABLE' });
     }
   };
   for (const p of config.peers) {
@@ -160,7 +160,7 @@ export async function startRouter(
   const ports = new Map<string, number>();
   try {
     for (const l of config.listeners) {
-      const ref = actor.getSnapshot().children[listenerId(l.name)] as ListenerActorRef;
+      const ref = actor.system.get(listenerId(l.name)) as ListenerActorRef;
       const listener = await startListener(
         {
           name: l.name,
