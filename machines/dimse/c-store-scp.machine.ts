@@ -60,19 +60,19 @@ export const cStoreScpMachine = setup({
     receivingDataset: {
       on: {
         DATASET_RECEIVED: 'storing',
-        DATASET_FAILED: { target: 'responding', actions: 'recordDatasetFailure' },
+        DATASET_FAILED: { target: 'done', actions: 'recordDatasetFailure' },
       },
     },
     storing: {
       invoke: {
         src: 'storeInstance',
         input: ({ context }) => ({ associationId: context.associationId, messageId: context.messageId, store: context.store }),
-        onDone: { target: 'responding', actions: { type: 'recordStoreResult', params: ({ event }) => event.output } },
-        onError: { target: 'responding', actions: { type: 'recordStoreError', params: ({ event }: { event: { error: unknown } }) => event.error } },
+        onDone: { target: 'done', actions: { type: 'recordStoreResult', params: ({ event }) => event.output } },
+        onError: { target: 'done', actions: { type: 'recordStoreError', params: ({ event }: { event: { error: unknown } }) => event.error } },
       },
     },
-    responding: { entry: 'sendResponse', always: 'done' },
-    done: { type: 'final' },
+    // The response goes out on entering the final state (no separate 'responding' step).
+    done: { type: 'final', entry: 'sendResponse' },
     // The peer went away before we answered: nothing was acknowledged, so nothing is owed.
     abandoned: { type: 'final' },
   },

@@ -18,10 +18,10 @@ export const refusedRequestMachine = setup({
 }).createMachine({
   id: 'refusedRequest',
   context: ({ input }) => input,
-  initial: 'responding',
+  initial: 'done',
   states: {
-    responding: { entry: 'sendRefusal', always: 'done' },
-    done: { type: 'final' },
+    // Answered on entering its one (final) state.
+    done: { type: 'final', entry: 'sendRefusal' },
   },
   output: ({ context }) => ({ messageId: context.messageId, status: Status.UNRECOGNIZED_OPERATION }),
 });
