@@ -6,7 +6,7 @@
 //    inspector on as shipped (metrics and recent events subscribed), spool fsync off (BENCH_FSYNC=1: on), so the
 //    time left is mostly the association, DIMSE, spool file operations and logging.
 // BENCH_N (default 3000) sets the count; BENCH_LOG (default info) the router's log level (logs go to
-// /dev/null); BENCH_ONLY=router runs part 2 alone.
+// /dev/null); BENCH_ONLY=spawn or BENCH_ONLY=router runs part 1 or part 2 alone.
 import { mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -137,6 +137,8 @@ if (process.env.BENCH_ONLY !== 'router') {
   console.log(`  C-ECHO SCP transaction, spawn to done:  ${show(await spawnToDone('cEchoScp', N))}`);
   console.log(`  C-STORE SCP transaction, spawn to done: ${show(await spawnToDone('cStoreScp', N))}`);
 }
+if (process.env.BENCH_ONLY !== 'spawn') {
 const r = await storesThroughRouter(N);
 console.log(`  C-STORE 4 KB through the in-process router (fsync ${process.env.BENCH_FSYNC === '1' ? 'on' : 'off'}, log ${process.env.BENCH_LOG ?? 'info'}): ${show(r)} per instance (${r.rate} inst/s)`);
 console.log(`    inspection events per instance (router and our SCU share no system: the router's only): ${r.inspection}`);
+}
