@@ -160,9 +160,10 @@ export class RouterMetrics {
     const snapshot = event.snapshot as { status?: string; context?: Record<string, unknown>; output?: unknown; value?: unknown };
     if (machine === 'listener') this.listenerCounts(ref.id, snapshot.context as unknown as ListenerCounts);
     else if (machine === 'peer') this.peerCounts(ref.id, snapshot.context as unknown as PeerCounts, topState(snapshot.value));
-    if (machine === 'association') this.associationTraffic(ref, snapshot);
-    if (machine === 'association' && machineIdOf(parentOf(ref)) === 'peer') this.outboundAssociation(ref, snapshot);
-    else if (machine && /prefetch/i.test(machine) && snapshot.status === 'done' && !this.prefetchDone.has(ref.sessionId)) {
+    else if (machine === 'association') {
+      this.associationTraffic(ref, snapshot);
+      if (machineIdOf(parentOf(ref)) === 'peer') this.outboundAssociation(ref, snapshot);
+    } else if (machine && /prefetch/i.test(machine) && snapshot.status === 'done' && !this.prefetchDone.has(ref.sessionId)) {
       this.prefetchDone.add(ref.sessionId);
       const out = snapshot.output as { outcome?: string } | undefined;
       this.prefetchJobs.inc({ outcome: out?.outcome ?? String(snapshot.value) });
