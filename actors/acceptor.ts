@@ -14,6 +14,7 @@ import { negotiate, Reject } from '../protocol/negotiation.ts';
 import { Status } from '../protocol/status.ts';
 import { Association } from './association.ts';
 import type { AssociationMachineRef, DatasetSink } from './association.ts';
+import { transactionId } from '../machines/association.machine.ts';
 import type { Spool } from './spool.ts';
 import { StoreSink } from './store-sink.ts';
 import type { ReceiveContext, StoreVerdict } from './store-sink.ts';
@@ -56,15 +57,6 @@ export type ListenerRuntime = {
   tls?: { aeTitleBindings: AeTitleBinding[] };
 };
 
-/** Live acceptor associations by id, so the store actor injected into C-STORE machines finds its world. */
-const acceptors = new Map<string, Acceptor>();
-
-export function storeInstanceFor(associationId: string, messageId: number): Promise<StoreResult> {
-  const acceptor = acceptors.get(associationId);
-  if (!acceptor) return Promise.resolve({ status: Status.PROCESSING_FAILURE, errorComment: 'association is gone' });
-  return acceptor.commit(messageId);
-}
-
 type PendingStore = { sink: StoreSink; verdict?: StoreVerdict; decision?: RoutingDecision };
 
 export class Acceptor {
@@ -97,7 +89,6 @@ export class Acceptor {
         onClosed: () => this.onClosed(),
       },
     });
-    acceptors.set(id, this);
     machine.on('ASSOCIATE_INDICATION', ({ rq }) => this.onAssociateRq(rq));
     machine.on('RELEASE_INDICATION', () => {
       this.association.log.info('release requested by peer');
@@ -171,7 +162,8 @@ export class Acceptor {
       a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'refusedRequest', input });
       return expectsDataset ? drainSink() : undefined;
     }
-    a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cStoreScp', input });
+    // The C-STORE machine reaches its store through its input: this acceptor's commit of this message.
+    a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cStoreScp', input: { ...input, store: () => this.commit(messageId) } });
     if (command.AffectedSOPClassUID !== context.abstractSyntax) {
       a.log.warn({ command: command.AffectedSOPClassUID, context: context.abstractSyntax }, 'C-STORE SOP class differs from its presentation context');
       return drainSink(() =>
@@ -199,7 +191,9 @@ export class Acceptor {
   private toTransaction(messageId: number, verdict: StoreVerdict): void {
     const pending = this.pending.get(messageId);
     if (pending) pending.verdict = verdict;
-    const child = this.association.machine.getSnapshot().children[`dimse-${messageId}`];
+    // By its id among the association's children: a Message ID is unique only among outstanding
+    // requests (PS3.7), so it cannot be a system-wide systemId.
+    const child = this.association.machine.getSnapshot().children[transactionId(messageId)];
     if (!verdict.ok) {
       if (pending) {
         this.pending.delete(messageId);
@@ -228,16 +222,19 @@ export class Acceptor {
     return decision;
   }
 
+  /** Makes the instance durable and routed (the C-STORE machine's store, via its input). */
   async commit(messageId: number): Promise<StoreResult> {
     const pending = this.pending.get(messageId);
     this.pending.delete(messageId);
     if (!pending || !pending.verdict?.ok) return { status: Status.PROCESSING_FAILURE, errorComment: 'no dataset received' };
-    const log = this.association.log.child({ messageId });
     const routing = this.listener.routing;
     const holder = routing?.completion;
     // Forwards of rules with a trigger wait for their series/study (without a tracker: sent at once).
     const held = holder ? (pending.decision?.forward ?? []).filter((f) => f.completion) : [];
     const forward = (pending.decision?.forward ?? []).filter((f) => !held.includes(f));
+    // One info line per instance (the store's 'instance stored') says where it goes: forwarded to which
+    // peers now, held for completion, dropped by which rules, or forward: [] when no rule forwards it.
+    const log = this.association.log.child({ messageId, ...(pending.decision ? routedFields(pending.decision, forward, held) : {}) });
     let holdNotes: HoldNote[] = [];
     const prefetch = pending.decision?.prefetch && routing?.prefetch;
     const keys = pending.verdict.keys;
@@ -262,16 +259,11 @@ export class Acceptor {
         studyInstanceUid: k.studyInstanceUid ?? '', sopClassUid: k.sopClassUid ?? '', sopInstanceUid: k.sopInstanceUid ?? '', patientId: k.patientId ?? '',
       });
     }
-    if (result.status === Status.SUCCESS && pending.decision) {
-      if (pending.decision.drop) log.info({ rules: pending.decision.matchedRules }, 'dropped by rule: stored, forwarded nowhere');
-      else if (forward.length > 0) routing?.wake(forward.map((f) => f.peer));
-      else if (held.length === 0) log.info('no rule forwards this instance');
-    }
+    if (result.status === Status.SUCCESS && !pending.decision?.drop && forward.length > 0) routing?.wake(forward.map((f) => f.peer));
     return result;
   }
 
   private onClosed(): void {
-    acceptors.delete(this.association.id);
     for (const { sink } of this.pending.values()) void sink.discard();
     this.pending.clear();
     for (const child of Object.values(this.association.machine.getSnapshot().children)) {
@@ -281,6 +273,12 @@ export class Acceptor {
     if (this.established) this.listener.audit?.association('ended', this.caller(), this.callee());
     this.listener.ref.send({ type: 'CONNECTION_CLOSED', associationId: this.association.id });
   }
+}
+
+/** The routing outcome as log fields. */
+function routedFields(decision: RoutingDecision, forward: { peer: string }[], held: { peer: string }[]): Record<string, unknown> {
+  if (decision.drop) return { droppedBy: decision.matchedRules };
+  return { forward: forward.map((f) => f.peer), ...(held.length > 0 ? { held: held.map((f) => f.peer) } : {}) };
 }
 
 function textOf(v: unknown): string | undefined {

@@ -2,11 +2,16 @@
 // its emitted PDUs → bytes, and DIMSE messages ↔ P-DATA fragments. The machine decides; this
 // only moves bytes, with real backpressure both ways. Both roles use it: the listener hands it
 // an accepted socket, the SCU a connect function.
+// The fast path: in the states where Table 9-10 only passes P-DATA through (DT-1/DT-2, AR-6/AR-7:
+// P_DATA_*_STATES, derived from the table), a P-DATA-TF goes between the wire and the DIMSE
+// assembler without becoming an XState event; it is counted in the machine's `traffic` instead. In
+// any other state it is sent to the machine as Evt9/Evt10 and the table answers it (A-ABORT …).
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ActorRefFrom } from 'xstate';
-import type { associationMachine } from '../machines/association.machine.ts';
+import type { associationMachine, AssociationTraffic } from '../machines/association.machine.ts';
+import { P_DATA_RECEIVE_STATES, P_DATA_SEND_STATES } from '../machines/association.machine.ts';
 import type { DatasetSource, DimseOutcome } from '../machines/dimse/dimse.events.ts';
 import type { Command } from '../protocol/dimse.ts';
 import { encodeCommand, isResponse } from '../protocol/dimse.ts';
@@ -38,6 +43,11 @@ export type AssociationHandlers = {
 const UNLIMITED_PDU_SEND_LENGTH = 1 << 20;
 /** PDU length field = per PDV: 4-byte item length + 1 context id + 1 control header + data. */
 const PDV_OVERHEAD = 6;
+/** PDU type, reserved byte and the 4-byte length field. */
+const PDATA_HEADER = 6;
+
+/** A P-DATA-TF's length on the wire. */
+const pDataWireLength = (pdvs: Pdv[]) => pdvs.reduce((n, pdv) => n + PDV_OVERHEAD + pdv.data.length, PDATA_HEADER);
 
 export class Association {
   readonly id: string;
@@ -54,6 +64,8 @@ export class Association {
   private readonly assembler = new DimseAssembler();
   private readonly handlers: AssociationHandlers;
   private sink: DatasetSink | undefined;
+  /** The machine's counters (one object for its life), incremented here as PDUs pass. */
+  private readonly traffic: AssociationTraffic;
   private sendChain: Promise<void> = Promise.resolve();
   private readonly idleTimeoutMs: number;
   private reading = true;
@@ -76,6 +88,7 @@ export class Association {
     this.idleTimeoutMs = opts.idleTimeoutMs;
     this.framer = new PduFramer({ maxPduLength: opts.maxReceivePduLength });
     this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.traffic = opts.machine.getSnapshot().context.traffic;
     this.wireMachine();
   }
 
@@ -110,9 +123,8 @@ export class Association {
     const m = this.machine;
     m.on('SEND_PDU', ({ pdu }) => this.writePdu(pdu));
     m.on('CLOSE_TRANSPORT', () => this.closeTransport());
-    m.on('P_DATA_INDICATION', ({ pdu }) => {
-      for (const pdv of pdu.pdvs) if (!this.onPdv(pdv)) return;
-    });
+    // Only when someone sends the machine Evt10 in a data-transfer state (the fast path does not).
+    m.on('P_DATA_INDICATION', ({ pdu }) => void this.onPData(pdu.pdvs));
     m.on('ABORT_INDICATION', (e) => this.log.warn({ ...e, type: undefined }, 'association aborted'));
     m.on('DIMSE_SEND', ({ contextId, command, dataset }) => {
       void this.sendDimse(contextId, command, dataset);
@@ -122,16 +134,21 @@ export class Association {
   private writePdu(pdu: Pdu): void {
     const socket = this.socket;
     if (!socket || socket.destroyed) return;
+    this.traffic.pdusSent++;
+    if (pdu.type === 'P-DATA-TF') this.traffic.pDataBytesSent += pDataWireLength(pdu.pdvs);
     if (pdu.type === 'P-DATA-TF' && pdu.pdvs.length === 1) {
-      // Bulk data: header and payload go out as two writes in one syscall, the payload uncopied.
-      const [pdv] = pdu.pdvs;
-      socket.cork();
-      socket.write(encodePDataTfHeader(pdv, pdv.data.length));
-      socket.write(pdv.data);
-      process.nextTick(() => socket.uncork());
+      this.writePdv(socket, pdu.pdvs[0]);
       return;
     }
     socket.write(encodePdu(pdu));
+  }
+
+  /** Bulk data: header and payload go out as two writes in one syscall, the payload uncopied. */
+  private writePdv(socket: Socket, pdv: Pdv): void {
+    socket.cork();
+    socket.write(encodePDataTfHeader(pdv, pdv.data.length));
+    socket.write(pdv.data);
+    process.nextTick(() => socket.uncork());
   }
 
   /** Close the transport after an abort we asked for, without waiting on the peer (PS3.8 AA-1 then ARTIM). */
@@ -164,9 +181,23 @@ export class Association {
         this.invalidPdu(err);
         return;
       }
+      this.traffic.pdusReceived++;
+      if (pdu.type === 'P-DATA-TF') {
+        this.traffic.pDataBytesReceived += raw.length;
+        // Data transfer: straight to the DIMSE assembler (DT-2 / AR-6 only indicate it).
+        if (P_DATA_RECEIVE_STATES.has(this.machine.getSnapshot().value)) {
+          if (!this.onPData(pdu.pdvs)) return;
+          continue;
+        }
+      }
       this.machine.send(eventForPdu(pdu));
       if (!this.reading) return;
     }
+  }
+
+  private onPData(pdvs: Pdv[]): boolean {
+    for (const pdv of pdvs) if (!this.onPdv(pdv)) return false;
+    return this.reading;
   }
 
   private invalidPdu(err: unknown): void {
@@ -232,6 +263,16 @@ export class Association {
   }
 
   private sendPdv(pdv: Pdv): void {
+    const socket = this.socket;
+    // Data transfer (DT-1 / AR-7 only send it): straight to the socket.
+    if (socket && P_DATA_SEND_STATES.has(this.machine.getSnapshot().value)) {
+      if (socket.destroyed) return;
+      this.traffic.pdusSent++;
+      this.traffic.pDataBytesSent += PDATA_HEADER + PDV_OVERHEAD + pdv.data.length;
+      this.writePdv(socket, pdv);
+      return;
+    }
+    // Elsewhere the table decides (a blank cell: not sent).
     this.machine.send({ type: 'P_DATA_REQUESTED', pdu: { type: 'P-DATA-TF', pdvs: [pdv] } });
   }
 

@@ -166,7 +166,7 @@ export function stateDiagram(ref: AnyActorRef): StateDiagram | undefined {
 
 /** The last events each actor received, from the inspection stream (bounded per actor and in actors). */
 export class RecentEvents {
-  private readonly byActor = new Map<string, RecentEvent[]>();
+  private readonly byActor = new Map<string, (Omit<RecentEvent, 'at'> & { at: number })[]>();
   private readonly perActor: number;
   private readonly maxActors: number;
 
@@ -184,12 +184,13 @@ export class RecentEvents {
       list = [];
       this.byActor.set(id, list);
     }
-    // Bytes are reduced to their length now (P-DATA payloads must not be kept); PHI is masked when read.
-    list.push({ at: new Date().toISOString(), type: (event.event as { type: string }).type, source: (event.sourceRef as AnyActorRef | undefined)?.id, event: sanitize(event.event, { showPhi: true }) });
+    // Kept as it came and made safe (bytes → length, PHI masked) only when read: recording must be cheap.
+    // Bulk data never comes this way (P-DATA is no event in a data-transfer state; a C-FIND identifier is small).
+    list.push({ at: Date.now(), type: (event.event as { type: string }).type, source: (event.sourceRef as AnyActorRef | undefined)?.id, event: event.event });
     if (list.length > this.perActor) list.shift();
   }
 
   of(sessionId: string, opts: { showPhi: boolean }): RecentEvent[] {
-    return (this.byActor.get(sessionId) ?? []).map((e) => ({ ...e, event: sanitize(e.event, opts) }));
+    return (this.byActor.get(sessionId) ?? []).map((e) => ({ ...e, at: new Date(e.at).toISOString(), event: sanitize(e.event, opts) }));
   }
 }

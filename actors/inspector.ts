@@ -2,7 +2,9 @@
 // HTTP and one WebSocket that pushes the actor tree as it changes. The root actor's inspection
 // callback (createInspection().inspect) feeds one RxJS Subject of inspection events; its subscribers
 // are the metrics, the recent-events store, the WebSocket push (auditTime: at most one tree per
-// PUSH_MS) and, when configured, the Stately Inspector. Bound to loopback by default; with a token every request but /healthz and
+// PUSH_MS) and, when configured, the Stately Inspector. Inspection carries control events only (a
+// P-DATA-TF in a data-transfer state is no event; bytes are the associations' `traffic` counters),
+// and nothing is done with an event nobody subscribed to. Bound to loopback by default; with a token every request but /healthz and
 // /readyz must carry it (config load refuses a non-loopback bind without one).
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -55,7 +57,12 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
       // Inspection is a window on the router, never a reason for it to fail.
     }
   };
-  const subscriptions: Subscription[] = [stream.subscribe(safely((e) => metrics.observe(e))), stream.subscribe(safely((e) => events.observe(e)))];
+  // Metrics and recent events are only read through the inspector server: without it nobody subscribes
+  // to them, and with no subscriber at all an inspection event costs one check (see `inspect`).
+  const subscriptions: Subscription[] = config.inspect.enabled
+    ? [stream.subscribe(safely((e) => metrics.observe(e))), stream.subscribe(safely((e) => events.observe(e)))]
+    : [];
+  const kept = subscriptions.length;
   let stately: { inspect: { next?: (e: InspectionEvent) => void }; stop(): void } | undefined;
   if (config.inspect.stately) {
     const url = config.inspect.stately.url;
@@ -72,9 +79,15 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
   }
   let shuttingDown = false;
   let server: InspectorServer | undefined;
+  // Actions and microsteps (several per event) interest only the Stately Inspector.
+  const everyKind = stately !== undefined;
   return {
     metrics,
-    inspect: (event) => stream.next(event),
+    inspect: (event) => {
+      if (!stream.observed) return;
+      if (!everyKind && (event.type === '@xstate.action' || event.type === '@xstate.microstep')) return;
+      stream.next(event);
+    },
     events$: stream.asObservable(),
     async attach(router) {
       metrics.attach({
@@ -91,7 +104,7 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
       shuttingDown = true;
     },
     async stop() {
-      for (const s of subscriptions.splice(2)) s.unsubscribe(); // the Stately Inspector's; metrics keep counting
+      for (const s of subscriptions.splice(kept)) s.unsubscribe(); // the Stately Inspector's; metrics keep counting
       stately?.stop();
       await server?.close();
     },
@@ -99,7 +112,7 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
 }
 
 function listenerActive(root: AnyActorRef, name: string): number {
-  const ref = (root.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children[listenerId(name)];
+  const ref = root.system.get(listenerId(name)) as AnyActorRef | undefined;
   return ((ref?.getSnapshot() as { context?: { active?: unknown[] } } | undefined)?.context?.active ?? []).length;
 }
 
@@ -134,7 +147,7 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
 
   const ready = () => {
     const listeners = config.listeners.map((l) => {
-      const ref = (root.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children[listenerId(l.name)];
+      const ref = root.system.get(listenerId(l.name)) as AnyActorRef | undefined;
       return { name: l.name, state: String((ref?.getSnapshot() as { value?: unknown } | undefined)?.value ?? 'absent') };
     });
     let spoolWritable = true;
@@ -164,7 +177,7 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
       const count = await router.queue.retry(peer);
       // A running peer machine picks the items up now, not at its next idle wake-up.
       const peerConfig = config.peers.find((p) => p.name === peer)!;
-      for (const slot of slotsOf(peerConfig)) (root.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children[peerId(slot)]?.send({ type: 'WORK_AVAILABLE' });
+      for (const slot of slotsOf(peerConfig)) (root.system.get(peerId(slot)) as AnyActorRef | undefined)?.send({ type: 'WORK_AVAILABLE' });
       return [200, { peer, retried: count }];
     }
     if (req.method !== 'GET') return [405, { error: 'use GET' }];

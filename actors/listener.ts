@@ -61,7 +61,7 @@ export function startListener(runtime: ListenerRuntime, opts: ListenerSocketOpti
     const address = socket.remoteAddress ?? '';
     const id = `assoc-${nextAssociation++}`;
     runtime.ref.send({ type: 'CONNECTION_ACCEPTED', associationId: id });
-    const machine = runtime.ref.getSnapshot().children[id] as AssociationMachineRef | undefined;
+    const machine = runtime.ref.system.get(id) as AssociationMachineRef | undefined;
     if (!machine) {
       log.warn({ peer: address }, 'connection refused: listener is not accepting');
       socket.destroy();

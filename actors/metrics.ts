@@ -1,12 +1,14 @@
 // Prometheus metrics fed from the actor system's inspection stream (no hooks in the machines): listener
 // and peer counters are read as differences of their machines' context counters, DIMSE durations from
-// a transaction machine's spawn to its final snapshot, bytes from the P-DATA PDUs an association
-// machine receives (Evt10) and is asked to send (Evt9). Queue depths are read from LMDB at scrape time.
+// a transaction machine's spawn to its final snapshot, P-DATA bytes from the `traffic` counters of each
+// association (counted by its socket actor: P-DATA is no event in a data-transfer state), read at each
+// of its snapshots and at scrape time. Queue depths are read from LMDB at scrape time.
 // Outbound associations are the 'association' children of the peer machines: their bytes, C-STORE
 // round trips, openings (Sta5 → Sta6) and failures (the peer's associationFailures, with a reason)
 // have metrics of their own (dicom_router_peer_*), so the inbound series keep their labels.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AnyActorRef, InspectionEvent } from 'xstate';
+import type { AssociationTraffic } from '../machines/association.machine.ts';
 import type { OutboundQueue } from './outbound-queue.ts';
 
 type ListenerCounts = { accepted: number; rejected: Record<string, number> };
@@ -41,10 +43,8 @@ const peerName = (id: string) => id.replace(/^peer:/, '').replace(/#\d+$/, '');
 /** The top-level state of a snapshot value ('connecting', {connected: 'sending'} → 'connected'). */
 const topState = (value: unknown) => (typeof value === 'string' ? value : value && typeof value === 'object' ? Object.keys(value)[0] : undefined);
 
-/** The wire length of a P-DATA-TF PDU: 6-byte header, and per PDV 4 length + 1 context + 1 control bytes. */
-function pDataLength(pdu: { pdvs?: { data: Uint8Array }[] } | undefined): number {
-  return 6 + (pdu?.pdvs ?? []).reduce((n, pdv) => n + 6 + pdv.data.length, 0);
-}
+/** An association whose traffic is counted: its counters, what was counted of them, and whose they are. */
+type TrafficSeen = { traffic: AssociationTraffic; received: number; sent: number; owner: 'listener' | 'peer'; name: string };
 
 export class RouterMetrics {
   readonly registry = new Registry();
@@ -58,6 +58,10 @@ export class RouterMetrics {
   /** Last upper-layer state of each outbound association, and last top-level state of each peer slot. */
   private readonly outboundState = new Map<string, unknown>();
   private readonly peerState = new Map<string, string | undefined>();
+  /** What was counted of each association's traffic, by its counters object (so nothing is counted twice). */
+  private readonly trafficSeen = new WeakMap<AssociationTraffic, TrafficSeen>();
+  /** Open associations, read again at scrape time. */
+  private readonly liveTraffic = new Set<TrafficSeen>();
 
   readonly associationsAccepted = new Counter({ name: 'dicom_router_associations_accepted_total', help: 'Associations accepted, per listener', labelNames: ['listener'], registers: [this.registry] });
   readonly associationsRejected = new Counter({ name: 'dicom_router_associations_rejected_total', help: 'Associations rejected, per listener and reason', labelNames: ['listener', 'reason'], registers: [this.registry] });
@@ -152,28 +156,14 @@ export class RouterMetrics {
       }
       return;
     }
-    if (event.type === '@xstate.event') {
-      if (machine !== 'association') return;
-      const e = event.event as { type: string; pdu?: { pdvs?: { data: Uint8Array }[] } };
-      if (e.type !== 'P_DATA_TF_RECEIVED' && e.type !== 'P_DATA_REQUESTED') return;
-      const owner = parentOf(ref);
-      const ownerMachine = machineIdOf(owner);
-      // Standalone SCU associations (the CLI tools, Q/R) are not in this tree.
-      if (ownerMachine === 'listener') {
-        const listener = listenerName(owner!.id);
-        (e.type === 'P_DATA_TF_RECEIVED' ? this.bytesIn : this.bytesOut).inc({ listener }, pDataLength(e.pdu));
-      } else if (ownerMachine === 'peer') {
-        const peer = peerName(owner!.id);
-        (e.type === 'P_DATA_TF_RECEIVED' ? this.peerBytesIn : this.peerBytesOut).inc({ peer }, pDataLength(e.pdu));
-      }
-      return;
-    }
     if (event.type !== '@xstate.snapshot') return;
     const snapshot = event.snapshot as { status?: string; context?: Record<string, unknown>; output?: unknown; value?: unknown };
     if (machine === 'listener') this.listenerCounts(ref.id, snapshot.context as unknown as ListenerCounts);
     else if (machine === 'peer') this.peerCounts(ref.id, snapshot.context as unknown as PeerCounts, topState(snapshot.value));
-    else if (machine === 'association' && machineIdOf(parentOf(ref)) === 'peer') this.outboundAssociation(ref, snapshot);
-    else if (machine && /prefetch/i.test(machine) && snapshot.status === 'done' && !this.prefetchDone.has(ref.sessionId)) {
+    else if (machine === 'association') {
+      this.associationTraffic(ref, snapshot);
+      if (machineIdOf(parentOf(ref)) === 'peer') this.outboundAssociation(ref, snapshot);
+    } else if (machine && /prefetch/i.test(machine) && snapshot.status === 'done' && !this.prefetchDone.has(ref.sessionId)) {
       this.prefetchDone.add(ref.sessionId);
       const out = snapshot.output as { outcome?: string } | undefined;
       this.prefetchJobs.inc({ outcome: out?.outcome ?? String(snapshot.value) });
@@ -191,6 +181,47 @@ export class RouterMetrics {
       if (n > before) this.associationsRejected.inc({ listener, reason }, n - before);
     }
     this.listenerSeen.set(id, { accepted: c.accepted, rejected: { ...c.rejected } });
+  }
+
+  /**
+   * Counts what an association moved since it was last read. Its counters are read at each of its
+   * snapshots (control events: a transaction starting or ending, release, close) and at scrape time,
+   * so a long transfer shows while it runs; it is forgotten once its transport has closed (Sta1).
+   */
+  private associationTraffic(ref: AnyActorRef, snapshot: { status?: string; context?: Record<string, unknown>; value?: unknown }): void {
+    const traffic = snapshot.context?.traffic as AssociationTraffic | undefined;
+    if (!traffic) return;
+    let seen = this.trafficSeen.get(traffic);
+    if (!seen) {
+      const owner = parentOf(ref);
+      const ownerMachine = machineIdOf(owner);
+      // Standalone SCU associations (the CLI tools, Q/R) are not in this tree.
+      if (ownerMachine !== 'listener' && ownerMachine !== 'peer') return;
+      if (snapshot.value === 'Sta1' && traffic.pdusReceived + traffic.pdusSent === 0) return; // not yet connected
+      const name = ownerMachine === 'listener' ? listenerName(owner!.id) : peerName(owner!.id);
+      seen = { traffic, received: 0, sent: 0, owner: ownerMachine, name };
+      this.trafficSeen.set(traffic, seen);
+    }
+    this.countTrafficOf(seen);
+    if (snapshot.status !== 'active' || snapshot.value === 'Sta1') this.liveTraffic.delete(seen);
+    else {
+      if (this.liveTraffic.size > 10_000) this.liveTraffic.clear(); // associations stopped without closing: bound the set
+      this.liveTraffic.add(seen);
+    }
+  }
+
+  private countTrafficOf(seen: TrafficSeen): void {
+    const received = seen.traffic.pDataBytesReceived - seen.received;
+    const sent = seen.traffic.pDataBytesSent - seen.sent;
+    seen.received += received;
+    seen.sent += sent;
+    if (seen.owner === 'listener') {
+      if (received > 0) this.bytesIn.inc({ listener: seen.name }, received);
+      if (sent > 0) this.bytesOut.inc({ listener: seen.name }, sent);
+    } else {
+      if (received > 0) this.peerBytesIn.inc({ peer: seen.name }, received);
+      if (sent > 0) this.peerBytesOut.inc({ peer: seen.name }, sent);
+    }
   }
 
   private outboundAssociation(ref: AnyActorRef, snapshot: { status?: string; value?: unknown }): void {
@@ -242,6 +273,7 @@ export class RouterMetrics {
   }
 
   metrics(): Promise<string> {
+    for (const seen of this.liveTraffic) this.countTrafficOf(seen);
     return this.registry.metrics();
   }
 

@@ -5,17 +5,12 @@ import type { Logger } from 'pino';
 import { createActor, fromPromise } from 'xstate';
 import type { AnyActorRef, InspectionEvent } from 'xstate';
 import type { ListenerConfig, PeerConfig, RouterConfig } from '../config/config.ts';
-import { associationMachine } from '../machines/association.machine.ts';
-import { cStoreScpMachine } from '../machines/dimse/c-store-scp.machine.ts';
-import type { StoreInstanceInput } from '../machines/dimse/c-store-scp.machine.ts';
-import { listenerMachine } from '../machines/listener.machine.ts';
 import type { ListenerActorRef } from '../machines/listener.machine.ts';
 import { peerMachine } from '../machines/peer.machine.ts';
 import type { PeerActorInput, PeerInput } from '../machines/peer.machine.ts';
 import { listenerId, peerId, routerMachine } from '../machines/router.machine.ts';
 import type { AcceptorPolicy } from '../protocol/negotiation.ts';
 import { DEFAULT_STORAGE_SOP_CLASSES, DEFAULT_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
-import { storeInstanceFor } from './acceptor.ts';
 import type { RoutingRuntime } from './acceptor.ts';
 import { PeerForwarder } from './forwarder.ts';
 import { OutboundQueue } from './outbound-queue.ts';
@@ -49,7 +44,7 @@ export type RunningRouter = {
   stop(graceMs?: number): Promise<void>;
 };
 
-/** The system's logic with the world provided: this router's forwarders, by peer name. */
+/** The system's logic with the world provided: this router's forwarders, by peer name (a C-STORE transaction's store comes in its input). */
 export function routerLogic(forwarders: ReadonlyMap<string, PeerForwarder>) {
   const forwarderFor = (input: PeerActorInput): PeerForwarder => {
     const f = forwarders.get(input.peer);
@@ -64,19 +59,6 @@ export function routerLogic(forwarders: ReadonlyMap<string, PeerForwarder>) {
           openAssociation: fromPromise(({ input }: { input: PeerActorInput }) => forwarderFor(input).open(input.association?.())),
           sendNextItem: fromPromise(({ input }: { input: PeerActorInput }) => forwarderFor(input).sendNext()),
           releaseAssociation: fromPromise(({ input }: { input: PeerActorInput }) => forwarderFor(input).release()),
-        },
-      }),
-      listener: listenerMachine.provide({
-        actors: {
-          association: associationMachine.provide({
-            actors: {
-              cStoreScp: cStoreScpMachine.provide({
-                actors: {
-                  storeInstance: fromPromise(({ input }: { input: StoreInstanceInput }) => storeInstanceFor(input.associationId, input.messageId)),
-                },
-              }),
-            },
-          }),
         },
       }),
     },
@@ -156,7 +138,7 @@ export async function startRouter(
   const wake = (peers: string[]) => {
     for (const name of new Set(peers)) {
       const peer = config.peers.find((p) => p.name === name);
-      for (const slot of peer ? slotsOf(peer) : []) actor.getSnapshot().children[peerId(slot)]?.send({ type: 'WORK_AVAILABLE' });
+      for (const slot of peer ? slotsOf(peer) : []) actor.system.get(peerId(slot))?.send({ type: 'WORK_AVAILABLE' });
     }
   };
   for (const p of config.peers) {
@@ -196,7 +178,7 @@ export async function startRouter(
   const ports = new Map<string, number>();
   try {
     for (const l of config.listeners) {
-      const ref = actor.getSnapshot().children[listenerId(l.name)] as ListenerActorRef;
+      const ref = actor.system.get(listenerId(l.name)) as ListenerActorRef;
       const listener = await startListener(
         {
           name: l.name,

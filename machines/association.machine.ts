@@ -63,7 +63,12 @@ export type DimseEvent =
   | { type: 'DIMSE_RESPONSE_RECEIVED'; command: Command; dataset?: Uint8Array }
   | DimseToAssociation;
 
-export type AssociationEvent = DulEvent | DimseEvent;
+/** XState's event when a transaction machine reaches a final state: its output is the outcome. */
+export type TransactionDone = { type: `xstate.done.actor.dimse-${number}`; actorId: string; output: DimseOutcome };
+
+export type AssociationEvent = DulEvent | DimseEvent | TransactionDone;
+
+const isTransactionDone = (event: AssociationEvent): event is TransactionDone => event.type.startsWith('xstate.done.actor.dimse-');
 
 export const transactionId = (messageId: number) => `dimse-${messageId}`;
 
@@ -93,11 +98,28 @@ export type DulOutput =
 
 export type DulRole = 'requestor' | 'acceptor';
 
+/**
+ * What went over this association's transport, counted by the socket actor as it moves the bytes
+ * (P-DATA-TF in a data-transfer state never becomes an event, so no transition could count it).
+ * The one object is kept for the association's life and only ever incremented: the metrics and the
+ * inspector read it from the snapshot.
+ */
+export type AssociationTraffic = {
+  pdusReceived: number;
+  pdusSent: number;
+  /** P-DATA-TF PDUs on the wire, 6-byte header included. */
+  pDataBytesReceived: number;
+  pDataBytesSent: number;
+};
+
+export const newTraffic = (): AssociationTraffic => ({ pdusReceived: 0, pdusSent: 0, pDataBytesReceived: 0, pDataBytesSent: 0 });
+
 export type DulContext = {
   artimTimeoutMs: number;
   role: DulRole | undefined;
   associateRq?: AssociateRq;
   associateAc?: AssociateAc;
+  traffic: AssociationTraffic;
 };
 
 export type DulInput = { artimTimeoutMs: number; dimseTimeoutMs?: number };
@@ -151,13 +173,13 @@ const dul = setup({
       return { type: 'DIMSE_SEND' as const, contextId: event.contextId, command: event.command, dataset: event.dataset };
     }),
     reportTransaction: emit(({ event }) => {
-      assertEvent(event, 'DIMSE_COMPLETED');
-      return { type: 'DIMSE_COMPLETED' as const, outcome: event.outcome };
+      if (!isTransactionDone(event)) throw new Error(`expected a transaction's done event, got ${event.type}`);
+      return { type: 'DIMSE_COMPLETED' as const, outcome: event.output };
     }),
     // A finished transaction leaves the tree (and the inspector) at once.
     removeTransaction: stopChild(({ event }) => {
-      assertEvent(event, 'DIMSE_COMPLETED');
-      return transactionId(event.outcome.messageId);
+      if (!isTransactionDone(event)) throw new Error(`expected a transaction's done event, got ${event.type}`);
+      return event.actorId;
     }),
     recordRequestorRole: assign(({ event }) => {
       assertEvent(event, 'A_ASSOCIATE_REQUESTED');
@@ -257,6 +279,7 @@ const dul = setup({
     protocolVersionSupported: ({ event }) =>
       event.type === 'ASSOCIATE_RQ_RECEIVED' && (event.pdu.protocolVersion & 1) === 1,
     isRequestor: ({ context }) => context.role === 'requestor',
+    transactionDone: ({ event }) => isTransactionDone(event),
   },
   delays: {
     ARTIM: ({ context }) => context.artimTimeoutMs,
@@ -317,7 +340,7 @@ const DUL_ACTIONS = {
   'AA-8': [{ target: 'Sta13', actions: ['sendAbort', 'indicateProviderAbort'], description: 'AA-8' }],
 } satisfies Record<string, DulTransition[]>;
 
-type DulActionCode = keyof typeof DUL_ACTIONS;
+export type DulActionCode = keyof typeof DUL_ACTIONS;
 
 /** PS3.8 Table 9-10, one row per event, one column per state (Sta1 … Sta13); '.' is a blank cell. */
 const TABLE_9_10: Record<DulEventType, string> = {
@@ -363,17 +386,42 @@ const STATE_DESCRIPTIONS: Record<DulStateId, string> = {
   Sta13: 'Awaiting transport connection close indication; ARTIM running',
 };
 
+/** The action code of one cell of Table 9-10, or undefined for a blank cell. */
+export function tableCell(eventType: DulEventType, state: DulStateId): DulActionCode | undefined {
+  const cells = TABLE_9_10[eventType].trim().split(/\s+/);
+  if (cells.length !== STATE_IDS.length) throw new Error(`Table 9-10 row ${eventType} has ${cells.length} cells`);
+  const code = cells[STATE_IDS.indexOf(state)]!;
+  if (code === '.') return undefined;
+  if (!(code in DUL_ACTIONS)) throw new Error(`Table 9-10 row ${eventType}: unknown action ${code}`);
+  return code as DulActionCode;
+}
+
+/** The states where the table answers `eventType` with exactly `action` and stays (DT-1/DT-2, AR-6/AR-7). */
+function statesWhere(eventType: DulEventType, action: ActionName): ReadonlySet<string> {
+  return new Set<string>(
+    STATE_IDS.filter((state) => {
+      const code = tableCell(eventType, state);
+      return code !== undefined && DUL_ACTIONS[code].every((t: DulTransition) => !t.target && !t.guard && t.actions?.length === 1 && t.actions[0] === action);
+    }),
+  );
+}
+
+/**
+ * The data-transfer states, read from Table 9-10 itself (which stays the one authority): where a
+ * received P-DATA-TF only becomes a P-DATA indication (DT-2, AR-6) and a P-DATA request is only sent
+ * (DT-1, AR-7), without a state change. In those states the socket actor moves P-DATA straight
+ * between the wire and the DIMSE layer, counting it in `traffic`; in every other state it is an
+ * event (Evt10, Evt9) and the table answers it (A-ABORT, ignore, or nothing for a blank cell).
+ */
+export const P_DATA_RECEIVE_STATES = statesWhere('P_DATA_TF_RECEIVED', 'indicatePData');
+export const P_DATA_SEND_STATES = statesWhere('P_DATA_REQUESTED', 'sendPData');
+
 /** Builds one state node from its column of Table 9-10. */
 function stateNode(state: DulStateId) {
-  const column = STATE_IDS.indexOf(state);
   const on: Partial<Record<DulEventType, DulTransition[]>> = {};
-  for (const [eventType, row] of Object.entries(TABLE_9_10) as [DulEventType, string][]) {
-    const cells = row.trim().split(/\s+/);
-    if (cells.length !== STATE_IDS.length) throw new Error(`Table 9-10 row ${eventType} has ${cells.length} cells`);
-    const code = cells[column]!;
-    if (code === '.') continue;
-    if (!(code in DUL_ACTIONS)) throw new Error(`Table 9-10 row ${eventType}: unknown action ${code}`);
-    on[eventType] = DUL_ACTIONS[code as DulActionCode];
+  for (const eventType of Object.keys(TABLE_9_10) as DulEventType[]) {
+    const code = tableCell(eventType, state);
+    if (code !== undefined) on[eventType] = DUL_ACTIONS[code];
   }
   // Evt18 from the running timer takes exactly the ARTIM_EXPIRED transition.
   const artim = on.ARTIM_EXPIRED;
@@ -383,7 +431,7 @@ function stateNode(state: DulStateId) {
 export const associationMachine = dul.createMachine({
   id: 'association',
   initial: 'Sta1',
-  context: ({ input }) => ({ artimTimeoutMs: input.artimTimeoutMs, role: undefined }),
+  context: ({ input }) => ({ artimTimeoutMs: input.artimTimeoutMs, role: undefined, traffic: newTraffic() }),
   // The DIMSE layer: not part of Table 9-10, so none of it changes the DUL state. Messages it
   // sends still go through the table, as P_DATA_REQUESTED (Evt9), one PDU at a time.
   on: {
@@ -391,7 +439,8 @@ export const associationMachine = dul.createMachine({
     DIMSE_REQUEST_STARTED: { actions: 'spawnTransaction' },
     DIMSE_RESPONSE_RECEIVED: { actions: 'routeResponse' },
     DIMSE_MESSAGE_READY: { actions: 'sendDimseMessage' },
-    DIMSE_COMPLETED: { actions: ['reportTransaction', 'removeTransaction'] },
+    // A transaction is over when its machine is (its output is the outcome): one event, not two.
+    'xstate.done.actor.*': { guard: 'transactionDone', actions: ['reportTransaction', 'removeTransaction'] },
   },
   states: Object.fromEntries(STATE_IDS.map((s) => [s, stateNode(s)])),
 });

@@ -1,7 +1,7 @@
 // A listener AE: one port with its AE titles and acceptor policy. It owns the association
 // machines of the connections on its port (spawned here, so the inspector shows them under
 // their listener) and counts them against the configured limit.
-import { assign, enqueueActions, setup, stopChild } from 'xstate';
+import { assertEvent, assign, enqueueActions, setup, stopChild } from 'xstate';
 import type { ActorRefFrom } from 'xstate';
 import { associationMachine } from './association.machine.ts';
 
@@ -35,22 +35,24 @@ export const listenerMachine = setup({
   },
   actions: {
     spawnAssociation: enqueueActions(({ context, event, enqueue }) => {
-      const { associationId } = event as Extract<ListenerEvent, { type: 'CONNECTION_ACCEPTED' }>;
+      assertEvent(event, 'CONNECTION_ACCEPTED');
+      const { associationId } = event;
+      // Its system id is its association id (unique in the process): the socket side finds it with system.get.
       enqueue.spawnChild('association', {
         id: associationId,
+        systemId: associationId,
         input: { artimTimeoutMs: context.artimTimeoutMs, dimseTimeoutMs: context.dimseTimeoutMs },
       });
       enqueue.assign({ active: [...context.active, associationId] });
     }),
     countAccepted: assign({ accepted: ({ context }) => context.accepted + 1 }),
-    countRejected: assign({
-      rejected: ({ context, event }) => {
-        const { reason } = event as Extract<ListenerEvent, { type: 'ASSOCIATION_REJECTED' }>;
-        return { ...context.rejected, [reason]: (context.rejected[reason] ?? 0) + 1 };
-      },
+    countRejected: assign(({ context, event }) => {
+      assertEvent(event, 'ASSOCIATION_REJECTED');
+      return { rejected: { ...context.rejected, [event.reason]: (context.rejected[event.reason] ?? 0) + 1 } };
     }),
     forgetAssociation: enqueueActions(({ context, event, enqueue }) => {
-      const { associationId } = event as Extract<ListenerEvent, { type: 'CONNECTION_CLOSED' }>;
+      assertEvent(event, 'CONNECTION_CLOSED');
+      const { associationId } = event;
       enqueue(stopChild(associationId));
       enqueue.assign({ active: context.active.filter((id) => id !== associationId) });
     }),

@@ -45,8 +45,9 @@ export const routerMachine = setup({
 }).createMachine({
   id: 'router',
   context: ({ input, spawn }) => {
-    for (const listener of input.listeners) spawn('listener', { id: listenerId(listener.name), input: listener });
-    for (const peer of input.peers) spawn('peer', { id: peerId(peer.peer), input: peer });
+    // Each also registered under its id as systemId: the actors layer finds it with system.get.
+    for (const listener of input.listeners) spawn('listener', { id: listenerId(listener.name), systemId: listenerId(listener.name), input: listener });
+    for (const peer of input.peers) spawn('peer', { id: peerId(peer.peer), systemId: peerId(peer.peer), input: peer });
     return { listenerIds: input.listeners.map((l) => listenerId(l.name)) };
   },
   initial: 'starting',

@@ -4,7 +4,7 @@
 // 0000 completes, A7xx/A9xx/Cxxx (any failure) fail the query, a timeout or a lost association
 // fails it too (the caller aborts the association on a timeout). CANCEL_REQUESTED sends a
 // C-CANCEL-RQ (PS3.7 9.3.2.3) and waits for the final response, normally FE00.
-import { assign, sendParent, setup } from 'xstate';
+import { assertEvent, assign, sendParent, setup } from 'xstate';
 import type { Command } from '../../protocol/dimse.ts';
 import { statusCategory } from '../../protocol/status.ts';
 import { pendingResponseStates } from './pending-responses.ts';
@@ -15,7 +15,6 @@ import type { AssociationToDimse, DimseInput, DimseOutcome } from './dimse.event
 export type QueryControlEvent = { type: 'CANCEL_REQUESTED' };
 
 type Event = AssociationToDimse | QueryControlEvent;
-type Response = Extract<AssociationToDimse, { type: 'RESPONSE_RECEIVED' }>;
 
 export type CFindScuContext = DimseInput & {
   matches: Uint8Array[];
@@ -42,15 +41,20 @@ export const cFindScuMachine = setup({
     sendRequest: sendParent(({ context }) => requestMessage(context)),
     sendCancel: sendParent(({ context }) => cancelMessage(context)),
     recordCancel: assign({ cancelRequested: true }),
-    recordPending: assign({
+    recordPending: assign(({ context, event }) => {
+      assertEvent(event, 'RESPONSE_RECEIVED');
       // A pending response without an identifier is a peer error we tolerate (nothing to collect).
-      matches: ({ context, event }) => ((event as Response).dataset ? [...context.matches, (event as Response).dataset!] : context.matches),
-      response: ({ event }) => (event as Response).command,
+      return { matches: event.dataset ? [...context.matches, event.dataset] : context.matches, response: event.command };
     }),
-    recordFinal: assign({ response: ({ event }) => (event as Response).command }),
+    recordFinal: assign(({ event }) => {
+      assertEvent(event, 'RESPONSE_RECEIVED');
+      return { response: event.command };
+    }),
     recordTimeout: assign({ failure: ({ context }) => timeoutFailure(context), timedOut: true }),
-    recordEnded: assign({ failure: ({ event }) => endedFailure(event) }),
-    reportCompleted: sendParent(({ context }) => ({ type: 'DIMSE_COMPLETED', outcome: findOutcome(context) })),
+    recordEnded: assign(({ event }) => {
+      assertEvent(event, 'ASSOCIATION_ENDED');
+      return { failure: endedFailure(event) };
+    }),
   },
 }).createMachine({
   id: 'cFindScu',

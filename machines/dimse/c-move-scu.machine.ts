@@ -5,7 +5,7 @@
 // failures) completes partially, counts recorded; A7xx, A9xx, Cxxx and other failures terminate it;
 // a timeout or a lost association fails it (the caller aborts on timeout). CANCEL_REQUESTED sends
 // C-CANCEL-RQ and waits for the final response (FE00 with the counts so far).
-import { assign, sendParent, setup } from 'xstate';
+import { assertEvent, assign, sendParent, setup } from 'xstate';
 import type { Command } from '../../protocol/dimse.ts';
 import { statusCategory } from '../../protocol/status.ts';
 import { pendingResponseStates } from './pending-responses.ts';
@@ -14,7 +14,6 @@ import type { AssociationToDimse, DimseInput, DimseOutcome, SubOperations } from
 import type { QueryControlEvent } from './c-find-scu.machine.ts';
 
 type Event = AssociationToDimse | QueryControlEvent;
-type Response = Extract<AssociationToDimse, { type: 'RESPONSE_RECEIVED' }>;
 
 export type CMoveScuContext = DimseInput & {
   suboperations: SubOperations;
@@ -52,19 +51,20 @@ export const cMoveScuMachine = setup({
     sendRequest: sendParent(({ context }) => requestMessage(context)),
     sendCancel: sendParent(({ context }) => cancelMessage(context)),
     recordCancel: assign({ cancelRequested: true }),
-    recordPending: assign({
-      response: ({ event }) => (event as Response).command,
-      suboperations: ({ context, event }) => countsOf((event as Response).command, context.suboperations),
+    recordPending: assign(({ context, event }) => {
+      assertEvent(event, 'RESPONSE_RECEIVED');
+      return { response: event.command, suboperations: countsOf(event.command, context.suboperations) };
     }),
     // The final response may carry the Failed SOP Instance UID List (PS3.4 C.4.2.1.4).
-    recordFinal: assign({
-      response: ({ event }) => (event as Response).command,
-      suboperations: ({ context, event }) => countsOf((event as Response).command, context.suboperations),
-      finalDataset: ({ event }) => (event as Response).dataset,
+    recordFinal: assign(({ context, event }) => {
+      assertEvent(event, 'RESPONSE_RECEIVED');
+      return { response: event.command, suboperations: countsOf(event.command, context.suboperations), finalDataset: event.dataset };
     }),
     recordTimeout: assign({ failure: ({ context }) => timeoutFailure(context), timedOut: true }),
-    recordEnded: assign({ failure: ({ event }) => endedFailure(event) }),
-    reportCompleted: sendParent(({ context }) => ({ type: 'DIMSE_COMPLETED', outcome: moveOutcome(context) })),
+    recordEnded: assign(({ event }) => {
+      assertEvent(event, 'ASSOCIATION_ENDED');
+      return { failure: endedFailure(event) };
+    }),
   },
 }).createMachine({
   id: 'cMoveScu',

@@ -1,16 +1,20 @@
 // C-STORE SCP (PS3.4 B.2.2, PS3.7 9.1.1): the association actor streams the dataset to the spool
-// as fragments arrive; this machine waits for the last one, has the instance made durable by the
-// injected `storeInstance` actor, and only then answers. The response status is whatever the
-// store says: Success only once the instance is fsync'd and indexed (DESIGN property 1).
-import { assign, fromPromise, sendParent, setup } from 'xstate';
+// as fragments arrive; this machine waits for the last one, has the instance made durable by its
+// `storeInstance` actor (by default the `store` of its input, given by the acceptor), and only then
+// answers. The response status is whatever the store says: Success only once the instance is
+// durable and routed (DESIGN property 1).
+import { assertEvent, assign, fromPromise, sendParent, setup } from 'xstate';
 import { responseFor } from '../../protocol/dimse.ts';
 import { Status } from '../../protocol/status.ts';
-import type { AssociationToDimse, DimseInput, DimseOutcome } from './dimse.events.ts';
+import type { AssociationToDimse, DimseInput, DimseOutcome, StoreResult } from './dimse.events.ts';
 
-export type StoreResult = { status: number; errorComment?: string };
-export type StoreInstanceInput = { associationId: string; messageId: number };
+export type { StoreResult };
+export type StoreInstanceInput = { associationId: string; messageId: number; store?: () => Promise<StoreResult> };
 
-type Context = DimseInput & { status?: number; errorComment?: string };
+type Context = DimseInput & { status?: number; errorComment?: string; failure?: string };
+
+/** Error Comment (0000,0902) is LO: at most 64 characters. */
+const lo = (text: string) => text.slice(0, 64);
 
 export const cStoreScpMachine = setup({
   types: {
@@ -20,24 +24,21 @@ export const cStoreScpMachine = setup({
     output: {} as DimseOutcome,
   },
   actors: {
-    // Provided by the association actor; the default refuses so a missing wiring is loud, not silent.
-    storeInstance: fromPromise<StoreResult, StoreInstanceInput>(async () => ({
-      status: Status.PROCESSING_FAILURE,
-      errorComment: 'no storage is configured for this association',
-    })),
+    // The store its input carries; without one it refuses, so a missing wiring is loud, not silent.
+    storeInstance: fromPromise<StoreResult, StoreInstanceInput>(async ({ input }) =>
+      input.store ? input.store() : { status: Status.PROCESSING_FAILURE, errorComment: 'no storage is configured for this association' },
+    ),
   },
   actions: {
-    recordStoreResult: assign(({ event }) => {
-      const result = (event as unknown as { output: StoreResult }).output;
-      return { status: result.status, errorComment: result.errorComment };
-    }),
-    recordStoreError: assign(({ event }) => ({
-      status: Status.OUT_OF_RESOURCES,
-      errorComment: `storage failed: ${String((event as unknown as { error: unknown }).error)}`.slice(0, 64),
-    })),
+    recordStoreResult: assign((_, result: StoreResult) => ({ status: result.status, errorComment: result.errorComment })),
+    recordStoreError: assign((_, error: unknown) => ({ status: Status.OUT_OF_RESOURCES, errorComment: lo(`storage failed: ${String(error)}`) })),
     recordDatasetFailure: assign(({ event }) => {
-      const failed = event as Extract<AssociationToDimse, { type: 'DATASET_FAILED' }>;
-      return { status: failed.status, errorComment: failed.errorComment };
+      assertEvent(event, 'DATASET_FAILED');
+      return { status: event.status, errorComment: event.errorComment };
+    }),
+    recordAbandoned: assign(({ event }) => {
+      assertEvent(event, 'ASSOCIATION_ENDED');
+      return { failure: event.reason };
     }),
     sendResponse: sendParent(({ context }) => ({
       type: 'DIMSE_MESSAGE_READY',
@@ -46,43 +47,38 @@ export const cStoreScpMachine = setup({
       command: responseFor(
         context.command,
         context.status!,
-        // Error Comment (0000,0902) is LO: at most 64 characters.
-        context.errorComment ? { ErrorComment: context.errorComment.slice(0, 64) } : undefined,
+        context.errorComment ? { ErrorComment: lo(context.errorComment) } : undefined,
       ),
-    })),
-    reportCompleted: sendParent(({ context }) => ({
-      type: 'DIMSE_COMPLETED',
-      outcome: { messageId: context.messageId, status: context.status, errorComment: context.errorComment },
-    })),
-    reportAbandoned: sendParent(({ context, event }) => ({
-      type: 'DIMSE_COMPLETED',
-      outcome: { messageId: context.messageId, failure: (event as { reason?: string }).reason ?? 'association ended' },
     })),
   },
 }).createMachine({
   id: 'cStoreScp',
   context: ({ input }) => input,
   initial: 'receivingDataset',
-  on: { ASSOCIATION_ENDED: '.abandoned' },
+  on: { ASSOCIATION_ENDED: { target: '.abandoned', actions: 'recordAbandoned' } },
   states: {
     receivingDataset: {
       on: {
         DATASET_RECEIVED: 'storing',
-        DATASET_FAILED: { target: 'responding', actions: 'recordDatasetFailure' },
+        DATASET_FAILED: { target: 'done', actions: 'recordDatasetFailure' },
       },
     },
     storing: {
       invoke: {
         src: 'storeInstance',
-        input: ({ context }) => ({ associationId: context.associationId, messageId: context.messageId }),
-        onDone: { target: 'responding', actions: 'recordStoreResult' },
-        onError: { target: 'responding', actions: 'recordStoreError' },
+        input: ({ context }) => ({ associationId: context.associationId, messageId: context.messageId, store: context.store }),
+        onDone: { target: 'done', actions: { type: 'recordStoreResult', params: ({ event }) => event.output } },
+        onError: { target: 'done', actions: { type: 'recordStoreError', params: ({ event }: { event: { error: unknown } }) => event.error } },
       },
     },
-    responding: { entry: 'sendResponse', always: 'done' },
-    done: { type: 'final', entry: 'reportCompleted' },
+    // The response goes out on entering the final state (no separate 'responding' step).
+    done: { type: 'final', entry: 'sendResponse' },
     // The peer went away before we answered: nothing was acknowledged, so nothing is owed.
-    abandoned: { type: 'final', entry: 'reportAbandoned' },
+    abandoned: { type: 'final' },
   },
-  output: ({ context }) => ({ messageId: context.messageId, status: context.status, errorComment: context.errorComment }),
+  // What the association reports when this transaction is done (DIMSE_COMPLETED).
+  output: ({ context }): DimseOutcome =>
+    context.failure !== undefined
+      ? { messageId: context.messageId, failure: context.failure }
+      : { messageId: context.messageId, status: context.status, errorComment: context.errorComment },
 });

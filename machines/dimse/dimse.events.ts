@@ -34,10 +34,12 @@ export type DimseOutcome = {
   timedOut?: boolean;
 };
 
-/** Child → association machine. */
-export type DimseToAssociation =
-  | { type: 'DIMSE_MESSAGE_READY'; messageId: number; contextId: number; command: Command; dataset?: DatasetSource }
-  | { type: 'DIMSE_COMPLETED'; outcome: DimseOutcome };
+/** Child → association machine. A transaction ends by reaching a final state: its output (a
+ *  DimseOutcome) comes to the association in XState's done event, which reports and removes it. */
+export type DimseToAssociation = { type: 'DIMSE_MESSAGE_READY'; messageId: number; contextId: number; command: Command; dataset?: DatasetSource };
+
+/** What a C-STORE SCP's store says (PS3.4 B.2.3): Success only once the instance is durable and routed. */
+export type StoreResult = { status: number; errorComment?: string };
 
 /** Association machine → child. */
 export type AssociationToDimse =
@@ -57,4 +59,9 @@ export type DimseInput = {
   dataset?: DatasetSource;
   /** How long an SCU waits for the response (PS3.7 has none; every product sets one). */
   dimseTimeoutMs: number;
+  /**
+   * C-STORE SCP: makes the received instance durable and routed and says with which status (the
+   * acceptor's commit). The world reaches the transaction through its input, not a registry.
+   */
+  store?: () => Promise<StoreResult>;
 };

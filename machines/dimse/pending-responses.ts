@@ -2,8 +2,7 @@
 // send the request, take pending responses (each restarting the DIMSE timeout) until a final one;
 // CANCEL_REQUESTED sends a C-CANCEL-RQ and still waits for the final response (normally FE00).
 // The machine using it provides the named actions and the isPending guard:
-// sendRequest, recordPending, recordFinal, recordCancel, sendCancel, recordTimeout, recordEnded,
-// reportCompleted.
+// sendRequest, recordPending, recordFinal, recordCancel, sendCancel, recordTimeout, recordEnded.
 
 /** States for a machine whose id is `machineId`, the active one named `active` (its initial state). */
 export function pendingResponseStates<const Active extends string>(machineId: string, active: Active) {
@@ -36,8 +35,9 @@ export function pendingResponseStates<const Active extends string>(machineId: st
       },
       after: { DIMSE_TIMEOUT: { target: 'failed', actions: 'recordTimeout' } },
     },
-    done: { type: 'final', entry: 'reportCompleted' },
-    failed: { type: 'final', entry: 'reportCompleted' },
+    // The machine's output is the outcome the association reports.
+    done: { type: 'final' },
+    failed: { type: 'final' },
   } as const;
   return { ...({ [active]: awaiting } as Record<Active, typeof awaiting>), ...rest };
 }

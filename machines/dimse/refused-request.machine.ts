@@ -14,18 +14,14 @@ export const refusedRequestMachine = setup({
       contextId: context.contextId,
       command: responseFor(context.command, Status.UNRECOGNIZED_OPERATION),
     })),
-    reportCompleted: sendParent(({ context }) => ({
-      type: 'DIMSE_COMPLETED',
-      outcome: { messageId: context.messageId, status: Status.UNRECOGNIZED_OPERATION },
-    })),
   },
 }).createMachine({
   id: 'refusedRequest',
   context: ({ input }) => input,
-  initial: 'responding',
+  initial: 'done',
   states: {
-    responding: { entry: 'sendRefusal', always: 'done' },
-    done: { type: 'final', entry: 'reportCompleted' },
+    // Answered on entering its one (final) state.
+    done: { type: 'final', entry: 'sendRefusal' },
   },
   output: ({ context }) => ({ messageId: context.messageId, status: Status.UNRECOGNIZED_OPERATION }),
 });

@@ -22,4 +22,4 @@ export const cancelMessage = (t: DimseInput): DimseToAssociation => ({
 
 export const timeoutFailure = (t: DimseInput) => `no response within ${t.dimseTimeoutMs} ms`;
 
-export const endedFailure = (event: unknown) => (event as { reason?: string }).reason ?? 'association ended';
+export const endedFailure = (event: { reason?: string }) => event.reason ?? 'association ended';

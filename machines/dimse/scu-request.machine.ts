@@ -1,7 +1,7 @@
 // One SCU transaction with a single final response: C-ECHO-RQ and C-STORE-RQ (PS3.7 9.1.5, 9.1.1).
 // Sends the request (the association actor streams the dataset, if any), then waits for the response
 // under the DIMSE timeout. Pending responses are not part of these services, so any response ends it.
-import { assign, sendParent, setup } from 'xstate';
+import { assertEvent, assign, sendParent, setup } from 'xstate';
 import type { Command } from '../../protocol/dimse.ts';
 import { requestMessage, timeoutFailure, endedFailure } from './scu-messages.ts';
 import type { AssociationToDimse, DimseInput, DimseOutcome } from './dimse.events.ts';
@@ -18,10 +18,15 @@ export const scuRequestMachine = setup({
   delays: { DIMSE_TIMEOUT: ({ context }) => context.dimseTimeoutMs },
   actions: {
     sendRequest: sendParent(({ context }) => requestMessage(context)),
-    recordResponse: assign({ response: ({ event }) => (event as Extract<AssociationToDimse, { type: 'RESPONSE_RECEIVED' }>).command }),
+    recordResponse: assign(({ event }) => {
+      assertEvent(event, 'RESPONSE_RECEIVED');
+      return { response: event.command };
+    }),
     recordTimeout: assign({ failure: ({ context }) => timeoutFailure(context) }),
-    recordEnded: assign({ failure: ({ event }) => endedFailure(event) }),
-    reportCompleted: sendParent(({ context }) => ({ type: 'DIMSE_COMPLETED', outcome: outcomeOf(context) })),
+    recordEnded: assign(({ event }) => {
+      assertEvent(event, 'ASSOCIATION_ENDED');
+      return { failure: endedFailure(event) };
+    }),
   },
 }).createMachine({
   id: 'scuRequest',
@@ -36,8 +41,8 @@ export const scuRequestMachine = setup({
       },
       after: { DIMSE_TIMEOUT: { target: 'failed', actions: 'recordTimeout' } },
     },
-    done: { type: 'final', entry: 'reportCompleted' },
-    failed: { type: 'final', entry: 'reportCompleted' },
+    done: { type: 'final' },
+    failed: { type: 'final' },
   },
   output: ({ context }) => outcomeOf(context),
 });
