@@ -11,29 +11,29 @@ import type { PeerActorInput, PeerInput } from '../machines/peer.machine.ts';
 import { listenerId, peerId, routerMachine } from '../machines/router.machine.ts';
 import type { AcceptorPolicy } from '../protocol/negotiation.ts';
 import { DEFAULT_STORAGE_SOP_CLASSES, DEFAULT_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
-import type { RoutingRuntime } from './acceptor.ts';
-import { PeerForwarder } from './forwarder.ts';
-import { OutboundQueue } from './outbound-queue.ts';
-import { PrefetchService } from './prefetch.ts';
-import { CompletionTracker } from './completion.ts';
-import { AuditTrail } from './audit.ts';
-import { startRetention } from './retention.ts';
+import type { RoutingRuntime } from './net/acceptor.ts';
+import { PeerForwarder } from './forward/forwarder.ts';
+import { OutboundQueue } from './forward/outbound-queue.ts';
+import { PrefetchService } from './jobs/prefetch.ts';
+import { CompletionTracker } from './jobs/completion.ts';
+import { AuditTrail } from './observe/audit.ts';
+import { startRetention } from './ingest/retention.ts';
 import { RulesWatcher } from './rules-watcher.ts';
-import { startListener } from './listener.ts';
-import type { RunningListener } from './listener.ts';
+import { startListener } from './net/listener.ts';
+import type { RunningListener } from './net/listener.ts';
 import { drainPeers } from './shutdown.ts';
-import { PeerGates } from './peer-gate.ts';
+import { PeerGates } from './forward/peer-gate.ts';
 import { Spool } from './spool.ts';
-import { startTlsSupervisor } from './tls.ts';
-import type { CertificateInfo } from './tls.ts';
+import { startTlsSupervisor } from './net/tls.ts';
+import type { CertificateInfo } from './net/tls.ts';
 
 export type RunningRouter = {
   actor: ReturnType<typeof createActor<typeof routerMachine>>;
   spool: Spool;
   queue: OutboundQueue;
-  /** Prefetch jobs (actors/prefetch.ts): list, inspect. */
+  /** Prefetch jobs (actors/jobs/prefetch.ts): list, inspect. */
   prefetch: PrefetchService;
-  /** Series/studies waiting for completion (actors/completion.ts). */
+  /** Series/studies waiting for completion (actors/jobs/completion.ts). */
   completion: CompletionTracker;
   rules: RulesWatcher;
   /** Bound port of each listener, by listener name (useful when the config says port 0). */

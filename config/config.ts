@@ -13,7 +13,7 @@ import { tlsFileProblems } from './tls-files.ts';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type TransferSyntaxPolicy = 'proposal-order' | 'prefer-explicit';
 export type ListenerTimeouts = { artimSeconds: number; idleSeconds: number; dimseSeconds: number };
-/** PS3.15 Annex B secure transport connection profiles (see actors/tls.ts for what each negotiates). */
+/** PS3.15 Annex B secure transport connection profiles (see actors/net/tls.ts for what each negotiates). */
 export type TlsProfileName = 'bcp195' | 'bcp195-non-downgrading' | 'bcp195-extended';
 /** A calling AE title and the client certificate allowed to use it (subject DN and/or a subjectAltName). */
 export type AeTitleBinding = { aeTitle: string; subject?: string; san?: string };
@@ -66,7 +66,7 @@ export type PeerConfig = {
   tls?: PeerTlsConfig;
 };
 export type RoutingConfig = { rulesDir: string; retentionHours: number };
-/** The inspector server (actors/inspector.ts); a non-loopback bind requires a token (checked at load). */
+/** The inspector server (actors/observe/inspector.ts); a non-loopback bind requires a token (checked at load). */
 export type InspectConfig = { enabled: boolean; bind: string; port: number; token?: string; showPhi: boolean; stately?: { url: string } };
 export type ShutdownConfig = { graceSeconds: number };
 export type RouterConfig = {

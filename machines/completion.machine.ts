@@ -11,7 +11,7 @@ import type { RequiredSeries } from '../routing/rule.types.ts';
 export type FireReason = 'quiet' | 'required-series' | 'hard-limit';
 
 export type CompletionInput = {
-  /** The durable group's id (actors/completion.ts). */
+  /** The durable group's id (actors/jobs/completion.ts). */
   group: string;
   rule: string;
   per: 'series' | 'study';
@@ -59,7 +59,7 @@ export const completionMachine = setup({
   },
   actors: {
     fire: fromPromise<FireOutput, FireInput>(async () => {
-      throw new Error('fire is provided by the actors layer (actors/completion.ts)');
+      throw new Error('fire is provided by the actors layer (actors/jobs/completion.ts)');
     }),
   },
   delays: {

@@ -1,6 +1,6 @@
 // One prefetch job per (patient, triggering study): querying the archive for the patient's studies →
 // selecting the priors → moving each → done | partiallyFailed | failed. The C-FIND and each C-MOVE
-// are invoked actors the world provides (actors/prefetch.ts). A retryable failure (the archive
+// are invoked actors the world provides (actors/jobs/prefetch.ts). A retryable failure (the archive
 // unreachable, a timeout, A7xx out of resources) waits per the archive's retry policy and resumes
 // where the job stood (priors already moved stay moved); after the last attempt the job is failed
 // with its reason. A job restored from LMDB starts from its recorded priors.
@@ -99,7 +99,7 @@ export const prefetchMachine = setup({
     context: {} as PrefetchContext,
   },
   actors: {
-    // Provided by actors/prefetch.ts; these defaults only fail, so a machine used without them says so.
+    // Provided by actors/jobs/prefetch.ts; these defaults only fail, so a machine used without them says so.
     findPriors: fromPromise<FindPriorsOutput, { job: PrefetchJobSpec }>(async () => {
       throw new PrefetchStepError('no C-FIND actor provided', false);
     }),

@@ -1,7 +1,7 @@
 // Deflated Explicit VR Little Endian (PS3.5 A.5): the dataset after the file meta information is an
 // Explicit VR LE dataset compressed with raw Deflate (RFC 1951, no zlib header or checksum). What the
 // router can produce from what, once a stream stage inflates or deflates it, is decided here; the
-// stages themselves are actors/deflate-stream.ts.
+// stages themselves are actors/forward/deflate-stream.ts.
 import { canConvert } from './ts-convert.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN, transferSyntax } from './uids.ts';
 

@@ -18,7 +18,7 @@
 //   with a 4-byte length, its bytes swapped per its real VR when the byte order changes.
 // - UN of undefined length (an Implicit VR LE sequence, 6.2.2) keeps its Implicit VR LE content.
 // - Encapsulated (compressed) and deflated syntaxes are out of scope: canConvert() is false. Deflated
-//   is inflated/deflated around this converter (protocol/deflated.ts, actors/deflate-stream.ts).
+//   is inflated/deflated around this converter (protocol/deflated.ts, actors/forward/deflate-stream.ts).
 import { data } from 'dcmjs';
 import { transferSyntax } from './uids.ts';
 

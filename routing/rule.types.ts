@@ -164,7 +164,7 @@ export type RuleSet = { rules: Rule[] /* in evaluation order */; files: string[]
 export type Forward = ForwardTarget & {
   modifications: Modification[];
   rule: string;
-  /** The rule holds its forwards until the series/study is complete (actors/completion.ts). */
+  /** The rule holds its forwards until the series/study is complete (actors/jobs/completion.ts). */
   completion?: Completion;
 };
 

@@ -2,7 +2,7 @@
 // terminal (redrawn on each change; plain appended snapshots when not a TTY), or once as JSON.
 import WebSocket from 'ws';
 import type { RouterConfig } from '../config/config.ts';
-import type { ActorNode } from '../actors/inspector-model.ts';
+import type { ActorNode } from '../actors/observe/inspector-model.ts';
 
 export type InspectCliOptions = { url?: string; token?: string; json?: boolean; once?: boolean };
 

@@ -3,11 +3,11 @@
 import type { Command as Cli } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import type { RouterConfig } from '../config/config.ts';
-import { createLogger } from '../actors/logger.ts';
-import { PrefetchService } from '../actors/prefetch.ts';
-import { cFind, cMove, qrContexts } from '../actors/qr-scu.ts';
-import type { QrModel } from '../actors/qr-scu.ts';
-import { ScuAssociation } from '../actors/scu.ts';
+import { createLogger } from '../actors/observe/logger.ts';
+import { PrefetchService } from '../actors/jobs/prefetch.ts';
+import { cFind, cMove, qrContexts } from '../actors/jobs/qr-scu.ts';
+import type { QrModel } from '../actors/jobs/qr-scu.ts';
+import { ScuAssociation } from '../actors/net/scu.ts';
 import { Spool } from '../actors/spool.ts';
 import { keywordInfo } from '../routing/attributes.ts';
 import { unknownKeyword } from '../routing/parse-attribute.ts';

@@ -1,23 +1,23 @@
 // The `router` command: start the router, and the SCU tools integrators use to test peers.
 import { Command as Cli, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig } from '../config/config.ts';
-import { createLogger } from '../actors/logger.ts';
-import { collectFiles, readPart10File } from '../actors/part10-file.ts';
-import type { Part10File } from '../actors/part10-file.ts';
+import { createLogger } from '../actors/observe/logger.ts';
+import { collectFiles, readPart10File } from '../actors/ingest/part10-file.ts';
+import type { Part10File } from '../actors/ingest/part10-file.ts';
 import { startRouter } from '../actors/router.ts';
-import { ScuAssociation } from '../actors/scu.ts';
+import { ScuAssociation } from '../actors/net/scu.ts';
 import { formatStatus, statusCategory } from '../protocol/status.ts';
 import { VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
 import { createInterface } from 'node:readline/promises';
 import { existsSync, readFileSync } from 'node:fs';
-import { OutboundQueue } from '../actors/outbound-queue.ts';
+import { OutboundQueue } from '../actors/forward/outbound-queue.ts';
 import { join } from 'node:path';
 import { Spool } from '../actors/spool.ts';
-import { readHeaderKeys } from '../actors/part10-file.ts';
+import { readHeaderKeys } from '../actors/ingest/part10-file.ts';
 import { evaluate, explainText } from '../routing/evaluate.ts';
 import { loadRuleFiles, RulesError } from '../routing/rules-loader.ts';
 import { addQrCommands } from './qr-commands.ts';
-import { createInspection } from '../actors/inspector.ts';
+import { createInspection } from '../actors/observe/inspector.ts';
 import { gracefulStop } from '../actors/shutdown.ts';
 
 type Peer = { aeTitle: string; host: string; port: number };

@@ -4,7 +4,7 @@
 // and is delivered after a restart.
 import test from 'ava';
 import { pino } from 'pino';
-import { OutboundQueue } from '../../actors/outbound-queue.ts';
+import { OutboundQueue } from '../../actors/forward/outbound-queue.ts';
 import { Spool } from '../../actors/spool.ts';
 import { SOP } from '../helpers/dicom-files.ts';
 import { eventually, routerWith, send } from '../helpers/in-process-router.ts';

@@ -7,7 +7,7 @@ import type { ExecutionContext } from 'ava';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { readHeaderKeys, readPart10File } from '../../actors/part10-file.ts';
+import { readHeaderKeys, readPart10File } from '../../actors/ingest/part10-file.ts';
 import { makeInstance, SOP, TS } from '../helpers/dicom-files.ts';
 import { REPO, run, startRouter, startStorescp, tempDir } from '../helpers/processes.ts';
 

@@ -3,7 +3,7 @@
 // protocol version).
 import test from 'ava';
 import { pino } from 'pino';
-import { ScuAssociation, AssociationRejectedError } from '../../actors/scu.ts';
+import { ScuAssociation, AssociationRejectedError } from '../../actors/net/scu.ts';
 import { encodePdu } from '../../protocol/pdu.ts';
 import type { AssociateRq, Pdu } from '../../protocol/pdu.types.ts';
 import { VERIFICATION_SOP_CLASS } from '../../protocol/uids.ts';

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
-import { readPart10File } from '../../actors/part10-file.ts';
+import { readPart10File } from '../../actors/ingest/part10-file.ts';
 import { datasetOf, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
 import { nativePixelData } from '../helpers/pixel-images.ts';
 import { DCMTK_ENV, freePort, run, startProcess, startRouter, startStorescp, tempDir, waitForPort } from '../helpers/processes.ts';

@@ -4,7 +4,7 @@ import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { readPart10File } from '../../actors/part10-file.ts';
+import { readPart10File } from '../../actors/ingest/part10-file.ts';
 import { datasetOf, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
 import { freePort, REPO, run, startRouter, startStorescp, tempDir, waitForOutput } from '../helpers/processes.ts';
 

@@ -11,7 +11,7 @@ import type { Pdu } from '../../protocol/pdu.types.ts';
 import { VERIFICATION_SOP_CLASS } from '../../protocol/uids.ts';
 import { routerWith, silent } from '../helpers/in-process-router.ts';
 import { echoRq } from '../helpers/raw-peer.ts';
-import { ScuAssociation } from '../../actors/scu.ts';
+import { ScuAssociation } from '../../actors/net/scu.ts';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
 

@@ -4,7 +4,7 @@
 import test from 'ava';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { readPart10File } from '../../actors/part10-file.ts';
+import { readPart10File } from '../../actors/ingest/part10-file.ts';
 import { SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
 import { REPO, startProcess, startRouter, startStorescp, tempDir, waitForOutput } from '../helpers/processes.ts';
 

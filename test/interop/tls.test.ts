@@ -7,7 +7,7 @@ import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ScuAssociation } from '../../actors/scu.ts';
+import { ScuAssociation } from '../../actors/net/scu.ts';
 import { VERIFICATION_SOP_CLASS } from '../../protocol/uids.ts';
 import { SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
 import { REPO, run, startStorescp, tempDir } from '../helpers/processes.ts';

@@ -3,7 +3,7 @@
 import test from 'ava';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readPart10File } from '../../actors/part10-file.ts';
+import { readPart10File } from '../../actors/ingest/part10-file.ts';
 import { datasetOf, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
 import { freePort, REPO, run, startStorescp, tempDir } from '../helpers/processes.ts';
 

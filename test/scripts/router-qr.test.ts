@@ -4,7 +4,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { writeFileSync } from 'node:fs';
-import { PrefetchService } from '../../actors/prefetch.ts';
+import { PrefetchService } from '../../actors/jobs/prefetch.ts';
 import { Spool } from '../../actors/spool.ts';
 import { parseConfig } from '../../config/config.ts';
 import { newUid, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';

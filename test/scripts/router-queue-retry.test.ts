@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
-import { OutboundQueue } from '../../actors/outbound-queue.ts';
+import { OutboundQueue } from '../../actors/forward/outbound-queue.ts';
 import { Spool } from '../../actors/spool.ts';
 import { newUid, SOP, TS } from '../helpers/dicom-files.ts';
 import { REPO, run, tempDir } from '../helpers/processes.ts';

@@ -1,0 +1,292 @@
+// The acceptor side of one association on a listener: answers the A-ASSOCIATE-RQ from the
+// listener's policy, turns DIMSE requests into transaction machines (spawned by the association
+// machine), and streams C-STORE datasets into the spool.
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { DimseInput } from '../../machines/dimse/dimse.events.ts';
+import type { ListenerActorRef } from '../../machines/listener.machine.ts';
+import { atCapacity } from '../../machines/listener.machine.ts';
+import type { Command } from '../../protocol/dimse.ts';
+import { CommandField } from '../../protocol/dimse.ts';
+import type { AcceptorPolicy } from '../../protocol/negotiation.ts';
+import { negotiate, Reject } from '../../protocol/negotiation.ts';
+import { Status } from '../../protocol/status.ts';
+import { Association } from './association.ts';
+import type { AssociationMachineRef, DatasetSink } from './association.ts';
+import { transactionId } from '../../machines/association.machine.ts';
+import type { Spool } from '../spool.ts';
+import { StoreSink } from '../ingest/store-sink.ts';
+import type { ReceiveContext, StoreVerdict } from '../ingest/store-sink.ts';
+import type { StoreResult } from '../../machines/dimse/c-store-scp.machine.ts';
+import type { AssociateRj } from '../../protocol/pdu.types.ts';
+import type { AuditTrail, Party } from '../observe/audit.ts';
+import { evaluate } from '../../routing/evaluate.ts';
+import type { RoutingDecision, RuleSet } from '../../routing/rule.types.ts';
+import { queueItemFor } from '../forward/outbound-queue.ts';
+import type { OutboundQueue } from '../forward/outbound-queue.ts';
+import type { PrefetchPlanner } from '../jobs/prefetch.ts';
+import type { CompletionHolder, HoldNote } from '../jobs/completion.ts';
+import type { InstanceRecord } from '../spool.ts';
+import type { AeTitleBinding } from '../../config/config.ts';
+import { checkAeTitleBinding, identityOf } from './tls-identity.ts';
+import type { CertificateIdentity } from './tls-identity.ts';
+
+/** What a listener needs to route: the rules in force, the outbound queue, and a way to wake peers. */
+export type RoutingRuntime = {
+  rules(): RuleSet;
+  queue: OutboundQueue;
+  wake(peers: string[]): void;
+  /** Prefetch jobs: planned in the instance's transaction, started after it (actors/jobs/prefetch.ts). */
+  prefetch?: PrefetchPlanner;
+  /** Forwards of rules with a trigger: held in the instance's transaction until complete (actors/jobs/completion.ts). */
+  completion?: CompletionHolder;
+};
+
+export type ListenerRuntime = {
+  name: string;
+  audit?: AuditTrail;
+  routing?: RoutingRuntime;
+  policy: AcceptorPolicy;
+  idleTimeoutMs: number;
+  dimseTimeoutMs: number;
+  ref: ListenerActorRef;
+  spool: Spool;
+  logger: Logger;
+  /** A TLS listener: calling AE titles bound to client certificates (empty: none). */
+  tls?: { aeTitleBindings: AeTitleBinding[] };
+};
+
+type PendingStore = { sink: StoreSink; verdict?: StoreVerdict; decision?: RoutingDecision };
+
+export class Acceptor {
+  readonly association: Association;
+  private readonly listener: ListenerRuntime;
+  private readonly pending = new Map<number, PendingStore>();
+  /** tlsSubject: the client certificate's subject on a TLS listener (routing rules' `tlsSubject`). */
+  private ctx: ReceiveContext & { tlsSubject?: string };
+  /** The verified client certificate's identity, on a TLS listener that got one. */
+  private readonly identity: CertificateIdentity | undefined;
+  private established = false;
+  /** The rules in force when this association was established (an edit applies from the next one). */
+  private ruleSet: RuleSet | undefined;
+
+  constructor(listener: ListenerRuntime, socket: Socket, id: string, machine: AssociationMachineRef) {
+    this.listener = listener;
+    const log = listener.logger.child({ assoc: id, listener: listener.name, peer: `${socket.remoteAddress}:${socket.remotePort}` });
+    this.ctx = { callingAeTitle: '', calledAeTitle: '', listener: listener.name, remoteAddress: socket.remoteAddress ?? '' };
+    const cert = socket instanceof TLSSocket ? socket.getPeerX509Certificate() : undefined;
+    this.identity = cert ? identityOf(cert) : undefined;
+    if (this.identity) this.ctx.tlsSubject = this.identity.subject;
+    this.association = new Association({
+      id,
+      machine,
+      logger: log,
+      maxReceivePduLength: listener.policy.maxPduLength,
+      idleTimeoutMs: listener.idleTimeoutMs,
+      handlers: {
+        onRequest: (contextId, command, expectsDataset) => this.onRequest(contextId, command, expectsDataset),
+        onClosed: () => this.onClosed(),
+      },
+    });
+    machine.on('ASSOCIATE_INDICATION', ({ rq }) => this.onAssociateRq(rq));
+    machine.on('RELEASE_INDICATION', () => {
+      this.association.log.info('release requested by peer');
+      machine.send({ type: 'A_RELEASE_RESPONSE_REQUESTED' });
+    });
+    machine.send({ type: 'TRANSPORT_ACCEPTED' });
+    this.association.attach(socket);
+    log.info(this.identity ? { tlsSubject: this.identity.subject } : {}, 'connection accepted');
+  }
+
+  private onAssociateRq(rq: Parameters<typeof negotiate>[0]): void {
+    const a = this.association;
+    a.log = a.log.child({ callingAe: rq.callingAeTitle, calledAe: rq.calledAeTitle });
+    this.ctx = { ...this.ctx, callingAeTitle: rq.callingAeTitle, calledAeTitle: rq.calledAeTitle };
+    const result = negotiate(rq, this.listener.policy);
+    const binding = result.accepted && this.listener.tls ? checkAeTitleBinding(this.listener.tls.aeTitleBindings, rq.callingAeTitle, this.identity) : { ok: true as const };
+    if (!binding.ok) {
+      // The AE title is not believed without the certificate that backs it: 1/1/3, as for an unknown calling AE title.
+      return this.refuse(Reject.callingAeNotRecognized, 'calling-ae-tls-binding-3', binding.why, { tlsSubject: this.identity?.subject }, 'association rejected: calling AE title not bound to this certificate');
+    }
+    if (!result.accepted) return this.refuse(result.rj, result.why.split(' ')[0] + '-' + result.rj.reason, result.why);
+    if (atCapacity(this.listener.ref.getSnapshot().context)) {
+      const max = this.listener.ref.getSnapshot().context.maxAssociations;
+      return this.refuse(Reject.localLimitExceeded, 'local-limit-exceeded', `local limit exceeded (${max} associations)`);
+    }
+    a.contexts = result.contexts;
+    this.ruleSet = this.listener.routing?.rules();
+    a.peerMaxPduLength = rq.userInformation.maxPduLength;
+    a.log.info(
+      {
+        accepted: [...result.contexts.values()].map((c) => `${c.id}:${c.abstractSyntax}/${c.transferSyntax}`),
+        rejected: result.ac.presentationContexts.filter((pc) => pc.result !== 0).map((pc) => `${pc.id}:${pc.result}`),
+        peerMaxPdu: a.peerMaxPduLength,
+      },
+      'association accepted',
+    );
+    this.listener.ref.send({ type: 'ASSOCIATION_ESTABLISHED', associationId: a.id });
+    this.established = true;
+    this.listener.audit?.association('established', this.caller(), this.callee());
+    a.machine.send({ type: 'A_ASSOCIATE_ACCEPT_REQUESTED', ac: result.ac });
+  }
+
+  /** A-ASSOCIATE-RJ with its reason, logged, counted and audited. */
+  private refuse(rj: AssociateRj, reason: string, why: string, logFields: Record<string, unknown> = {}, message = 'association rejected'): void {
+    const a = this.association;
+    a.log.warn({ result: rj.result, source: rj.source, reason: rj.reason, why, ...logFields }, message);
+    this.listener.ref.send({ type: 'ASSOCIATION_REJECTED', associationId: a.id, reason });
+    this.listener.audit?.association('refused', this.caller(), this.callee(), why);
+    a.machine.send({ type: 'A_ASSOCIATE_REJECT_REQUESTED', rj: { ...rj } });
+  }
+
+  private caller(): Party {
+    return { aeTitle: this.ctx.callingAeTitle, address: this.association.remoteAddress };
+  }
+
+  private callee(): Party {
+    return { aeTitle: this.ctx.calledAeTitle };
+  }
+
+  private onRequest(contextId: number, command: Command, expectsDataset: boolean): DatasetSink | undefined {
+    const a = this.association;
+    const messageId = command.MessageID ?? 0;
+    const input: DimseInput = { associationId: a.id, messageId, contextId, command, dimseTimeoutMs: this.listener.dimseTimeoutMs };
+    const context = a.contexts.get(contextId)!;
+    if (command.CommandField === CommandField.C_ECHO_RQ) {
+      a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cEchoScp', input });
+      return undefined;
+    }
+    if (command.CommandField !== CommandField.C_STORE_RQ || !expectsDataset) {
+      a.log.warn({ command: command.CommandField }, 'request not supported here: answering 0211');
+      a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'refusedRequest', input });
+      return expectsDataset ? drainSink() : undefined;
+    }
+    // The C-STORE machine reaches its store through its input: this acceptor's commit of this message.
+    a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cStoreScp', input: { ...input, store: () => this.commit(messageId) } });
+    if (command.AffectedSOPClassUID !== context.abstractSyntax) {
+      a.log.warn({ command: command.AffectedSOPClassUID, context: context.abstractSyntax }, 'C-STORE SOP class differs from its presentation context');
+      return drainSink(() =>
+        this.toTransaction(messageId, { ok: false, status: Status.SOP_CLASS_NOT_SUPPORTED, errorComment: 'SOP class not that of the presentation context' }),
+      );
+    }
+    let sink: StoreSink;
+    try {
+      sink = new StoreSink({
+        spool: this.listener.spool,
+        command,
+        transferSyntaxUid: context.transferSyntax,
+        ctx: { ...this.ctx, remoteAddress: this.ctx.remoteAddress },
+        onEnd: (verdict) => this.toTransaction(messageId, verdict),
+      });
+    } catch (err) {
+      a.log.error({ err: String(err) }, 'spool refused a new instance');
+      return drainSink(() => this.toTransaction(messageId, { ok: false, status: Status.OUT_OF_RESOURCES, errorComment: 'spool unavailable' }));
+    }
+    this.pending.set(messageId, { sink });
+    return sink;
+  }
+
+  /** The dataset has fully arrived (or failed): tell its C-STORE machine. */
+  private toTransaction(messageId: number, verdict: StoreVerdict): void {
+    const pending = this.pending.get(messageId);
+    if (pending) pending.verdict = verdict;
+    // By its id among the association's children: a Message ID is unique only among outstanding
+    // requests (PS3.7), so it cannot be a system-wide systemId.
+    const child = this.association.machine.getSnapshot().children[transactionId(messageId)];
+    if (!verdict.ok) {
+      if (pending) {
+        this.pending.delete(messageId);
+        void pending.sink.discard();
+      }
+      this.association.log.warn({ messageId, status: verdict.status, why: verdict.errorComment }, 'instance refused');
+      child?.send({ type: 'DATASET_FAILED', status: verdict.status, errorComment: verdict.errorComment });
+      return;
+    }
+    const decision = this.route(verdict.keys.dataset);
+    if (decision?.reject) {
+      this.toTransaction(messageId, { ok: false, status: decision.reject.status, errorComment: decision.reject.comment });
+      return;
+    }
+    if (pending) pending.decision = decision;
+    child?.send({ type: 'DATASET_RECEIVED' });
+  }
+
+  /** Which rules match this instance and what they decide. */
+  private route(dataset: Record<string, unknown>): RoutingDecision | undefined {
+    if (!this.ruleSet) return undefined;
+    const { callingAeTitle, calledAeTitle, listener, remoteAddress, tlsSubject } = this.ctx;
+    const association = { callingAeTitle, calledAeTitle, listener, remoteAddress, ...(tlsSubject !== undefined ? { tlsSubject } : {}) };
+    const decision = evaluate(this.ruleSet, { association, dataset });
+    this.association.log.debug({ rules: decision.matchedRules, forward: decision.forward.map((f) => f.peer), drop: decision.drop }, 'routed');
+    return decision;
+  }
+
+  /** Makes the instance durable and routed (the C-STORE machine's store, via its input). */
+  async commit(messageId: number): Promise<StoreResult> {
+    const pending = this.pending.get(messageId);
+    this.pending.delete(messageId);
+    if (!pending || !pending.verdict?.ok) return { status: Status.PROCESSING_FAILURE, errorComment: 'no dataset received' };
+    const routing = this.listener.routing;
+    const holder = routing?.completion;
+    // Forwards of rules with a trigger wait for their series/study (without a tracker: sent at once).
+    const held = holder ? (pending.decision?.forward ?? []).filter((f) => f.completion) : [];
+    const forward = (pending.decision?.forward ?? []).filter((f) => !held.includes(f));
+    // One info line per instance (the store's 'instance stored') says where it goes: forwarded to which
+    // peers now, held for completion, dropped by which rules, or forward: [] when no rule forwards it.
+    const log = this.association.log.child({ messageId, ...(pending.decision ? routedFields(pending.decision, forward, held) : {}) });
+    let holdNotes: HoldNote[] = [];
+    const prefetch = pending.decision?.prefetch && routing?.prefetch;
+    const keys = pending.verdict.keys;
+    let prefetchJobs: string[] = [];
+    // The forward decisions are queued in the instance's own index transaction (DESIGN property 1);
+    // a new study's prefetch jobs are planned in it too, so a study triggers once, durably.
+    const enqueue = routing && (forward.length > 0 || held.length > 0 || prefetch)
+      ? (record: InstanceRecord) => {
+          if (held.length > 0) holdNotes = holder!.hold(record, held, { seriesDescription: textOf(keys.dataset.SeriesDescription) });
+          if (prefetch) prefetchJobs = prefetch.plan(pending.decision!.prefetch!, { studyInstanceUid: record.studyInstanceUid, patientId: keys.patientId, issuerOfPatientId: keys.issuerOfPatientId, dataset: keys.dataset });
+          for (const f of forward) {
+            routing.queue.enqueue(queueItemFor(f, f.rule, record));
+          }
+        }
+      : undefined;
+    const result = await pending.sink.commit(pending.verdict.keys, this.ctx, log, enqueue);
+    if (result.status === Status.SUCCESS && prefetch && prefetchJobs.length > 0) prefetch.start(prefetchJobs);
+    if (result.status === Status.SUCCESS && holdNotes.length > 0) holder!.afterCommit(holdNotes);
+    if (result.status === Status.SUCCESS) {
+      const k = pending.verdict.keys;
+      this.listener.audit?.transferred('received', this.caller(), this.callee(), {
+        studyInstanceUid: k.studyInstanceUid ?? '', sopClassUid: k.sopClassUid ?? '', sopInstanceUid: k.sopInstanceUid ?? '', patientId: k.patientId ?? '',
+      });
+    }
+    if (result.status === Status.SUCCESS && !pending.decision?.drop && forward.length > 0) routing?.wake(forward.map((f) => f.peer));
+    return result;
+  }
+
+  private onClosed(): void {
+    for (const { sink } of this.pending.values()) void sink.discard();
+    this.pending.clear();
+    for (const child of Object.values(this.association.machine.getSnapshot().children)) {
+      child?.send({ type: 'ASSOCIATION_ENDED', reason: 'transport closed' });
+    }
+    this.association.log.info('connection closed');
+    if (this.established) this.listener.audit?.association('ended', this.caller(), this.callee());
+    this.listener.ref.send({ type: 'CONNECTION_CLOSED', associationId: this.association.id });
+  }
+}
+
+/** The routing outcome as log fields. */
+function routedFields(decision: RoutingDecision, forward: { peer: string }[], held: { peer: string }[]): Record<string, unknown> {
+  if (decision.drop) return { droppedBy: decision.matchedRules };
+  return { forward: forward.map((f) => f.peer), ...(held.length > 0 ? { held: held.map((f) => f.peer) } : {}) };
+}
+
+function textOf(v: unknown): string | undefined {
+  const first = Array.isArray(v) ? v[0] : v;
+  return typeof first === 'string' ? first : undefined;
+}
+
+/** Swallows a dataset nobody will store, then reports its end. */
+function drainSink(onEnd?: () => void): DatasetSink {
+  return { write: () => true, drained: () => Promise.resolve(), end: () => onEnd?.() };
+}

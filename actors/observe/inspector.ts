@@ -1,0 +1,353 @@
+// The inspector server (issue 6): the live page, the JSON API, Prometheus metrics and health, over
+// HTTP and one WebSocket that pushes the actor tree as it changes. The root actor's inspection
+// callback (createInspection().inspect) feeds one RxJS Subject of inspection events; its subscribers
+// are the metrics, the recent-events store, the WebSocket push (auditTime: at most one tree per
+// PUSH_MS) and, when configured, the Stately Inspector. Inspection carries control events only (a
+// P-DATA-TF in a data-transfer state is no event; bytes are the associations' `traffic` counters),
+// and nothing is done with an event nobody subscribed to. Bound to loopback by default; with a token every request but /healthz and
+// /readyz must carry it (config load refuses a non-loopback bind without one).
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import { WebSocketServer } from 'ws';
+import { createWebSocketInspector } from '@statelyai/inspect';
+import { auditTime, filter, Subject } from 'rxjs';
+import type { Observable, Subscription } from 'rxjs';
+import type { WebSocket } from 'ws';
+import type { AnyActorRef, InspectionEvent } from 'xstate';
+import type { RouterConfig } from '../../config/config.ts';
+import { listenerId, peerId } from '../../machines/router.machine.ts';
+import { actorTree, findActor, RecentEvents, sanitize, stateDiagram } from './inspector-model.ts';
+import type { ActorNode } from './inspector-model.ts';
+import { RouterMetrics } from './metrics.ts';
+import type { RunningRouter } from '../router.ts';
+import { slotsOf } from '../router.ts';
+
+const PAGE = new URL('./inspector-page.html', import.meta.url);
+/** Tree pushes are coalesced: a busy association changes state many times a millisecond. */
+const PUSH_MS = 100;
+
+export type InspectorServer = { port: number; url: string; close(): Promise<void> };
+
+export type Inspection = {
+  /** Pass to startRouter({ inspect }). */
+  inspect: (event: InspectionEvent) => void;
+  /** Every inspection event, as it happens (what `inspect` is given). */
+  events$: Observable<InspectionEvent>;
+  metrics: RouterMetrics;
+  /** Start serving this router (when inspect.enabled); resolves with the bound server. */
+  attach(router: RunningRouter): Promise<InspectorServer | undefined>;
+  /** Readiness goes false: the router is stopping. */
+  setShuttingDown(): void;
+  stop(): Promise<void>;
+};
+
+export function createInspection(config: RouterConfig, log: Logger): Inspection {
+  const showPhi = config.inspect.showPhi;
+  const metrics = new RouterMetrics();
+  const events = new RecentEvents();
+  const stream = new Subject<InspectionEvent>();
+  // A subscriber that throws would be reported by RxJS as an uncaught error: none of them may break the router.
+  const safely = (fn: (event: InspectionEvent) => void) => (event: InspectionEvent) => {
+    try {
+      fn(event);
+    } catch {
+      // Inspection is a window on the router, never a reason for it to fail.
+    }
+  };
+  // Metrics and recent events are only read through the inspector server: without it nobody subscribes
+  // to them, and with no subscriber at all an inspection event costs one check (see `inspect`).
+  const subscriptions: Subscription[] = config.inspect.enabled
+    ? [stream.subscribe(safely((e) => metrics.observe(e))), stream.subscribe(safely((e) => events.observe(e)))]
+    : [];
+  const kept = subscriptions.length;
+  let stately: { inspect: { next?: (e: InspectionEvent) => void }; stop(): void } | undefined;
+  if (config.inspect.stately) {
+    const url = config.inspect.stately.url;
+    // Connects to that URL only (reconnecting every 5 s while it is down); nothing is fetched from elsewhere.
+    stately = createWebSocketInspector({
+      url,
+      // Bytes become lengths (P-DATA payloads must not be serialized), PHI is masked.
+      sanitizeContext: (c: unknown) => sanitize(c, { showPhi }) as never,
+      sanitizeEvent: (e: unknown) => sanitize(e, { showPhi }) as never,
+    }) as never;
+    log.info({ url }, 'sending inspection events to the Stately Inspector');
+    const target = stately as { inspect: { next?: (e: InspectionEvent) => void } };
+    subscriptions.push(stream.subscribe(safely((e) => target.inspect.next?.(e))));
+  }
+  let shuttingDown = false;
+  let server: InspectorServer | undefined;
+  // Actions and microsteps (several per event) interest only the Stately Inspector.
+  const everyKind = stately !== undefined;
+  return {
+    metrics,
+    inspect: (event) => {
+      if (!stream.observed) return;
+      if (!everyKind && (event.type === '@xstate.action' || event.type === '@xstate.microstep')) return;
+      stream.next(event);
+    },
+    events$: stream.asObservable(),
+    async attach(router) {
+      metrics.attach({
+        queue: router.queue,
+        peers: config.peers.map((p) => p.name),
+        activeAssociations: () => new Map(config.listeners.map((l) => [l.name, listenerActive(router.actor, l.name)])),
+      });
+      if (!config.inspect.enabled) return undefined;
+      const started = await startInspectorServer(config, router, { metrics, events, stream, log, isShuttingDown: () => shuttingDown });
+      server = started;
+      return started;
+    },
+    setShuttingDown() {
+      shuttingDown = true;
+    },
+    async stop() {
+      for (const s of subscriptions.splice(kept)) s.unsubscribe(); // the Stately Inspector's; metrics keep counting
+      stately?.stop();
+      await server?.close();
+    },
+  };
+}
+
+function listenerActive(root: AnyActorRef, name: string): number {
+  const ref = root.system.get(listenerId(name)) as AnyActorRef | undefined;
+  return ((ref?.getSnapshot() as { context?: { active?: unknown[] } } | undefined)?.context?.active ?? []).length;
+}
+
+type Deps = { metrics: RouterMetrics; events: RecentEvents; stream: Observable<InspectionEvent>; log: Logger; isShuttingDown: () => boolean };
+
+function startInspectorServer(config: RouterConfig, router: RunningRouter, deps: Deps): Promise<InspectorServer> {
+  const { bind, port, token, showPhi } = config.inspect;
+  const log = deps.log.child({ actor: 'inspector' });
+  const page = readFileSync(PAGE, 'utf8');
+  const root = router.actor as unknown as AnyActorRef;
+  const peerNames = new Set(config.peers.map((p) => p.name));
+  const depth = (peer: string) => {
+    try {
+      return router.queue.depth(peer);
+    } catch {
+      return { pending: 0, dead: 0 };
+    }
+  };
+  const tree = () =>
+    actorTree(root, (node, context) => {
+      if (node.machine === 'completion') node.extra = { firesAt: context?.firesAt, hardLimitAt: context?.hardLimitAt };
+      if (node.machine === 'peer') node.extra = { queue: depth(node.id.replace(/^peer:/, '').replace(/#\d+$/, '')), backoffUntil: context?.backoffUntil, nextDueAt: context?.nextDueAt };
+    });
+
+  const authorized = (req: IncomingMessage, url: URL): boolean => {
+    if (!token) return true;
+    const header = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? url.searchParams.get('token') ?? '';
+    const a = Buffer.from(header);
+    const b = Buffer.from(token);
+    return a.length === b.length && timingSafeEqual(a, b);
+  };
+
+  const ready = () => {
+    const listeners = config.listeners.map((l) => {
+      const ref = root.system.get(listenerId(l.name)) as AnyActorRef | undefined;
+      return { name: l.name, state: String((ref?.getSnapshot() as { value?: unknown } | undefined)?.value ?? 'absent') };
+    });
+    let spoolWritable = true;
+    try {
+      accessSync(router.spool.dir, constants.W_OK);
+    } catch {
+      spoolWritable = false;
+    }
+    let lmdbOpen = true;
+    try {
+      router.spool.count();
+    } catch {
+      lmdbOpen = false;
+    }
+    const ok = !deps.isShuttingDown() && listeners.every((l) => l.state === 'listening') && spoolWritable && lmdbOpen;
+    return { ready: ok, shuttingDown: deps.isShuttingDown(), listeners, spoolWritable, lmdbOpen };
+  };
+
+  const api = async (req: IncomingMessage, url: URL): Promise<[number, unknown]> => {
+    const path = url.pathname;
+    const queueAction = /^\/api\/queues\/([^/]+)\/(retry|purge)$/.exec(path);
+    if (queueAction) {
+      if (req.method !== 'POST') return [405, { error: 'use POST' }];
+      const peer = decodeURIComponent(queueAction[1]);
+      if (!peerNames.has(peer)) return [404, { error: `no peer named '${peer}'` }];
+      if (queueAction[2] === 'purge') return [200, { peer, purged: await router.queue.purge(peer) }];
+      const count = await router.queue.retry(peer);
+      // A running peer machine picks the items up now, not at its next idle wake-up.
+      const peerConfig = config.peers.find((p) => p.name === peer)!;
+      for (const slot of slotsOf(peerConfig)) (root.system.get(peerId(slot)) as AnyActorRef | undefined)?.send({ type: 'WORK_AVAILABLE' });
+      return [200, { peer, retried: count }];
+    }
+    if (req.method !== 'GET') return [405, { error: 'use GET' }];
+    if (path === '/api/actors') return [200, tree()];
+    const one = /^\/api\/actors\/(.+)$/.exec(path);
+    if (one) {
+      const ref = findActor(root, decodeURIComponent(one[1]));
+      if (!ref) return [404, { error: 'no such actor (it may have ended)' }];
+      const snap = ref.getSnapshot() as { context?: unknown; value?: unknown; status?: string };
+      return [200, {
+        id: ref.id, sessionId: ref.sessionId, status: snap.status, value: snap.value,
+        context: sanitize(snap.context, { showPhi }), events: deps.events.of(ref.sessionId, { showPhi }), diagram: stateDiagram(ref),
+      }];
+    }
+    if (path === '/api/associations') return [200, associations(tree())];
+    if (path === '/api/peers') return [200, peers(tree(), config, depth)];
+    if (path === '/api/queues') {
+      const only = url.searchParams.get('peer');
+      return [200, config.peers.filter((p) => !only || p.name === only).map((p) => ({ peer: p.name, ...depth(p.name), duplicates: p.duplicates, skipped: router.queue.skippedCount(p.name), items: router.queue.list(p.name).slice(0, 200) }))];
+    }
+    // Series/studies held for completion, soonest first (UIDs only: no PHI).
+    if (path === '/api/completions') return [200, router.completion.waiting()];
+    if (path === '/api/prefetch') return [200, prefetchJobs(tree(), root, router, showPhi)];
+    if (path === '/api/rules') {
+      const set = router.rules.current;
+      return [200, { dir: router.rules.dir, loadedAt: set.loadedAt, files: set.files, rules: set.rules.map((r) => ({ name: r.name, priority: r.priority, continue: r.continue, file: r.file, line: r.line, then: r.then })), lastError: router.rules.lastError ?? null }];
+    }
+    return [404, { error: 'not found' }];
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://inspector');
+    const send = (status: number, body: string, type: string) => {
+      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+      res.end(body);
+    };
+    const json = (status: number, body: unknown) => send(status, `${JSON.stringify(body, null, 2)}\n`, 'application/json; charset=utf-8');
+    if (url.pathname === '/healthz') return json(200, { status: 'up' });
+    if (url.pathname === '/readyz') {
+      const r = ready();
+      return json(r.ready ? 200 : 503, r);
+    }
+    if (!authorized(req, url)) {
+      res.setHeader('www-authenticate', 'Bearer realm="dicom-router inspector"');
+      return json(401, { error: 'a bearer token is required' });
+    }
+    // A web page elsewhere must not drive the queue through an operator's browser.
+    if (req.method === 'POST' && req.headers.origin && new URL(req.headers.origin).host !== req.headers.host) return json(403, { error: 'cross-origin request refused' });
+    if (url.pathname === '/' || url.pathname === '/index.html') return send(200, page, 'text/html; charset=utf-8');
+    if (url.pathname === '/metrics') return send(200, await deps.metrics.metrics(), deps.metrics.contentType);
+    if (url.pathname.startsWith('/api/')) {
+      const [status, body] = await api(req, url);
+      return json(status, body);
+    }
+    return json(404, { error: 'not found' });
+  };
+
+  const http: Server = createServer((req, res) => {
+    handle(req, res).catch((err: Error) => {
+      log.error({ err: err.message, url: req.url }, 'inspector request failed');
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: err.message }));
+    });
+  });
+  const wss = new WebSocketServer({ noServer: true });
+  http.on('upgrade', (req, socket, head) => {
+    const url = new URL(req.url ?? '/', 'http://inspector');
+    if (url.pathname !== '/ws' || !authorized(req, url)) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+  const pushTree = (ws?: WebSocket) => {
+    const message = JSON.stringify({ type: 'tree', at: new Date().toISOString(), tree: tree() });
+    for (const client of ws ? [ws] : wss.clients) if (client.readyState === client.OPEN) client.send(message);
+  };
+  wss.on('connection', (ws) => pushTree(ws));
+  // The tree changes when an actor starts or changes state; a busy association does so many times a
+  // millisecond, so pushes are coalesced: the first change opens a PUSH_MS window, its end pushes once.
+  const pushes = deps.stream
+    .pipe(
+      filter((e) => (e.type === '@xstate.snapshot' || e.type === '@xstate.actor') && wss.clients.size > 0),
+      auditTime(PUSH_MS),
+    )
+    .subscribe(() => {
+      try {
+        pushTree();
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'inspector push failed');
+      }
+    });
+
+  return new Promise((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(port, bind, () => {
+      const address = http.address();
+      const bound = typeof address === 'object' && address ? address.port : port;
+      const host = bind.includes(':') ? `[${bind}]` : bind;
+      const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${bound}`;
+      log.info({ bind, port: bound, url, token: token ? 'required' : 'none', showPhi }, 'inspector listening');
+      resolve({
+        port: bound,
+        url,
+        close: () =>
+          new Promise<void>((done) => {
+            pushes.unsubscribe();
+            for (const c of wss.clients) c.terminate();
+            wss.close();
+            http.closeAllConnections();
+            http.close(() => done());
+          }),
+      });
+    });
+  });
+}
+
+export function flatten(node: ActorNode): ActorNode[] {
+  return [node, ...node.children.flatMap(flatten)];
+}
+
+/** Open associations with their listener, upper-layer state and transactions. */
+function associations(root: ActorNode) {
+  return root.children
+    .filter((l) => l.machine === 'listener')
+    .flatMap((l) =>
+      l.children.map((a) => ({
+        id: a.id,
+        listener: l.id.replace(/^listener:/, ''),
+        state: a.state.join(','),
+        summary: a.summary,
+        transactions: a.children.map((d) => ({ id: d.id, service: d.machine, state: d.state.join(','), status: d.status })),
+      })),
+    );
+}
+
+function peers(root: ActorNode, config: RouterConfig, depth: (peer: string) => { pending: number; dead: number }) {
+  const slots = root.children.filter((n) => n.machine === 'peer');
+  return config.peers.map((p) => ({
+    name: p.name,
+    aeTitle: p.aeTitle,
+    address: `${p.host}:${p.port}`,
+    queue: depth(p.name),
+    slots: slotsOf(p).map((slot) => {
+      const n = slots.find((s) => s.id === peerId(slot));
+      // The slot's outbound association (its 'association' child while connected), with its transactions.
+      const a = n?.children.find((c) => c.machine === 'association');
+      const association = a && { id: a.id, state: a.state.join(','), summary: a.summary, transactions: a.children.map((d) => ({ id: d.id, service: d.machine, state: d.state.join(','), status: d.status })) };
+      return { slot, state: n?.state.join(',') ?? 'absent', summary: n?.summary, backoffUntil: n?.extra?.backoffUntil, nextDueAt: n?.extra?.nextDueAt, association: association ?? null };
+    }),
+  }));
+}
+
+/**
+ * Prefetch jobs in the tree (any actor whose machine id contains 'prefetch', wherever it hangs), with
+ * their context (priors and their states) and the steps recorded in LMDB (`history`), when the job id
+ * can be read from the actor id ('prefetch-ID', 'prefetch:ID' or 'ID').
+ */
+function prefetchJobs(tree: ActorNode, root: AnyActorRef, router: RunningRouter, showPhi: boolean) {
+  return flatten(tree)
+    .filter((n) => /prefetch/i.test(n.machine))
+    .map((n) => {
+      const context = (findActor(root, n.sessionId)?.getSnapshot() as { context?: { job?: { id?: string } } } | undefined)?.context;
+      const id = context?.job?.id ?? n.id.replace(/^prefetch[-:]/, '');
+      let history: unknown = null;
+      try {
+        history = router.prefetch.jobs.get(id)?.history ?? null;
+      } catch {
+        // LMDB closed (shutting down): the live context is still there.
+      }
+      return { ...n, children: undefined, context: sanitize(context, { showPhi }), history: sanitize(history, { showPhi }) };
+    });
+}
