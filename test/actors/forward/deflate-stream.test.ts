@@ -15,7 +15,7 @@ import type { DatasetSource } from '../../../machines/dimse/dimse.events.ts';
 import { parseHeader } from '../../../protocol/dataset-header.ts';
 import { canTranscode } from '../../../protocol/deflated.ts';
 import { part10Header } from '../../../protocol/part10.ts';
-import { TransferSyntaxConverter } from '../../../protocol/ts-convert.ts';
+import { TransferSyntaxConverter, TransferSyntaxConvertError } from '../../../protocol/ts-convert.ts';
 import type { Modification } from '../../../routing/rule.types.ts';
 import { datasetOf, encodeDataset, encodingOf, instanceElements, newUid, SOP, TS } from '../../helpers/dicom-files.ts';
 import { tempDir } from '../../helpers/processes.ts';
@@ -172,10 +172,12 @@ test('a corrupt or cut-short stored Deflated instance fails in prepare, before a
   corrupt.fill(0x5a, file.datasetOffset + 200, file.datasetOffset + 260);
   writeFileSync(join(dir, 'corrupt.dcm'), corrupt);
   writeFileSync(join(dir, 'cut.dcm'), bytes.subarray(0, file.datasetOffset + (file.datasetLength >> 1)));
-  for (const [name, reason] of [['corrupt.dcm', /deflated dataset is corrupt: /], ['cut.dcm', /deflated dataset ends before its final block/]] as const) {
-    const f = await readPart10File(join(dir, name));
-    await t.throwsAsync(inflatedSource(f, TS.implicitLE, []), { instanceOf: DeflateStreamError, message: reason }, name);
-  }
+  // Overwritten bytes may still inflate (to garbage the converter then refuses as malformed): either
+  // way the instance fails in prepare, with its reason, before anything is sent.
+  const corruptError = await t.throwsAsync(inflatedSource(await readPart10File(join(dir, 'corrupt.dcm')), TS.implicitLE, []));
+  t.true(corruptError instanceof DeflateStreamError || corruptError instanceof TransferSyntaxConvertError, String(corruptError));
+  t.regex(corruptError?.message ?? '', /deflated dataset is corrupt: |malformed|truncated|ends/);
+  await t.throwsAsync(inflatedSource(await readPart10File(join(dir, 'cut.dcm')), TS.implicitLE, []), { instanceOf: DeflateStreamError, message: /deflated dataset ends before its final block/ }, 'cut.dcm');
 });
 
 test('a large Deflated instance streams out converted, and a large native one deflated, in flat memory', async (t) => {
