@@ -34,6 +34,8 @@ import type { Spool } from '../spool.ts';
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const IMPLICIT_LE = '1.2.840.10008.1.2';
+/** How a transaction's failure starts when our own dataset bytes failed mid-send (actors/net/association.ts). */
+const STREAM_FAILED = 'dataset stream failed: ';
 /** Items looked at when choosing what to propose on a new association. */
 const BATCH = 100;
 /** Presentation context IDs are odd numbers 1..255. */
@@ -200,6 +202,13 @@ export class PeerForwarder {
       return this.fail(item, { retryable: false, error: `cannot prepare the instance: ${(err as Error).message}` });
     }
     const outcome = await scu.storeDataset(context.id, item.sopClassUid, item.sopInstanceUid, source);
+    if (outcome.status === undefined && outcome.failure?.startsWith(STREAM_FAILED)) {
+      // Our own bytes failed half-way (the association was aborted for it): the file will not read
+      // better next time, so a dead letter now with the reason; the peer is fine, the next item
+      // reconnects.
+      this.scu = undefined;
+      return this.fail(item, { retryable: false, error: outcome.failure });
+    }
     if (outcome.status === undefined) {
       // No answer (DIMSE timeout) or the association went away: abort what is left of it (PS3.7
       // leaves a transaction without response to the service user), retry the item later.

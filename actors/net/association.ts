@@ -36,7 +36,8 @@ export type DatasetSink = {
 export type AssociationHandlers = {
   /** A DIMSE request arrived (SCP role). Returns where its dataset goes, if it has one. */
   onRequest(contextId: number, command: Command, expectsDataset: boolean): DatasetSink | undefined;
-  onClosed(): void;
+  /** The transport closed; `reason` when this side ended the association for a reason of its own. */
+  onClosed(reason?: string): void;
 };
 
 /** Largest PDU we send when the peer said "no limit" (maximum length 0). */
@@ -70,6 +71,8 @@ export class Association {
   private readonly idleTimeoutMs: number;
   private reading = true;
   private closed = false;
+  /** Why this side ended the association, when it did so for a reason of its own (told to onClosed). */
+  private closeReason: string | undefined;
   private readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
 
@@ -127,7 +130,7 @@ export class Association {
     m.on('P_DATA_INDICATION', ({ pdu }) => void this.onPData(pdu.pdvs));
     m.on('ABORT_INDICATION', (e) => this.log.warn({ ...e, type: undefined }, 'association aborted'));
     m.on('DIMSE_SEND', ({ contextId, command, dataset }) => {
-      void this.sendDimse(contextId, command, dataset);
+      void this.sendDimse(contextId, command, dataset).catch((err: unknown) => this.abortHalfSent(err));
     });
   }
 
@@ -149,6 +152,20 @@ export class Association {
     socket.write(encodePDataTfHeader(pdv, pdv.data.length));
     socket.write(pdv.data);
     process.nextTick(() => socket.uncork());
+  }
+
+  /**
+   * The dataset's bytes failed while its message was half sent (a stored file that no longer reads or
+   * converts). A DIMSE message cannot be taken back (PS3.7 has no way to end one early), and the peer
+   * would wait for the rest until its timeout: the association is aborted now, and what waits on it
+   * learns why.
+   */
+  private abortHalfSent(err: unknown): void {
+    if (this.closed) return;
+    this.closeReason = `dataset stream failed: ${err instanceof Error ? err.message : String(err)}`;
+    this.log.error({ reason: this.closeReason }, 'aborting the association: a message could not be sent whole');
+    this.machine.send({ type: 'A_ABORT_REQUESTED' });
+    this.closeSoon();
   }
 
   /** Close the transport after an abort we asked for, without waiting on the peer (PS3.8 AA-1 then ARTIM). */
@@ -291,7 +308,7 @@ export class Association {
     this.closed = true;
     this.reading = false;
     this.machine.send({ type: 'TRANSPORT_CLOSED' });
-    this.handlers.onClosed();
+    this.handlers.onClosed(this.closeReason);
     this.resolveClosed();
   }
 }

@@ -105,8 +105,8 @@ export class ScuAssociation {
         // We are the SCU here; a peer request on this association gets no machine of ours.
         onRequest: () => undefined,
         // Transactions still waiting end now, as failures: nothing will answer them any more.
-        onClosed: () => {
-          for (const child of Object.values(machine.getSnapshot().children)) child?.send({ type: 'ASSOCIATION_ENDED', reason: 'association closed' });
+        onClosed: (reason) => {
+          for (const child of Object.values(machine.getSnapshot().children)) child?.send({ type: 'ASSOCIATION_ENDED', reason: reason ?? 'association closed' });
           stopMachine();
         },
       },

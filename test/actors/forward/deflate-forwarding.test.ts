@@ -98,3 +98,33 @@ test('a stored Deflated instance cut short is a dead letter at once, with the re
   t.is(dead.attempts, 1, 'not retried: the file will not inflate next time either');
   t.is(scp.stores.length, 0, 'no C-STORE was started');
 });
+
+test('a stored file that fails half-way through its conversion aborts the association at once: a dead letter with the reason, and the next item goes out', async (t) => {
+  // A long DIMSE timeout: the test would time out if the router waited for the peer to answer a half-sent message.
+  const storageDir = join(tempDir(), 'data');
+  const down = await freePort();
+  const slow = { ...QUICK_RETRY, attempts: 50 };
+  const first = await routerWith([{ aeTitle: 'PEER', host: '127.0.0.1', port: down, retry: slow, timeouts: { connectSeconds: 5, dimseSeconds: 600 } }], ALL, { storageDir });
+  const broken = join(first.dir, 'broken.dcm');
+  const fine = join(first.dir, 'fine.dcm');
+  writeFileSync(broken, makeInstance({ sopClassUid: SOP.ct, transferSyntaxUid: TS.implicitLE, pixelBytes: 262_144 }));
+  writeFileSync(fine, makeInstance({ sopClassUid: SOP.ct, transferSyntaxUid: TS.implicitLE }));
+  await sendFile(first.port, broken);
+  await sendFile(first.port, fine);
+  const [brokenItem] = first.queue.list('PEER');
+  const stored = join(first.spool.dir, brokenItem.path);
+  await first.stop(0);
+  // The stored file loses its last bytes: Pixel Data's value is cut, which the converter finds at the end.
+  writeFileSync(stored, readFileSync(stored).subarray(0, readFileSync(stored).length - 1001));
+  // The peer takes only Explicit VR LE, so the Implicit VR LE file is converted as it streams.
+  const scp = await scriptedScp({ transferSyntax: TS.explicitLE });
+  t.teardown(scp.close);
+  const r = await routerWith([{ aeTitle: 'PEER', host: '127.0.0.1', port: scp.port, retry: slow, timeouts: { connectSeconds: 5, dimseSeconds: 600 }, transferSyntaxes: [TS.explicitLE] }], ALL, { storageDir });
+  t.teardown(() => r.stop(0));
+  await eventually(t, 'one dead letter and one delivery', () => r.queue.depth('PEER').dead === 1 && r.queue.depth('PEER').pending === 0);
+  const dead = r.queue.list('PEER')[0];
+  t.is(dead.sopInstanceUid, brokenItem.sopInstanceUid);
+  t.regex(dead.deadReason ?? '', /^dataset stream failed: /);
+  t.is(dead.attempts, 1, 'not retried: the file will not read better next time');
+  t.is(scp.stores.length, 1, 'the second instance was delivered on a new association');
+});
