@@ -234,6 +234,9 @@ export class Spool {
       this.#closed = true;
       const live = [...this.#live];
       await Promise.all(live.map((i) => (i.state === 'open' ? i.discard() : i.finished)));
+      // The callers of those commits do their follow-up (e.g. the completion tracker's afterCommit reads
+      // its groups) a few promise hops later: let them, before the index closes under them.
+      if (live.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
       this.#indexClosed = true;
       await this.db.close();
     })();
