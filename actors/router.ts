@@ -208,7 +208,7 @@ export async function startRouter(
     rules.stop();
     prefetch.stop();
     completion.stop();
-    stopRetention();
+    await stopRetention();
     audit.close();
     await spool.close();
     throw err;
@@ -232,11 +232,18 @@ export async function startRouter(
       await Promise.all([...listeners.map((s) => s.close(graceMs)), drainPeers(actor, graceMs)]);
       rules.stop();
       tls.stop();
-      stopRetention();
+      const retentionStopped = stopRetention();
       prefetch.stop();
       completion.stop();
       // What the drain did not end in time is released now (an item cut in flight stays pending).
       await Promise.all([...forwarders.values()].map((f) => f.release().catch(() => {})));
+      // A stopped peer machine does not stop the promise of its send or open: that goes on to record
+      // its outcome and read the spool. It must end before LMDB closes: a read while lmdb-js is closing
+      // arms a timer that throws "Attempt to reset an invalid read txn", uncaught, and kills the process.
+      await Promise.all([...forwarders.values()].map((f) => f.settled()));
+      // An open that was under way may have left an association: released too.
+      await Promise.all([...forwarders.values()].map((f) => f.release().catch(() => {})));
+      await retentionStopped;
       actor.stop();
       audit.applicationActivity(false);
       await audit.flushed();

@@ -100,6 +100,9 @@ export class Spool {
   #replacedHooks = new Set<(previous: InstanceRecord, record: InstanceRecord) => void>();
   #seq = 0;
   #closed = false;
+  /** db.close() has been called. lmdb-js 3.5: a read while it closes re-arms its read-txn reset timer on the
+   *  closed txn, which then throws "Attempt to reset an invalid read txn" from the timer, uncaught. */
+  #indexClosed = false;
   #closing: Promise<void> | undefined;
 
   private constructor(opts: { dir: string; fsync: boolean; db: RootDatabase; ops: SpoolFsOps; log: Logger; highWaterMark: number; startup: SpoolStartupReport }) {
@@ -156,15 +159,18 @@ export class Spool {
   }
 
   get(sopInstanceUid: string): InstanceRecord | undefined {
+    this.#readable();
     return this.#instances.get(sopInstanceUid);
   }
 
   count(): number {
+    this.#readable();
     return (this.#instances.getStats() as { entryCount: number }).entryCount;
   }
 
   /** Indexed instances, in SOP Instance UID order (by study: in the order of the study's SOP UIDs). */
   list(opts: { studyInstanceUid?: string; limit?: number } = {}): InstanceRecord[] {
+    this.#readable();
     const limit = opts.limit ?? Number.POSITIVE_INFINITY;
     if (limit <= 0) return [];
     if (opts.studyInstanceUid === undefined) {
@@ -185,6 +191,7 @@ export class Spool {
    */
   async remove(sopInstanceUid: string): Promise<boolean> {
     return this.#withSopLock(sopInstanceUid, async () => {
+      this.#readable();
       const record = this.#instances.get(sopInstanceUid);
       if (!record) return false;
       await this.db.transaction(() => {
@@ -217,6 +224,7 @@ export class Spool {
    * replaced. Walks the whole tree and holds every indexed path; for maintenance, not the hot path.
    */
   findOrphans(): Promise<string[]> {
+    this.#readable();
     return scanOrphans(this.#instances, this.dir);
   }
 
@@ -226,6 +234,10 @@ export class Spool {
       this.#closed = true;
       const live = [...this.#live];
       await Promise.all(live.map((i) => (i.state === 'open' ? i.discard() : i.finished)));
+      // The callers of those commits do their follow-up (e.g. the completion tracker's afterCommit reads
+      // its groups) a few promise hops later: let them, before the index closes under them.
+      if (live.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      this.#indexClosed = true;
       await this.db.close();
     })();
     return this.#closing;
@@ -350,6 +362,11 @@ export class Spool {
     return made.catch((err: unknown) => {
       throw toSpoolError(err, 'mkdir');
     });
+  }
+
+  /** Reads of a closing or closed index are refused here, before they reach lmdb-js (see #indexClosed). */
+  #readable(): void {
+    if (this.#indexClosed) throw new SpoolError('CLOSED', 'spool is closed');
   }
 
   async #withSopLock<T>(uid: string, fn: () => Promise<T>): Promise<T> {

@@ -71,6 +71,9 @@ export class PeerForwarder {
   private proposed = new Set<string>();
   /** Releases under way: stop() waits for them. */
   private readonly releasing = new Set<Promise<void>>();
+  /** open()/sendNext() under way. Stopping the peer machine does not stop them: they go on to write the
+   *  queue and read the spool, so the router waits for them (settled) before it closes LMDB. */
+  private readonly busy = new Set<Promise<unknown>>();
   private readonly policy: RetryPolicy;
 
   constructor(peer: PeerConfig, deps: ForwarderDeps) {
@@ -102,7 +105,11 @@ export class PeerForwarder {
    * Opens an association proposing what the due items need (the next due first). `association`: the
    * peer machine's upper-layer child to drive (so it shows in the actor tree); absent, a standalone one.
    */
-  async open(association?: AssociationMachineRef): Promise<void> {
+  open(association?: AssociationMachineRef): Promise<void> {
+    return this.track(this.openAssociation(association));
+  }
+
+  private async openAssociation(association?: AssociationMachineRef): Promise<void> {
     const items = this.deps.queue.pending(this.peer.name, { limit: BATCH, inFlight: this.deps.inFlight });
     const pairs = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
     for (const item of items) {
@@ -172,8 +179,26 @@ export class PeerForwarder {
     await Promise.all(this.releasing);
   }
 
+  /**
+   * Resolves once every open()/sendNext() under way has ended, whatever its outcome. After release()
+   * that is bounded by the peer's timeouts (connect, DIMSE, A-RELEASE-RP).
+   */
+  async settled(): Promise<void> {
+    while (this.busy.size > 0) await Promise.allSettled([...this.busy]);
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.busy.add(work);
+    work.then(() => this.busy.delete(work), () => this.busy.delete(work));
+    return work;
+  }
+
   /** Sends the next due item; rejects when the association is lost (the machine backs off). */
-  async sendNext(): Promise<SendOutcome> {
+  sendNext(): Promise<SendOutcome> {
+    return this.track(this.sendNextItem());
+  }
+
+  private async sendNextItem(): Promise<SendOutcome> {
     const [item] = this.deps.queue.pending(this.peer.name, { limit: 1, inFlight: this.deps.inFlight });
     if (!item) return { outcome: 'empty', nextDueAt: this.deps.queue.nextDueAt(this.peer.name) };
     this.deps.inFlight.add(item.id);

@@ -39,21 +39,26 @@ export async function sweepSpool(spool: Spool, queue: OutboundQueue, keepMs: num
   return { removed, kept };
 }
 
-/** Sweeps now and then every `everyMs`; returns a stop function. */
-export function startRetention(spool: Spool, queue: OutboundQueue, keepMs: number, log: Logger, everyMs = 10 * 60_000, held?: RetentionHolds): () => void {
-  let running = false;
+/** Sweeps now and every `everyMs`; the function it returns stops it and resolves once a sweep under
+ *  way has ended (the spool must not be closed under it). */
+export function startRetention(spool: Spool, queue: OutboundQueue, keepMs: number, log: Logger, everyMs = 10 * 60_000, held?: RetentionHolds): () => Promise<void> {
+  let running: Promise<void> | undefined;
   const tick = () => {
     if (running) return;
-    running = true;
-    sweepSpool(spool, queue, keepMs, log, Date.now(), held)
-      .then((r) => r.removed > 0 && log.info(r, 'retention sweep'))
-      // Fired completion groups are kept as long as the instances, for their afterFired policy.
-      .then(() => held?.prune?.(keepMs))
+    running = sweepSpool(spool, queue, keepMs, log, Date.now(), held)
+      .then(async (r) => {
+        if (r.removed > 0) log.info(r, 'retention sweep');
+        // Fired completion groups are kept as long as the instances, for their afterFired policy.
+        await held?.prune?.(keepMs);
+      })
       .catch((err: Error) => log.error({ err: err.message }, 'retention sweep failed'))
-      .finally(() => (running = false));
+      .finally(() => (running = undefined));
   };
   const timer = setInterval(tick, everyMs);
   timer.unref();
   tick();
-  return () => clearInterval(timer);
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
 }

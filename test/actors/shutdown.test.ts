@@ -66,3 +66,46 @@ test('stop() that cuts the in-flight C-STORE (grace 0): the item stays pending, 
   t.is(fast.stores[0].command.AffectedSOPInstanceUID, uid);
   t.is(again.queue.deliveries(uid).length, 1);
 });
+
+// The machine's full-suite flake ("Attempt to reset an invalid read txn", uncaught, from an lmdb-js
+// timer): a stopped peer machine does not stop its send's promise, which went on to record the
+// outcome and read the spool while LMDB was closing. Here that outcome is recorded late, as under
+// load, with stop() called meanwhile: stop() must wait for it, and nothing may read the closing spool.
+test('stop() waits for a send under way to record its outcome before it closes the spool', async (t) => {
+  const scp = await scriptedScp();
+  t.teardown(() => scp.close());
+  const storageDir = join(tempDir(), 'data');
+  const router = await routerWith([peer(scp.port)], RULES, { storageDir });
+  const events: string[] = [];
+  let closing!: () => void;
+  const spoolClosing = new Promise<void>((resolve) => (closing = resolve));
+  const close = router.spool.close.bind(router.spool);
+  router.spool.close = () => {
+    events.push('spool closing');
+    closing();
+    return close();
+  };
+  const get = router.spool.get.bind(router.spool);
+  router.spool.get = (uid) => {
+    if (events.includes('spool closing')) events.push('spool read while closing');
+    return get(uid);
+  };
+  let stopping: Promise<void> | undefined;
+  const delivered = router.queue.delivered.bind(router.queue);
+  router.queue.delivered = async (...args) => {
+    stopping = router.stop(0);
+    // Before the fix the spool closes here; after it, stop() waits for us (bounded, not a timing assert).
+    await Promise.race([spoolClosing, stopping, new Promise((r) => setTimeout(r, 1000))]);
+    await delivered(...args);
+    events.push('outcome recorded');
+  };
+  const [uid] = await send(router.port, router.dir, [{ sopClassUid: SOP.ct }]);
+  await eventually(t, 'the peer answered and stop() was called', () => stopping !== undefined);
+  await stopping;
+  t.deepEqual(events, ['outcome recorded', 'spool closing']);
+
+  const { spool, queue } = await queueOf(storageDir);
+  t.teardown(() => spool.close());
+  t.deepEqual(queue.depth('PACS'), { pending: 0, dead: 0 });
+  t.is(queue.deliveries(uid).length, 1);
+});

@@ -544,3 +544,32 @@ test.serial('cost of one commit (4 KB) and throughput (512 KB), fsync on', async
   t.is(spool.count(), 120 + n);
   await spool.close();
 });
+
+// lmdb-js 3.5: a read while the environment closes (here: a write still in flight) re-arms its read-txn
+// reset timer on the closed txn, which then throws "Attempt to reset an invalid read txn" from the
+// timer, uncaught (the process dies). The spool refuses such reads itself, with CLOSED.
+test('reads while the index closes are refused with CLOSED and leave lmdb no timer that throws', async (t) => {
+  const dir = tempDir(t);
+  const spool = await Spool.open({ dir, fsync: false });
+  await store(spool, '1.2.3.4.7', pattern(1000, 2));
+  const refused: (string | undefined)[] = [];
+  const dbClose = spool.db.close.bind(spool.db);
+  spool.db.close = () => {
+    const closed = dbClose();
+    for (const read of [() => spool.get('1.2.3.4.7'), () => spool.count(), () => spool.list()]) {
+      try {
+        read();
+        refused.push('read went through');
+      } catch (err) {
+        refused.push((err as SpoolError).code);
+      }
+    }
+    return closed;
+  };
+  void spool.db.put('in-flight', 1); // LMDB's close waits for this write: the window stays open
+  await spool.close();
+  t.deepEqual(refused, ['CLOSED', 'CLOSED', 'CLOSED']);
+  await t.throwsAsync(spool.remove('1.2.3.4.7'), { instanceOf: SpoolError });
+  // lmdb's reset timer is a setTimeout(0) armed during close: it would have fired (and thrown) by now.
+  await new Promise((resolve) => setTimeout(resolve, 1));
+});
