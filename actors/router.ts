@@ -7,7 +7,7 @@ import type { AnyActorRef, InspectionEvent } from 'xstate';
 import type { ListenerConfig, PeerConfig, RouterConfig } from '../config/config.ts';
 import type { ListenerActorRef } from '../machines/listener.machine.ts';
 import { peerMachine } from '../machines/peer.machine.ts';
-import type { PeerActorInput, PeerInput } from '../machines/peer.machine.ts';
+import type { PeerActorInput, PeerActorRef, PeerInput } from '../machines/peer.machine.ts';
 import { listenerId, peerId, routerMachine } from '../machines/router.machine.ts';
 import type { AcceptorPolicy } from '../protocol/negotiation.ts';
 import { DEFAULT_STORAGE_SOP_CLASSES, DEFAULT_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
@@ -23,6 +23,7 @@ import { startListener } from './net/listener.ts';
 import type { RunningListener } from './net/listener.ts';
 import { drainPeers } from './shutdown.ts';
 import { PeerGates } from './forward/peer-gate.ts';
+import { logPeerSignals } from './forward/peer-signals.ts';
 import { Spool } from './spool.ts';
 import { startTlsSupervisor } from './net/tls.ts';
 import type { CertificateInfo } from './net/tls.ts';
@@ -167,6 +168,13 @@ export async function startRouter(
   });
   const routing: RoutingRuntime = { rules: () => rules.current, queue, wake, prefetch, completion };
   actor.start();
+  // Circuit open/closed and backoffs, once each, in the log.
+  for (const p of config.peers) {
+    for (const slot of slotsOf(p)) {
+      const ref = actor.system.get(peerId(slot)) as PeerActorRef | undefined;
+      if (ref) logPeerSignals(ref, log.child({ actor: 'peer' }));
+    }
+  }
   // Series/studies a restart interrupted resume their countdown (or fire now if it is past).
   completion.resume();
   // Prefetch jobs a restart interrupted carry on.

@@ -82,6 +82,8 @@ export type PeerEvent =
   | { type: 'ASSOCIATION_RELEASED' }
   | { type: 'ASSOCIATION_LOST'; error: string }
   | { type: 'RECONNECT_NEEDED'; id: string }
+  /** An operator retried the peer's items (`queue retry`): try now, even out of a backoff or an open circuit. */
+  | { type: 'RETRY_REQUESTED' }
   /** Shutdown: take no new item, let the one in flight finish, release, stop. */
   | { type: 'DRAIN_REQUESTED' }
   | { type: 'STOP_REQUESTED' };
@@ -262,7 +264,7 @@ export const peerMachine = setup({
     // No association. Wakes up for new work, or when a backed-off item becomes due.
     idle: {
       entry: 'stopAssociation',
-      on: { WORK_AVAILABLE: 'connecting' },
+      on: { WORK_AVAILABLE: 'connecting', RETRY_REQUESTED: 'connecting' },
       after: { untilNextDue: { guard: 'itemsBecomeDue', target: 'connecting' } },
     },
     connecting: {
@@ -319,6 +321,7 @@ export const peerMachine = setup({
         waiting: {
           on: {
             WORK_AVAILABLE: 'sending',
+            RETRY_REQUESTED: 'sending',
             DRAIN_REQUESTED: '#peer.stopping',
             // The peer closed an idle association: normal, not a failure.
             ASSOCIATION_LOST: '#peer.idle',
@@ -341,6 +344,7 @@ export const peerMachine = setup({
       },
       on: {
         WORK_AVAILABLE: { actions: 'noteWorkWaiting' },
+        RETRY_REQUESTED: { actions: 'noteWorkWaiting' },
         STOP_REQUESTED: { actions: 'noteStopRequested' },
         DRAIN_REQUESTED: { actions: 'noteStopRequested' },
         ASSOCIATION_RELEASED: [
@@ -358,11 +362,13 @@ export const peerMachine = setup({
     // Reconnect after a delay growing with consecutive failures. WORK_AVAILABLE does not cut it short.
     backingOff: {
       entry: 'stopAssociation',
+      on: { RETRY_REQUESTED: 'connecting' },
       after: { reconnectBackoff: 'connecting' },
     },
     // Too many consecutive failures: no tries until circuitOpenMs has passed, then one (half-open).
     circuitOpen: {
       entry: 'stopAssociation',
+      on: { RETRY_REQUESTED: { target: 'connecting', actions: 'halfOpenCircuit' } },
       after: { circuitOpen: { target: 'connecting', actions: 'halfOpenCircuit' } },
     },
     // Graceful stop with an association open: release it first.

@@ -265,7 +265,7 @@ export class PeerForwarder {
     const updated = await this.deps.queue.failed(item.id, { ...f, policy: this.policy });
     if (!updated) return { outcome: 'dead', id: item.id, error: f.error };
     if (updated.state === 'dead') {
-      this.log.error({ id: item.id, sopInstanceUid: item.sopInstanceUid, attempts: updated.attempts, reason: updated.deadReason }, 'dead letter');
+      this.log.warn({ id: item.id, sopInstanceUid: item.sopInstanceUid, attempts: updated.attempts, reason: updated.deadReason }, 'dead letter');
       await this.handOver(item);
       return { outcome: 'dead', id: item.id, error: f.error };
     }

@@ -11,6 +11,7 @@ import type { DatasetSource, DimseOutcome } from '../../machines/dimse/dimse.eve
 import type { Command } from '../../protocol/dimse.ts';
 import { CommandField, NO_DATASET, Priority } from '../../protocol/dimse.ts';
 import type { AcceptedContext } from '../../protocol/negotiation.ts';
+import { isPermanentReject } from '../../protocol/association-reject.ts';
 import type { AssociateRj, PresentationContextRq } from '../../protocol/pdu.types.ts';
 import { DICOM_APPLICATION_CONTEXT } from '../../protocol/pdu.types.ts';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, VERIFICATION_SOP_CLASS } from '../../protocol/uids.ts';
@@ -62,6 +63,11 @@ export class AssociationRejectedError extends Error {
   constructor(rj: AssociateRj) {
     super(`association rejected: ${describeReject(rj)}`);
     this.rj = rj;
+  }
+
+  /** Whether trying again later can help (PS3.8 9.3.4: result 2, rejected-transient); the peer machine reads it. */
+  get retryable(): boolean {
+    return !isPermanentReject(this.rj);
   }
 }
 

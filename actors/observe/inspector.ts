@@ -177,7 +177,7 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
       const count = await router.queue.retry(peer);
       // A running peer machine picks the items up now, not at its next idle wake-up.
       const peerConfig = config.peers.find((p) => p.name === peer)!;
-      for (const slot of slotsOf(peerConfig)) (root.system.get(peerId(slot)) as AnyActorRef | undefined)?.send({ type: 'WORK_AVAILABLE' });
+      for (const slot of slotsOf(peerConfig)) (root.system.get(peerId(slot)) as AnyActorRef | undefined)?.send({ type: 'RETRY_REQUESTED' });
       return [200, { peer, retried: count }];
     }
     if (req.method !== 'GET') return [405, { error: 'use GET' }];

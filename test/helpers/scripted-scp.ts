@@ -30,6 +30,8 @@ export async function scriptedScp(opts: {
   fault?: (fragment: number) => 'close' | 'reset' | 'silent' | undefined;
   /** Wait this long before answering each C-STORE. */
   delayMs?: number;
+  /** Listen on this port (default: any free one). */
+  port?: number;
 } = {}): Promise<ScriptedScp> {
   let open = 0;
   const result = { maxConcurrent: 0 };
@@ -88,7 +90,7 @@ export async function scriptedScp(opts: {
       }
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => server.listen(opts.port ?? 0, '127.0.0.1', () => r()));
   return {
     server,
     port: (server.address() as AddressInfo).port,

@@ -408,3 +408,19 @@ test('DRAIN_REQUESTED elsewhere: idle and backing off stop at once; waiting rele
   t.is(connecting.state(), 'stopped');
   t.deepEqual(connecting.calls, ['open', 'release'], 'established during the drain: released, nothing sent');
 });
+
+test('RETRY_REQUESTED (an operator retried) ends a backoff or an open circuit at once; WORK_AVAILABLE does not', async (t) => {
+  const w = world({ connects: [new Error('down'), new Error('down'), 'ok'], input: { circuitThreshold: 2, circuitOpenMs: 60_000, backoffInitialMs: 30_000 } });
+  await w.send('WORK_AVAILABLE');
+  t.is(w.state(), 'backingOff');
+  w.actor.send({ type: 'WORK_AVAILABLE' });
+  await w.settle();
+  t.is(w.state(), 'backingOff', 'new work waits out the backoff');
+  w.actor.send({ type: 'RETRY_REQUESTED' });
+  await w.settle();
+  t.is(w.state(), 'circuitOpen', 'tried at once; the second failure opens the circuit');
+  w.actor.send({ type: 'RETRY_REQUESTED' });
+  await w.settle();
+  t.deepEqual(w.calls.filter((c) => c === 'open').length, 3, 'tried again at once, half-open');
+  t.like(w.context(), { circuit: 'closed' });
+});
