@@ -1,0 +1,446 @@
+// The write-ahead journal: the ingest path's one durable barrier. Every instance's bytes are appended
+// as DATA records as they arrive (any number of streams interleaved, each record tagged with its
+// stream), and its COMMIT record (the instance row and the routing decision, built by the caller) is
+// written by a group commit: everything committed meanwhile, on any association, rides ONE fdatasync.
+// The caller's index update (`around`, an LMDB transaction without its own sync) runs in the same
+// synchronous section, after the fdatasync: the index never gets ahead of the journal.
+//
+// Positions are LSNs: seq × segmentSize + offset. A checkpoint is an LSN from which replay starts: every
+// instance committed before it is in its Part-10 file and in LMDB, both synced (the owner's
+// `beforeCheckpoint` does that), and no stream still open started before it. Segments wholly before
+// the checkpoint are free for reuse. Replay (once, at open) reads from the checkpoint to the first
+// record that is torn or stale, hands DATA and COMMIT records to the owner, then seals the tail with
+// an END record and continues in a fresh segment, so nothing written after a crash is ever read.
+import * as fs from 'node:fs';
+import path from 'node:path';
+import { crc32 } from 'node:zlib';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { RECORD_HEADER_SIZE, RecordType, SEGMENT_HEADER_SIZE, checkRecord, decodeRecordHeader, encodeRecordHeader } from './journal-format.ts';
+import type { RecordTypeCode } from './journal-format.ts';
+import { SegmentPool, realJournalIo } from './journal-segments.ts';
+import type { JournalIo, Slot } from './journal-segments.ts';
+
+export type { JournalIo } from './journal-segments.ts';
+
+export type JournalOptions = {
+  dir: string;
+  /** Bytes per segment file (default 16 MiB); an existing journal keeps its own. */
+  segmentSize?: number;
+  /** Segment files kept for reuse (default 8); more are made while a large instance needs them. */
+  segments?: number;
+  /** fdatasync at each group commit (default true). */
+  fsync?: boolean;
+  io?: Partial<JournalIo>;
+  logger?: Logger;
+};
+
+/** One instance's bytes in the journal; its id is the LSN of its first record. */
+export type JournalStream = { id: number | undefined };
+
+export type ReplayHandler = {
+  data(stream: number, bytes: Buffer): void | Promise<void>;
+  commit(lsn: number, stream: number, payload: Buffer): void | Promise<void>;
+};
+
+export type ReplayReport = { from: number; to: number; records: number; commits: number };
+
+type Pending = { stream: JournalStream; build: () => Uint8Array; resolve: (lsn: number) => void; reject: (err: unknown) => void };
+type Written = { slot: Slot; pos: number; stream: number; payload: Uint8Array; seq: number };
+
+const BUILD_FAILED = Symbol('build failed');
+const IOV_MAX = 1024;
+
+export class Journal {
+  /** Wraps each group's synchronous section (the owner runs it inside its index transaction); gets the last COMMIT's LSN. */
+  around: (run: () => number) => void = (run) => void run();
+  /** Runs before a checkpoint is recorded: make everything committed before `lsn` durable outside the journal. */
+  beforeCheckpoint: (lsn: number) => Promise<void> = async () => {};
+  #pool: SegmentPool;
+  #io: JournalIo;
+  #fsync: boolean;
+  #log: Logger;
+  #file: string;
+  #cp: number;
+  #cur: Slot | undefined;
+  #pos = SEGMENT_HEADER_SIZE;
+  #dirty = new Set<Slot>();
+  #inflight = new Set<Promise<void>>();
+  #open = new Set<JournalStream>();
+  #pending: Pending[] = [];
+  #flushing: Promise<void> | undefined;
+  #gate: Promise<void> | undefined;
+  #rolling: Promise<void> | undefined;
+  #checkpointing: Promise<void> | undefined;
+  #failed: Error | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #committedSinceCheckpoint = false;
+
+  private constructor(pool: SegmentPool, io: JournalIo, fsync: boolean, log: Logger, file: string, cp: number) {
+    this.#pool = pool;
+    this.#io = io;
+    this.#fsync = fsync;
+    this.#log = log;
+    this.#file = file;
+    this.#cp = cp;
+  }
+
+  static async open(opts: JournalOptions): Promise<Journal> {
+    const io = { ...realJournalIo, ...opts.io };
+    const log = opts.logger ?? pino({ enabled: false });
+    const pool = await SegmentPool.open(opts.dir, opts.segmentSize ?? 16 * 2 ** 20, opts.segments ?? 8, io, log);
+    const file = path.join(opts.dir, 'checkpoint');
+    let cp = readCheckpoint(file);
+    if (cp === undefined) {
+      if (pool.slots.some((s) => s.seq !== undefined)) throw new Error(`journal ${opts.dir}: segments but no readable checkpoint file`);
+      cp = SEGMENT_HEADER_SIZE; // a new journal: seq 0 from its first record
+      await io.writeCheckpoint(file, encodeCheckpoint(cp));
+    }
+    return new Journal(pool, io, opts.fsync ?? true, log, file, cp);
+  }
+
+  get segmentSize(): number {
+    return this.#pool.segmentSize;
+  }
+
+  get checkpointLsn(): number {
+    return this.#cp;
+  }
+
+  /** Read from the checkpoint to the end of the log, then seal it. Once, before anything is appended. */
+  async replay(handler: ReplayHandler): Promise<ReplayReport> {
+    const size = this.#pool.segmentSize;
+    let seq = Math.floor(this.#cp / size);
+    let off = Math.max(this.#cp - seq * size, SEGMENT_HEADER_SIZE);
+    let slot = this.#pool.bySeq(seq);
+    const report: ReplayReport = { from: this.#cp, to: this.#cp, records: 0, commits: 0 };
+    const head = Buffer.alloc(RECORD_HEADER_SIZE);
+    while (slot) {
+      fs.readSync(slot.fd, head, 0, RECORD_HEADER_SIZE, off);
+      const h = decodeRecordHeader(head, seq, size - off);
+      if (!h) break;
+      const payload = Buffer.alloc(h.length);
+      if (h.length > 0) fs.readSync(slot.fd, payload, 0, h.length, off + RECORD_HEADER_SIZE);
+      if (!checkRecord(head, payload, h.crc)) break;
+      report.records++;
+      if (h.type === RecordType.END) {
+        const next = this.#pool.bySeq(seq + 1);
+        if (!next) break; // the END is the tail: sealing writes it again, harmlessly
+        slot = next;
+        seq++;
+        off = SEGMENT_HEADER_SIZE;
+        continue;
+      }
+      if (h.type === RecordType.DATA) await handler.data(h.stream, payload);
+      else if (h.type === RecordType.COMMIT) {
+        report.commits++;
+        await handler.commit(seq * size + off, h.stream, payload);
+      }
+      off += RECORD_HEADER_SIZE + h.length;
+    }
+    report.to = seq * size + off;
+    // Slots claimed past the tail (a crash before their END was durable) hold nothing acknowledged.
+    for (const s of this.#pool.slots) if (s.seq !== undefined && s.seq > seq) s.seq = undefined;
+    // Seal: END where reading stopped (over whatever torn or stale bytes lie there), then a fresh segment.
+    if (!slot) {
+      slot = this.#pool.free(seq, undefined) ?? (await this.#pool.create());
+      this.#pool.claim(slot, seq);
+      off = SEGMENT_HEADER_SIZE;
+    }
+    this.#cur = slot;
+    this.#pos = off;
+    this.#dirty.add(slot);
+    this.#rollover();
+    this.#syncDirty();
+    this.#spare();
+    this.#timer = setInterval(() => this.#committedSinceCheckpoint && void this.checkpoint().catch(() => {}), 10_000);
+    this.#timer.unref();
+    return report;
+  }
+
+  stream(): JournalStream {
+    const s: JournalStream = { id: undefined };
+    this.#open.add(s);
+    return s;
+  }
+
+  /** The stream is finished (committed or discarded): it no longer holds the checkpoint back. */
+  end(stream: JournalStream): void {
+    this.#open.delete(stream);
+  }
+
+  /** Append bytes of a stream; resolves once they are written (not yet durable: that is commit's). */
+  async append(stream: JournalStream, chunks: readonly Uint8Array[]): Promise<void> {
+    while (this.#gate || this.#rolling) await (this.#gate ?? this.#rolling);
+    if (this.#failed) throw this.#failed;
+    const cur = this.#current();
+    let left = chunks.reduce((n, c) => n + c.byteLength, 0);
+    let rest = [...chunks];
+    const writes: Promise<void>[] = [];
+    while (left > 0) {
+      let room = this.#pool.segmentSize - this.#pos - 2 * RECORD_HEADER_SIZE; // an END must always fit
+      if (room <= 0) {
+        if (!this.#pool.free(this.#minLiveSeq(), this.#cur)) {
+          await this.#waitForSlot();
+          while (this.#gate) await this.#gate;
+          if (this.#failed) throw this.#failed;
+          continue;
+        }
+        this.#rollover();
+        room = this.#pool.segmentSize - this.#pos - 2 * RECORD_HEADER_SIZE;
+      }
+      const take = Math.min(left, room);
+      const [piece, after] = split(rest, take);
+      rest = after;
+      left -= take;
+      const slot = this.#cur ?? cur;
+      stream.id ??= slot.seq! * this.#pool.segmentSize + this.#pos;
+      const header = encodeRecordHeader(RecordType.DATA, slot.seq!, stream.id, piece);
+      writes.push(this.#track(writeAll(slot.fd, [header, ...piece], this.#pos)));
+      this.#pos += RECORD_HEADER_SIZE + take;
+      this.#dirty.add(slot);
+    }
+    await Promise.all(writes);
+  }
+
+  /**
+   * Make the stream durable: `build` runs in the next group's synchronous section (inside `around`) and
+   * returns the COMMIT payload. Resolves with the COMMIT's LSN once it and the stream's bytes are on disk
+   * and `around` has committed. A throwing `build` fails its own commit only.
+   */
+  commit(stream: JournalStream, build: () => Uint8Array): Promise<number> {
+    if (this.#failed) return Promise.reject(this.#failed);
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ stream, build, resolve, reject });
+      this.#flushing ??= this.#flushLoop().finally(() => (this.#flushing = undefined));
+    });
+  }
+
+  /** Record a new checkpoint (see the header comment); segments wholly before it become reusable. */
+  checkpoint(): Promise<void> {
+    this.#checkpointing ??= this.#checkpoint().finally(() => (this.#checkpointing = undefined));
+    return this.#checkpointing;
+  }
+
+  async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    await this.#flushing;
+    if (!this.#failed && this.#cur) await this.checkpoint().catch((err: unknown) => this.#log.warn({ err: String(err) }, 'journal checkpoint at close failed'));
+    await Promise.allSettled([...this.#inflight]);
+    this.#pool.close();
+  }
+
+  async #flushLoop(): Promise<void> {
+    while (this.#pending.length > 0) {
+      let open!: () => void;
+      this.#gate = new Promise((resolve) => (open = resolve));
+      try {
+        // New appends wait at the gate: no record may lie unwritten before the COMMITs of this group.
+        while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+        this.#group(this.#pending.splice(0));
+      } finally {
+        this.#gate = undefined;
+        open();
+      }
+    }
+  }
+
+  #group(group: Pending[]): void {
+    let members = group;
+    while (members.length > 0) {
+      if (this.#failed) {
+        for (const m of members) m.reject(this.#failed);
+        return;
+      }
+      const written: Written[] = [];
+      const lsns: number[] = [];
+      let failed: { index: number; error: unknown } | undefined;
+      try {
+        this.around(() => {
+          const payloads = members.map((m, index) => {
+            try {
+              return m.build();
+            } catch (error) {
+              failed = { index, error };
+              throw BUILD_FAILED;
+            }
+          });
+          members.forEach((m, i) => lsns.push(this.#appendSync(RecordType.COMMIT, m.stream, payloads[i], written)));
+          this.#syncDirty();
+          return lsns[lsns.length - 1];
+        });
+      } catch (err) {
+        if (failed) {
+          members[failed.index].reject(failed.error);
+          members = members.filter((_, i) => i !== failed!.index);
+          continue; // the index transaction was aborted: run the others again
+        }
+        this.#void(written);
+        for (const m of members) m.reject(err);
+        return;
+      }
+      this.#committedSinceCheckpoint = true;
+      members.forEach((m, i) => {
+        this.end(m.stream);
+        m.resolve(lsns[i]);
+      });
+      return;
+    }
+  }
+
+  #appendSync(type: RecordTypeCode, stream: JournalStream, payload: Uint8Array, written: Written[]): number {
+    if (this.#pool.segmentSize - this.#pos - 2 * RECORD_HEADER_SIZE < payload.byteLength) this.#rollover();
+    const slot = this.#current();
+    if (this.#pool.segmentSize - this.#pos - 2 * RECORD_HEADER_SIZE < payload.byteLength) throw new Error(`journal record of ${payload.byteLength} bytes does not fit a segment`);
+    const lsn = slot.seq! * this.#pool.segmentSize + this.#pos;
+    stream.id ??= lsn;
+    const header = encodeRecordHeader(type, slot.seq!, stream.id, [payload]);
+    this.#io.writeSync(slot.fd, Buffer.concat([header, payload]), this.#pos);
+    written.push({ slot, pos: this.#pos, stream: stream.id, payload, seq: slot.seq! });
+    this.#pos += RECORD_HEADER_SIZE + payload.byteLength;
+    this.#dirty.add(slot);
+    return lsn;
+  }
+
+  /** The one barrier: fdatasync of every segment written since the last one, oldest first. */
+  #syncDirty(): void {
+    if (!this.#fsync) return this.#dirty.clear();
+    const dirty = [...this.#dirty].sort((a, b) => a.seq! - b.seq!);
+    try {
+      for (const slot of dirty) this.#io.datasync(slot.fd);
+    } catch (err) {
+      // After a failed fdatasync the kernel may have dropped the pages: nothing written since the last
+      // good flush can be trusted. Fail everything until a restart replays what is durable.
+      this.#failed = Object.assign(new Error(`journal fdatasync failed: ${(err as Error).message}`), { code: (err as { code?: string }).code ?? 'EIO' });
+      this.#log.error({ err: String(err) }, 'journal flush failed: ingest stopped until restart');
+      throw this.#failed;
+    }
+    this.#dirty.clear();
+  }
+
+  /** COMMITs of a group that failed become VOID (same length, so the log stays readable). */
+  #void(written: Written[]): void {
+    try {
+      for (const w of written) {
+        const header = encodeRecordHeader(RecordType.VOID, w.seq, w.stream, [w.payload]);
+        this.#io.writeSync(w.slot.fd, header, w.pos);
+        this.#dirty.add(w.slot);
+      }
+      if (written.length > 0 && !this.#failed) this.#syncDirty();
+    } catch (err) {
+      this.#log.error({ err: String(err) }, 'journal: could not void a failed group');
+    }
+  }
+
+  /** END here, continue in a free slot with the next seq. */
+  #rollover(): void {
+    const cur = this.#current();
+    const slot = this.#pool.free(this.#minLiveSeq(), cur) ?? this.#pool.createSync();
+    this.#io.writeSync(cur.fd, encodeRecordHeader(RecordType.END, cur.seq!, 0, []), this.#pos);
+    this.#dirty.add(cur);
+    this.#pool.claim(slot, cur.seq! + 1);
+    this.#cur = slot;
+    this.#pos = SEGMENT_HEADER_SIZE;
+    this.#dirty.add(slot);
+    this.#spare();
+    const live = slot.seq! - this.#minLiveSeq() + 1;
+    if (live * 2 > this.#pool.slots.length) void this.checkpoint().catch(() => {});
+  }
+
+  /** Keep one free slot ready, so a rollover rarely has to make one. */
+  #spare(): void {
+    if (!this.#pool.free(this.#minLiveSeq(), this.#cur)) {
+      this.#pool.create().catch((err: unknown) => this.#log.warn({ err: String(err) }, 'journal: could not preallocate a segment'));
+    }
+  }
+
+  async #waitForSlot(): Promise<void> {
+    this.#rolling ??= (async () => {
+      // A finished large instance may have been holding the checkpoint back: move it first.
+      await this.checkpoint().catch(() => {});
+      if (!this.#pool.free(this.#minLiveSeq(), this.#cur)) await this.#pool.create();
+    })().finally(() => (this.#rolling = undefined));
+    await this.#rolling;
+  }
+
+  async #checkpoint(): Promise<void> {
+    const size = this.#pool.segmentSize;
+    const cur = this.#current();
+    let cp = cur.seq! * size + this.#pos;
+    for (const s of this.#open) if (s.id !== undefined && s.id < cp) cp = s.id;
+    if (cp <= this.#cp) return;
+    this.#committedSinceCheckpoint = false;
+    await this.beforeCheckpoint(cp);
+    await this.#io.writeCheckpoint(this.#file, encodeCheckpoint(cp));
+    this.#cp = cp;
+    await this.#pool.trim(this.#minLiveSeq(), this.#cur, this.#dirty);
+  }
+
+  #minLiveSeq(): number {
+    return Math.floor(this.#cp / this.#pool.segmentSize);
+  }
+
+  #current(): Slot {
+    if (!this.#cur) throw new Error('journal: replay() must run before appending');
+    return this.#cur;
+  }
+
+  #track(p: Promise<void>): Promise<void> {
+    const tracked = p.catch((err: unknown) => {
+      // A hole in the log would hide every later record from replay: stop until a restart.
+      this.#failed ??= Object.assign(new Error(`journal write failed: ${(err as Error).message}`), { code: (err as { code?: string }).code ?? 'EIO' });
+      throw this.#failed;
+    });
+    this.#inflight.add(tracked);
+    const done = () => this.#inflight.delete(tracked);
+    tracked.then(done, done);
+    return tracked;
+  }
+}
+
+function split(chunks: Uint8Array[], n: number): [Uint8Array[], Uint8Array[]] {
+  const head: Uint8Array[] = [];
+  let left = n;
+  let i = 0;
+  for (; i < chunks.length && left > 0; i++) {
+    const c = chunks[i];
+    if (c.byteLength <= left) {
+      head.push(c);
+      left -= c.byteLength;
+    } else {
+      head.push(c.subarray(0, left));
+      return [head, [c.subarray(left), ...chunks.slice(i + 1)]];
+    }
+  }
+  return [head, chunks.slice(i)];
+}
+
+async function writeAll(fd: number, chunks: Uint8Array[], position: number): Promise<void> {
+  let pending = chunks;
+  let pos = position;
+  while (pending.length > 0) {
+    const batch = pending.slice(0, IOV_MAX);
+    const wrote = await new Promise<number>((resolve, reject) => fs.writev(fd, batch, pos, (err, n) => (err ? reject(err) : resolve(n))));
+    if (wrote <= 0) throw Object.assign(new Error('writev wrote nothing'), { code: 'EIO' });
+    pos += wrote;
+    pending = split(pending, wrote)[1];
+  }
+}
+
+function encodeCheckpoint(lsn: number): Buffer {
+  const b = Buffer.alloc(12);
+  b.writeDoubleLE(lsn, 0);
+  b.writeUInt32LE(crc32(b.subarray(0, 8)), 8);
+  return b;
+}
+
+function readCheckpoint(file: string): number | undefined {
+  let b: Buffer;
+  try {
+    b = fs.readFileSync(file);
+  } catch {
+    return undefined;
+  }
+  if (b.length !== 12 || b.readUInt32LE(8) !== crc32(b.subarray(0, 8))) return undefined;
+  return b.readDoubleLE(0);
+}
