@@ -41,7 +41,7 @@ import type { SpoolStartupReport } from './spool-startup.ts';
 import { FileSyncs } from './ingest/file-syncs.ts';
 import { Journal } from './ingest/journal.ts';
 import type { JournalIo, JournalStream } from './ingest/journal.ts';
-import { RedoCapture } from './ingest/redo-capture.ts';
+import { RedoCapture, serializeWrites } from './ingest/redo-capture.ts';
 import { NO_SYNC_FLUSH_TXN, replaySpool } from './ingest/spool-replay.ts';
 import type { CommitPayload, SpoolReplayReport } from './ingest/spool-replay.ts';
 
@@ -104,6 +104,7 @@ export type SpoolOptions = {
 
 
 const DIR_MEMO_LIMIT = 10_000;
+const ROLLBACK = new Error('capture only: rolled back');
 /** Below this much free space an EIO from the index is taken for a full disk. */
 const NEARLY_FULL_BYTES = 1024 * 1024;
 
@@ -162,13 +163,25 @@ export class Spool {
       isClosed: () => this.#closed,
       place: (tempPath, size, input, stream, extra) => this.#place(tempPath, size, input, stream, extra),
     };
-    // The group's LMDB transaction: committed right after the journal's flush, without a sync of its own.
-    opts.journal.around = (run) => {
+    // A group's decisions are computed in a transaction that is rolled back, and applied, after the
+    // journal's flush, in one that commits without a sync of its own; nothing else writes in between.
+    opts.journal.capture = (run) => {
+      try {
+        opts.db.transactionSync(() => {
+          run();
+          throw ROLLBACK;
+        }, NO_SYNC_FLUSH_TXN);
+      } catch (err) {
+        if (err !== ROLLBACK) throw err;
+      }
+    };
+    opts.journal.apply = (run, lastLsn) => {
       opts.db.transactionSync(() => {
-        const last = run();
-        this.#meta.put('applied', last);
+        run();
+        this.#meta.put('applied', lastLsn);
       }, NO_SYNC_FLUSH_TXN);
     };
+    serializeWrites(opts.db, () => opts.journal.whenQuiet(), NO_SYNC_FLUSH_TXN);
     opts.journal.beforeCheckpoint = async (lsn) => {
       if (!this.fsync) return;
       await this.#fileSyncs.syncBefore(lsn);
@@ -367,7 +380,7 @@ export class Spool {
             throw error;
           }
         });
-        return serialize({ record, ops } satisfies CommitPayload);
+        return { payload: serialize({ record, ops } satisfies CommitPayload), apply: () => this.#redo.apply(ops) };
       });
     } catch (err) {
       if (extraError) throw extraError.error;

@@ -11,8 +11,8 @@ import { SEGMENT_HEADER_SIZE, decodeSegmentHeader, encodeSegmentHeader } from '.
 /** The journal's synchronous file operations; tests replace them to crash (SIGKILL) at a chosen step. */
 export type JournalIo = {
   writeSync(fd: number, data: Uint8Array, position: number): void;
-  /** The one durable barrier of a group commit. */
-  datasync(fd: number): void;
+  /** The one durable barrier of a group commit (on the thread pool). */
+  datasync(fd: number): Promise<void>;
   /** Replace the checkpoint file durably (temp, fsync, rename, directory fsync). */
   writeCheckpoint(file: string, data: Uint8Array): Promise<void>;
 };
@@ -22,7 +22,7 @@ export const realJournalIo: JournalIo = {
     let done = 0;
     while (done < data.byteLength) done += fs.writeSync(fd, data, done, data.byteLength - done, position + done);
   },
-  datasync: (fd) => fs.fdatasyncSync(fd),
+  datasync: (fd) => new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()))),
   writeCheckpoint: async (file, data) => {
     const tmp = `${file}.tmp`;
     const fh = await fsp.open(tmp, 'w');

@@ -2,8 +2,12 @@
 // as DATA records as they arrive (any number of streams interleaved, each record tagged with its
 // stream), and its COMMIT record (the instance row and the routing decision, built by the caller) is
 // written by a group commit: everything committed meanwhile, on any association, rides ONE fdatasync.
-// The caller's index update (`around`, an LMDB transaction without its own sync) runs in the same
-// synchronous section, after the fdatasync: the index never gets ahead of the journal.
+// A group: (1) the owner `capture`s each member's decision (its LMDB writes, run in one transaction
+// that is then aborted, so later members see earlier ones' writes), (2) the COMMIT records are written,
+// (3) one fdatasync on the thread pool (the event loop keeps receiving; commits arriving now form the
+// next group), (4) the owner `apply`s the captured writes in one LMDB transaction without a sync of
+// its own, then every member resolves. The index never gets ahead of the journal. Between (1) and (4)
+// the owner must let no other write reach the same database (`whenQuiet`).
 //
 // Positions are LSNs: seq × segmentSize + offset. A checkpoint is an LSN from which replay starts: every
 // instance committed before it is in its Part-10 file and in LMDB, both synced (the owner's
@@ -45,15 +49,19 @@ export type ReplayHandler = {
 
 export type ReplayReport = { from: number; to: number; records: number; commits: number };
 
-type Pending = { stream: JournalStream; build: () => Uint8Array; resolve: (lsn: number) => void; reject: (err: unknown) => void };
+/** What a member's build returns: its COMMIT payload and how to apply its writes once durable. */
+export type Built = { payload: Uint8Array; apply: () => void };
+type Pending = { stream: JournalStream; build: () => Built; resolve: (lsn: number) => void; reject: (err: unknown) => void };
 type Written = { slot: Slot; pos: number; stream: number; payload: Uint8Array; seq: number };
 
 const BUILD_FAILED = Symbol('build failed');
 const IOV_MAX = 1024;
 
 export class Journal {
-  /** Wraps each group's synchronous section (the owner runs it inside its index transaction); gets the last COMMIT's LSN. */
-  around: (run: () => number) => void = (run) => void run();
+  /** Runs a group's builds (the owner: in an index transaction it then aborts). */
+  capture: (run: () => void) => void = (run) => run();
+  /** Applies a durable group's writes (the owner: in one index transaction); gets the last COMMIT's LSN. */
+  apply: (run: () => void, lastLsn: number) => void = (run) => run();
   /** Runs before a checkpoint is recorded: make everything committed before `lsn` durable outside the journal. */
   beforeCheckpoint: (lsn: number) => Promise<void> = async () => {};
   #pool: SegmentPool;
@@ -68,16 +76,20 @@ export class Journal {
   #inflight = new Set<Promise<void>>();
   #open = new Set<JournalStream>();
   #pending: Pending[] = [];
-  #flushing: Promise<void> | undefined;
+  #flushing = false;
+  #flushed: Promise<void> = Promise.resolve();
   #gate: Promise<void> | undefined;
   #rolling: Promise<void> | undefined;
   #checkpointing: Promise<void> | undefined;
   #failed: Error | undefined;
   #timer: NodeJS.Timeout | undefined;
   #committedSinceCheckpoint = false;
+  #busy: Promise<void> | undefined;
+  #keep: number;
 
-  private constructor(pool: SegmentPool, io: JournalIo, fsync: boolean, log: Logger, file: string, cp: number) {
+  private constructor(pool: SegmentPool, io: JournalIo, fsync: boolean, log: Logger, file: string, cp: number, keep: number) {
     this.#pool = pool;
+    this.#keep = keep;
     this.#io = io;
     this.#fsync = fsync;
     this.#log = log;
@@ -96,7 +108,7 @@ export class Journal {
       cp = SEGMENT_HEADER_SIZE; // a new journal: seq 0 from its first record
       await io.writeCheckpoint(file, encodeCheckpoint(cp));
     }
-    return new Journal(pool, io, opts.fsync ?? true, log, file, cp);
+    return new Journal(pool, io, opts.fsync ?? true, log, file, cp, opts.segments ?? 8);
   }
 
   get segmentSize(): number {
@@ -151,7 +163,7 @@ export class Journal {
     this.#pos = off;
     this.#dirty.add(slot);
     this.#rollover();
-    this.#syncDirty();
+    await this.#syncDirty();
     this.#spare();
     this.#timer = setInterval(() => this.#committedSinceCheckpoint && void this.checkpoint().catch(() => {}), 10_000);
     this.#timer.unref();
@@ -204,87 +216,123 @@ export class Journal {
   }
 
   /**
-   * Make the stream durable: `build` runs in the next group's synchronous section (inside `around`) and
-   * returns the COMMIT payload. Resolves with the COMMIT's LSN once it and the stream's bytes are on disk
-   * and `around` has committed. A throwing `build` fails its own commit only.
+   * Make the stream durable: `build` runs in the next group's capture and returns the COMMIT payload and
+   * its writes. Resolves with the COMMIT's LSN once it and the stream's bytes are on disk and the writes
+   * applied. A throwing `build` fails its own commit only.
    */
-  commit(stream: JournalStream, build: () => Uint8Array): Promise<number> {
+  commit(stream: JournalStream, build: () => Built): Promise<number> {
     if (this.#failed) return Promise.reject(this.#failed);
     return new Promise((resolve, reject) => {
       this.#pending.push({ stream, build, resolve, reject });
-      this.#flushing ??= this.#flushLoop().finally(() => (this.#flushing = undefined));
+      if (!this.#flushing) {
+        this.#flushing = true; // cleared by the loop itself, in the same turn it sees nothing pending
+        this.#flushed = this.#flushLoop();
+      }
     });
+  }
+
+  /** Resolves when no group is between its capture and its apply (other writers wait for this). */
+  whenQuiet(): Promise<void> | undefined {
+    return this.#busy;
   }
 
   /** Record a new checkpoint (see the header comment); segments wholly before it become reusable. */
   checkpoint(): Promise<void> {
-    this.#checkpointing ??= this.#checkpoint().finally(() => (this.#checkpointing = undefined));
-    return this.#checkpointing;
+    // One at a time; a call during one gets the next, which covers everything committed before the call.
+    const running = this.#checkpointing;
+    const next: Promise<void> = (running ? running.catch(() => {}).then(() => this.#checkpoint()) : this.#checkpoint()).finally(() => {
+      if (this.#checkpointing === next) this.#checkpointing = undefined;
+    });
+    this.#checkpointing = next;
+    return next;
   }
 
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
-    await this.#flushing;
+    await this.#flushed;
     if (!this.#failed && this.#cur) await this.checkpoint().catch((err: unknown) => this.#log.warn({ err: String(err) }, 'journal checkpoint at close failed'));
     await Promise.allSettled([...this.#inflight]);
     this.#pool.close();
   }
 
   async #flushLoop(): Promise<void> {
-    while (this.#pending.length > 0) {
-      let open!: () => void;
-      this.#gate = new Promise((resolve) => (open = resolve));
-      try {
-        // New appends wait at the gate: no record may lie unwritten before the COMMITs of this group.
-        while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
-        this.#group(this.#pending.splice(0));
-      } finally {
-        this.#gate = undefined;
-        open();
-      }
+    try {
+      while (this.#pending.length > 0) await this.#group();
+    } finally {
+      this.#flushing = false; // in the same turn as the check above: a commit() after it starts a new loop
     }
   }
 
-  #group(group: Pending[]): void {
-    let members = group;
-    while (members.length > 0) {
-      if (this.#failed) {
-        for (const m of members) m.reject(this.#failed);
-        return;
-      }
+  async #group(): Promise<void> {
+    let open!: () => void;
+    this.#gate = new Promise((resolve) => (open = resolve));
+    let quiet!: () => void;
+    this.#busy = new Promise((resolve) => (quiet = resolve));
+    try {
+      // New appends wait at the gate: no record may lie unwritten before the COMMITs of this group.
+      while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+      let members = this.#pending.splice(0);
+      if (this.#failed) return members.forEach((m) => m.reject(this.#failed));
+      const built = this.#capture(members);
+      members = built.members;
+      if (members.length === 0) return;
       const written: Written[] = [];
       const lsns: number[] = [];
-      let failed: { index: number; error: unknown } | undefined;
       try {
-        this.around(() => {
-          const payloads = members.map((m, index) => {
-            try {
-              return m.build();
-            } catch (error) {
-              failed = { index, error };
-              throw BUILD_FAILED;
-            }
-          });
-          members.forEach((m, i) => lsns.push(this.#appendSync(RecordType.COMMIT, m.stream, payloads[i], written)));
-          this.#syncDirty();
-          return lsns[lsns.length - 1];
-        });
+        members.forEach((m, i) => lsns.push(this.#appendSync(RecordType.COMMIT, m.stream, built.results[i].payload, written)));
       } catch (err) {
-        if (failed) {
-          members[failed.index].reject(failed.error);
-          members = members.filter((_, i) => i !== failed!.index);
-          continue; // the index transaction was aborted: run the others again
-        }
-        this.#void(written);
-        for (const m of members) m.reject(err);
-        return;
+        await this.#void(written);
+        return members.forEach((m) => m.reject(err));
+      }
+      open(); // appends may go on behind the COMMITs while they are flushed
+      try {
+        await this.#syncDirty();
+        this.apply(() => built.results.forEach((r) => r.apply()), lsns[lsns.length - 1]);
+      } catch (err) {
+        // Not durable, or durable but not indexed (the index commit failed): the COMMITs become VOID.
+        await this.#void(written);
+        return members.forEach((m) => m.reject(err));
       }
       this.#committedSinceCheckpoint = true;
       members.forEach((m, i) => {
         this.end(m.stream);
         m.resolve(lsns[i]);
       });
-      return;
+    } finally {
+      this.#gate = undefined;
+      this.#busy = undefined;
+      open();
+      quiet();
+    }
+  }
+
+  /** The builds of a group in one capture; a build that throws fails alone and the others run again. */
+  #capture(group: Pending[]): { members: Pending[]; results: Built[] } {
+    let members = group;
+    for (;;) {
+      const results: Built[] = [];
+      let failed: { index: number; error: unknown } | undefined;
+      try {
+        this.capture(() => {
+          members.forEach((m, index) => {
+            try {
+              results.push(m.build());
+            } catch (error) {
+              failed = { index, error };
+              throw BUILD_FAILED;
+            }
+          });
+        });
+        return { members, results };
+      } catch (err) {
+        if (!failed) {
+          members.forEach((m) => m.reject(err));
+          return { members: [], results: [] };
+        }
+        members[failed.index].reject(failed.error);
+        members = members.filter((_, i) => i !== failed!.index);
+        if (members.length === 0) return { members, results: [] };
+      }
     }
   }
 
@@ -303,11 +351,12 @@ export class Journal {
   }
 
   /** The one barrier: fdatasync of every segment written since the last one, oldest first. */
-  #syncDirty(): void {
-    if (!this.#fsync) return this.#dirty.clear();
+  async #syncDirty(): Promise<void> {
     const dirty = [...this.#dirty].sort((a, b) => a.seq! - b.seq!);
+    this.#dirty.clear();
+    if (!this.#fsync) return;
     try {
-      for (const slot of dirty) this.#io.datasync(slot.fd);
+      for (const slot of dirty) await this.#io.datasync(slot.fd);
     } catch (err) {
       // After a failed fdatasync the kernel may have dropped the pages: nothing written since the last
       // good flush can be trusted. Fail everything until a restart replays what is durable.
@@ -315,18 +364,17 @@ export class Journal {
       this.#log.error({ err: String(err) }, 'journal flush failed: ingest stopped until restart');
       throw this.#failed;
     }
-    this.#dirty.clear();
   }
 
   /** COMMITs of a group that failed become VOID (same length, so the log stays readable). */
-  #void(written: Written[]): void {
+  async #void(written: Written[]): Promise<void> {
     try {
       for (const w of written) {
         const header = encodeRecordHeader(RecordType.VOID, w.seq, w.stream, [w.payload]);
         this.#io.writeSync(w.slot.fd, header, w.pos);
         this.#dirty.add(w.slot);
       }
-      if (written.length > 0 && !this.#failed) this.#syncDirty();
+      if (written.length > 0 && !this.#failed) await this.#syncDirty();
     } catch (err) {
       this.#log.error({ err: String(err) }, 'journal: could not void a failed group');
     }
@@ -344,7 +392,7 @@ export class Journal {
     this.#dirty.add(slot);
     this.#spare();
     const live = slot.seq! - this.#minLiveSeq() + 1;
-    if (live * 2 > this.#pool.slots.length) void this.checkpoint().catch(() => {});
+    if (live * 2 > this.#keep) void this.checkpoint().catch(() => {});
   }
 
   /** Keep one free slot ready, so a rollover rarely has to make one. */

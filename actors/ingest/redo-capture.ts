@@ -81,3 +81,20 @@ function pick(o: DbOptions): DbOptions {
   if (o.keyEncoding !== undefined) out.keyEncoding = o.keyEncoding;
   return out;
 }
+
+/**
+ * Writes outside the journal (deliveries, retries, retention, completion firing…) must not land between
+ * a group's capture and its apply, or the apply would overwrite them with values computed before them
+ * (a queue sequence number handed out twice, say). The root's transaction() and childTransaction() wait
+ * until the journal is quiet, then run synchronously (cheap: the database is opened without sync).
+ */
+export function serializeWrites(root: RootDatabase, whenQuiet: () => Promise<void> | undefined, flags: number): void {
+  const sync = root.transactionSync.bind(root) as (cb: () => unknown, flags: number) => unknown;
+  const run = async (cb: () => unknown): Promise<unknown> => {
+    for (let quiet = whenQuiet(); quiet; quiet = whenQuiet()) await quiet;
+    return sync(cb, flags);
+  };
+  const r = root as unknown as Record<string, unknown>;
+  r.transaction = run;
+  r.childTransaction = run;
+}

@@ -1,0 +1,12 @@
+import { Journal } from '../actors/ingest/journal.ts';
+import { mkdtempSync } from 'node:fs';
+const dir = mkdtempSync('/tmp/jg-');
+const j = await Journal.open({ dir });
+await j.replay({ data() {}, commit() {} });
+console.log('replayed');
+const s = j.stream();
+await j.append(s, [Buffer.alloc(100)]);
+console.log('appended');
+const l = await j.commit(s, () => Buffer.from('x'));
+console.log('committed', l);
+await j.close();

@@ -1,0 +1,11 @@
+import { Journal } from '../actors/ingest/journal.ts';
+import { mkdtempSync } from 'node:fs';
+const dir = mkdtempSync('/tmp/jg-');
+const j = await Journal.open({ dir });
+await j.replay({ data() {}, commit() {} });
+const streams = await Promise.all(Array.from({ length: 3 }, async (_, i) => { const s = j.stream(); await j.append(s, [Buffer.alloc(4000)]); console.log('app', i); return s; }));
+console.log('appended all');
+await Promise.all(streams.map((s, i) => j.commit(s, () => Buffer.from(`g${i}`)).then((l) => console.log('c', i, l))));
+console.log('done');
+await j.close();
+console.log('closed');
