@@ -284,7 +284,8 @@ export class Journal {
         await this.#void(written);
         return members.forEach((m) => m.reject(err));
       }
-      open(); // appends may go on behind the COMMITs while they are flushed
+      this.#gate = undefined; // appends may go on behind the COMMITs while they are flushed
+      open();
       try {
         await this.#syncDirty();
         this.apply(() => built.results.forEach((r) => r.apply()), lsns[lsns.length - 1]);
