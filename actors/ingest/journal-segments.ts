@@ -106,6 +106,10 @@ export class SegmentPool {
     slot.seq = seq;
   }
 
+  get creating(): boolean {
+    return this.#creating !== undefined;
+  }
+
   /** A new zero-filled slot, durable (file and directory entry), made in the background. */
   create(): Promise<Slot> {
     this.#creating ??= this.#create().finally(() => (this.#creating = undefined));

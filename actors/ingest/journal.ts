@@ -153,18 +153,21 @@ export class Journal {
     report.to = seq * size + off;
     // Slots claimed past the tail (a crash before their END was durable) hold nothing acknowledged.
     for (const s of this.#pool.slots) if (s.seq !== undefined && s.seq > seq) s.seq = undefined;
-    // Seal: END where reading stopped (over whatever torn or stale bytes lie there), then a fresh segment.
+    this.#dirty.clear();
     if (!slot) {
+      // Nothing at the checkpoint's segment yet (a new journal): start it, zero-filled, nothing to seal.
       slot = this.#pool.free(seq, undefined) ?? (await this.#pool.create());
       this.#pool.claim(slot, seq);
-      off = SEGMENT_HEADER_SIZE;
+      this.#cur = slot;
+      this.#pos = SEGMENT_HEADER_SIZE;
+      this.#dirty.add(slot);
+    } else {
+      // Seal: END where reading stopped (over whatever torn or stale bytes lie there), then a fresh segment.
+      this.#cur = slot;
+      this.#pos = off;
+      this.#rollover();
     }
-    this.#cur = slot;
-    this.#pos = off;
-    this.#dirty.add(slot);
-    this.#rollover();
     await this.#syncDirty();
-    this.#spare();
     this.#timer = setInterval(() => this.#committedSinceCheckpoint && void this.checkpoint().catch(() => {}), 10_000);
     this.#timer.unref();
     return report;
@@ -202,6 +205,7 @@ export class Journal {
         room = this.#pool.segmentSize - this.#pos - 2 * RECORD_HEADER_SIZE;
       }
       const take = Math.min(left, room);
+      if (this.#pos + take > this.#pool.segmentSize / 2) this.#spare(); // the next segment, ready before it is needed
       const [piece, after] = split(rest, take);
       rest = after;
       left -= take;
@@ -391,14 +395,13 @@ export class Journal {
     this.#cur = slot;
     this.#pos = SEGMENT_HEADER_SIZE;
     this.#dirty.add(slot);
-    this.#spare();
     const live = slot.seq! - this.#minLiveSeq() + 1;
     if (live * 2 > this.#keep) void this.checkpoint().catch(() => {});
   }
 
   /** Keep one free slot ready, so a rollover rarely has to make one. */
   #spare(): void {
-    if (!this.#pool.free(this.#minLiveSeq(), this.#cur)) {
+    if (!this.#pool.creating && !this.#pool.free(this.#minLiveSeq(), this.#cur)) {
       this.#pool.create().catch((err: unknown) => this.#log.warn({ err: String(err) }, 'journal: could not preallocate a segment'));
     }
   }
