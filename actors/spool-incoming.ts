@@ -132,18 +132,19 @@ export class IncomingInstance {
       if (this.#host.isClosed()) throw new SpoolError('CLOSED', 'spool is closed');
       await this.#idle();
       if (this.#error) throw this.#error;
-      await this.#closeFile();
       const sha256 = this.#hash?.digest('hex');
+      // Renamed while still open (Linux allows it); the close is not on the acknowledgement path.
       const record = await this.#host.place(this.tempPath, this.#position, { ...input, ...(sha256 !== undefined ? { sha256 } : {}) }, this.#stream, extra);
       this.#state = 'committed';
+      this.#host.journal.end(this.#stream);
+      void this.#closeFile().finally(() => this.#finish());
       return record;
     } catch (err) {
       this.#state = 'failed';
       await this.#removeTemp();
-      throw err;
-    } finally {
       this.#host.journal.end(this.#stream);
       this.#finish();
+      throw err;
     }
   }
 

@@ -103,6 +103,36 @@ for (const set of sets) {
     console.log(`  forward latency (C-STORE-RSP at router → at destination): p50 ${percentile(fwd.latencies, 50)} ms, p99 ${percentile(fwd.latencies, 99)} ms (n=${fwd.latencies.length})`);
   }
 }
+// N concurrent associations of the small set (BENCH_ASSOC, default 8; 0 skips): the journal's group
+// commit shares one fdatasync between the acknowledgements of every association waiting together.
+const assoc = Number(process.env.BENCH_ASSOC ?? 8);
+if (assoc > 0) {
+  const small = sets.find((x) => x.pixelBytes < 65536)!;
+  const parts = Array.from({ length: assoc }, (_, i) => join(root, `concurrent-${i}`));
+  let files = 0;
+  let bytes = 0;
+  for (const dir of parts) {
+    const made = writeDataset(dir, { count: Math.ceil(small.count / assoc), sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: small.pixelBytes });
+    files += made.length;
+    bytes += made.reduce((n, f) => n + readFileSync(f).length, 0);
+  }
+  const together = async (aeTitle: string, port: number): Promise<Result> => {
+    const started = process.hrtime.bigint();
+    await Promise.all(parts.map((dir) => send(dir, aeTitle, port, 0, 0)));
+    return { seconds: Number(process.hrtime.bigint() - started) / 1e9, instances: files, bytes };
+  };
+  const scp = await startStorescp(tempDir('bench-storescp-'), { extraArgs: ['--max-pdu', String(pdu)] });
+  const dcmtk = await together(scp.aeTitle, scp.port);
+  await scp.stop();
+  const router = await startRouter({ listener: { maxPduLength: pdu }, fsync: process.env.BENCH_FSYNC !== '0' });
+  const ours = await together(router.aeTitle, router.port);
+  peak = Math.max(peak, peakRssMb(router.child.pid!));
+  await router.stop();
+  console.log(`\n${small.name}, ${assoc} concurrent associations: ${files} instances`);
+  console.log(`  storescp : ${fmt(dcmtk)}`);
+  console.log(`  router   : ${fmt(ours)}`);
+  console.log(`  ratio router/storescp: ${(dcmtk.seconds / ours.seconds).toFixed(2)}`);
+}
 console.log(`\nrouter peak RSS: ${peak.toFixed(0)} MB`);
 rmSync(root, { recursive: true, force: true });
 if (process.env.BENCH_LOAD !== '0') {
