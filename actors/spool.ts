@@ -41,8 +41,9 @@ import type { SpoolStartupReport } from './spool-startup.ts';
 import { FileSyncs } from './ingest/file-syncs.ts';
 import { Journal } from './ingest/journal.ts';
 import type { JournalIo, JournalStream } from './ingest/journal.ts';
-import { RedoCapture, serializeWrites } from './ingest/redo-capture.ts';
-import { NO_SYNC_FLUSH_TXN, replaySpool } from './ingest/spool-replay.ts';
+import { RedoCapture } from './ingest/redo-capture.ts';
+import { bindIndexToJournal, syncIndex } from './ingest/index-binding.ts';
+import { replaySpool } from './ingest/spool-replay.ts';
 import type { CommitPayload, SpoolReplayReport } from './ingest/spool-replay.ts';
 
 export { IncomingInstance } from './spool-incoming.ts';
@@ -104,7 +105,6 @@ export type SpoolOptions = {
 
 
 const DIR_MEMO_LIMIT = 10_000;
-const ROLLBACK = new Error('capture only: rolled back');
 /** Below this much free space an EIO from the index is taken for a full disk. */
 const NEARLY_FULL_BYTES = 1024 * 1024;
 
@@ -163,30 +163,7 @@ export class Spool {
       isClosed: () => this.#closed,
       place: (tempPath, size, input, stream, extra) => this.#place(tempPath, size, input, stream, extra),
     };
-    // A group's decisions are computed in a transaction that is rolled back, and applied, after the
-    // journal's flush, in one that commits without a sync of its own; nothing else writes in between.
-    opts.journal.capture = (run) => {
-      try {
-        opts.db.transactionSync(() => {
-          run();
-          throw ROLLBACK;
-        }, NO_SYNC_FLUSH_TXN);
-      } catch (err) {
-        if (err !== ROLLBACK) throw err;
-      }
-    };
-    opts.journal.apply = (run, lastLsn) => {
-      opts.db.transactionSync(() => {
-        run();
-        this.#meta.put('applied', lastLsn);
-      }, NO_SYNC_FLUSH_TXN);
-    };
-    serializeWrites(opts.db, () => opts.journal.whenQuiet(), NO_SYNC_FLUSH_TXN);
-    opts.journal.beforeCheckpoint = async (lsn) => {
-      if (!this.fsync) return;
-      await this.#fileSyncs.syncBefore(lsn);
-      await this.#syncIndex();
-    };
+    bindIndexToJournal(opts.journal, opts.db, this.#meta, () => (this.fsync ? this.#fileSyncs : undefined));
   }
 
   static async open(opts: SpoolOptions): Promise<Spool> {
@@ -211,7 +188,7 @@ export class Spool {
       dir, fsync, db, ops, log, highWaterMark: opts.highWaterMark ?? 1024 * 1024, startup, journal, hashDatasets: opts.hashDatasets ?? true,
     });
     spool.replayed = await replaySpool(journal, {
-      dir, db, meta: spool.#meta, instances: spool.#instances, redo: spool.#redo, log, placed: (lsn, file) => spool.#fileSyncs.add(lsn, file),
+      dir, db, meta: spool.#meta, instances: spool.#instances, redo: spool.#redo, log, placed: (lsn, file) => fsync && spool.#fileSyncs.add(lsn, file),
     });
     // What replay wrote is made durable now, so the next crash does not replay it again.
     if (spool.replayed.commits > 0) await journal.checkpoint();
@@ -267,7 +244,7 @@ export class Spool {
         this.#byStudy.remove(record.studyInstanceUid, sopInstanceUid);
       });
       // The row's removal must be on disk before the file goes: never a row without its file.
-      if (this.fsync) await this.#syncIndex();
+      if (this.fsync) await syncIndex(this.db);
       await this.#unlinkQuietly(path.join(this.dir, record.path));
       return true;
     });
@@ -347,7 +324,7 @@ export class Spool {
         await this.#unlinkQuietly(finalPath); // not indexed: the file must go
         throw err;
       }
-      this.#fileSyncs.add(lsn, fileRel);
+      if (this.fsync) this.#fileSyncs.add(lsn, fileRel); // synced by the next checkpoint
       if (previous && previous.path !== fileRel) await this.#unlinkQuietly(path.join(this.dir, previous.path));
       if (previous) {
         // Level 2 storage keeps the latest copy (PS3.4 B.4.1); whether peers get it again is their `duplicates` policy.
@@ -391,12 +368,6 @@ export class Spool {
       }
       throw failure;
     }
-  }
-
-  /** mdb_env_sync(force): everything LMDB committed so far is on disk. */
-  #syncIndex(): Promise<void> {
-    const env = this.db as unknown as { sync(cb: (err?: Error) => void): void };
-    return new Promise((resolve, reject) => env.sync((err) => (err ? reject(err) : resolve())));
   }
 
   async #nearlyFull(): Promise<boolean> {

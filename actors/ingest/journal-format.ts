@@ -79,3 +79,16 @@ export function decodeRecordHeader(b: Buffer, segSeq: number, room: number): Rec
 export function checkRecord(header: Buffer, payload: Uint8Array, crc: number): boolean {
   return crc32(payload, crc32(header.subarray(4, RECORD_HEADER_SIZE))) === crc;
 }
+
+/** The checkpoint file: the LSN replay starts from, with its CRC. */
+export function encodeCheckpoint(lsn: number): Buffer {
+  const b = Buffer.alloc(12);
+  b.writeDoubleLE(lsn, 0);
+  b.writeUInt32LE(crc32(b.subarray(0, 8)), 8);
+  return b;
+}
+
+export function decodeCheckpoint(b: Buffer): number | undefined {
+  if (b.length !== 12 || b.readUInt32LE(8) !== crc32(b.subarray(0, 8))) return undefined;
+  return b.readDoubleLE(0);
+}

@@ -184,3 +184,36 @@ export class SegmentPool {
 function slotNumber(name: string): number {
   return Number(/^seg-(\d+)\.wal$/.exec(name)?.[1] ?? -1);
 }
+
+const IOV_MAX = 1024;
+
+/** The first `n` bytes of `chunks` and the rest, as views (no copy). */
+export function split(chunks: Uint8Array[], n: number): [Uint8Array[], Uint8Array[]] {
+  const head: Uint8Array[] = [];
+  let left = n;
+  let i = 0;
+  for (; i < chunks.length && left > 0; i++) {
+    const c = chunks[i];
+    if (c.byteLength <= left) {
+      head.push(c);
+      left -= c.byteLength;
+    } else {
+      head.push(c.subarray(0, left));
+      return [head, [c.subarray(left), ...chunks.slice(i + 1)]];
+    }
+  }
+  return [head, chunks.slice(i)];
+}
+
+/** Positioned writev of all of `chunks`, looping over short writes. */
+export async function writeAll(fd: number, chunks: Uint8Array[], position: number): Promise<void> {
+  let pending = chunks;
+  let pos = position;
+  while (pending.length > 0) {
+    const batch = pending.slice(0, IOV_MAX);
+    const wrote = await new Promise<number>((resolve, reject) => fs.writev(fd, batch, pos, (err, n) => (err ? reject(err) : resolve(n))));
+    if (wrote <= 0) throw Object.assign(new Error('writev wrote nothing'), { code: 'EIO' });
+    pos += wrote;
+    pending = split(pending, wrote)[1];
+  }
+}

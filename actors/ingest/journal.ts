@@ -17,12 +17,15 @@
 // an END record and continues in a fresh segment, so nothing written after a crash is ever read.
 import * as fs from 'node:fs';
 import path from 'node:path';
-import { crc32 } from 'node:zlib';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
-import { RECORD_HEADER_SIZE, RecordType, SEGMENT_HEADER_SIZE, checkRecord, decodeRecordHeader, encodeRecordHeader } from './journal-format.ts';
+import {
+  RECORD_HEADER_SIZE, RecordType, SEGMENT_HEADER_SIZE, decodeCheckpoint, encodeCheckpoint, encodeRecordHeader,
+} from './journal-format.ts';
 import type { RecordTypeCode } from './journal-format.ts';
-import { SegmentPool, realJournalIo } from './journal-segments.ts';
+import { SegmentPool, realJournalIo, split, writeAll } from './journal-segments.ts';
+import { scanLog } from './journal-scan.ts';
+import type { ReplayHandler, ReplayReport } from './journal-scan.ts';
 import type { JournalIo, Slot } from './journal-segments.ts';
 
 export type { JournalIo } from './journal-segments.ts';
@@ -42,12 +45,7 @@ export type JournalOptions = {
 /** One instance's bytes in the journal; its id is the LSN of its first record. */
 export type JournalStream = { id: number | undefined };
 
-export type ReplayHandler = {
-  data(stream: number, bytes: Buffer): void | Promise<void>;
-  commit(lsn: number, stream: number, payload: Buffer): void | Promise<void>;
-};
-
-export type ReplayReport = { from: number; to: number; records: number; commits: number };
+export type { ReplayHandler, ReplayReport } from './journal-scan.ts';
 
 /** What a member's build returns: its COMMIT payload and how to apply its writes once durable. */
 export type Built = { payload: Uint8Array; apply: () => void };
@@ -55,7 +53,6 @@ type Pending = { stream: JournalStream; build: () => Built; resolve: (lsn: numbe
 type Written = { slot: Slot; pos: number; stream: number; payload: Uint8Array; seq: number };
 
 const BUILD_FAILED = Symbol('build failed');
-const IOV_MAX = 1024;
 
 export class Journal {
   /** Runs a group's builds (the owner: in an index transaction it then aborts). */
@@ -121,36 +118,8 @@ export class Journal {
 
   /** Read from the checkpoint to the end of the log, then seal it. Once, before anything is appended. */
   async replay(handler: ReplayHandler): Promise<ReplayReport> {
-    const size = this.#pool.segmentSize;
-    let seq = Math.floor(this.#cp / size);
-    let off = Math.max(this.#cp - seq * size, SEGMENT_HEADER_SIZE);
-    let slot = this.#pool.bySeq(seq);
-    const report: ReplayReport = { from: this.#cp, to: this.#cp, records: 0, commits: 0 };
-    const head = Buffer.alloc(RECORD_HEADER_SIZE);
-    while (slot) {
-      fs.readSync(slot.fd, head, 0, RECORD_HEADER_SIZE, off);
-      const h = decodeRecordHeader(head, seq, size - off);
-      if (!h) break;
-      const payload = Buffer.alloc(h.length);
-      if (h.length > 0) fs.readSync(slot.fd, payload, 0, h.length, off + RECORD_HEADER_SIZE);
-      if (!checkRecord(head, payload, h.crc)) break;
-      report.records++;
-      if (h.type === RecordType.END) {
-        const next = this.#pool.bySeq(seq + 1);
-        if (!next) break; // the END is the tail: sealing writes it again, harmlessly
-        slot = next;
-        seq++;
-        off = SEGMENT_HEADER_SIZE;
-        continue;
-      }
-      if (h.type === RecordType.DATA) await handler.data(h.stream, payload);
-      else if (h.type === RecordType.COMMIT) {
-        report.commits++;
-        await handler.commit(seq * size + off, h.stream, payload);
-      }
-      off += RECORD_HEADER_SIZE + h.length;
-    }
-    report.to = seq * size + off;
+    const { slot: found, seq, off, report } = await scanLog(this.#pool, this.#cp, handler);
+    let slot = found;
     // Slots claimed past the tail (a crash before their END was durable) hold nothing acknowledged.
     for (const s of this.#pool.slots) if (s.seq !== undefined && s.seq > seq) s.seq = undefined;
     this.#dirty.clear();
@@ -424,6 +393,9 @@ export class Journal {
     this.#committedSinceCheckpoint = false;
     await this.beforeCheckpoint(cp);
     await this.#io.writeCheckpoint(this.#file, encodeCheckpoint(cp));
+    // A stream that failed may still have writes in flight into the segments about to be freed: they
+    // must land before a slot is reused (its new records) or closed (a reused descriptor would take them).
+    await Promise.allSettled([...this.#inflight]);
     this.#cp = cp;
     await this.#pool.trim(this.#minLiveSeq(), this.#cur, this.#dirty);
   }
@@ -450,49 +422,10 @@ export class Journal {
   }
 }
 
-function split(chunks: Uint8Array[], n: number): [Uint8Array[], Uint8Array[]] {
-  const head: Uint8Array[] = [];
-  let left = n;
-  let i = 0;
-  for (; i < chunks.length && left > 0; i++) {
-    const c = chunks[i];
-    if (c.byteLength <= left) {
-      head.push(c);
-      left -= c.byteLength;
-    } else {
-      head.push(c.subarray(0, left));
-      return [head, [c.subarray(left), ...chunks.slice(i + 1)]];
-    }
-  }
-  return [head, chunks.slice(i)];
-}
-
-async function writeAll(fd: number, chunks: Uint8Array[], position: number): Promise<void> {
-  let pending = chunks;
-  let pos = position;
-  while (pending.length > 0) {
-    const batch = pending.slice(0, IOV_MAX);
-    const wrote = await new Promise<number>((resolve, reject) => fs.writev(fd, batch, pos, (err, n) => (err ? reject(err) : resolve(n))));
-    if (wrote <= 0) throw Object.assign(new Error('writev wrote nothing'), { code: 'EIO' });
-    pos += wrote;
-    pending = split(pending, wrote)[1];
-  }
-}
-
-function encodeCheckpoint(lsn: number): Buffer {
-  const b = Buffer.alloc(12);
-  b.writeDoubleLE(lsn, 0);
-  b.writeUInt32LE(crc32(b.subarray(0, 8)), 8);
-  return b;
-}
-
 function readCheckpoint(file: string): number | undefined {
-  let b: Buffer;
   try {
-    b = fs.readFileSync(file);
+    return decodeCheckpoint(fs.readFileSync(file));
   } catch {
     return undefined;
   }
-  if (b.length !== 12 || b.readUInt32LE(8) !== crc32(b.subarray(0, 8))) return undefined;
-  return b.readDoubleLE(0);
 }
