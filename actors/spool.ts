@@ -39,6 +39,7 @@ import type { SpoolFsOps } from './spool-fs.ts';
 import { findOrphans as scanOrphans, removeLeftovers, verifyIndex } from './spool-startup.ts';
 import type { SpoolStartupReport } from './spool-startup.ts';
 import { FileSyncs } from './ingest/file-syncs.ts';
+import { claimJournal } from './ingest/journal-owner.ts';
 import { Journal } from './ingest/journal.ts';
 import type { JournalIo, JournalStream } from './ingest/journal.ts';
 import { RedoCapture } from './ingest/redo-capture.ts';
@@ -101,6 +102,11 @@ export type SpoolOptions = {
   journal?: SpoolJournalOptions;
   /** SHA-256 every dataset as it streams (default true): only a peer's `duplicates: if-changed` needs it. */
   hashDatasets?: boolean;
+  /**
+   * Own the journal (default true): replay it at open, store instances. One process only (the router);
+   * another (the CLI beside a running router) opens with false: the index only, begin() refuses.
+   */
+  ingest?: boolean;
 };
 
 
@@ -118,7 +124,8 @@ export class Spool {
   replayed: SpoolReplayReport | undefined;
   /** SHA-256 each dataset as it arrives; the router turns it off when no peer's duplicates policy needs it. */
   hashDatasets: boolean;
-  #journal: Journal;
+  #journal: Journal | undefined;
+  #release: (() => void) | undefined;
   #redo: RedoCapture;
   #meta: Database<number, string>;
   #fileSyncs: FileSyncs;
@@ -126,7 +133,7 @@ export class Spool {
   #byStudy: Database<string, string>;
   #ops: SpoolFsOps;
   #log: Logger;
-  #host: IncomingHost;
+  #host: IncomingHost | undefined;
   #live = new Set<IncomingInstance>();
   #dirs = new Map<string, Promise<void>>();
   #sopLocks = new Map<string, Promise<void>>();
@@ -137,7 +144,7 @@ export class Spool {
 
   private constructor(opts: {
     dir: string; fsync: boolean; db: RootDatabase; ops: SpoolFsOps; log: Logger; highWaterMark: number; startup: SpoolStartupReport;
-    journal: Journal; hashDatasets: boolean;
+    journal: Journal | undefined; hashDatasets: boolean;
   }) {
     this.dir = opts.dir;
     this.fsync = opts.fsync;
@@ -153,6 +160,7 @@ export class Spool {
     this.#meta = opts.db.openDB<number, string>({ name: 'journal-meta' });
     this.#instances = opts.db.openDB<InstanceRecord, string>({ name: 'instances' });
     this.#byStudy = opts.db.openDB<string, string>({ name: 'instances-by-study', dupSort: true, encoding: 'ordered-binary' });
+    if (!opts.journal) return; // the index only (ingest: false)
     this.#host = {
       ops: opts.ops,
       fsync: opts.fsync,
@@ -172,8 +180,11 @@ export class Spool {
     const ops: SpoolFsOps = { ...realFsOps, ...opts.fsOps };
     const log = opts.logger ?? pino({ enabled: false });
     for (const sub of ['incoming', 'instances', 'index']) await fsp.mkdir(path.join(dir, sub), { recursive: true });
-    if (fsync) await ops.syncDir(dir);
-    const tempFilesRemoved = await removeLeftovers(path.join(dir, 'incoming'), log);
+    const ingest = opts.ingest ?? true;
+    if (fsync && ingest) await ops.syncDir(dir);
+    // Only the journal's owner may clear incoming/: the temp files there are its instances arriving.
+    const release = ingest ? claimJournal(path.join(dir, 'journal')) : undefined;
+    const tempFilesRemoved = ingest ? await removeLeftovers(path.join(dir, 'incoming'), log) : 0;
     const db = openLmdb({
       path: path.join(dir, 'index'),
       compression: false,
@@ -182,16 +193,19 @@ export class Spool {
       noSync: true,
       maxDbs: 64,
     });
-    const journal = await Journal.open({ dir: path.join(dir, 'journal'), fsync, logger: log, ...opts.journal });
+    const journal = ingest ? await Journal.open({ dir: path.join(dir, 'journal'), fsync, logger: log, ...opts.journal }) : undefined;
     const startup: SpoolStartupReport = { tempFilesRemoved, checked: 0, missing: 0, sizeMismatch: 0, problems: [] };
     const spool = new Spool({
       dir, fsync, db, ops, log, highWaterMark: opts.highWaterMark ?? 1024 * 1024, startup, journal, hashDatasets: opts.hashDatasets ?? true,
     });
-    spool.replayed = await replaySpool(journal, {
-      dir, db, meta: spool.#meta, instances: spool.#instances, redo: spool.#redo, log, placed: (lsn, file) => fsync && spool.#fileSyncs.add(lsn, file),
-    });
-    // What replay wrote is made durable now, so the next crash does not replay it again.
-    if (spool.replayed.commits > 0) await journal.checkpoint();
+    spool.#release = release;
+    if (journal) {
+      spool.replayed = await replaySpool(journal, {
+        dir, db, meta: spool.#meta, instances: spool.#instances, redo: spool.#redo, log, placed: (lsn, file) => fsync && spool.#fileSyncs.add(lsn, file),
+      });
+      // What replay wrote is made durable now, so the next crash does not replay it again.
+      if (spool.replayed.commits > 0) await journal.checkpoint();
+    }
     if (opts.verify ?? true) await verifyIndex(spool.#instances, dir, startup, log);
     log.info({ dir, instances: spool.count(), ...startup, problems: undefined }, 'spool open');
     return spool;
@@ -200,6 +214,7 @@ export class Spool {
   /** Start receiving one instance; `header` (Part-10 preamble and meta) is written first. */
   begin(header: Uint8Array): IncomingInstance {
     if (this.#closed) throw new SpoolError('CLOSED', 'spool is closed');
+    if (!this.#journal || !this.#host) throw new SpoolError('CLOSED', 'spool opened without ingest (the journal belongs to another process)');
     const name = `${process.pid}-${(++this.#seq).toString(36)}-${randomBytes(4).toString('hex')}.part`;
     const incoming = new IncomingInstance(this.#host, path.join(this.dir, 'incoming', name), header, this.#journal.stream());
     this.#live.add(incoming);
@@ -280,7 +295,8 @@ export class Spool {
       this.#closed = true;
       const live = [...this.#live];
       await Promise.all(live.map((i) => (i.state === 'open' ? i.discard() : i.finished)));
-      await this.#journal.close();
+      await this.#journal?.close();
+      this.#release?.();
       await this.db.close();
     })();
     return this.#closing;
@@ -342,7 +358,7 @@ export class Spool {
   async #commit(stream: JournalStream, record: InstanceRecord, previous: InstanceRecord | undefined, extra?: (record: InstanceRecord) => void): Promise<number> {
     let extraError: { error: unknown } | undefined;
     try {
-      return await this.#journal.commit(stream, () => {
+      return await this.#journal!.commit(stream, () => {
         const ops = this.#redo.capture(() => {
           this.#instances.put(record.sopInstanceUid, record);
           if (previous && previous.studyInstanceUid !== record.studyInstanceUid) {

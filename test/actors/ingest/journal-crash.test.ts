@@ -14,7 +14,7 @@ import { OutboundQueue } from '../../../actors/outbound-queue.ts';
 import {
   RECORD_HEADER_SIZE, RecordType, SEGMENT_HEADER_SIZE, checkRecord, decodeRecordHeader, decodeSegmentHeader, encodeRecordHeader,
 } from '../../../actors/ingest/journal-format.ts';
-import { crashBody, crashHeader, STUDY } from '../fixtures/spool-crash-data.ts';
+import { crashBody, crashHeader, crashInput, STUDY } from '../fixtures/spool-crash-data.ts';
 
 const CHILD = path.resolve(import.meta.dirname, '../../helpers/journal-crash-child.ts');
 
@@ -141,3 +141,21 @@ function lastRecordEnd(dir: string): { file: string; seq: number; offset: number
   }
   return { file: newest!.file, seq: newest!.seq, offset };
 }
+
+test('one process owns the journal: a second ingesting open is refused, an index-only open reads alongside', async (t) => {
+  const dir = tempDir(t);
+  const owner = await Spool.open({ dir });
+  const incoming = owner.begin(crashHeader(1));
+  incoming.write(crashBody(1));
+  await incoming.commit(crashInput(1));
+  const err = await t.throwsAsync(Spool.open({ dir }));
+  t.regex(String(err?.message), /in use by process/);
+  const reader = await Spool.open({ dir, ingest: false });
+  t.truthy(reader.get(crashInput(1).sopInstanceUid), 'the index is readable beside the owner');
+  t.throws(() => reader.begin(crashHeader(2)), { message: /without ingest/ });
+  await reader.close();
+  await owner.close();
+  const next = await Spool.open({ dir }); // released at close
+  t.is(next.count(), 1);
+  await next.close();
+});
