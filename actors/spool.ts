@@ -184,6 +184,18 @@ export class Spool {
     if (fsync && ingest) await ops.syncDir(dir);
     // Only the journal's owner may clear incoming/: the temp files there are its instances arriving.
     const release = ingest ? claimJournal(path.join(dir, 'journal')) : undefined;
+    try {
+      return await Spool.#openClaimed(opts, { dir, fsync, ops, log, ingest, release });
+    } catch (err) {
+      release?.(); // a failed open must not leave the journal looking owned
+      throw err;
+    }
+  }
+
+  static async #openClaimed(
+    opts: SpoolOptions, c: { dir: string; fsync: boolean; ops: SpoolFsOps; log: Logger; ingest: boolean; release: (() => void) | undefined },
+  ): Promise<Spool> {
+    const { dir, fsync, ops, log, ingest, release } = c;
     const tempFilesRemoved = ingest ? await removeLeftovers(path.join(dir, 'incoming'), log) : 0;
     const db = openLmdb({
       path: path.join(dir, 'index'),
