@@ -104,7 +104,13 @@ export async function startRouter(
   const log = opts.logger;
   // TLS material of the listeners (watched, reloaded) and expiry warnings for every certificate.
   const tls = startTlsSupervisor(config, log.child({ actor: 'tls' }));
-  const spool = await Spool.open({ dir: config.storage.dir, fsync: config.storage.fsync, logger: log.child({ actor: 'spool' }) }).catch((err) => {
+  const spool = await Spool.open({
+    dir: config.storage.dir,
+    fsync: config.storage.fsync,
+    logger: log.child({ actor: 'spool' }),
+    // The dataset's SHA-256 only serves `duplicates: if-changed` (fingerprints): ~0.45 ms per 512 KB otherwise spent for nothing.
+    hashDatasets: config.peers.some((p) => p.duplicates === 'if-changed'),
+  }).catch((err) => {
     tls.stop();
     throw err;
   });

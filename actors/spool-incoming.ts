@@ -1,6 +1,7 @@
-// One instance being received into the spool: fragments are appended, in order, to a temp file under
-// incoming/ as they arrive (the instance is never held whole in memory), with real backpressure. commit()
-// makes it durable and indexed (see Spool for the placement protocol); discard() forgets it.
+// One instance being received into the spool: fragments are appended, in order, to the journal (the
+// durable copy) and to a temp file under incoming/ (the Part-10 file, no fsync) as they arrive, both
+// written before more is asked for (the instance is never held whole in memory: real backpressure).
+// commit() makes it durable and indexed (see Spool); discard() forgets it.
 import { createHash } from 'node:crypto';
 import type { Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
@@ -8,6 +9,7 @@ import type { Logger } from 'pino';
 import { SpoolError, toSpoolError, writeFully } from './spool-fs.ts';
 import type { SpoolFsOps } from './spool-fs.ts';
 import type { CommitInput, InstanceRecord } from './spool.ts';
+import type { Journal, JournalStream } from './ingest/journal.ts';
 
 /** What an IncomingInstance needs from its Spool. */
 export type IncomingHost = {
@@ -15,9 +17,14 @@ export type IncomingHost = {
   readonly fsync: boolean;
   readonly highWaterMark: number;
   readonly logger: Logger;
+  readonly journal: Journal;
+  /** Whether to SHA-256 the dataset as it streams. */
+  hash(): boolean;
   isClosed(): boolean;
-  /** Move the fsync'd temp file to its final place and index it, durably. */
-  place(tempPath: string, size: number, input: CommitInput & { sha256: string }, extra?: (record: InstanceRecord) => void): Promise<InstanceRecord>;
+  /** Move the temp file to its final place and commit it through the journal, durably. */
+  place(
+    tempPath: string, size: number, input: CommitInput & { sha256?: string }, stream: JournalStream, extra?: (record: InstanceRecord) => void,
+  ): Promise<InstanceRecord>;
 };
 
 export type IncomingState = 'open' | 'committing' | 'committed' | 'discarded' | 'failed';
@@ -38,15 +45,18 @@ export class IncomingInstance {
   #pumping = false;
   #error: SpoolError | undefined;
   #state: IncomingState = 'open';
-  /** SHA-256 of the dataset bytes (everything written after the header), as they stream by: no second read. */
-  #hash: Hash = createHash('sha256');
+  /** SHA-256 of the dataset bytes (everything written after the header), as they stream by, when wanted. */
+  #hash: Hash | undefined;
+  #stream: JournalStream;
   #drainWaiters: Array<() => void> = [];
   #idleWaiters: Array<() => void> = [];
   #finish!: () => void;
 
   /** Use Spool.begin(). */
-  constructor(host: IncomingHost, tempPath: string, header: Uint8Array) {
+  constructor(host: IncomingHost, tempPath: string, header: Uint8Array, stream: JournalStream) {
     this.#host = host;
+    this.#stream = stream;
+    this.#hash = host.hash() ? createHash('sha256') : undefined;
     this.tempPath = tempPath;
     this.finished = new Promise((resolve) => (this.#finish = resolve));
     this.#fh = host.ops.open(tempPath, 'wx', 0o644);
@@ -77,7 +87,7 @@ export class IncomingInstance {
   write(chunk: Uint8Array): boolean {
     if (this.#state !== 'open') throw new SpoolError('CLOSED', `write to an instance that is ${this.#state}`);
     if (this.#error) return true;
-    this.#hash.update(chunk);
+    this.#hash?.update(chunk);
     this.#enqueue(chunk);
     return this.#belowHighWater();
   }
@@ -113,6 +123,7 @@ export class IncomingInstance {
     this.#dropQueue();
     await this.#idle();
     await this.#removeTemp();
+    this.#host.journal.end(this.#stream);
     this.#finish();
   }
 
@@ -121,24 +132,19 @@ export class IncomingInstance {
       if (this.#host.isClosed()) throw new SpoolError('CLOSED', 'spool is closed');
       await this.#idle();
       if (this.#error) throw this.#error;
-      const fh = await this.#fh;
-      if (this.#host.fsync) {
-        try {
-          await this.#host.ops.sync(fh);
-        } catch (err) {
-          throw toSpoolError(err, 'fsync');
-        }
-      }
-      await this.#closeFile();
-      const record = await this.#host.place(this.tempPath, this.#position, { ...input, sha256: this.#hash.digest('hex') }, extra);
+      const sha256 = this.#hash?.digest('hex');
+      // Renamed while still open (Linux allows it); the close is not on the acknowledgement path.
+      const record = await this.#host.place(this.tempPath, this.#position, { ...input, ...(sha256 !== undefined ? { sha256 } : {}) }, this.#stream, extra);
       this.#state = 'committed';
+      this.#host.journal.end(this.#stream);
+      void this.#closeFile().finally(() => this.#finish());
       return record;
     } catch (err) {
       this.#state = 'failed';
       await this.#removeTemp();
-      throw err;
-    } finally {
+      this.#host.journal.end(this.#stream);
       this.#finish();
+      throw err;
     }
   }
 
@@ -160,7 +166,13 @@ export class IncomingInstance {
         this.#queue = [];
         this.#inflight = this.#queued;
         this.#queued = 0;
-        await writeFully(this.#host.ops, fh, batch, this.#position);
+        // The Part-10 file and the journal, side by side; a journal failure is the instance's failure.
+        await Promise.all([
+          writeFully(this.#host.ops, fh, batch, this.#position),
+          this.#host.journal.append(this.#stream, batch).catch((err: unknown) => {
+            throw toSpoolError(err, 'journal write');
+          }),
+        ]);
         this.#position += this.#inflight;
         this.#inflight = 0;
         this.#wake();

@@ -139,7 +139,7 @@ export function addQrCommands(program: Cli, h: QrCliHelpers): void {
     .action(async (opts: { config: string; json?: boolean }) => {
       const config = h.configOrExit(opts.config);
       const log = createLogger('warn', process.stderr);
-      const spool = await Spool.open({ dir: config.storage.dir, fsync: config.storage.fsync, verify: false, logger: log });
+      const spool = await Spool.open({ dir: config.storage.dir, fsync: config.storage.fsync, verify: false, ingest: false, logger: log });
       try {
         const jobs = new PrefetchService(spool, config.peers, { logger: log }).list();
         if (opts.json) return void console.log(JSON.stringify(jobs, null, 2));

@@ -246,7 +246,8 @@ const withQueue = async <T>(configFile: string, fn: (queue: OutboundQueue) => Pr
     console.log(`nothing queued: no spool at ${config.storage.dir} yet`);
     return undefined;
   }
-  const spool = await Spool.open({ dir: config.storage.dir, fsync: config.storage.fsync, verify: false, logger: createLogger('warn', process.stderr) });
+  // ingest: false: the router may be running and owns the journal; the CLI reads and edits the index only.
+  const spool = await Spool.open({ dir: config.storage.dir, fsync: config.storage.fsync, verify: false, ingest: false, logger: createLogger('warn', process.stderr) });
   try {
     return await fn(OutboundQueue.open(spool, { duplicates: Object.fromEntries(config.peers.map((p) => [p.name, p.duplicates])) }));
   } finally {

@@ -83,7 +83,8 @@ test('a duplicate SOP Instance UID on the listener overwrites the stored copy an
   const src = tempDir();
   const [file] = writeDataset(join(src, 'ct'), { count: 1, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE });
   const { logger, lines } = capturingLogger();
-  const r = await routerWith([], 'rules: []\n', { logger });
+  // The dataset is hashed only when some peer's policy needs it (if-changed); this one does, unused by the rules.
+  const r = await routerWith([{ aeTitle: 'CHANGED_PACS', host: '127.0.0.1', port: 1, duplicates: 'if-changed' }], 'rules: []\n', { logger });
   t.teardown(() => r.stop(0));
   const sop = (await readPart10File(file)).sopInstanceUid;
   t.is((await storescu(r.port, [file])).code, 0);
@@ -101,6 +102,20 @@ test('a duplicate SOP Instance UID on the listener overwrites the stored copy an
   t.is((await run('dcmodify', ['-nb', '-i', '(0008,103e)=CHANGED', file])).code, 0);
   t.is((await storescu(r.port, [file])).code, 0);
   t.like(lines.filter((l) => l.msg === 'duplicate SOP Instance UID: overwritten')[1], { identical: false });
+});
+
+test('no peer needs a fingerprint: the dataset is not hashed, and a duplicate is still overwritten and logged', async (t) => {
+  const src = tempDir();
+  const [file] = writeDataset(join(src, 'ct'), { count: 1, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE });
+  const { logger, lines } = capturingLogger();
+  const r = await routerWith([{ aeTitle: 'NEVER_PACS', host: '127.0.0.1', port: 1, duplicates: 'never' }], 'rules: []\n', { logger });
+  t.teardown(() => r.stop(0));
+  const sop = (await readPart10File(file)).sopInstanceUid;
+  t.is((await storescu(r.port, [file])).code, 0);
+  t.is(r.spool.get(sop)!.sha256, undefined);
+  t.is((await storescu(r.port, [file])).code, 0);
+  t.is(r.spool.count(), 1);
+  t.like(lines.find((l) => l.msg === 'duplicate SOP Instance UID: overwritten'), { identical: undefined });
 });
 
 test('config: peers[].duplicates is always by default, never or if-changed when set, anything else is refused where it is written', (t) => {
