@@ -24,7 +24,7 @@ import type { RunningListener } from './net/listener.ts';
 import { drainPeers } from './shutdown.ts';
 import { PeerGates } from './forward/peer-gate.ts';
 import { logPeerSignals } from './forward/peer-signals.ts';
-import { Spool } from './spool.ts';
+import { Spool } from './ingest/spool.ts';
 import { startTlsSupervisor } from './net/tls.ts';
 import type { CertificateInfo } from './net/tls.ts';
 

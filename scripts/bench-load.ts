@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { OutboundQueue } from '../actors/forward/outbound-queue.ts';
 import { readHeaderKeys, readPart10File } from '../actors/ingest/part10-file.ts';
 import { ScuAssociation } from '../actors/net/scu.ts';
-import { Spool } from '../actors/spool.ts';
+import { Spool } from '../actors/ingest/spool.ts';
 import { SOP, TS, writeDataset } from '../test/helpers/dicom-files.ts';
 import { run, startRouter, startStorescp, tempDir, waitForOutput } from '../test/helpers/processes.ts';
 

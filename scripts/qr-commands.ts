@@ -8,7 +8,7 @@ import { PrefetchService } from '../actors/jobs/prefetch.ts';
 import { cFind, cMove, qrContexts } from '../actors/jobs/qr-scu.ts';
 import type { QrModel } from '../actors/jobs/qr-scu.ts';
 import { ScuAssociation } from '../actors/net/scu.ts';
-import { Spool } from '../actors/spool.ts';
+import { Spool } from '../actors/ingest/spool.ts';
 import { keywordInfo } from '../routing/attributes.ts';
 import { unknownKeyword } from '../routing/parse-attribute.ts';
 import { QUERY_LEVELS } from '../protocol/dataset-encode.ts';

@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { OutboundQueue } from '../actors/forward/outbound-queue.ts';
 import { join } from 'node:path';
-import { Spool } from '../actors/spool.ts';
+import { Spool } from '../actors/ingest/spool.ts';
 import { readHeaderKeys } from '../actors/ingest/part10-file.ts';
 import { evaluate, explainText } from '../routing/evaluate.ts';
 import { loadRuleFiles, RulesError } from '../routing/rules-loader.ts';

@@ -30,7 +30,7 @@ import { AssociationRejectedError, ScuAssociation } from '../net/scu.ts';
 import type { PeerGates } from './peer-gate.ts';
 import { rejectInWords } from '../../protocol/association-reject.ts';
 import type { AssociationMachineRef } from '../net/association.ts';
-import type { Spool } from '../spool.ts';
+import type { Spool } from '../ingest/spool.ts';
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const IMPLICIT_LE = '1.2.840.10008.1.2';

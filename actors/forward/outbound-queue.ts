@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import type { DuplicatePolicy } from '../../config/config.ts';
 import { duplicateVerdict, fingerprintOf } from './duplicates.ts';
 import type { DuplicateVerdict, SkippedDuplicate } from './duplicates.ts';
-import type { InstanceRecord, Spool } from '../spool.ts';
+import type { InstanceRecord, Spool } from '../ingest/spool.ts';
 import { backoffMs } from './retry-policy.ts';
 import type { RetryPolicy } from './retry-policy.ts';
 

@@ -3,7 +3,7 @@
 // confirmation (or since receipt, for an instance no rule forwarded). Never before.
 import type { Logger } from 'pino';
 import type { OutboundQueue } from '../forward/outbound-queue.ts';
-import type { Spool } from '../spool.ts';
+import type { Spool } from './spool.ts';
 
 export type RetentionResult = { removed: number; kept: number };
 

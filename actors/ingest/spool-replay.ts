@@ -13,7 +13,7 @@ import type { Database, RootDatabase, TransactionFlags } from 'lmdb';
 import type { Logger } from 'pino';
 import type { Journal, ReplayReport } from './journal.ts';
 import type { RedoCapture, RedoOp } from './redo-capture.ts';
-import type { InstanceRecord } from '../spool.ts';
+import type { InstanceRecord } from './spool.ts';
 
 /** transactionSync flags: abortable, commit now, do not wait for the flush (the journal is the durable copy). */
 export const NO_SYNC_FLUSH_TXN = 0x10003 as TransactionFlags;

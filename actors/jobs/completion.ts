@@ -17,7 +17,7 @@ import type { SeriesFact } from '../../routing/completion-conditions.ts';
 import type { Completion, Forward, Modification } from '../../routing/rule.types.ts';
 import { queueItemFor } from '../forward/outbound-queue.ts';
 import type { OutboundQueue } from '../forward/outbound-queue.ts';
-import type { InstanceRecord, Spool } from '../spool.ts';
+import type { InstanceRecord, Spool } from '../ingest/spool.ts';
 
 type GroupKey = [string, string, string];
 

@@ -21,7 +21,7 @@ import { cFind, cMove, countStudyInstances, withQrAssociation } from './qr-scu.t
 import type { PeerGates } from '../forward/peer-gate.ts';
 import { AssociationRejectedError } from '../net/scu.ts';
 import { STUDY_ROOT_FIND } from '../../protocol/uids.ts';
-import type { Spool } from '../spool.ts';
+import type { Spool } from '../ingest/spool.ts';
 
 export type PrefetchJobRecord = PrefetchJobSpec & {
   state: PrefetchState;

@@ -5,7 +5,7 @@
 import test from 'ava';
 import { pino } from 'pino';
 import { OutboundQueue } from '../../actors/forward/outbound-queue.ts';
-import { Spool } from '../../actors/spool.ts';
+import { Spool } from '../../actors/ingest/spool.ts';
 import { SOP } from '../helpers/dicom-files.ts';
 import { eventually, routerWith, send } from '../helpers/in-process-router.ts';
 import { tempDir } from '../helpers/processes.ts';

@@ -7,10 +7,10 @@
 //   checkpoint:N    in the N-th checkpoint, before its file is replaced
 //   none
 import { fdatasync, writeSync } from 'node:fs';
-import { Spool } from '../../actors/spool.ts';
+import { Spool } from '../../actors/ingest/spool.ts';
 import { OutboundQueue, queueItemFor } from '../../actors/forward/outbound-queue.ts';
 import { SEGMENT_HEADER_SIZE } from '../../actors/ingest/journal-format.ts';
-import { crashBody, crashHeader, crashInput, crashUid } from '../actors/fixtures/spool-crash-data.ts';
+import { crashBody, crashHeader, crashInput, crashUid } from '../actors/ingest/fixtures/spool-crash-data.ts';
 
 const [kind, nth] = (process.env.CRASH ?? 'none').split(':');
 const at = Number(nth ?? 0);

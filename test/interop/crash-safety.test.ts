@@ -5,7 +5,7 @@ import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPart10File } from '../../actors/ingest/part10-file.ts';
-import { Spool } from '../../actors/spool.ts';
+import { Spool } from '../../actors/ingest/spool.ts';
 import { datasetOf, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
 import { REPO, startProcess, startRouter, tempDir, waitForOutput } from '../helpers/processes.ts';
 

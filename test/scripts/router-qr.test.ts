@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { writeFileSync } from 'node:fs';
 import { PrefetchService } from '../../actors/jobs/prefetch.ts';
-import { Spool } from '../../actors/spool.ts';
+import { Spool } from '../../actors/ingest/spool.ts';
 import { parseConfig } from '../../config/config.ts';
 import { newUid, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
 import { silent } from '../helpers/in-process-router.ts';

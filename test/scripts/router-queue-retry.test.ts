@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { OutboundQueue } from '../../actors/forward/outbound-queue.ts';
-import { Spool } from '../../actors/spool.ts';
+import { Spool } from '../../actors/ingest/spool.ts';
 import { newUid, SOP, TS } from '../helpers/dicom-files.ts';
 import { REPO, run, tempDir } from '../helpers/processes.ts';
 

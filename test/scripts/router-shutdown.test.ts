@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { Spool } from '../../actors/spool.ts';
+import { Spool } from '../../actors/ingest/spool.ts';
 import { SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
 import { DCMTK_ENV, freePort, REPO, startProcess, startRouter, tempDir, waitForOutput, waitForPort, writeConfig } from '../helpers/processes.ts';
 import type { Started } from '../helpers/processes.ts';

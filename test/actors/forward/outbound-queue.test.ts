@@ -6,8 +6,8 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { OutboundQueue, fingerprintOf, isSkipped } from '../../../actors/forward/outbound-queue.ts';
 import type { EnqueueResult, OutboundQueueOptions, QueueItem, SkippedDuplicate } from '../../../actors/forward/outbound-queue.ts';
-import { Spool } from '../../../actors/spool.ts';
-import type { InstanceRecord } from '../../../actors/spool.ts';
+import { Spool } from '../../../actors/ingest/spool.ts';
+import type { InstanceRecord } from '../../../actors/ingest/spool.ts';
 import type { RetryPolicy } from '../../../actors/forward/retry-policy.ts';
 
 const POLICY: RetryPolicy = { attempts: 3, initialBackoffMs: 1000, maxBackoffMs: 10_000, jitter: 0 };

@@ -9,12 +9,12 @@ import * as fs from 'node:fs';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Spool } from '../../../actors/spool.ts';
+import { Spool } from '../../../actors/ingest/spool.ts';
 import { OutboundQueue } from '../../../actors/forward/outbound-queue.ts';
 import {
   RECORD_HEADER_SIZE, RecordType, SEGMENT_HEADER_SIZE, checkRecord, decodeRecordHeader, decodeSegmentHeader, encodeRecordHeader,
 } from '../../../actors/ingest/journal-format.ts';
-import { crashBody, crashHeader, crashInput, STUDY } from '../fixtures/spool-crash-data.ts';
+import { crashBody, crashHeader, crashInput, STUDY } from './fixtures/spool-crash-data.ts';
 
 const CHILD = path.resolve(import.meta.dirname, '../../helpers/journal-crash-child.ts');
 

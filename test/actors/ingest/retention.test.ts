@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { OutboundQueue } from '../../../actors/forward/outbound-queue.ts';
 import { sweepSpool } from '../../../actors/ingest/retention.ts';
-import { Spool } from '../../../actors/spool.ts';
+import { Spool } from '../../../actors/ingest/spool.ts';
 import { tempDir } from '../../helpers/processes.ts';
 
 const silent = pino({ level: 'silent' });

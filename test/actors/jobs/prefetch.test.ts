@@ -12,7 +12,7 @@ import { routerMachine } from '../../../machines/router.machine.ts';
 import { actorTree } from '../../../actors/observe/inspector-model.ts';
 import { PrefetchService } from '../../../actors/jobs/prefetch.ts';
 import type { JobHost, PrefetchJobRecord } from '../../../actors/jobs/prefetch.ts';
-import { Spool } from '../../../actors/spool.ts';
+import { Spool } from '../../../actors/ingest/spool.ts';
 import { parseConfig } from '../../../config/config.ts';
 import { encodeIdentifier } from '../../../protocol/dataset-encode.ts';
 import type { Command } from '../../../protocol/dimse.ts';

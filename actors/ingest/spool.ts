@@ -38,14 +38,14 @@ import { SpoolError, realFsOps, toSpoolError, uidFileName } from './spool-fs.ts'
 import type { SpoolFsOps } from './spool-fs.ts';
 import { findOrphans as scanOrphans, removeLeftovers, verifyIndex } from './spool-startup.ts';
 import type { SpoolStartupReport } from './spool-startup.ts';
-import { FileSyncs } from './ingest/file-syncs.ts';
-import { claimJournal } from './ingest/journal-owner.ts';
-import { Journal } from './ingest/journal.ts';
-import type { JournalIo, JournalStream } from './ingest/journal.ts';
-import { RedoCapture } from './ingest/redo-capture.ts';
-import { bindIndexToJournal, syncIndex } from './ingest/index-binding.ts';
-import { replaySpool } from './ingest/spool-replay.ts';
-import type { CommitPayload, SpoolReplayReport } from './ingest/spool-replay.ts';
+import { FileSyncs } from './file-syncs.ts';
+import { claimJournal } from './journal-owner.ts';
+import { Journal } from './journal.ts';
+import type { JournalIo, JournalStream } from './journal.ts';
+import { RedoCapture } from './redo-capture.ts';
+import { bindIndexToJournal, syncIndex } from './index-binding.ts';
+import { replaySpool } from './spool-replay.ts';
+import type { CommitPayload, SpoolReplayReport } from './spool-replay.ts';
 
 export { IncomingInstance } from './spool-incoming.ts';
 export type { IncomingState } from './spool-incoming.ts';

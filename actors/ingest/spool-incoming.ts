@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { SpoolError, toSpoolError, writeFully } from './spool-fs.ts';
 import type { SpoolFsOps } from './spool-fs.ts';
 import type { CommitInput, InstanceRecord } from './spool.ts';
-import type { Journal, JournalStream } from './ingest/journal.ts';
+import type { Journal, JournalStream } from './journal.ts';
 
 /** What an IncomingInstance needs from its Spool. */
 export type IncomingHost = {

@@ -5,8 +5,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Spool, SpoolError } from '../../actors/spool.ts';
-import type { CommitInput, IncomingInstance, SpoolFsOps } from '../../actors/spool.ts';
+import { Spool, SpoolError } from '../../../actors/ingest/spool.ts';
+import type { CommitInput, IncomingInstance, SpoolFsOps } from '../../../actors/ingest/spool.ts';
 import { crashBody, crashHeader, crashUid } from './fixtures/spool-crash-data.ts';
 
 const FRAGMENT = 16 * 1024;
