@@ -2,7 +2,7 @@
 // disk, and patient-identifying values kept out of the logs.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { readPart10File } from '../../../actors/ingest/part10-file.ts';
@@ -88,15 +88,29 @@ test('datasets that lie: a length past the end, an undefined-length sequence nev
   t.is(r.spool.count(), 0);
 });
 
+/** Writes `file` until the file system has no room left. */
+function fillUp(file: string): void {
+  const fd = openSync(file, 'w');
+  const chunk = Buffer.alloc(256 * 1024);
+  try {
+    for (;;) writeSync(fd, chunk);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 test('disk full: C-STORE answers A700, nothing partial is indexed, storage resumes when space returns', async (t) => {
   const mount = tempDir('tmpfs-');
   // A real, small file system (the tests run as root, as CI does).
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mount]);
+  // Room for the journal's preallocated segments; then whatever is left is filled up.
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=96m', 'tmpfs', mount]);
   t.teardown(() => execFileSync('umount', ['-l', mount]));
   const r = await routerWith([], 'rules: []\n', { storageDir: join(mount, 'spool') });
   t.teardown(() => r.stop(0));
   const filler = join(mount, 'filler');
-  writeFileSync(filler, Buffer.alloc(2 * 1024 * 1024));
+  fillUp(filler);
   const big = await t.throwsAsync(send(r.port, r.dir, [{ pixelBytes: 1024 * 1024 }]));
   t.regex(big!.message, /router answered 42752 Out of resources: spool disk full/);
   t.is(r.spool.count(), 0);
