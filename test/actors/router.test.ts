@@ -15,6 +15,7 @@ import { VERIFICATION_SOP_CLASS } from '../../protocol/uids.ts';
 import { echoRq, rawPeer } from '../helpers/raw-peer.ts';
 import { makeInstance, SOP, TS } from '../helpers/dicom-files.ts';
 import { tempDir } from '../helpers/processes.ts';
+import { storeFile } from '../helpers/in-process-router.ts';
 
 const silent = pino({ level: 'silent' });
 
@@ -115,24 +116,13 @@ test('an association that stalls mid-PDU is aborted after the network timeout', 
   t.pass();
 });
 
-async function storeFile(port: number, path: string) {
-  const file = await readPart10File(path);
-  const scu = await ScuAssociation.open({
-    host: '127.0.0.1', port, callingAeTitle: 'SENDER', calledAeTitle: 'DICOM_ROUTER',
-    contexts: [{ abstractSyntax: file.sopClassUid, transferSyntaxes: [file.transferSyntaxUid] }], logger: silent,
-  });
-  const outcome = await scu.store(file);
-  await scu.release();
-  return outcome;
-}
-
 test('C-STORE of a dataset cut short: C000 with a comment, nothing indexed', async (t) => {
   const r = await router();
   t.teardown(() => r.stop(0));
   const whole = makeInstance({ sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: 4096 });
   const path = join(r.dir, 'cut.dcm');
   writeFileSync(path, whole.subarray(0, whole.length - 100));
-  const outcome = await storeFile(r.port, path);
+  const outcome = await storeFile(r.port, path, 'SENDER');
   t.is(outcome.status, 0xc000);
   t.regex(outcome.errorComment ?? '', /incomplete/);
   t.is(r.spool.count(), 0);
@@ -145,7 +135,7 @@ test('C-STORE whose dataset SOP Instance UID differs from the command: C000, not
   const bytes = makeInstance({ sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, sopInstanceUid: '1.2.3.4.5' });
   // The first occurrence is the file meta's copy (what the command will say); the dataset keeps .5.
   writeFileSync(path, Buffer.from(bytes.toString('latin1').replace('1.2.3.4.5\0', '1.2.3.4.6\0'), 'latin1'));
-  const outcome = await storeFile(r.port, path);
+  const outcome = await storeFile(r.port, path, 'SENDER');
   t.is(outcome.status, 0xc000);
   t.is(r.spool.count(), 0);
 });
@@ -155,7 +145,7 @@ test('C-STORE Success means indexed: the record is there when the response arriv
   t.teardown(() => r.stop(0));
   const path = join(r.dir, 'ok.dcm');
   writeFileSync(path, makeInstance({ sopClassUid: SOP.ct, transferSyntaxUid: TS.implicitLE, patientId: 'P1' }));
-  const outcome = await storeFile(r.port, path);
+  const outcome = await storeFile(r.port, path, 'SENDER');
   t.is(outcome.status, 0);
   const rec = r.spool.get((await readPart10File(path)).sopInstanceUid);
   t.is(rec?.patientId, 'P1');

@@ -62,3 +62,14 @@ export async function send(port: number, dir: string, specs: Partial<InstanceOpt
   return parsed.map((p) => p.sopInstanceUid);
 }
 
+/** C-STORE one Part-10 file as it is (its own SOP class and transfer syntax), on an association of its own; the router's answer. */
+export async function storeFile(port: number, path: string, callingAeTitle = 'MODALITY') {
+  const file = await readPart10File(path);
+  const scu = await ScuAssociation.open({
+    host: '127.0.0.1', port, callingAeTitle, calledAeTitle: 'DICOM_ROUTER',
+    contexts: [{ abstractSyntax: file.sopClassUid, transferSyntaxes: [file.transferSyntaxUid] }], logger: silent,
+  });
+  const outcome = await scu.store(file);
+  await scu.release();
+  return outcome;
+}

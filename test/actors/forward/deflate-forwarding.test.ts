@@ -7,11 +7,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { readPart10File } from '../../../actors/ingest/part10-file.ts';
-import { ScuAssociation } from '../../../actors/net/scu.ts';
 import { part10Header } from '../../../protocol/part10.ts';
 import { TransferSyntaxConverter } from '../../../protocol/ts-convert.ts';
 import { datasetOf, encodeDataset, encodingOf, instanceElements, makeInstance, newUid, SOP, TS } from '../../helpers/dicom-files.ts';
-import { eventually, routerWith, silent } from '../../helpers/in-process-router.ts';
+import { eventually, routerWith, storeFile } from '../../helpers/in-process-router.ts';
 import { freePort, tempDir } from '../../helpers/processes.ts';
 import { scriptedScp } from '../../helpers/scripted-scp.ts';
 
@@ -34,13 +33,7 @@ function deflatedInstance(dir: string): { path: string; ele: Buffer; sopInstance
 }
 
 async function sendFile(port: number, path: string): Promise<void> {
-  const file = await readPart10File(path);
-  const scu = await ScuAssociation.open({
-    host: '127.0.0.1', port, callingAeTitle: 'MODALITY', calledAeTitle: 'DICOM_ROUTER',
-    contexts: [{ abstractSyntax: file.sopClassUid, transferSyntaxes: [file.transferSyntaxUid] }], logger: silent,
-  });
-  const outcome = await scu.store(file);
-  await scu.release();
+  const outcome = await storeFile(port, path);
   if (outcome.status !== 0) throw new Error(`router answered ${outcome.status} ${outcome.errorComment ?? outcome.failure}`);
 }
 

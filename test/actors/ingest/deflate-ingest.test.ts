@@ -6,26 +6,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { readPart10File } from '../../../actors/ingest/part10-file.ts';
-import { ScuAssociation } from '../../../actors/net/scu.ts';
 import { part10Header } from '../../../protocol/part10.ts';
 import { encodeDataset, encodingOf, instanceElements, newUid, SOP, TS } from '../../helpers/dicom-files.ts';
-import { eventually, routerWith, silent } from '../../helpers/in-process-router.ts';
+import { eventually, routerWith, storeFile } from '../../helpers/in-process-router.ts';
 import { scriptedScp } from '../../helpers/scripted-scp.ts';
 
 const QUICK_RETRY = { attempts: 3, initialBackoffSeconds: 0.05, maxBackoffSeconds: 0.1, jitter: 0 };
 const ALL = 'rules:\n  - name: all\n    then: { forward: [PEER] }\n';
-
-/** C-STORE one file as it is; the router's answer. */
-async function store(port: number, path: string) {
-  const file = await readPart10File(path);
-  const scu = await ScuAssociation.open({
-    host: '127.0.0.1', port, callingAeTitle: 'MODALITY', calledAeTitle: 'DICOM_ROUTER',
-    contexts: [{ abstractSyntax: file.sopClassUid, transferSyntaxes: [file.transferSyntaxUid] }], logger: silent,
-  });
-  const outcome = await scu.store(file);
-  await scu.release();
-  return outcome;
-}
 
 function deflatedFile(dir: string, sopInstanceUid: string, deflated: Buffer): string {
   const header = part10Header({ sopClassUid: SOP.ct, sopInstanceUid, transferSyntaxUid: TS.deflatedLE, implementationClassUid: '2.25.1', implementationVersionName: 'TEST', sourceAeTitle: 'TESTGEN' });
@@ -54,7 +41,7 @@ test('a Deflated instance larger than the kept header bound is received, indexed
   t.teardown(() => r.stop(0));
   const src = largeDeflatedInstance(r.dir, 24 * 1024 * 1024);
   t.true((await readPart10File(src.path)).datasetLength > 16 * 1024 * 1024, 'more compressed bytes than ingest keeps');
-  t.is((await store(r.port, src.path)).status, 0);
+  t.is((await storeFile(r.port, src.path)).status, 0);
   t.is(r.spool.get(src.sopInstanceUid)?.patientId, 'PID0001', 'indexed from the inflated header');
   await eventually(t, 'delivered', () => r.queue.depth('PEER').pending === 0 && scp.stores.length === 1, 60_000);
   t.true(scp.stores[0].dataset.equals(src.ele));
@@ -75,13 +62,13 @@ test('a Deflated instance whose stream is cut short, corrupt, or not Deflate is 
   ];
   for (const [what, make] of cases) {
     const uid = newUid();
-    const outcome = await store(r.port, deflatedFile(r.dir, uid, make(uid)));
+    const outcome = await storeFile(r.port, deflatedFile(r.dir, uid, make(uid)));
     t.true(outcome.status !== undefined && outcome.status >= 0xa900, `${what}: refused with a failure status, got ${outcome.status}`);
     t.regex(outcome.errorComment ?? '', /deflated dataset does not inflate|dataset incomplete|unparseable/, what);
     t.is(r.spool.get(uid), undefined, `${what}: nothing stored`);
   }
   // The association still works: a good one right after is stored.
   const uid = newUid();
-  t.is((await store(r.port, deflatedFile(r.dir, uid, deflateRawSync(ele(uid))))).status, 0);
+  t.is((await storeFile(r.port, deflatedFile(r.dir, uid, deflateRawSync(ele(uid))))).status, 0);
   t.truthy(r.spool.get(uid));
 });

@@ -5,10 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { readPart10File } from '../../../actors/ingest/part10-file.ts';
-import { ScuAssociation } from '../../../actors/net/scu.ts';
 import { makeInstance, SOP, TS } from '../../helpers/dicom-files.ts';
-import { eventually, routerWith, send, silent } from '../../helpers/in-process-router.ts';
+import { eventually, routerWith, send, storeFile } from '../../helpers/in-process-router.ts';
 import { tempDir } from '../../helpers/processes.ts';
 import { scriptedScp } from '../../helpers/scripted-scp.ts';
 
@@ -51,17 +49,6 @@ test('a peer that never answers a C-STORE is timed out and retried; another peer
   t.is(mute.stores.length, 2, 'sent twice: the unanswered one, then the retry');
 });
 
-async function storeRaw(port: number, path: string) {
-  const file = await readPart10File(path);
-  const scu = await ScuAssociation.open({
-    host: '127.0.0.1', port, callingAeTitle: 'LIAR', calledAeTitle: 'DICOM_ROUTER',
-    contexts: [{ abstractSyntax: file.sopClassUid, transferSyntaxes: [file.transferSyntaxUid] }], logger: silent,
-  });
-  const outcome = await scu.store(file);
-  await scu.release();
-  return outcome;
-}
-
 test('datasets that lie: a length past the end, an undefined-length sequence never closed: C000, nothing indexed', async (t) => {
   const r = await routerWith([], 'rules: []\n');
   t.teardown(() => r.stop(0));
@@ -73,7 +60,7 @@ test('datasets that lie: a length past the end, an undefined-length sequence nev
   longer.writeUInt32LE(good.readUInt32LE(at + 8) + 1000, at + 8);
   const pastEnd = join(r.dir, 'past-end.dcm');
   writeFileSync(pastEnd, longer);
-  const a = await storeRaw(r.port, pastEnd);
+  const a = await storeFile(r.port, pastEnd, 'LIAR');
   t.is(a.status, 0xc000);
   t.regex(a.errorComment ?? '', /incomplete/);
 
@@ -83,7 +70,7 @@ test('datasets that lie: a length past the end, an undefined-length sequence nev
   t.true(cut > 0, 'the test data has an undefined-length sequence');
   const unclosed = join(r.dir, 'unclosed.dcm');
   writeFileSync(unclosed, good.subarray(0, cut + 30));
-  const b = await storeRaw(r.port, unclosed);
+  const b = await storeFile(r.port, unclosed, 'LIAR');
   t.is(b.status, 0xc000);
   t.is(r.spool.count(), 0);
 });
