@@ -39,7 +39,9 @@ test.serial('the page shows the association live while storescu sends, then not;
   const assoc = page.locator('[data-actor-id^="assoc-"][data-state="Sta6"]');
   await assoc.first().waitFor({ timeout: 10_000 });
   t.regex((await assoc.first().textContent()) ?? '', /SLOW_CT → DICOM_ROUTER/);
-  await assoc.first().click();
+  // The tree is re-rendered on every push (auditTime 100 ms), which can detach the node under a
+  // pointer click: click it inside the page, in one step.
+  await page.waitForFunction(`(() => { const el = document.querySelector('[data-actor-id^="assoc-"][data-state="Sta6"]'); if (el) el.click(); return el !== null; })()`);
   await page.waitForSelector('#context');
   await page.waitForSelector('[data-state-path="Sta6"].st.active');
   t.regex((await page.textContent('#detail')) ?? '', /ASSOCIATE_RQ_RECEIVED/);
