@@ -20,6 +20,8 @@ import { topLevelElements } from './dataset-rewrite.ts';
 import type { ElementSpan } from './dataset-rewrite.ts';
 import { DatasetWalker } from './dataset-walker.ts';
 import { part10Header } from './part10.ts';
+import { inflatedSyntax } from './deflated.ts';
+import { EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from './uids.ts';
 import { dictionaryVr } from './ts-convert.ts';
 
 // dcmjs logs through console (loglevel); the router's stdout carries pino JSON only. What dcmjs
@@ -63,13 +65,8 @@ export class DatasetParseError extends Error {
   }
 }
 
-const DEFLATED_EXPLICIT_LE = '1.2.840.10008.1.2.1.99';
-const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 // Placeholders: dcmjs reads only the transfer syntax from the meta group we wrap the prefix in.
 const PLACEHOLDER_UID = '1.2.3.4';
-
-const IMPLICIT_LE = '1.2.840.10008.1.2';
-const EXPLICIT_BE = '1.2.840.10008.1.2.2';
 
 /**
  * Parses the dataset bytes before Pixel Data; a longer prefix or the whole dataset also works
@@ -77,10 +74,11 @@ const EXPLICIT_BE = '1.2.840.10008.1.2.2';
  * dcmjs silently reads truncated values, so framing is checked here rather than trusted to it.
  */
 export function parseHeader(bytes: Uint8Array, transferSyntaxUid: string): InstanceKeys {
-  const syntax = transferSyntaxUid === DEFLATED_EXPLICIT_LE ? EXPLICIT_LE : transferSyntaxUid;
+  const syntax = inflatedSyntax(transferSyntaxUid);
   if (!UID.test(syntax)) throw new DatasetParseError(`invalid transfer syntax UID ${JSON.stringify(transferSyntaxUid)}`, transferSyntaxUid, undefined);
   // Same syntax mapping as dcmjs: every syntax but these two is Explicit VR LE on the wire.
-  const walker = new DatasetWalker({ explicitVr: syntax !== IMPLICIT_LE, littleEndian: syntax !== EXPLICIT_BE, stopAtPixelData: true });
+  const encoding = { explicitVr: syntax !== IMPLICIT_VR_LITTLE_ENDIAN, littleEndian: syntax !== EXPLICIT_VR_BIG_ENDIAN };
+  const walker = new DatasetWalker({ ...encoding, stopAtPixelData: true });
   walker.push(bytes);
   const walk = walker.end();
   if (!walk.complete) {
@@ -106,7 +104,7 @@ export function parseHeader(bytes: Uint8Array, transferSyntaxUid: string): Insta
   const dataset = lazyDataset({
     bytes: own.buffer,
     spans,
-    encoding: { explicitVr: syntax !== IMPLICIT_LE, littleEndian: syntax !== EXPLICIT_BE },
+    encoding,
     charset,
     // The instance's own value, not dcmjs's reading (which would say ISO_IR 192 after decoding).
     ...(charsetValues !== undefined ? { fixed: { SpecificCharacterSet: charsetValues.length === 1 ? charsetValues[0] : charsetValues } } : {}),

@@ -24,6 +24,11 @@ const HEX_TAG = /^[0-9A-Fa-f]{8}$/;
 
 /** Keyword → tag, from the dictionary dcmjs names attributes with. */
 const tagOfKeyword = new Map<string, number>();
+/** The tag a key names: 8 hex digits (private or unknown elements), else a dictionary keyword. */
+function tagOf(key: string): number | undefined {
+  return HEX_TAG.test(key) ? Number.parseInt(key, 16) >>> 0 : keywordTag(key);
+}
+
 function keywordTag(keyword: string): number | undefined {
   let tag = tagOfKeyword.get(keyword);
   if (tag === undefined) {
@@ -64,7 +69,7 @@ export function lazyDataset(source: LazyDatasetSource): Record<string, unknown> 
 
   /** The value under `key`, or `whole` when the element needs the whole-dataset parse. */
   const element = (key: string): { value: unknown } | 'whole' => {
-    const tag = HEX_TAG.test(key) ? Number.parseInt(key, 16) >>> 0 : keywordTag(key);
+    const tag = tagOf(key);
     if (tag === undefined) return 'whole';
     const span = byTag.get(tag);
     if (span === undefined) return { value: undefined };
@@ -81,7 +86,7 @@ export function lazyDataset(source: LazyDatasetSource): Record<string, unknown> 
   /** Whether the element is there (an empty value counts), known from the spans alone. */
   const present = (key: string): boolean | undefined => {
     if (whole) return key in whole;
-    const tag = HEX_TAG.test(key) ? Number.parseInt(key, 16) >>> 0 : keywordTag(key);
+    const tag = tagOf(key);
     return tag === undefined ? undefined : byTag.has(tag);
   };
 

@@ -5,8 +5,6 @@
 import { canConvert } from './ts-convert.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN, transferSyntax } from './uids.ts';
 
-export const DEFLATED_EXPLICIT_LE = '1.2.840.10008.1.2.1.99';
-
 export function isDeflated(uid: string): boolean {
   return transferSyntax(uid)?.deflated ?? false;
 }

@@ -14,7 +14,7 @@ import { DatasetWalker } from '../../protocol/dataset-walker.ts';
 import type { AcceptedContext } from '../../protocol/negotiation.ts';
 import { formatStatus } from '../../protocol/status.ts';
 import { canTranscode, isDeflated } from '../../protocol/deflated.ts';
-import { transferSyntax } from '../../protocol/uids.ts';
+import { EXPLICIT_VR_LITTLE_ENDIAN as EXPLICIT_LE, IMPLICIT_VR_LITTLE_ENDIAN as IMPLICIT_LE } from '../../protocol/uids.ts';
 import { applyModifications } from '../../routing/modifications.ts';
 import type { Modification } from '../../routing/rule.types.ts';
 import type { AuditTrail } from '../observe/audit.ts';
@@ -32,8 +32,6 @@ import { rejectInWords } from '../../protocol/association-reject.ts';
 import type { AssociationMachineRef } from '../net/association.ts';
 import type { Spool } from '../ingest/spool.ts';
 
-const EXPLICIT_LE = '1.2.840.10008.1.2.1';
-const IMPLICIT_LE = '1.2.840.10008.1.2';
 /** How a transaction's failure starts when our own dataset bytes failed mid-send (actors/net/association.ts). */
 const STREAM_FAILED = 'dataset stream failed: ';
 /** Items looked at when choosing what to propose on a new association. */
@@ -360,8 +358,7 @@ export class PeerForwarder {
 
 /** The bytes of an in-memory dataset before its top-level Pixel Data. */
 function headerOf(dataset: Uint8Array, ts: string): Uint8Array {
-  const syntax = transferSyntax(ts);
-  const walker = new DatasetWalker({ explicitVr: syntax?.explicitVr ?? false, littleEndian: syntax?.littleEndian ?? true, stopAtPixelData: true });
+  const walker = DatasetWalker.forSyntax(ts, { stopAtPixelData: true });
   walker.push(dataset);
   return dataset.subarray(0, walker.pixelDataOffset ?? dataset.length);
 }

@@ -60,7 +60,7 @@ export class StoreSink implements DatasetSink {
     const ts = transferSyntax(opts.transferSyntaxUid);
     this.deflated = ts?.deflated ?? false;
     // Deflated: the inflated bytes are an Explicit VR LE dataset (the syntax's table entry says so).
-    this.walker = new DatasetWalker({ explicitVr: ts?.explicitVr ?? false, littleEndian: ts?.littleEndian ?? true });
+    this.walker = DatasetWalker.forSyntax(opts.transferSyntaxUid);
     if (this.deflated) {
       const inflater = createInflateRaw({ chunkSize: 256 * 1024 });
       inflater.on('data', (chunk: Buffer) => this.walk(chunk));
