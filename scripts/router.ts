@@ -9,9 +9,8 @@ import { ScuAssociation } from '../actors/net/scu.ts';
 import { formatStatus, statusCategory } from '../protocol/status.ts';
 import { VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
 import { createInterface } from 'node:readline/promises';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { OutboundQueue } from '../actors/forward/outbound-queue.ts';
-import { join } from 'node:path';
 import { Spool } from '../actors/ingest/spool.ts';
 import { readHeaderKeys } from '../actors/ingest/part10-file.ts';
 import { evaluate, explainText } from '../routing/evaluate.ts';
@@ -242,7 +241,7 @@ const queueCmd = program.command('queue').description('outbound queues: list, re
 const withQueue = async <T>(configFile: string, fn: (queue: OutboundQueue) => Promise<T> | T): Promise<T | undefined> => {
   const config = configOrExit(configFile);
   // Nothing was ever stored: there is no queue, and looking must not create one.
-  if (!existsSync(join(config.storage.dir, 'index'))) {
+  if (!Spool.exists(config.storage.dir)) {
     console.log(`nothing queued: no spool at ${config.storage.dir} yet`);
     return undefined;
   }

@@ -25,6 +25,7 @@
 // (≤ 10 s): after a power loss a delivery may be sent again, never lost. `fsync: false` (tests,
 // benchmarks) also skips the journal's fdatasync and the checkpoint's syncs.
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { serialize } from 'node:v8';
@@ -175,6 +176,11 @@ export class Spool {
       place: (tempPath, size, input, stream, extra) => this.#place(tempPath, size, input, stream, extra),
     };
     bindIndexToJournal(opts.journal, opts.db, this.#meta, () => (this.fsync ? this.#fileSyncs : undefined));
+  }
+
+  /** Whether a spool was ever opened in `dir` (read-only commands look before they open: opening creates it). */
+  static exists(dir: string): boolean {
+    return existsSync(path.join(dir, 'index'));
   }
 
   static async open(opts: SpoolOptions): Promise<Spool> {
