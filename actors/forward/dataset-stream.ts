@@ -41,6 +41,10 @@ async function* withHead(source: Exclude<DatasetSource, { kind: 'bytes' }>, rest
 
 async function* fileBytes(source: Exclude<DatasetSource, { kind: 'bytes' }>): AsyncIterable<Uint8Array> {
   if (source.length === 0) return;
+  if (source.bytes) {
+    yield source.bytes.subarray(source.offset, source.offset + source.length);
+    return;
+  }
   const stream = createReadStream(source.path, { start: source.offset, end: source.offset + source.length - 1, highWaterMark: 256 * 1024 });
   let seen = 0;
   for await (const chunk of stream as AsyncIterable<Buffer>) {

@@ -24,7 +24,7 @@ import { isSkipped } from './outbound-queue.ts';
 import type { OutboundQueue, QueueItem } from './outbound-queue.ts';
 import { classifyAssociationFailure, outcomeOf, statusKey } from './retry-policy.ts';
 import type { RetryPolicy } from './retry-policy.ts';
-import { readDatasetHeader, readPart10File } from '../ingest/part10-file.ts';
+import { part10FileInMemory, readDatasetHeader, readPart10File } from '../ingest/part10-file.ts';
 import type { Part10File } from '../ingest/part10-file.ts';
 import { AssociationRejectedError, ScuAssociation } from '../net/scu.ts';
 import type { PeerGates } from './peer-gate.ts';
@@ -328,18 +328,26 @@ export class PeerForwarder {
 
   /** The bytes to send: the stored dataset, its header rewritten when the rule modifies it, converted if needed. */
   private async prepare(item: QueueItem, targetSyntax: string): Promise<DatasetSource> {
-    const file = await readPart10File(join(this.deps.spool.dir, item.path));
+    const spool = this.deps.spool;
+    const held = spool.heldFile(item.path); // acknowledged from memory, its file not written yet: send from there
+    const file = held ? part10FileInMemory(join(spool.dir, item.path), held) : await readPart10File(join(spool.dir, item.path));
     if (file.transferSyntaxUid !== item.transferSyntaxUid) throw new Error(`stored file is ${file.transferSyntaxUid}, queue says ${item.transferSyntaxUid}`);
     const modifications = item.modifications as Modification[];
-    if (targetSyntax !== file.transferSyntaxUid && !canTranscode(file.transferSyntaxUid, targetSyntax)) {
-      return this.decompressed(file, targetSyntax as DecompressTarget, modifications);
-    }
     const convert = targetSyntax === file.transferSyntaxUid ? undefined : { from: file.transferSyntaxUid, to: targetSyntax };
+    const decompress = convert !== undefined && !canTranscode(file.transferSyntaxUid, targetSyntax);
+    const inflate = isDeflated(file.transferSyntaxUid) && (convert !== undefined || modifications.length > 0);
+    if (held && (decompress || inflate)) {
+      // The rare paths read the file itself: have it written now.
+      await spool.whenWritten(item.path);
+      return this.prepare(item, targetSyntax);
+    }
+    if (decompress) return this.decompressed(file, targetSyntax as DecompressTarget, modifications);
     // Stored Deflated: inflated on the way (and checked whole first) unless it goes out untouched.
-    if (isDeflated(file.transferSyntaxUid) && (convert || modifications.length > 0)) return inflatedSource(file, targetSyntax, modifications);
+    if (inflate) return inflatedSource(file, targetSyntax, modifications);
+    const bytes = file.bytes ? { bytes: file.bytes } : {};
     if (modifications.length === 0) {
-      if (!convert) return { kind: 'file', path: file.path, offset: file.datasetOffset, length: file.datasetLength };
-      return { kind: 'prepared', head: new Uint8Array(0), path: file.path, offset: file.datasetOffset, length: file.datasetLength, convert };
+      if (!convert) return { kind: 'file', path: file.path, offset: file.datasetOffset, length: file.datasetLength, ...bytes };
+      return { kind: 'prepared', head: new Uint8Array(0), path: file.path, offset: file.datasetOffset, length: file.datasetLength, convert, ...bytes };
     }
     const header = await readDatasetHeader(file);
     const keys = parseHeader(header, file.transferSyntaxUid);
@@ -352,6 +360,7 @@ export class PeerForwarder {
       offset: file.datasetOffset + header.length,
       length: file.datasetLength - header.length,
       ...(convert ? { convert } : {}),
+      ...bytes,
     };
   }
 }

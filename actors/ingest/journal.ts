@@ -49,8 +49,12 @@ export type { ReplayHandler, ReplayReport } from './journal-scan.ts';
 
 /** What a member's build returns: its COMMIT payload and how to apply its writes once durable. */
 export type Built = { payload: Uint8Array; apply: () => void };
-type Pending = { stream: JournalStream; build: () => Built; resolve: (lsn: number) => void; reject: (err: unknown) => void };
+type Pending = {
+  stream: JournalStream; build: () => Built; data: readonly Uint8Array[] | undefined; resolve: (lsn: number) => void; reject: (err: unknown) => void;
+};
 type Written = { slot: Slot; pos: number; stream: number; payload: Uint8Array; seq: number };
+/** A group's records, contiguous in one segment: written with one call. */
+type Batch = { slot: Slot | undefined; pos: number; buffers: Uint8Array[] };
 
 const BUILD_FAILED = Symbol('build failed');
 
@@ -191,12 +195,13 @@ export class Journal {
   /**
    * Make the stream durable: `build` runs in the next group's capture and returns the COMMIT payload and
    * its writes. Resolves with the COMMIT's LSN once it and the stream's bytes are on disk and the writes
-   * applied. A throwing `build` fails its own commit only.
+   * applied. A throwing `build` fails its own commit only. `data`: the stream's bytes, if it was held in
+   * memory rather than appended: written as DATA records just before its COMMIT, in the group's one write.
    */
-  commit(stream: JournalStream, build: () => Built): Promise<number> {
+  commit(stream: JournalStream, build: () => Built, data?: readonly Uint8Array[]): Promise<number> {
     if (this.#failed) return Promise.reject(this.#failed);
     return new Promise((resolve, reject) => {
-      this.#pending.push({ stream, build, resolve, reject });
+      this.#pending.push({ stream, build, data, resolve, reject });
       if (!this.#flushing) {
         this.#flushing = true; // cleared by the loop itself, in the same turn it sees nothing pending
         this.#flushed = this.#flushLoop();
@@ -251,8 +256,13 @@ export class Journal {
       if (members.length === 0) return;
       const written: Written[] = [];
       const lsns: number[] = [];
+      const batch: Batch = { slot: undefined, pos: 0, buffers: [] };
       try {
-        members.forEach((m, i) => lsns.push(this.#appendSync(RecordType.COMMIT, m.stream, built.results[i].payload, written)));
+        members.forEach((m, i) => {
+          if (m.data) this.#appendDataSync(m.stream, m.data, batch);
+          lsns.push(this.#appendSync(RecordType.COMMIT, m.stream, built.results[i].payload, written, batch));
+        });
+        this.#writeBatch(batch);
       } catch (err) {
         await this.#void(written);
         return members.forEach((m) => m.reject(err));
@@ -269,7 +279,9 @@ export class Journal {
       }
       this.#committedSinceCheckpoint = true;
       members.forEach((m, i) => {
-        this.end(m.stream);
+        // A stream written from memory stays open (holding the checkpoint back) until its owner has
+        // taken over its bytes (the deferred file) and ends it: no checkpoint may pass it before.
+        if (!m.data) this.end(m.stream);
         m.resolve(lsns[i]);
       });
     } finally {
@@ -310,18 +322,59 @@ export class Journal {
     }
   }
 
-  #appendSync(type: RecordTypeCode, stream: JournalStream, payload: Uint8Array, written: Written[]): number {
-    if (this.#pool.segmentSize - this.#pos - 2 * RECORD_HEADER_SIZE < payload.byteLength) this.#rollover();
+  #appendSync(type: RecordTypeCode, stream: JournalStream, payload: Uint8Array, written: Written[], batch: Batch): number {
+    if (this.#room() < payload.byteLength) this.#rolloverBatch(batch);
     const slot = this.#current();
-    if (this.#pool.segmentSize - this.#pos - 2 * RECORD_HEADER_SIZE < payload.byteLength) throw new Error(`journal record of ${payload.byteLength} bytes does not fit a segment`);
+    if (this.#room() < payload.byteLength) throw new Error(`journal record of ${payload.byteLength} bytes does not fit a segment`);
     const lsn = slot.seq! * this.#pool.segmentSize + this.#pos;
     stream.id ??= lsn;
-    const header = encodeRecordHeader(type, slot.seq!, stream.id, [payload]);
-    this.#io.writeSync(slot.fd, Buffer.concat([header, payload]), this.#pos);
-    written.push({ slot, pos: this.#pos, stream: stream.id, payload, seq: slot.seq! });
-    this.#pos += RECORD_HEADER_SIZE + payload.byteLength;
-    this.#dirty.add(slot);
+    this.#record(type, stream.id, [payload], batch);
+    written.push({ slot, pos: lsn - slot.seq! * this.#pool.segmentSize, stream: stream.id, payload, seq: slot.seq! });
     return lsn;
+  }
+
+  /** A held stream's bytes as DATA records (split where a segment ends). */
+  #appendDataSync(stream: JournalStream, data: readonly Uint8Array[], batch: Batch): void {
+    let rest = [...data];
+    let left = rest.reduce((n, c) => n + c.byteLength, 0);
+    while (left > 0) {
+      if (this.#room() <= 0) this.#rolloverBatch(batch);
+      const take = Math.min(left, this.#room());
+      const [piece, after] = split(rest, take);
+      rest = after;
+      left -= take;
+      const slot = this.#current();
+      stream.id ??= slot.seq! * this.#pool.segmentSize + this.#pos;
+      this.#record(RecordType.DATA, stream.id, piece, batch);
+    }
+  }
+
+  /** Bytes a record's payload may take here: an END must always fit after it. */
+  #room(): number {
+    return this.#pool.segmentSize - this.#pos - 2 * RECORD_HEADER_SIZE;
+  }
+
+  #record(type: RecordTypeCode, stream: number, pieces: readonly Uint8Array[], batch: Batch): void {
+    const slot = this.#current();
+    if (batch.slot !== slot) {
+      this.#writeBatch(batch);
+      batch.slot = slot;
+      batch.pos = this.#pos;
+    }
+    batch.buffers.push(encodeRecordHeader(type, slot.seq!, stream, pieces), ...pieces);
+    this.#pos += RECORD_HEADER_SIZE + pieces.reduce((n, p) => n + p.byteLength, 0);
+    this.#dirty.add(slot);
+  }
+
+  #writeBatch(batch: Batch): void {
+    if (batch.slot && batch.buffers.length > 0) this.#io.writeSync(batch.slot.fd, Buffer.concat(batch.buffers), batch.pos);
+    batch.slot = undefined;
+    batch.buffers = [];
+  }
+
+  #rolloverBatch(batch: Batch): void {
+    this.#writeBatch(batch);
+    this.#rollover();
   }
 
   /** The one barrier: fdatasync of every segment written since the last one, oldest first. */

@@ -14,6 +14,8 @@ export type Part10File = {
   transferSyntaxUid: string;
   datasetOffset: number;
   datasetLength: number;
+  /** The whole file, when the spool still holds it in memory (written after its acknowledgement). */
+  bytes?: Uint8Array;
 };
 
 /** File meta groups are small; this bounds what we read to find the dataset. */
@@ -41,6 +43,20 @@ export async function readPart10File(path: string): Promise<Part10File> {
   }
 }
 
+/** The same, for a file the spool still holds in memory. */
+export function part10FileInMemory(path: string, bytes: Uint8Array): Part10File {
+  const { meta, datasetOffset } = readPart10Header(bytes.subarray(0, META_READ_BYTES));
+  return {
+    path,
+    sopClassUid: meta.sopClassUid,
+    sopInstanceUid: meta.sopInstanceUid,
+    transferSyntaxUid: meta.transferSyntaxUid,
+    datasetOffset,
+    datasetLength: bytes.length - datasetOffset,
+    bytes,
+  };
+}
+
 /** Files named on the command line, folders walked recursively, in a stable order. */
 export async function collectFiles(paths: string[]): Promise<string[]> {
   const out: string[] = [];
@@ -59,6 +75,13 @@ export async function collectFiles(paths: string[]): Promise<string[]> {
 /** The dataset bytes before top-level Pixel Data (the whole dataset if it has none), read from disk. */
 export async function readDatasetHeader(file: Part10File): Promise<Uint8Array> {
   const walker = DatasetWalker.forSyntax(file.transferSyntaxUid, { stopAtPixelData: true });
+  if (file.bytes) {
+    const dataset = file.bytes.subarray(file.datasetOffset);
+    walker.push(dataset);
+    const end = walker.pixelDataOffset ?? dataset.length;
+    if (end > MAX_HEADER_BYTES) throw new Error(`attributes before Pixel Data exceed ${MAX_HEADER_BYTES} bytes`);
+    return dataset.subarray(0, end);
+  }
   const handle = await open(file.path, 'r');
   try {
     const chunks: Buffer[] = [];

@@ -1,7 +1,10 @@
-// One instance being received into the spool: fragments are appended, in order, to the journal (the
-// durable copy) and to a temp file under incoming/ (the Part-10 file, no fsync) as they arrive, both
-// written before more is asked for (the instance is never held whole in memory: real backpressure).
-// commit() makes it durable and indexed (see Spool); discard() forgets it.
+// One instance being received into the spool. While it is small (up to `memoryLimit`, within the
+// spool's memory budget) its fragments are only held: commit() hands them to the journal, which writes
+// them with the COMMIT in its group's one write, and its Part-10 file is written after the acknowledgement
+// (DeferredFiles). Past that, it streams: the fragments held so far and every later one are appended,
+// in order, to the journal (the durable copy) and to a temp file under incoming/ (the Part-10 file, no
+// fsync) as they arrive, both written before more is asked for (a large instance is never held whole in
+// memory: real backpressure). commit() makes it durable and indexed (see Spool); discard() forgets it.
 import { createHash } from 'node:crypto';
 import type { Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
@@ -21,6 +24,15 @@ export type IncomingHost = {
   /** Whether to SHA-256 the dataset as it streams. */
   hash(): boolean;
   isClosed(): boolean;
+  /** An instance up to this size may be held in memory until its commit. */
+  readonly memoryLimit: number;
+  /** Hold `n` more bytes in memory (false: over the spool's budget); release() gives them back. */
+  reserve(n: number): boolean;
+  release(n: number): void;
+  /** Commit an instance held in memory (its file is written after); takes over the reservation of `size` bytes. */
+  placeHeld(
+    chunks: Uint8Array[], size: number, input: CommitInput & { sha256?: string }, stream: JournalStream, extra?: (record: InstanceRecord) => void,
+  ): Promise<InstanceRecord>;
   /** Move the temp file to its final place and commit it through the journal, durably. */
   place(
     tempPath: string, size: number, input: CommitInput & { sha256?: string }, stream: JournalStream, extra?: (record: InstanceRecord) => void,
@@ -35,7 +47,9 @@ export class IncomingInstance {
   /** Resolves when the instance reaches a final state (committed, discarded or failed); never rejects. */
   readonly finished: Promise<void>;
   #host: IncomingHost;
-  #fh: Promise<FileHandle>;
+  #fh: Promise<FileHandle> | undefined;
+  /** The fragments while the instance is held in memory; undefined once it streams. */
+  #held: Uint8Array[] | undefined = [];
   #fhClosed = false;
   #queue: Uint8Array[] = [];
   #queued = 0; // bytes accepted, not yet handed to the OS
@@ -59,9 +73,7 @@ export class IncomingInstance {
     this.#hash = host.hash() ? createHash('sha256') : undefined;
     this.tempPath = tempPath;
     this.finished = new Promise((resolve) => (this.#finish = resolve));
-    this.#fh = host.ops.open(tempPath, 'wx', 0o644);
-    this.#fh.catch(() => {}); // the pump reports it
-    this.#enqueue(header);
+    this.#take(header);
   }
 
   get state(): IncomingState {
@@ -88,7 +100,7 @@ export class IncomingInstance {
     if (this.#state !== 'open') throw new SpoolError('CLOSED', `write to an instance that is ${this.#state}`);
     if (this.#error) return true;
     this.#hash?.update(chunk);
-    this.#enqueue(chunk);
+    this.#take(chunk);
     return this.#belowHighWater();
   }
 
@@ -120,6 +132,7 @@ export class IncomingInstance {
     if (this.#state !== 'open') return this.finished;
     this.#state = 'discarded';
     this.#error ??= new SpoolError('DISCARDED', 'instance discarded');
+    this.#dropHeld();
     this.#dropQueue();
     await this.#idle();
     await this.#removeTemp();
@@ -133,6 +146,15 @@ export class IncomingInstance {
       await this.#idle();
       if (this.#error) throw this.#error;
       const sha256 = this.#hash?.digest('hex');
+      const held = this.#held;
+      if (held) {
+        this.#held = undefined; // the spool owns the bytes and their reservation now
+        const record = await this.#host.placeHeld(held, this.#accepted, { ...input, ...(sha256 !== undefined ? { sha256 } : {}) }, this.#stream, extra);
+        this.#state = 'committed';
+        this.#host.journal.end(this.#stream);
+        this.#finish();
+        return record;
+      }
       // Renamed while still open (Linux allows it); the close is not on the acknowledgement path.
       const record = await this.#host.place(this.tempPath, this.#position, { ...input, ...(sha256 !== undefined ? { sha256 } : {}) }, this.#stream, extra);
       this.#state = 'committed';
@@ -141,11 +163,38 @@ export class IncomingInstance {
       return record;
     } catch (err) {
       this.#state = 'failed';
+      this.#dropHeld();
       await this.#removeTemp();
       this.#host.journal.end(this.#stream);
       this.#finish();
       throw err;
     }
+  }
+
+  /** Hold the fragment while the instance fits in memory, else stream it (and what was held before it). */
+  #take(chunk: Uint8Array): void {
+    if (chunk.byteLength === 0) return;
+    const held = this.#held;
+    if (held) {
+      if (this.#accepted + chunk.byteLength <= this.#host.memoryLimit && this.#host.reserve(chunk.byteLength)) {
+        held.push(chunk);
+        this.#accepted += chunk.byteLength;
+        return;
+      }
+      this.#dropHeld();
+      this.#fh = this.#host.ops.open(this.tempPath, 'wx', 0o644);
+      this.#fh.catch(() => {}); // the pump reports it
+      this.#accepted = 0;
+      for (const c of held) this.#enqueue(c);
+    }
+    this.#enqueue(chunk);
+  }
+
+  /** Stop holding: give the reservation back (the fragments go to the pump, or nowhere). */
+  #dropHeld(): void {
+    if (!this.#held) return;
+    this.#host.release(this.#accepted);
+    this.#held = undefined;
   }
 
   #enqueue(chunk: Uint8Array): void {
@@ -160,7 +209,7 @@ export class IncomingInstance {
   async #pump(): Promise<void> {
     this.#pumping = true;
     try {
-      const fh = await this.#fh;
+      const fh = await this.#fh!;
       while (this.#queue.length > 0 && !this.#error) {
         const batch = this.#queue;
         this.#queue = [];
@@ -222,7 +271,7 @@ export class IncomingInstance {
   }
 
   async #closeFile(): Promise<void> {
-    if (this.#fhClosed) return;
+    if (this.#fhClosed || !this.#fh) return;
     this.#fhClosed = true;
     try {
       await (await this.#fh).close();
@@ -232,6 +281,7 @@ export class IncomingInstance {
   }
 
   async #removeTemp(): Promise<void> {
+    if (!this.#fh) return; // held in memory: there is no temp file
     await this.#closeFile();
     try {
       await this.#host.ops.unlink(this.tempPath);

@@ -8,10 +8,12 @@
 // COMMIT record (actors/ingest/redo-capture.ts), so the index can always be brought up to date from the
 // journal (actors/ingest/spool-replay.ts, at open, before anything is served).
 //
-// The Part-10 file is written beside the journal as the bytes arrive (a temp file under incoming/,
-// renamed into place before the commit's flush, with no fsync): it is there, complete, when the C-STORE
-// is acknowledged, so forwarding and integrators read it at once. A checkpoint (every segment or 10 s)
-// fsyncs those files and their directories, waits for LMDB's own flush, and only then lets the journal
+// The Part-10 file: an instance held in memory (up to `memoryLimit`, within `memoryBudget`: most
+// instances) goes to the journal in its COMMIT's group write and its file is written right after the
+// acknowledgement (actors/ingest/deferred-files.ts; readers wait with whenWritten). A larger one is
+// written beside the journal as its bytes arrive (a temp file under incoming/, renamed into place before
+// the commit's flush, with no fsync). A checkpoint (every segment or 10 s) waits for the deferred files,
+// fsyncs the files and their directories, waits for LMDB's own flush, and only then lets the journal
 // reuse the segments that held them. After a crash, replay writes every instance committed since the
 // last checkpoint again from the journal.
 //
@@ -40,6 +42,7 @@ import type { SpoolFsOps } from './spool-fs.ts';
 import { findOrphans as scanOrphans, removeLeftovers, verifyIndex } from './spool-startup.ts';
 import type { SpoolStartupReport } from './spool-startup.ts';
 import { FileSyncs } from './file-syncs.ts';
+import { DeferredFiles } from './deferred-files.ts';
 import { claimJournal } from './journal-owner.ts';
 import { Journal } from './journal.ts';
 import type { JournalIo, JournalStream } from './journal.ts';
@@ -96,6 +99,10 @@ export type SpoolOptions = {
   logger?: Logger;
   /** Bytes buffered per instance before write() asks the producer to pause (default 1 MiB). */
   highWaterMark?: number;
+  /** An instance up to this size is held in memory until it is committed, its file written after (default 1 MiB; 0: always stream). */
+  memoryLimit?: number;
+  /** Bytes held in memory over all instances, received or waiting for their file (default 64 MiB). */
+  memoryBudget?: number;
   /** Stat every indexed file at open (default true). */
   verify?: boolean;
   /** Replace file-system calls (tests inject failures). */
@@ -130,6 +137,7 @@ export class Spool {
   #redo: RedoCapture;
   #meta: Database<number, string>;
   #fileSyncs: FileSyncs;
+  #deferred: DeferredFiles;
   #instances: Database<InstanceRecord, string>;
   #byStudy: Database<string, string>;
   #ops: SpoolFsOps;
@@ -148,7 +156,7 @@ export class Spool {
 
   private constructor(opts: {
     dir: string; fsync: boolean; db: RootDatabase; ops: SpoolFsOps; log: Logger; highWaterMark: number; startup: SpoolStartupReport;
-    journal: Journal | undefined; hashDatasets: boolean;
+    journal: Journal | undefined; hashDatasets: boolean; memoryLimit: number; memoryBudget: number;
   }) {
     this.dir = opts.dir;
     this.fsync = opts.fsync;
@@ -159,6 +167,11 @@ export class Spool {
     this.#log = opts.log;
     this.#journal = opts.journal;
     this.#fileSyncs = new FileSyncs(opts.dir);
+    this.#deferred = new DeferredFiles({
+      dir: opts.dir, ops: opts.ops, logger: opts.log, budget: opts.memoryBudget,
+      ensureDir: (dirRel) => this.#ensureDir(dirRel),
+      written: (lsn, file) => this.fsync && this.#fileSyncs.add(lsn, file),
+    });
     // Before any sub-database opens: every one reports its writes while a commit is captured.
     this.#redo = new RedoCapture(opts.db);
     this.#meta = opts.db.openDB<number, string>({ name: 'journal-meta' });
@@ -174,8 +187,12 @@ export class Spool {
       hash: () => this.hashDatasets,
       isClosed: () => this.#closed,
       place: (tempPath, size, input, stream, extra) => this.#place(tempPath, size, input, stream, extra),
+      memoryLimit: opts.memoryLimit,
+      reserve: (n) => this.#deferred.reserve(n),
+      release: (n) => this.#deferred.release(n),
+      placeHeld: (chunks, size, input, stream, extra) => this.#placeHeld(chunks, size, input, stream, extra),
     };
-    bindIndexToJournal(opts.journal, opts.db, this.#meta, () => (this.fsync ? this.#fileSyncs : undefined));
+    bindIndexToJournal(opts.journal, opts.db, this.#meta, () => (this.fsync ? this.#fileSyncs : undefined), (lsn) => this.#deferred.writtenBefore(lsn));
   }
 
   /** Whether a spool was ever opened in `dir` (read-only commands look before they open: opening creates it). */
@@ -218,6 +235,7 @@ export class Spool {
     const startup: SpoolStartupReport = { tempFilesRemoved, checked: 0, missing: 0, sizeMismatch: 0, problems: [] };
     const spool = new Spool({
       dir, fsync, db, ops, log, highWaterMark: opts.highWaterMark ?? 1024 * 1024, startup, journal, hashDatasets: opts.hashDatasets ?? true,
+      memoryLimit: opts.memoryLimit ?? 1024 * 1024, memoryBudget: opts.memoryBudget ?? 64 * 1024 * 1024,
     });
     spool.#release = release;
     if (journal) {
@@ -236,7 +254,8 @@ export class Spool {
   begin(header: Uint8Array): IncomingInstance {
     if (this.#closed) throw new SpoolError('CLOSED', 'spool is closed');
     if (!this.#journal || !this.#host) throw new SpoolError('CLOSED', 'spool opened without ingest (the journal belongs to another process)');
-    const name = `${process.pid}-${(++this.#seq).toString(36)}-${randomBytes(4).toString('hex')}.part`;
+    // Unique within this process; the owner of the journal clears incoming/ at open.
+    const name = `${process.pid}-${(++this.#seq).toString(36)}.part`;
     const incoming = new IncomingInstance(this.#host, path.join(this.dir, 'incoming', name), header, this.#journal.stream());
     this.#live.add(incoming);
     void incoming.finished.then(() => this.#live.delete(incoming));
@@ -279,6 +298,7 @@ export class Spool {
       this.#readable();
       const record = this.#instances.get(sopInstanceUid);
       if (!record) return false;
+      await this.#deferred.whenWritten(record.path);
       await this.db.transaction(() => {
         this.#instances.remove(sopInstanceUid);
         this.#byStudy.remove(record.studyInstanceUid, sopInstanceUid);
@@ -306,6 +326,19 @@ export class Spool {
   }
 
   /**
+   * Resolves once the file at `file` (relative to the spool, as in a row) is written: an instance held in
+   * memory is acknowledged before its file exists (see deferred-files.ts). Readers of a file await this.
+   */
+  whenWritten(file: string): Promise<void> {
+    return this.#deferred.whenWritten(file);
+  }
+
+  /** The whole Part-10 file at `file` while it is held in memory, not written yet (else undefined: read the file). */
+  heldFile(file: string): Uint8Array | undefined {
+    return this.#deferred.heldFile(file);
+  }
+
+  /**
    * Files under instances/ that no index row points to. They are never acknowledged instances: a crash
    * between rename and index commit, or between a duplicate's commit and the removal of the file it
    * replaced. Walks the whole tree and holds every indexed path; for maintenance, not the hot path.
@@ -324,7 +357,8 @@ export class Spool {
       // The callers of those commits do their follow-up (e.g. the completion tracker's afterCommit reads
       // its groups) a few promise hops later: let them, before the index closes under them.
       if (live.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-      await this.#journal?.close();
+      await this.#journal?.close(); // its last checkpoint waits for the deferred files
+      this.#deferred.close();
       this.#release?.();
       this.#indexClosed = true;
       await this.db.close();
@@ -333,36 +367,17 @@ export class Spool {
   }
 
   /**
-   * The durable placement, under a per-SOP-UID lock so two copies of one instance never interleave.
-   * The temp file is renamed into place (no fsync: the journal holds the bytes), then the journal
-   * commits the row and the caller's writes (one group flush, then the LMDB transaction). A duplicate
-   * whose canonical name is taken by the indexed copy gets a fresh name: the old file stays intact
-   * until the new row is committed, so a crash never leaves a row describing the wrong bytes.
+   * The durable placement of a streamed instance, under a per-SOP-UID lock so two copies of one instance
+   * never interleave. The temp file is renamed into place (no fsync: the journal holds the bytes), then
+   * the journal commits the row and the caller's writes (one group flush, then the LMDB transaction).
    */
   #place(
     tempPath: string, size: number, input: CommitInput & { sha256?: string }, stream: JournalStream, extra?: (record: InstanceRecord) => void,
   ): Promise<InstanceRecord> {
-    const uid = input.sopInstanceUid;
-    return this.#withSopLock(uid, async () => {
-      const previous = this.#instances.get(uid);
-      const dirRel = path.join('instances', uidFileName(input.studyInstanceUid), uidFileName(input.seriesInstanceUid));
-      const base = uidFileName(uid);
-      let fileRel = path.join(dirRel, `${base}.dcm`);
-      if (previous?.path === fileRel) fileRel = path.join(dirRel, `${base}~${Date.now().toString(36)}${randomBytes(3).toString('hex')}.dcm`);
-      const finalPath = path.join(this.dir, fileRel);
-      await this.#renameIntoPlace(tempPath, finalPath, dirRel);
-      const { sha256, ...rest } = input;
-      const record: InstanceRecord = { ...rest, ...(sha256 !== undefined ? { sha256 } : {}), path: fileRel, size };
-      if (previous) {
-        record.duplicateOf = {
-          receivedAt: previous.receivedAt,
-          size: previous.size,
-          callingAeTitle: previous.callingAeTitle,
-          remoteAddress: previous.remoteAddress,
-          path: previous.path,
-          ...(previous.sha256 !== undefined ? { sha256: previous.sha256 } : {}),
-        };
-      }
+    return this.#withSopLock(input.sopInstanceUid, async () => {
+      const { record, previous } = this.#recordFor(input, size);
+      const finalPath = path.join(this.dir, record.path);
+      await this.#renameIntoPlace(tempPath, finalPath, path.dirname(record.path));
       let lsn: number;
       try {
         lsn = await this.#commit(stream, record, previous, extra);
@@ -370,22 +385,81 @@ export class Spool {
         await this.#unlinkQuietly(finalPath); // not indexed: the file must go
         throw err;
       }
-      if (this.fsync) this.#fileSyncs.add(lsn, fileRel); // synced by the next checkpoint
-      if (previous && previous.path !== fileRel) await this.#unlinkQuietly(path.join(this.dir, previous.path));
-      if (previous) {
-        // Level 2 storage keeps the latest copy (PS3.4 B.4.1); whether peers get it again is their `duplicates` policy.
-        const identical = previous.sha256 === undefined || record.sha256 === undefined ? undefined : previous.sha256 === record.sha256;
-        this.#log.warn({ sopInstanceUid: uid, path: fileRel, identical, previous: record.duplicateOf }, 'duplicate SOP Instance UID: overwritten');
-      }
+      if (this.fsync) this.#fileSyncs.add(lsn, record.path); // synced by the next checkpoint
+      await this.#replaced(record, previous);
       return record;
     });
+  }
+
+  /**
+   * The placement of an instance held in memory: its bytes go to the journal with its COMMIT (one write,
+   * one shared flush), and its file is written after the acknowledgement (DeferredFiles). Takes over the
+   * reservation of `size` bytes.
+   */
+  #placeHeld(
+    chunks: Uint8Array[], size: number, input: CommitInput & { sha256?: string }, stream: JournalStream, extra?: (record: InstanceRecord) => void,
+  ): Promise<InstanceRecord> {
+    return this.#withSopLock(input.sopInstanceUid, async () => {
+      const { record, previous } = this.#recordFor(input, size);
+      let lsn: number;
+      try {
+        lsn = await this.#commit(stream, record, previous, extra, chunks);
+      } catch (err) {
+        this.#deferred.release(size);
+        throw err;
+      }
+      this.#deferred.add(lsn, record.path, chunks, size);
+      await this.#replaced(record, previous);
+      return record;
+    });
+  }
+
+  /**
+   * The row for an instance about to be committed. A duplicate whose canonical name is taken by the
+   * indexed copy gets a fresh name: the old file stays intact until the new row is committed, so a crash
+   * never leaves a row describing the wrong bytes.
+   */
+  #recordFor(input: CommitInput & { sha256?: string }, size: number): { record: InstanceRecord; previous: InstanceRecord | undefined } {
+    const uid = input.sopInstanceUid;
+    const previous = this.#instances.get(uid);
+    const dirRel = path.join('instances', uidFileName(input.studyInstanceUid), uidFileName(input.seriesInstanceUid));
+    const base = uidFileName(uid);
+    let fileRel = path.join(dirRel, `${base}.dcm`);
+    if (previous?.path === fileRel) fileRel = path.join(dirRel, `${base}~${Date.now().toString(36)}${randomBytes(3).toString('hex')}.dcm`);
+    const { sha256, ...rest } = input;
+    const record: InstanceRecord = { ...rest, ...(sha256 !== undefined ? { sha256 } : {}), path: fileRel, size };
+    if (previous) {
+      record.duplicateOf = {
+        receivedAt: previous.receivedAt,
+        size: previous.size,
+        callingAeTitle: previous.callingAeTitle,
+        remoteAddress: previous.remoteAddress,
+        path: previous.path,
+        ...(previous.sha256 !== undefined ? { sha256: previous.sha256 } : {}),
+      };
+    }
+    return { record, previous };
+  }
+
+  /** After a duplicate's row is committed: the file it replaced goes, and the log says so. */
+  async #replaced(record: InstanceRecord, previous: InstanceRecord | undefined): Promise<void> {
+    if (!previous) return;
+    if (previous.path !== record.path) {
+      await this.#deferred.forget(previous.path); // held and not written yet: it never will be
+      await this.#unlinkQuietly(path.join(this.dir, previous.path));
+    }
+    // Level 2 storage keeps the latest copy (PS3.4 B.4.1); whether peers get it again is their `duplicates` policy.
+    const identical = previous.sha256 === undefined || record.sha256 === undefined ? undefined : previous.sha256 === record.sha256;
+    this.#log.warn({ sopInstanceUid: record.sopInstanceUid, path: record.path, identical, previous: record.duplicateOf }, 'duplicate SOP Instance UID: overwritten');
   }
 
   /**
    * The row, the study index and the caller's extra writes, captured as the COMMIT record's redo list and
    * applied in the group's LMDB transaction: all or nothing. What `extra` throws is rethrown as it is.
    */
-  async #commit(stream: JournalStream, record: InstanceRecord, previous: InstanceRecord | undefined, extra?: (record: InstanceRecord) => void): Promise<number> {
+  async #commit(
+    stream: JournalStream, record: InstanceRecord, previous: InstanceRecord | undefined, extra?: (record: InstanceRecord) => void, data?: Uint8Array[],
+  ): Promise<number> {
     let extraError: { error: unknown } | undefined;
     try {
       return await this.#journal!.commit(stream, () => {
@@ -404,7 +478,7 @@ export class Spool {
           }
         });
         return { payload: serialize({ record, ops } satisfies CommitPayload), apply: () => this.#redo.apply(ops) };
-      });
+      }, data);
     } catch (err) {
       if (extraError) throw extraError.error;
       const failure = toSpoolError(err, 'journal commit');

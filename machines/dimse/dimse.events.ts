@@ -6,9 +6,10 @@ import type { Command } from '../../protocol/dimse.ts';
  *  'prepared': a replacement header (modified attributes) then the file region from the first byte
  *  it did not replace, optionally converted between uncompressed transfer syntaxes on the way. */
 export type DatasetSource =
-  | { kind: 'file'; path: string; offset: number; length: number }
+  /** `bytes`: the whole file, when the spool still holds it in memory (its file is written after the acknowledgement). */
+  | { kind: 'file'; path: string; offset: number; length: number; bytes?: Uint8Array }
   | {
-    kind: 'prepared'; head: Uint8Array; path: string; offset: number; length: number; convert?: { from: string; to: string };
+    kind: 'prepared'; head: Uint8Array; path: string; offset: number; length: number; bytes?: Uint8Array; convert?: { from: string; to: string };
     /** Deflated file region (convert.from Deflated): inflated bytes that `head`, in Explicit VR LE, replaces. */
     skip?: number;
   }

@@ -157,6 +157,8 @@ test('PixelMed sends Deflated → router → storescp Implicit-LE-only and Expli
   const sent = await pixelmedStore(router.port, originals);
   t.is(sent.code, 0, sent.out);
   await eventually(t, 'both destinations have every instance', () => delivered(router) === 2 * originals.length, router.output);
+  // Acknowledged from memory, their files follow (written once the router's ingest pauses).
+  await eventually(t, 'every Part-10 file in the spool', () => filesUnder(join(router.dataDir, 'instances')).length === originals.length, router.output);
   const stored = await Promise.all(filesUnder(join(router.dataDir, 'instances')).map((f) => readPart10File(f)));
   t.true(stored.length === originals.length && stored.every((f) => f.transferSyntaxUid === TS.deflatedLE), 'PixelMed sent them Deflated and the router kept them so');
   await assertArrived(t, originals, a, TS.implicitLE, '+ti');
@@ -202,6 +204,7 @@ test('storescu sends Deflated, modified on the way to an Implicit-LE-only peer; 
   const n = await run('storescu', ['-aet', 'NATIVE', '-aec', 'DICOM_ROUTER', '-xi', '127.0.0.1', String(router.port), ...natives]);
   t.is(n.code, 0, n.stdout + n.stderr);
   await eventually(t, 'every instance delivered', () => delivered(router) === originals.length + natives.length, router.output);
+  await eventually(t, 'every Part-10 file in the spool', () => filesUnder(join(router.dataDir, 'instances')).length === originals.length + natives.length, router.output);
   const stored = new Map((await Promise.all(filesUnder(join(router.dataDir, 'instances')).map((f) => readPart10File(f)))).map((f) => [f.sopInstanceUid, f.transferSyntaxUid]));
   for (const f of deflated) t.is(stored.get((await readPart10File(f)).sopInstanceUid), TS.deflatedLE, 'storescu sent it Deflated');
   await assertArrived(t, originals, a, TS.implicitLE, '+ti', { modify: ['(0008,0080)=General Hospital'] });

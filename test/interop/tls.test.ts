@@ -66,7 +66,8 @@ test('DCMTK echoscu and storescu over TLS (client certificate presented) to the 
   ]);
   t.is(a.code, 0, a.stdout + a.stderr);
   t.is(b.code, 0, b.stdout + b.stderr);
-  t.is(instancesIn(router.dataDir) - before, 6);
+  // Acknowledged from memory, their files follow (written once the router's ingest pauses).
+  await eventually(t, 'six more Part-10 files in the spool', () => instancesIn(router.dataDir) - before === 6);
   const accepted = logLines(router).filter((l) => l.msg === 'association accepted' && l.callingAe === 'MODALITY');
   t.true(accepted.some((l) => l.listener === 'tls') && accepted.some((l) => l.listener === 'plain'));
 });

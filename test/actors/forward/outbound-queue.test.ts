@@ -293,6 +293,7 @@ test('an instance still pending for a peer: never and if-changed (same bytes) sk
   t.regex((again.results.get('CHANGED') as SkippedDuplicate).why, /unchanged, already queued as CHANGED:/);
   // The spool replaced the file: every item that would have sent the old one sends the new one.
   t.false(existsSync(path.join(dir, first.record.path)));
+  await spool.whenWritten(again.record.path); // held in memory at first: its file follows the commit
   for (const item of queue.list()) {
     t.is(item.path, again.record.path);
     t.true(existsSync(path.join(dir, item.path)));

@@ -13,7 +13,7 @@ const HOUR = 3600_000;
 async function store(spool: Spool, queue: OutboundQueue, sop: string, peers: string[]) {
   const incoming = spool.begin(Buffer.from('header'));
   incoming.write(Buffer.from('dataset'));
-  return incoming.commit(
+  const record = await incoming.commit(
     {
       sopInstanceUid: sop, sopClassUid: '1.2.840.10008.5.1.4.1.1.2', studyInstanceUid: '1.2.3', seriesInstanceUid: '1.2.3.4', patientId: 'P',
       transferSyntaxUid: '1.2.840.10008.1.2.1', callingAeTitle: 'A', calledAeTitle: 'B', listener: 'main', remoteAddress: '127.0.0.1',
@@ -25,6 +25,8 @@ async function store(spool: Spool, queue: OutboundQueue, sop: string, peers: str
       }
     },
   );
+  await spool.whenWritten(record.path); // held in memory at first: its file follows the commit
+  return record;
 }
 
 test('a file stays while any destination has not confirmed it, and for the keep period after the last confirmation', async (t) => {

@@ -61,10 +61,13 @@ async function writeAll(incoming: IncomingInstance, data: Uint8Array, fragment =
   return pauses;
 }
 
+/** Store one instance; resolves once its file is written too (an instance held in memory gets it after its commit). */
 async function store(spool: Spool, uid: string, body: Buffer, over: Partial<CommitInput> = {}) {
   const incoming = spool.begin(header(uid));
   await writeAll(incoming, body);
-  return incoming.commit(input(uid, over));
+  const record = await incoming.commit(input(uid, over));
+  await spool.whenWritten(record.path);
+  return record;
 }
 
 /** Byte comparison without ava's deep diff (which is very slow on megabytes). */
@@ -83,9 +86,10 @@ async function filesUnder(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-test('fragments are committed to a file at its path, byte-identical, indexed, and survive reopen', async (t) => {
+for (const [mode, memoryLimit] of [['held in memory, its file written after the commit', undefined], ['streamed to a temp file', 0]] as const) {
+test(`fragments are committed to a file at its path, byte-identical, indexed, and survive reopen (${mode})`, async (t) => {
   const dir = tempDir(t);
-  let spool = await Spool.open({ dir });
+  let spool = await Spool.open({ dir, memoryLimit });
   const body = pattern(300_000, 1);
   const incoming = spool.begin(header('one'));
   await writeAll(incoming, body, 16_000);
@@ -94,6 +98,11 @@ test('fragments are committed to a file at its path, byte-identical, indexed, an
   t.is(record.path, path.join('instances', '1.2.3', '1.2.3.4', '1.2.3.4.5.dcm'));
   t.is(record.size, 164 + 300_000);
   t.is(incoming.state, 'committed');
+  const held = spool.heldFile(record.path);
+  if (held) t.true(Buffer.from(held).equals(Buffer.concat([header('one'), body])), 'the bytes held until the file is written');
+  if (memoryLimit === 0) t.is(held, undefined, 'a streamed instance is never held');
+  await spool.whenWritten(record.path);
+  t.is(spool.heldFile(record.path), undefined, 'nothing held once written');
   await assertFileBytes(t, path.join(dir, record.path), Buffer.concat([header('one'), body]));
   t.deepEqual(spool.get('1.2.3.4.5'), record);
   t.is(spool.count(), 1);
@@ -106,6 +115,7 @@ test('fragments are committed to a file at its path, byte-identical, indexed, an
   t.like(spool.startup, { tempFilesRemoved: 0, checked: 1, missing: 0, sizeMismatch: 0 });
   await spool.close();
 });
+}
 
 test('discard leaves nothing; a discarded instance can be neither written nor committed', async (t) => {
   const dir = tempDir(t);
@@ -262,6 +272,7 @@ test('extra writes share the index transaction and roll back with it', async (t)
   t.is(err, boom);
   t.is(spool.get('1.10.2'), undefined);
   t.is(queue.get('0002:1.10.2'), undefined);
+  await spool.whenWritten(spool.get('1.10.1')!.path);
   t.deepEqual(await filesUnder(dir + '/incoming'), []);
   t.is((await filesUnder(dir + '/instances')).length, 1);
   await spool.close();
@@ -334,7 +345,8 @@ async function assertNothingPartial(t: ExecutionContext, spool: Spool, dir: stri
 test('injected failures: ENOSPC/EDQUOT in write, fsync or rename are DISK_FULL; nothing partial; then it works again', async (t) => {
   const dir = tempDir(t);
   const { state, ops } = faultyOps();
-  const spool = await Spool.open({ dir, fsOps: ops });
+  // Streamed instances: their file is written before the commit (held ones: the next test).
+  const spool = await Spool.open({ dir, fsOps: ops, memoryLimit: 0 });
 
   state.budget = 100_000; // the disk fills up half-way through a 1 MB instance (a short write, then ENOSPC)
   const incoming = spool.begin(header('full'));
@@ -364,6 +376,28 @@ test('injected failures: ENOSPC/EDQUOT in write, fsync or rename are DISK_FULL; 
     await assertNothingPartial(t, spool, dir, ++indexed);
   }
   await spool.close();
+});
+
+test('a file that cannot be written after its acknowledgement is kept, sent from memory, and written once it can be', async (t) => {
+  const dir = tempDir(t);
+  const { state, ops } = faultyOps();
+  const spool = await Spool.open({ dir, fsOps: ops });
+  const body = pattern(20_000, 3);
+  const incoming = spool.begin(header('later'));
+  await writeAll(incoming, body);
+  state.failOnce = { op: 'writev', code: 'ENOSPC' };
+  const record = await incoming.commit(input('1.16.1')); // durable in the journal: acknowledged
+  t.is(spool.get('1.16.1')?.path, record.path);
+  const written = spool.whenWritten(record.path); // starts the write now: it fails once, then is retried
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  t.true(Buffer.from(spool.heldFile(record.path) ?? []).equals(Buffer.concat([header('later'), body])), 'still held while its file cannot be written');
+  await written;
+  await assertFileBytes(t, path.join(dir, record.path), Buffer.concat([header('later'), body]));
+  t.is(spool.heldFile(record.path), undefined);
+  await spool.close();
+  const again = await Spool.open({ dir });
+  t.like(again.startup, { checked: 1, missing: 0, sizeMismatch: 0 });
+  await again.close();
 });
 
 /** A tiny file system we can fill: tmpfs, else an ext4 loop device, else undefined (not permitted here). */
@@ -446,8 +480,9 @@ test.serial('a disk filling up under the index: LMDB commit failures are DISK_FU
     return;
   }
   const dir = path.join(fsys.dir, 'spool');
-  // A journal that fits the tiny file system: two 256 KiB segments kept.
-  const spool = await Spool.open({ dir, journal: { segmentSize: 256 * 1024, segments: 2 } });
+  // A journal that fits the tiny file system: two 256 KiB segments kept. Instances streamed (memoryLimit 0),
+  // so each file is written before its commit and the commit meets the full disk (held instances: below).
+  const spool = await Spool.open({ dir, journal: { segmentSize: 256 * 1024, segments: 2 }, memoryLimit: 0 });
   const filler = path.join(fsys.dir, 'filler');
   try {
     await fillUp(filler);
