@@ -5,8 +5,9 @@
 //   after-flush:N   right after the N-th journal fdatasync, before the group's index transaction
 //   header:N        right after the N-th segment header write (a segment being recycled)
 //   checkpoint:N    in the N-th checkpoint, before its file is replaced
+//   after-ack:N     right after the N-th "ACK" line (instances held in memory: their files not written yet)
 //   none
-import { fdatasync, writeSync } from 'node:fs';
+import { existsSync, fdatasync, writeSync } from 'node:fs';
 import { Spool } from '../../actors/ingest/spool.ts';
 import { OutboundQueue, queueItemFor } from '../../actors/forward/outbound-queue.ts';
 import { SEGMENT_HEADER_SIZE } from '../../actors/ingest/journal-format.ts';
@@ -14,7 +15,7 @@ import { crashBody, crashHeader, crashInput, crashUid } from '../actors/ingest/f
 
 const [kind, nth] = (process.env.CRASH ?? 'none').split(':');
 const at = Number(nth ?? 0);
-const counts = { 'after-flush': 0, header: 0, checkpoint: 0 } as Record<string, number>;
+const counts = { 'after-flush': 0, header: 0, checkpoint: 0, 'after-ack': 0 } as Record<string, number>;
 const die = (step: string): void => {
   if (kind === step && ++counts[step] === at) process.kill(process.pid, 'SIGKILL');
 };
@@ -51,6 +52,7 @@ console.log(`OPEN ${spool.count()}`);
 const count = Number(process.env.COUNT ?? 100);
 const parallel = Number(process.env.PARALLEL ?? 4);
 let next = 0;
+const acked: string[] = [];
 await Promise.all(
   Array.from({ length: parallel }, async () => {
     while (next < count) {
@@ -62,6 +64,16 @@ await Promise.all(
       }
       await incoming.commit(crashInput(i), (record) => void queue.enqueue(queueItemFor({ peer: 'PACS', modifications: [] }, 'all', record)));
       console.log(`ACK ${crashUid(i)}`);
+      if (kind === 'after-ack' && counts['after-ack'] + 1 === at) {
+        // Before dying: which acknowledged instances have no file yet (the test checks replay writes them).
+        const missing = [...acked, crashUid(i)].filter((uid) => {
+          const path = spool.get(uid)?.path;
+          return path !== undefined && !existsSync(`${process.env.JOURNAL_DIR}/${path}`);
+        });
+        console.log(`NOFILE ${missing.join(' ')}`);
+      }
+      acked.push(crashUid(i));
+      die('after-ack');
     }
   }),
 );

@@ -86,6 +86,16 @@ for (const [name, crash] of [
   });
 }
 
+test('SIGKILL right after acknowledgements whose Part-10 files are not written yet: replay writes them from the journal', async (t) => {
+  const dir = tempDir(t);
+  const run = await runChild(dir, { CRASH: 'after-ack:40', COUNT: '120' });
+  t.is(run.signal, 'SIGKILL', run.output.slice(-500));
+  const noFile = /^NOFILE (.*)$/m.exec(run.output)?.[1].split(' ').filter(Boolean) ?? [];
+  t.true(noFile.length > 0, 'at the kill, some acknowledged instances had no file yet (held in memory, written after the acknowledgement)');
+  await assertAcknowledgedSurvive(t, dir, run.acked);
+  t.log(`${run.acked.length} acknowledged, ${noFile.length} of them without a file when killed`);
+});
+
 test('SIGKILL during replay, again and again: replay is idempotent and loses nothing', async (t) => {
   const dir = tempDir(t);
   // Leave a journal to replay: killed right after a flush, with instances in flight.
