@@ -11,7 +11,7 @@
 // parse once and answers from it from then on.
 import { data } from 'dcmjs';
 import type { DenaturalizedDataset, ReadBufferStream } from 'dcmjs';
-import { CHARSET_VRS, decodeText } from './charset.ts';
+import { CHARSET_VRS, decodeText, parseCharset } from './charset.ts';
 import type { Charset } from './charset.ts';
 import type { ElementSpan } from './dataset-rewrite.ts';
 import { dictionaryVr } from './ts-convert.ts';
@@ -19,6 +19,10 @@ import { EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_E
 
 /** VRs decoded one element at a time; any other (SQ, OB, OW, UN, AT...) reads the whole dataset. */
 const ELEMENT_VRS = new Set(['AE', 'AS', 'CS', 'DA', 'DS', 'DT', 'IS', 'LO', 'LT', 'PN', 'SH', 'ST', 'TM', 'UC', 'UI', 'UR', 'UT', 'US', 'SS', 'UL', 'SL', 'FL', 'FD']);
+
+/** Text in the default repertoire whatever the Specific Character Set (PS3.5 6.1.2.3): decoded as it is. */
+const ASCII_TEXT_VRS = new Set(['UI']);
+const ASCII = parseCharset(undefined);
 
 const HEX_TAG = /^[0-9A-Fa-f]{8}$/;
 
@@ -75,12 +79,15 @@ export function lazyDataset(source: LazyDatasetSource): Record<string, unknown> 
     if (span === undefined) return { value: undefined };
     const vr = span.vr ?? dictionaryVr(tag);
     if (!ELEMENT_VRS.has(vr) || span.length === 0xffffffff) return 'whole';
+    if (CHARSET_VRS.has(vr) || ASCII_TEXT_VRS.has(vr)) {
+      // Text is split and trimmed here, as dcmjs does, without its element reader (most of the cost).
+      const value = new Uint8Array(source.bytes, span.valueStart, span.end - span.valueStart);
+      return { value: naturalValue(tag, { vr, Value: textValues(value, CHARSET_VRS.has(vr) ? source.charset : ASCII, vr) }) };
+    }
     stream ??= new data.ReadBufferStream(source.bytes, enc.littleEndian, { noCopy: true });
     stream.offset = span.start;
     const read = data.DicomMessage._readTag(stream, syntax);
-    const entry = { vr: read.vr.type, Value: read.values as unknown[] };
-    if (CHARSET_VRS.has(entry.vr)) entry.Value = textValues(new Uint8Array(source.bytes, span.valueStart, span.end - span.valueStart), source.charset, entry.vr);
-    return { value: naturalValue(tag, entry) };
+    return { value: naturalValue(tag, { vr: read.vr.type, Value: read.values as unknown[] }) };
   };
 
   /** Whether the element is there (an empty value counts), known from the spans alone. */

@@ -33,6 +33,8 @@ const UNDEFINED = 0xffffffff;
 const MAX_DEPTH = 256;
 // PS3.5 Table 7.1-1: VRs with a reserved field and a 32-bit length.
 const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+/** LONG_VRS by their two bytes (first << 8 | second): checked for every element header. */
+const LONG_VR_CODES = new Set([...LONG_VRS].map((vr) => (vr.charCodeAt(0) << 8) | vr.charCodeAt(1)));
 const ALL_VRS = new Set([
   ...LONG_VRS,
   ...['AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FL', 'FD', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US'],
@@ -63,8 +65,8 @@ function tagString(tag: number): string {
 }
 
 export class DatasetWalker {
-  readonly #explicitVr: boolean;
-  readonly #littleEndian: boolean;
+  /** The top level's encoding, one object (asked for at every element header). */
+  readonly #topMode: { explicitVr: boolean; littleEndian: boolean };
   readonly #stopAtPixelData: boolean;
   readonly #stack: Frame[] = [];
   readonly #hdr = new Uint8Array(12);
@@ -84,8 +86,7 @@ export class DatasetWalker {
   }
 
   constructor(opts: WalkerOptions) {
-    this.#explicitVr = opts.explicitVr;
-    this.#littleEndian = opts.littleEndian;
+    this.#topMode = { explicitVr: opts.explicitVr, littleEndian: opts.littleEndian };
     this.#stopAtPixelData = opts.stopAtPixelData ?? false;
   }
 
@@ -168,7 +169,7 @@ export class DatasetWalker {
 
   #mode(): { explicitVr: boolean; littleEndian: boolean } {
     const top = this.#stack[this.#stack.length - 1];
-    return top ?? { explicitVr: this.#explicitVr, littleEndian: this.#littleEndian };
+    return top ?? this.#topMode;
   }
 
   #limit(): number {
@@ -207,7 +208,7 @@ export class DatasetWalker {
     if (top !== undefined && top.kind !== 'item') return false; // only items/delimiters there
     const tag = this.#tagAt(mode.littleEndian);
     if (tag >>> 16 === 0xfffe) return false;
-    return LONG_VRS.has(String.fromCharCode(this.#hdr[4], this.#hdr[5]));
+    return LONG_VR_CODES.has((this.#hdr[4] << 8) | this.#hdr[5]);
   }
 
   #onHeader(start: number, headerSize: number): void {
