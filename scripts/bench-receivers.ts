@@ -10,7 +10,16 @@ import type { Started } from '../test/helpers/processes.ts';
 
 export type Receiver = Started & { name: string; port: number; aeTitle: string; pid: number };
 
-export type Measured = { seconds: number; instances: number; bytes: number; peakRssMb: number };
+/** The router's journal: per commit, where its durable barrier went (µs), from its 'journal group commits' line. */
+export type GroupCommits = { groups: number; commits: number; perCommitUs: { capture: number; write: number; flush: number; apply: number } };
+
+export type Measured = { seconds: number; instances: number; bytes: number; peakRssMb: number; journal?: GroupCommits };
+
+/** The router's account of its group commits, logged when it stops. */
+export function groupCommitsOf(output: string): GroupCommits | undefined {
+  const line = output.split('\n').find((l) => l.includes('"msg":"journal group commits"'));
+  return line ? (JSON.parse(line) as GroupCommits) : undefined;
+}
 
 export function peakRssMb(pid: number): number {
   try {
@@ -61,7 +70,10 @@ export async function measure(kind: 'storescp' | 'orthanc' | 'router', dir: stri
   for (let i = 0; i < (opts.repeat ?? 1); i++) {
     const receiver = await startReceiver(kind, pdu, opts);
     try {
-      runs.push({ ...(await sendTo(receiver, dir, pdu, opts.associations)), name: receiver.name });
+      const measured = await sendTo(receiver, dir, pdu, opts.associations);
+      await receiver.stop();
+      const journal = kind === 'router' ? groupCommitsOf(receiver.output()) : undefined;
+      runs.push({ ...measured, name: receiver.name, ...(journal ? { journal } : {}) });
     } finally {
       await receiver.stop();
     }

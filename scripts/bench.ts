@@ -87,6 +87,15 @@ for (const set of sets) {
   const ours = await measure('router', dir, pdu, { repeat });
   peak = Math.max(peak, ours.peakRssMb);
   console.log(row('router (durable)', ours, scp));
+  const j = ours.journal;
+  if (j) {
+    const perInstanceUs = (ours.seconds / ours.instances) * 1e6;
+    const barrier = j.perCommitUs.capture + j.perCommitUs.write + j.perCommitUs.flush + j.perCommitUs.apply;
+    console.log(
+      `router, per instance: ${perInstanceUs.toFixed(0)} µs wall; its durable barrier ${barrier.toFixed(0)} µs (index capture ${j.perCommitUs.capture}, journal write ${j.perCommitUs.write}, ` +
+        `fdatasync ${j.perCommitUs.flush}, index apply ${j.perCommitUs.apply}; ${(j.commits / j.groups).toFixed(2)} commits per group), the rest ${(perInstanceUs - barrier).toFixed(0)} µs (receive, parse, route, respond)`,
+    );
+  }
   if (process.env.BENCH_FSYNC_OFF === '1') console.log(row('router (fsync off)', await measure('router', dir, pdu, { repeat, fsync: false }), scp));
   if (set.concurrent) {
     const n = Number(process.env.BENCH_CONCURRENT ?? 8);

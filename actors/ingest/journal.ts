@@ -49,6 +49,9 @@ export type { ReplayHandler, ReplayReport } from './journal-scan.ts';
 
 /** What a member's build returns: its COMMIT payload and how to apply its writes once durable. */
 export type Built = { payload: Uint8Array; apply: () => void };
+
+/** Where a group's time went, summed over the groups so far (milliseconds): the benchmark prints it. */
+export type GroupTimes = { groups: number; commits: number; capture: number; write: number; flush: number; apply: number };
 type Pending = {
   stream: JournalStream; build: () => Built; data: readonly Uint8Array[] | undefined; resolve: (lsn: number) => void; reject: (err: unknown) => void;
 };
@@ -87,6 +90,7 @@ export class Journal {
   #committedSinceCheckpoint = false;
   #busy: Promise<void> | undefined;
   #keep: number;
+  readonly times: GroupTimes = { groups: 0, commits: 0, capture: 0, write: 0, flush: 0, apply: 0 };
 
   private constructor(pool: SegmentPool, io: JournalIo, fsync: boolean, log: Logger, file: string, cp: number, keep: number) {
     this.#pool = pool;
@@ -251,9 +255,12 @@ export class Journal {
       while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
       let members = this.#pending.splice(0);
       if (this.#failed) return members.forEach((m) => m.reject(this.#failed));
+      let t = performance.now();
+      const lap = (): number => -t + (t = performance.now());
       const built = this.#capture(members);
       members = built.members;
       if (members.length === 0) return;
+      this.times.capture += lap();
       const written: Written[] = [];
       const lsns: number[] = [];
       const batch: Batch = { slot: undefined, pos: 0, buffers: [] };
@@ -269,9 +276,14 @@ export class Journal {
       }
       this.#gate = undefined; // appends may go on behind the COMMITs while they are flushed
       open();
+      this.times.write += lap();
       try {
         await this.#syncDirty();
+        this.times.flush += lap();
         this.apply(() => built.results.forEach((r) => r.apply()), lsns[lsns.length - 1]);
+        this.times.apply += lap();
+        this.times.groups++;
+        this.times.commits += members.length;
       } catch (err) {
         // Not durable, or durable but not indexed (the index commit failed): the COMMITs become VOID.
         await this.#void(written);
