@@ -26,30 +26,29 @@
 // rest. Writes outside the journal (deliveries, retries, retention) are durable at the next checkpoint
 // (≤ 10 s): after a power loss a delivery may be sent again, never lost. `fsync: false` (tests,
 // benchmarks) also skips the journal's fdatasync and the checkpoint's syncs.
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
-import { serialize } from 'node:v8';
 import { open as openLmdb } from 'lmdb';
 import type { Database, RootDatabase } from 'lmdb';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { IncomingInstance } from './spool-incoming.ts';
 import type { IncomingHost } from './spool-incoming.ts';
-import { SpoolError, realFsOps, toSpoolError, uidFileName } from './spool-fs.ts';
+import { SpoolError, realFsOps } from './spool-fs.ts';
 import type { SpoolFsOps } from './spool-fs.ts';
 import { findOrphans as scanOrphans, removeLeftovers, verifyIndex } from './spool-startup.ts';
 import type { SpoolStartupReport } from './spool-startup.ts';
 import { FileSyncs } from './file-syncs.ts';
 import { DeferredFiles } from './deferred-files.ts';
+import { Placement } from './spool-placement.ts';
 import { claimJournal } from './journal-owner.ts';
 import { Journal } from './journal.ts';
-import type { JournalIo, JournalStream } from './journal.ts';
+import type { JournalIo } from './journal.ts';
 import { RedoCapture } from './redo-capture.ts';
 import { bindIndexToJournal, syncIndex } from './index-binding.ts';
 import { replaySpool } from './spool-replay.ts';
-import type { CommitPayload, SpoolReplayReport } from './spool-replay.ts';
+import type { SpoolReplayReport } from './spool-replay.ts';
 
 export { IncomingInstance } from './spool-incoming.ts';
 export type { IncomingState } from './spool-incoming.ts';
@@ -118,10 +117,6 @@ export type SpoolOptions = {
 };
 
 
-const DIR_MEMO_LIMIT = 10_000;
-/** Below this much free space an EIO from the index is taken for a full disk. */
-const NEARLY_FULL_BYTES = 1024 * 1024;
-
 export class Spool {
   /** The LMDB environment: later work opens more sub-databases (queues) here and writes them in `extra`. */
   readonly db: RootDatabase;
@@ -138,14 +133,12 @@ export class Spool {
   #meta: Database<number, string>;
   #fileSyncs: FileSyncs;
   #deferred: DeferredFiles;
+  #placement: Placement;
   #instances: Database<InstanceRecord, string>;
   #byStudy: Database<string, string>;
-  #ops: SpoolFsOps;
   #log: Logger;
   #host: IncomingHost | undefined;
   #live = new Set<IncomingInstance>();
-  #dirs = new Map<string, Promise<void>>();
-  #sopLocks = new Map<string, Promise<void>>();
   #replacedHooks = new Set<(previous: InstanceRecord, record: InstanceRecord) => void>();
   #seq = 0;
   #closed = false;
@@ -163,13 +156,12 @@ export class Spool {
     this.db = opts.db;
     this.startup = opts.startup;
     this.hashDatasets = opts.hashDatasets;
-    this.#ops = opts.ops;
     this.#log = opts.log;
     this.#journal = opts.journal;
     this.#fileSyncs = new FileSyncs(opts.dir);
     this.#deferred = new DeferredFiles({
       dir: opts.dir, ops: opts.ops, logger: opts.log, budget: opts.memoryBudget,
-      ensureDir: (dirRel) => this.#ensureDir(dirRel),
+      ensureDir: (dirRel) => this.#placement.ensureDir(dirRel),
       written: (lsn, file) => this.fsync && this.#fileSyncs.add(lsn, file),
     });
     // Before any sub-database opens: every one reports its writes while a commit is captured.
@@ -177,6 +169,10 @@ export class Spool {
     this.#meta = opts.db.openDB<number, string>({ name: 'journal-meta' });
     this.#instances = opts.db.openDB<InstanceRecord, string>({ name: 'instances' });
     this.#byStudy = opts.db.openDB<string, string>({ name: 'instances-by-study', dupSort: true, encoding: 'ordered-binary' });
+    this.#placement = new Placement({
+      dir: opts.dir, fsync: opts.fsync, ops: opts.ops, log: opts.log, journal: opts.journal, redo: this.#redo, instances: this.#instances,
+      byStudy: this.#byStudy, fileSyncs: this.#fileSyncs, deferred: this.#deferred, replacedHooks: this.#replacedHooks,
+    });
     if (!opts.journal) return; // the index only (ingest: false)
     this.#host = {
       ops: opts.ops,
@@ -186,11 +182,11 @@ export class Spool {
       journal: opts.journal,
       hash: () => this.hashDatasets,
       isClosed: () => this.#closed,
-      place: (tempPath, size, input, stream, extra) => this.#place(tempPath, size, input, stream, extra),
+      place: (tempPath, size, input, stream, extra) => this.#placement.place(tempPath, size, input, stream, extra),
       memoryLimit: opts.memoryLimit,
       reserve: (n) => this.#deferred.reserve(n),
       release: (n) => this.#deferred.release(n),
-      placeHeld: (chunks, size, input, stream, extra) => this.#placeHeld(chunks, size, input, stream, extra),
+      placeHeld: (chunks, size, input, stream, extra) => this.#placement.placeHeld(chunks, size, input, stream, extra),
     };
     bindIndexToJournal(opts.journal, opts.db, this.#meta, () => (this.fsync ? this.#fileSyncs : undefined), (lsn) => this.#deferred.writtenBefore(lsn));
   }
@@ -294,7 +290,7 @@ export class Spool {
    * leaves an orphan file (see findOrphans), never a row without its file. For retention only.
    */
   async remove(sopInstanceUid: string): Promise<boolean> {
-    return this.#withSopLock(sopInstanceUid, async () => {
+    return this.#placement.withSopLock(sopInstanceUid, async () => {
       this.#readable();
       const record = this.#instances.get(sopInstanceUid);
       if (!record) return false;
@@ -305,7 +301,7 @@ export class Spool {
       });
       // The row's removal must be on disk before the file goes: never a row without its file.
       if (this.fsync) await syncIndex(this.db);
-      await this.#unlinkQuietly(path.join(this.dir, record.path));
+      await this.#placement.unlinkQuietly(path.join(this.dir, record.path));
       return true;
     });
   }
@@ -375,203 +371,9 @@ export class Spool {
     return this.#closing;
   }
 
-  /**
-   * The durable placement of a streamed instance, under a per-SOP-UID lock so two copies of one instance
-   * never interleave. The temp file is renamed into place (no fsync: the journal holds the bytes), then
-   * the journal commits the row and the caller's writes (one group flush, then the LMDB transaction).
-   */
-  #place(
-    tempPath: string, size: number, input: CommitInput & { sha256?: string }, stream: JournalStream, extra?: (record: InstanceRecord) => void,
-  ): Promise<InstanceRecord> {
-    return this.#withSopLock(input.sopInstanceUid, async () => {
-      const { record, previous } = this.#recordFor(input, size);
-      const finalPath = path.join(this.dir, record.path);
-      await this.#renameIntoPlace(tempPath, finalPath, path.dirname(record.path));
-      let lsn: number;
-      try {
-        lsn = await this.#commit(stream, record, previous, extra);
-      } catch (err) {
-        await this.#unlinkQuietly(finalPath); // not indexed: the file must go
-        throw err;
-      }
-      if (this.fsync) this.#fileSyncs.add(lsn, record.path); // synced by the next checkpoint
-      await this.#replaced(record, previous);
-      return record;
-    });
-  }
-
-  /**
-   * The placement of an instance held in memory: its bytes go to the journal with its COMMIT (one write,
-   * one shared flush), and its file is written after the acknowledgement (DeferredFiles). Takes over the
-   * reservation of `size` bytes.
-   */
-  #placeHeld(
-    chunks: Uint8Array[], size: number, input: CommitInput & { sha256?: string }, stream: JournalStream, extra?: (record: InstanceRecord) => void,
-  ): Promise<InstanceRecord> {
-    return this.#withSopLock(input.sopInstanceUid, async () => {
-      const { record, previous } = this.#recordFor(input, size);
-      let lsn: number;
-      try {
-        lsn = await this.#commit(stream, record, previous, extra, chunks);
-      } catch (err) {
-        this.#deferred.release(size);
-        throw err;
-      }
-      this.#deferred.add(lsn, record.path, chunks, size);
-      await this.#replaced(record, previous);
-      return record;
-    });
-  }
-
-  /**
-   * The row for an instance about to be committed. A duplicate whose canonical name is taken by the
-   * indexed copy gets a fresh name: the old file stays intact until the new row is committed, so a crash
-   * never leaves a row describing the wrong bytes.
-   */
-  #recordFor(input: CommitInput & { sha256?: string }, size: number): { record: InstanceRecord; previous: InstanceRecord | undefined } {
-    const uid = input.sopInstanceUid;
-    const previous = this.#instances.get(uid);
-    const dirRel = path.join('instances', uidFileName(input.studyInstanceUid), uidFileName(input.seriesInstanceUid));
-    const base = uidFileName(uid);
-    let fileRel = path.join(dirRel, `${base}.dcm`);
-    if (previous?.path === fileRel) fileRel = path.join(dirRel, `${base}~${Date.now().toString(36)}${randomBytes(3).toString('hex')}.dcm`);
-    const { sha256, ...rest } = input;
-    const record: InstanceRecord = { ...rest, ...(sha256 !== undefined ? { sha256 } : {}), path: fileRel, size };
-    if (previous) {
-      record.duplicateOf = {
-        receivedAt: previous.receivedAt,
-        size: previous.size,
-        callingAeTitle: previous.callingAeTitle,
-        remoteAddress: previous.remoteAddress,
-        path: previous.path,
-        ...(previous.sha256 !== undefined ? { sha256: previous.sha256 } : {}),
-      };
-    }
-    return { record, previous };
-  }
-
-  /** After a duplicate's row is committed: the file it replaced goes, and the log says so. */
-  async #replaced(record: InstanceRecord, previous: InstanceRecord | undefined): Promise<void> {
-    if (!previous) return;
-    if (previous.path !== record.path) {
-      await this.#deferred.forget(previous.path); // held and not written yet: it never will be
-      await this.#unlinkQuietly(path.join(this.dir, previous.path));
-    }
-    // Level 2 storage keeps the latest copy (PS3.4 B.4.1); whether peers get it again is their `duplicates` policy.
-    const identical = previous.sha256 === undefined || record.sha256 === undefined ? undefined : previous.sha256 === record.sha256;
-    this.#log.warn({ sopInstanceUid: record.sopInstanceUid, path: record.path, identical, previous: record.duplicateOf }, 'duplicate SOP Instance UID: overwritten');
-  }
-
-  /**
-   * The row, the study index and the caller's extra writes, captured as the COMMIT record's redo list and
-   * applied in the group's LMDB transaction: all or nothing. What `extra` throws is rethrown as it is.
-   */
-  async #commit(
-    stream: JournalStream, record: InstanceRecord, previous: InstanceRecord | undefined, extra?: (record: InstanceRecord) => void, data?: Uint8Array[],
-  ): Promise<number> {
-    let extraError: { error: unknown } | undefined;
-    try {
-      return await this.#journal!.commit(stream, () => {
-        const ops = this.#redo.capture(() => {
-          this.#instances.put(record.sopInstanceUid, record);
-          if (previous && previous.studyInstanceUid !== record.studyInstanceUid) {
-            this.#byStudy.remove(previous.studyInstanceUid, record.sopInstanceUid);
-          }
-          this.#byStudy.put(record.studyInstanceUid, record.sopInstanceUid);
-          try {
-            if (previous) for (const hook of this.#replacedHooks) hook(previous, record);
-            extra?.(record);
-          } catch (error) {
-            extraError = { error };
-            throw error;
-          }
-        });
-        return { payload: serialize({ record, ops } satisfies CommitPayload), apply: () => this.#redo.apply(ops) };
-      }, data);
-    } catch (err) {
-      if (extraError) throw extraError.error;
-      const failure = toSpoolError(err, 'journal commit');
-      // LMDB turns a short write on a full disk into EIO: call that what it is.
-      if (failure.code === 'IO_ERROR' && (await this.#nearlyFull())) {
-        throw new SpoolError('DISK_FULL', `${failure.message} (file system full)`, { cause: err, errno: failure.errno });
-      }
-      throw failure;
-    }
-  }
-
-  async #nearlyFull(): Promise<boolean> {
-    try {
-      const st = await fsp.statfs(this.dir);
-      return st.bavail * st.bsize < NEARLY_FULL_BYTES;
-    } catch {
-      return false;
-    }
-  }
-
-  async #renameIntoPlace(tempPath: string, finalPath: string, dirRel: string): Promise<void> {
-    await this.#ensureDir(dirRel);
-    try {
-      await this.#ops.rename(tempPath, finalPath);
-    } catch (err) {
-      // The directory may have been removed behind our back (retention, an operator): make it again, once.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toSpoolError(err, 'rename');
-      this.#dirs.delete(dirRel);
-      await this.#ensureDir(dirRel);
-      await this.#step('rename', () => this.#ops.rename(tempPath, finalPath));
-    }
-  }
-
-  /** mkdir -p <study>/<series>, once per directory per process. */
-  #ensureDir(dirRel: string): Promise<void> {
-    let made = this.#dirs.get(dirRel);
-    if (!made) {
-      if (this.#dirs.size >= DIR_MEMO_LIMIT) this.#dirs.clear();
-      const abs = path.join(this.dir, dirRel);
-      // No directory fsync here: the checkpoint syncs the directories of the files it covers.
-      made = this.#ops.mkdir(abs);
-      const mine = made;
-      this.#dirs.set(dirRel, mine);
-      mine.catch(() => {
-        if (this.#dirs.get(dirRel) === mine) this.#dirs.delete(dirRel);
-      });
-    }
-    return made.catch((err: unknown) => {
-      throw toSpoolError(err, 'mkdir');
-    });
-  }
-
   /** Reads of a closing or closed index are refused here, before they reach lmdb-js (see #indexClosed). */
   #readable(): void {
     if (this.#indexClosed) throw new SpoolError('CLOSED', 'spool is closed');
   }
 
-  async #withSopLock<T>(uid: string, fn: () => Promise<T>): Promise<T> {
-    const before = this.#sopLocks.get(uid);
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => (release = resolve));
-    this.#sopLocks.set(uid, mine);
-    try {
-      if (before) await before;
-      return await fn();
-    } finally {
-      release();
-      if (this.#sopLocks.get(uid) === mine) this.#sopLocks.delete(uid);
-    }
-  }
-
-  async #step<T>(step: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw toSpoolError(err, step);
-    }
-  }
-
-  async #unlinkQuietly(file: string): Promise<void> {
-    try {
-      await this.#ops.unlink(file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#log.warn({ file, err: String(err) }, 'could not remove spool file');
-    }
-  }
 }
