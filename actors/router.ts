@@ -17,6 +17,7 @@ import { OutboundQueue } from './forward/outbound-queue.ts';
 import { PrefetchService } from './jobs/prefetch.ts';
 import { CompletionTracker } from './jobs/completion.ts';
 import { AuditTrail } from './observe/audit.ts';
+import { DomainEvents } from './observe/domain-events.ts';
 import { startRetention } from './ingest/retention.ts';
 import { RulesWatcher } from './rules-watcher.ts';
 import { startListener } from './net/listener.ts';
@@ -37,6 +38,8 @@ export type RunningRouter = {
   /** Series/studies waiting for completion (actors/jobs/completion.ts). */
   completion: CompletionTracker;
   rules: RulesWatcher;
+  /** The router's domain events (instance stored/forwarded/failed, associations): RxJS streams. */
+  events: DomainEvents;
   /** Bound port of each listener, by listener name (useful when the config says port 0). */
   ports: Map<string, number>;
   /** Every configured TLS certificate with its expiry (for the inspector). */
@@ -102,6 +105,7 @@ export async function startRouter(
   opts: { logger: Logger; inspect?: (event: InspectionEvent) => void; watchRules?: boolean },
 ): Promise<RunningRouter> {
   const log = opts.logger;
+  const events = new DomainEvents();
   // TLS material of the listeners (watched, reloaded) and expiry warnings for every certificate.
   const tls = startTlsSupervisor(config, log.child({ actor: 'tls' }));
   const spool = await Spool.open({
@@ -151,7 +155,7 @@ export async function startRouter(
   for (const p of config.peers) {
     const inFlight = new Set<string>();
     for (const slot of slotsOf(p)) {
-      forwarders.set(slot, new PeerForwarder(p, { spool, queue, logger: log.child({ actor: 'forwarder' }), slot, inFlight, audit, gates, wake: (peer) => wake([peer]) }));
+      forwarders.set(slot, new PeerForwarder(p, { spool, queue, logger: log.child({ actor: 'forwarder' }), slot, inFlight, audit, events, gates, wake: (peer) => wake([peer]) }));
     }
   }
   // Jobs run as children of the root: in the actor tree and its inspection stream, stopped with it.
@@ -203,6 +207,7 @@ export async function startRouter(
           spool,
           routing,
           audit,
+          events,
           logger: log,
           ...(l.tls ? { tls: { aeTitleBindings: l.tls.aeTitleBindings } } : {}),
         },
@@ -235,6 +240,7 @@ export async function startRouter(
     prefetch,
     completion,
     rules,
+    events,
     ports,
     tlsCertificates: () => tls.certificates(),
     async stop(graceMs = 5000) {
@@ -263,6 +269,7 @@ export async function startRouter(
       await audit.flushed();
       audit.close();
       await spool.close();
+      events.complete();
     },
   };
 }
