@@ -7,6 +7,7 @@
 // and nothing is done with an event nobody subscribed to. Bound to loopback by default; with a token every request but /healthz and
 // /readyz must carry it (config load refuses a non-loopback bind without one).
 import { accessSync, constants, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
@@ -22,12 +23,23 @@ import { listenerId, peerId } from '../../machines/router.machine.ts';
 import { actorTree, findActor, RecentEvents, sanitize, stateDiagram } from './inspector-model.ts';
 import type { ActorNode } from './inspector-model.ts';
 import { RouterMetrics } from './metrics.ts';
+import { Alerts } from './alerts.ts';
+import { ConsoleModel } from './console-model.ts';
+import { alertConditions, consoleView } from './console-view.ts';
+import type { ConsoleDeps } from './console-view.ts';
 import type { RunningRouter } from '../router.ts';
 import { slotsOf } from '../router.ts';
 
 const PAGE = new URL('./inspector-page.html', import.meta.url);
 /** Tree pushes are coalesced: a busy association changes state many times a millisecond. */
 const PUSH_MS = 100;
+/** How often the alert conditions are evaluated (each alert is logged when it starts and when it ends). */
+const ALERT_MS = 2000;
+/** The console's charting library, served by the router from node_modules (nothing fetched at run time). */
+const VENDOR: Record<string, { file: string; type: string }> = {
+  '/vendor/uPlot.iife.min.js': { file: 'uplot/dist/uPlot.iife.min.js', type: 'text/javascript; charset=utf-8' },
+  '/vendor/uPlot.min.css': { file: 'uplot/dist/uPlot.min.css', type: 'text/css; charset=utf-8' },
+};
 
 export type InspectorServer = { port: number; url: string; close(): Promise<void> };
 
@@ -37,6 +49,8 @@ export type Inspection = {
   /** Every inspection event, as it happens (what `inspect` is given). */
   events$: Observable<InspectionEvent>;
   metrics: RouterMetrics;
+  /** The console's alerts (also logged and a /metrics gauge). */
+  alerts: Alerts;
   /** Start serving this router (when inspect.enabled); resolves with the bound server. */
   attach(router: RunningRouter): Promise<InspectorServer | undefined>;
   /** Readiness goes false: the router is stopping. */
@@ -47,6 +61,9 @@ export type Inspection = {
 export function createInspection(config: RouterConfig, log: Logger): Inspection {
   const showPhi = config.inspect.showPhi;
   const metrics = new RouterMetrics();
+  const alerts = new Alerts(log.child({ actor: 'alerts' }), metrics.registry);
+  const model = new ConsoleModel();
+  let alertTimer: NodeJS.Timeout | undefined;
   const events = new RecentEvents();
   const stream = new Subject<InspectionEvent>();
   // A subscriber that throws would be reported by RxJS as an uncaught error: none of them may break the router.
@@ -83,6 +100,7 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
   const everyKind = stately !== undefined;
   return {
     metrics,
+    alerts,
     inspect: (event) => {
       if (!stream.observed) return;
       if (!everyKind && (event.type === '@xstate.action' || event.type === '@xstate.microstep')) return;
@@ -95,8 +113,24 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
         peers: config.peers.map((p) => p.name),
         activeAssociations: () => new Map(config.listeners.map((l) => [l.name, listenerActive(router.actor, l.name)])),
       });
+      const consoleDeps: ConsoleDeps = {
+        config, router, model,
+        associationsOpen: () => config.listeners.reduce((n, l) => n + listenerActive(router.actor, l.name), 0),
+      };
+      const evaluateAlerts = () => {
+        try {
+          return alerts.update(alertConditions(consoleDeps));
+        } catch {
+          return alerts.active(); // the router is stopping
+        }
+      };
+      // Alerts are logged and counted whether or not the console is served.
+      alertTimer = setInterval(evaluateAlerts, ALERT_MS);
+      alertTimer.unref();
+      evaluateAlerts();
       if (!config.inspect.enabled) return undefined;
-      const started = await startInspectorServer(config, router, { metrics, events, stream, log, isShuttingDown: () => shuttingDown });
+      subscriptions.push(model.subscribe(router.events));
+      const started = await startInspectorServer(config, router, { metrics, events, stream, log, isShuttingDown: () => shuttingDown, console: consoleDeps, evaluateAlerts });
       server = started;
       return started;
     },
@@ -104,7 +138,8 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
       shuttingDown = true;
     },
     async stop() {
-      for (const s of subscriptions.splice(kept)) s.unsubscribe(); // the Stately Inspector's; metrics keep counting
+      clearInterval(alertTimer);
+      for (const s of subscriptions.splice(kept)) s.unsubscribe(); // the Stately Inspector's and the console's; metrics keep counting
       stately?.stop();
       await server?.close();
     },
@@ -116,12 +151,18 @@ function listenerActive(root: AnyActorRef, name: string): number {
   return ((ref?.getSnapshot() as { context?: { active?: unknown[] } } | undefined)?.context?.active ?? []).length;
 }
 
-type Deps = { metrics: RouterMetrics; events: RecentEvents; stream: Observable<InspectionEvent>; log: Logger; isShuttingDown: () => boolean };
+type Deps = {
+  metrics: RouterMetrics; events: RecentEvents; stream: Observable<InspectionEvent>; log: Logger; isShuttingDown: () => boolean;
+  console: ConsoleDeps; evaluateAlerts: () => ReturnType<Alerts['active']>;
+};
 
 function startInspectorServer(config: RouterConfig, router: RunningRouter, deps: Deps): Promise<InspectorServer> {
   const { bind, port, token, showPhi } = config.inspect;
   const log = deps.log.child({ actor: 'inspector' });
   const page = readFileSync(PAGE, 'utf8');
+  // Resolved and read at start: a missing package fails here, not when an operator opens the page.
+  const require = createRequire(import.meta.url);
+  const vendor = new Map(Object.entries(VENDOR).map(([path, v]) => [path, { body: readFileSync(require.resolve(v.file)), type: v.type }]));
   const root = router.actor as unknown as AnyActorRef;
   const peerNames = new Set(config.peers.map((p) => p.name));
   const depth = (peer: string) => {
@@ -181,6 +222,8 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
       return [200, { peer, retried: count }];
     }
     if (req.method !== 'GET') return [405, { error: 'use GET' }];
+    if (path === '/api/console') return [200, consoleView(deps.console, deps.evaluateAlerts(), { showPhi })];
+    if (path === '/api/alerts') return [200, deps.evaluateAlerts()];
     if (path === '/api/actors') return [200, tree()];
     const one = /^\/api\/actors\/(.+)$/.exec(path);
     if (one) {
@@ -227,6 +270,11 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
     // A web page elsewhere must not drive the queue through an operator's browser.
     if (req.method === 'POST' && req.headers.origin && new URL(req.headers.origin).host !== req.headers.host) return json(403, { error: 'cross-origin request refused' });
     if (url.pathname === '/' || url.pathname === '/index.html') return send(200, page, 'text/html; charset=utf-8');
+    const asset = vendor.get(url.pathname);
+    if (asset) {
+      res.writeHead(200, { 'content-type': asset.type, 'cache-control': 'max-age=3600' });
+      return res.end(asset.body);
+    }
     if (url.pathname === '/metrics') return send(200, await deps.metrics.metrics(), deps.metrics.contentType);
     if (url.pathname.startsWith('/api/')) {
       const [status, body] = await api(req, url);

@@ -1,4 +1,4 @@
-// The live inspector page in headless Chromium (Debian's chromium, driven by playwright-core): while
+// The actor tree view of the console page (#actors) in headless Chromium (Debian's chromium, driven by playwright-core): while
 // a slowed storescu sends, the association appears with its upper-layer state, selecting it shows its
 // state diagram, context and events; it disappears when released; PHI stays masked. A screenshot is
 // kept in test-artifacts/inspector.png. A study held for completion is listed with a countdown, and a
@@ -27,7 +27,7 @@ test.serial('the page shows the association live while storescu sends, then not;
   const browser = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), { executablePath: CHROMIUM, headless: true, args: FLAGS });
   t.teardown(() => browser.close());
   const page = browser.pages()[0] ?? (await browser.newPage());
-  await page.goto(server.url);
+  await page.goto(`${server.url}/#actors`);
   await page.waitForSelector('#conn.up');
   await page.waitForSelector('[data-actor-id="listener:main"][data-state="listening"]');
 
@@ -84,7 +84,7 @@ test.serial('the page lists a study waiting for completion with its countdown, a
   const browser = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1400, height: 1000 } });
   t.teardown(() => browser.close());
   const page = browser.pages()[0] ?? (await browser.newPage());
-  await page.goto(server.url);
+  await page.goto(`${server.url}/#actors`);
   await page.waitForSelector('#conn.up');
 
   const [studyUid, seriesUid] = [newUid(), newUid()];
