@@ -16,6 +16,7 @@ import type { Alert, AlertCondition } from './alerts.ts';
 import type { ConsoleModel } from './console-model.ts';
 import { MASK } from './inspector-model.ts';
 import { peerInWords } from './peer-words.ts';
+import { trueNextAttempt } from './next-attempt.ts';
 import type { PeerSlotSnapshot } from './peer-words.ts';
 
 export type ConsoleDeps = {
@@ -131,15 +132,17 @@ export function consoleView(deps: ConsoleDeps, alerts: Alert[], opts: { showPhi:
     const pending = own.filter((i) => i.state === 'pending');
     const dead = own.filter((i) => i.state === 'dead');
     const oldest = pending.reduce<string | undefined>((min, i) => (min === undefined || i.enqueuedAt < min ? i.enqueuedAt : min), undefined);
-    const nextAttempt = pending.reduce<string | undefined>((min, i) => (min === undefined || i.nextAttemptAt < min ? i.nextAttemptAt : min), undefined);
-    const words = peerInWords(peerSlots(root, p), now);
+    const slots = peerSlots(root, p);
+    const soonest = pending.reduce<QueueItem | undefined>((min, i) => (min === undefined || i.nextAttemptAt < min.nextAttemptAt ? i : min), undefined);
+    const next = soonest && trueNextAttempt(soonest, slots, now);
+    const words = peerInWords(slots, now);
     return {
       name: p.name,
       aeTitle: p.aeTitle,
       address: `${p.host}:${p.port}`,
       condition: words.condition,
       words: words.words,
-      queue: { pending: pending.length, dead: dead.length, oldestWaitingSeconds: oldest ? Math.max(0, Math.round((now - Date.parse(oldest)) / 1000)) : null, nextAttemptAt: nextAttempt ?? null },
+      queue: { pending: pending.length, dead: dead.length, oldestWaitingSeconds: oldest ? Math.max(0, Math.round((now - Date.parse(oldest)) / 1000)) : null, nextAttemptAt: next ? (next.dueNow ? 'now' : next.at) : null },
       lastHour: model.peerLastHour(p.name, now),
       deadLetters: dead.slice(-DEAD_SHOWN).reverse().map((i) => ({
         id: i.id, sopInstanceUid: i.sopInstanceUid, attempts: i.attempts, status: i.lastStatus !== undefined ? formatStatus(i.lastStatus) : null, reason: i.deadReason ?? i.lastError ?? '',
@@ -157,7 +160,7 @@ export function consoleView(deps: ConsoleDeps, alerts: Alert[], opts: { showPhi:
       studyInstanceUid: s.studyInstanceUid,
       modalities: [...s.modalities],
       instances: s.instances,
-      megabytes: Math.round(s.bytes / 1e5) / 10,
+      bytes: s.bytes,
       callingAes: [...s.callingAes],
       addresses: [...s.addresses],
       patient: opts.showPhi ? { id: s.patientId ?? '', name: s.patientName ?? '' } : { id: MASK, name: MASK },

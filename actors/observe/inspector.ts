@@ -25,7 +25,8 @@ import type { ActorNode } from './inspector-model.ts';
 import { RouterMetrics } from './metrics.ts';
 import { Alerts } from './alerts.ts';
 import { ConsoleModel } from './console-model.ts';
-import { alertConditions, consoleView } from './console-view.ts';
+import { alertConditions, consoleView, peerSlots } from './console-view.ts';
+import { trueNextAttempt } from './next-attempt.ts';
 import type { ConsoleDeps } from './console-view.ts';
 import type { RunningRouter } from '../router.ts';
 import { slotsOf } from '../router.ts';
@@ -239,7 +240,12 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
     if (path === '/api/peers') return [200, peers(tree(), config, depth)];
     if (path === '/api/queues') {
       const only = url.searchParams.get('peer');
-      return [200, config.peers.filter((p) => !only || p.name === only).map((p) => ({ peer: p.name, ...depth(p.name), duplicates: p.duplicates, skipped: router.queue.skippedCount(p.name), items: router.queue.list(p.name).slice(0, 200) }))];
+      return [200, config.peers.filter((p) => !only || p.name === only).map((p) => {
+        // A waiting item's true next attempt: later than its own while the peer backs off or its circuit is open.
+        const slots = peerSlots(root, p);
+        const items = router.queue.list(p.name).slice(0, 200).map((i) => (i.state === 'pending' ? { ...i, nextAttempt: trueNextAttempt(i, slots) } : i));
+        return { peer: p.name, ...depth(p.name), duplicates: p.duplicates, skipped: router.queue.skippedCount(p.name), items };
+      })];
     }
     // Series/studies held for completion, soonest first (UIDs only: no PHI).
     if (path === '/api/completions') return [200, router.completion.waiting()];

@@ -69,6 +69,15 @@ test.serial('the console shows a peer down in words with its alert, a rejection,
   t.regex(await study.locator('[data-destination="PACS"]').textContent() ?? '', /PACS: 2 waiting/);
   await page.screenshot({ path: join(ARTIFACTS, 'console-circuit-open.png'), fullPage: true });
 
+  // The waiting items' true next attempt is the circuit's end, not their own time (already past).
+  const queues = (await (await get('/api/queues?peer=PACS')).json()) as { items: { nextAttempt: { at: string; dueNow: boolean; heldBy?: string } }[] }[];
+  t.is(queues[0].items.length, 2);
+  for (const i of queues[0].items) {
+    t.is(i.nextAttempt.heldBy, 'circuit-open');
+    t.true(Date.parse(i.nextAttempt.at) > Date.now());
+  }
+  t.regex((await peer.textContent()) ?? '', /next attempt \d+:\d\d:\d\d/);
+
   // The alert is a gauge in /metrics.
   t.regex(await (await get('/metrics')).text(), /dicom_router_alert\{kind="circuit-open",subject="PACS"\} 1/);
 
