@@ -40,6 +40,8 @@ export type RunningRouter = {
   rules: RulesWatcher;
   /** The router's domain events (instance stored/forwarded/failed, associations): RxJS streams. */
   events: DomainEvents;
+  /** The parties of an open listener association, by its id (for log lines written outside its acceptor). */
+  associationParties(id: string): { listener: string; peer: string; callingAe: string; calledAe: string } | undefined;
   /** Bound port of each listener, by listener name (useful when the config says port 0). */
   ports: Map<string, number>;
   /** Every configured TLS certificate with its expiry (for the inspector). */
@@ -106,6 +108,11 @@ export async function startRouter(
 ): Promise<RunningRouter> {
   const log = opts.logger;
   const events = new DomainEvents();
+  const parties = new Map<string, { listener: string; peer: string; callingAe: string; calledAe: string }>();
+  events.all$.subscribe((e) => {
+    if (e.type === 'association-opened') parties.set(e.association, { listener: e.listener, peer: e.address, callingAe: e.callingAe, calledAe: e.calledAe });
+    else if (e.type === 'association-closed') parties.delete(e.association);
+  });
   // TLS material of the listeners (watched, reloaded) and expiry warnings for every certificate.
   const tls = startTlsSupervisor(config, log.child({ actor: 'tls' }));
   const spool = await Spool.open({
@@ -241,6 +248,7 @@ export async function startRouter(
     completion,
     rules,
     events,
+    associationParties: (id) => parties.get(id),
     ports,
     tlsCertificates: () => tls.certificates(),
     async stop(graceMs = 5000) {

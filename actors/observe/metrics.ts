@@ -14,7 +14,7 @@ import type { OutboundQueue } from '../forward/outbound-queue.ts';
 type ListenerCounts = { accepted: number; rejected: Record<string, number> };
 type PeerCounts = { delivered: number; failed: number; deadLettered: number; associationFailures?: number; lastError?: string };
 
-/** DIMSE command fields (PS3.7 E.1) → service names, for the outbound histogram. */
+/** DIMSE request command fields (PS3.7 E.1) → service names: the one label vocabulary of the DIMSE histograms. */
 const SERVICE: Record<number, string> = { 0x0001: 'C-STORE', 0x0010: 'C-GET', 0x0020: 'C-FIND', 0x0021: 'C-MOVE', 0x0030: 'C-ECHO' };
 
 /** Why an outbound association could not be opened, from the error the forwarder gave the peer machine. */
@@ -262,9 +262,11 @@ export class RouterMetrics {
       this.peerDimseSeconds.observe({ peer: peerName(owner!.id), service: SERVICE[command ?? -1] ?? 'unknown' }, seconds);
       return;
     }
-    const service = machineIdOf(ref) ?? 'unknown';
+    // One vocabulary inbound and outbound: the DIMSE service of the request (a refused request too).
+    const command = (snapshot.context?.command as { CommandField?: number } | undefined)?.CommandField;
+    const service = SERVICE[command ?? -1] ?? machineIdOf(ref) ?? 'unknown';
     this.dimseSeconds.observe({ service }, seconds);
-    if (service !== 'cStoreScp') return;
+    if (machineIdOf(ref) !== 'cStoreScp') return;
     const listener = listenerName(parentOf(parentOf(ref))?.id);
     const status = (snapshot.output as { status?: number } | undefined)?.status ?? (snapshot.context?.status as number | undefined);
     // Success (0000) and warnings (0001, Bxxx) are acknowledged: the instance is stored (PS3.4 B.2.3).

@@ -81,7 +81,7 @@ test('a forward in progress shows peer > association (Sta6) > transaction in /ap
   // One C-STORE-RSP per instance came back.
   t.true((await r.metric('dicom_router_peer_bytes_received_total{peer="PACS"}')) > 0);
   // The inbound series are unchanged by the outbound traffic.
-  t.is(await r.metric('dicom_router_dimse_duration_seconds_count{service="cStoreScp"}'), N);
+  t.is(await r.metric('dicom_router_dimse_duration_seconds_count{service="C-STORE"}'), N);
   t.true(Number.isNaN(await r.metric('dicom_router_dimse_duration_seconds_count{service="scuRequest"}')));
 });
 
