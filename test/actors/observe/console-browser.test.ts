@@ -81,6 +81,13 @@ test.serial('the console shows a peer down in words with its alert, a rejection,
   // The alert is a gauge in /metrics.
   t.regex(await (await get('/metrics')).text(), /dicom_router_alert\{kind="circuit-open",subject="PACS"\} 1/);
 
+  // Retry wakes the peer at once, open circuit included: one more connection attempt (refused again).
+  const failures = async () => Number(/dicom_router_peer_association_failures_total\{peer="PACS",reason="connection-refused"\} (\d+)/.exec(await (await get('/metrics')).text())?.[1] ?? 0);
+  const before = await failures();
+  await peer.locator('button[data-action="retry"]').click();
+  for (let i = 0; i < 100 && (await failures()) === before; i++) await new Promise((r) => setTimeout(r, 100));
+  t.is(await failures(), before + 1, 'Retry made one attempt at once');
+
   // A rejection: a called AE title the listener does not answer to.
   const echo = spawn('echoscu', ['-aec', 'NOT_ME', '-aet', 'STRANGER', '127.0.0.1', String(port)], { env: DCMTK_ENV, stdio: 'ignore' });
   await new Promise((resolve) => echo.once('exit', resolve));

@@ -126,6 +126,14 @@ test.serial('the page lists a study waiting for completion with its countdown, a
 
   mkdirSync(join(REPO, 'test-artifacts'), { recursive: true });
   await page.screenshot({ path: join(REPO, 'test-artifacts/inspector-completion-prefetch.png'), fullPage: true });
+
+  // The console's recent studies: PACS held for completion, the prefetch job with its state.
+  await page.goto(server.url);
+  const study = page.locator(`#studies [data-study="${studyUid}"]`);
+  await study.waitFor({ timeout: 10_000 });
+  t.regex((await study.locator('[data-destination="PACS"]').textContent()) ?? '', /^PACS: 3 held for completion$/);
+  t.regex((await study.locator('[data-prefetch]').textContent()) ?? '', /^ARCHIVE → WS: waitingToRetry/);
+  await page.screenshot({ path: join(REPO, 'test-artifacts/console-held-prefetch.png'), fullPage: true });
   const html = await page.content();
   t.false(html.includes('DOE^JANE'), 'no patient name on the page');
   t.false(html.includes('PID-4711'), 'no patient ID on the page');
