@@ -131,6 +131,8 @@ export async function startRouter(
   });
   const audit = new AuditTrail(join(config.storage.dir, 'audit'), log.child({ actor: 'audit' }), config.audit.syslog);
   audit.applicationActivity(true);
+  // The audit trail records what the domain events say (associations, instances received and forwarded).
+  const audited = audit.subscribe(events, config.peers);
   let rules: RulesWatcher;
   try {
     rules = RulesWatcher.start(config.routing.rulesDir, config.peers.map((p) => p.name), log.child({ actor: 'rules' }), { watch: opts.watchRules ?? true });
@@ -162,7 +164,7 @@ export async function startRouter(
   for (const p of config.peers) {
     const inFlight = new Set<string>();
     for (const slot of slotsOf(p)) {
-      forwarders.set(slot, new PeerForwarder(p, { spool, queue, logger: log.child({ actor: 'forwarder' }), slot, inFlight, audit, events, gates, wake: (peer) => wake([peer]) }));
+      forwarders.set(slot, new PeerForwarder(p, { spool, queue, logger: log.child({ actor: 'forwarder' }), slot, inFlight, events, gates, wake: (peer) => wake([peer]) }));
     }
   }
   // Jobs run as children of the root: in the actor tree and its inspection stream, stopped with it.
@@ -213,7 +215,6 @@ export async function startRouter(
           ref,
           spool,
           routing,
-          audit,
           events,
           logger: log,
           ...(l.tls ? { tls: { aeTitleBindings: l.tls.aeTitleBindings } } : {}),
@@ -273,6 +274,7 @@ export async function startRouter(
       await Promise.all([...forwarders.values()].map((f) => f.release().catch(() => {})));
       await retentionStopped;
       actor.stop();
+      audited.unsubscribe();
       audit.applicationActivity(false);
       await audit.flushed();
       audit.close();

@@ -17,7 +17,6 @@ import { canTranscode, isDeflated } from '../../protocol/deflated.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN as EXPLICIT_LE, IMPLICIT_VR_LITTLE_ENDIAN as IMPLICIT_LE } from '../../protocol/uids.ts';
 import { applyModifications } from '../../routing/modifications.ts';
 import type { Modification } from '../../routing/rule.types.ts';
-import type { AuditTrail } from '../observe/audit.ts';
 import type { DomainEvents } from '../observe/domain-events.ts';
 import { canDecompress, decompressDataset, MAX_DECOMPRESS_BYTES } from './decompress.ts';
 import { inflatedSource } from './deflated-source.ts';
@@ -56,8 +55,7 @@ export type ForwarderDeps = {
   wake(peer: string): void;
   /** Turns for peers that take one association at a time (peers[].exclusive). */
   gates?: PeerGates;
-  audit?: AuditTrail;
-  /** Domain events (forwarded, forward failed / dead letter) for the console and metrics. */
+  /** Domain events (forwarded, forward failed / dead letter): the audit trail, the console and metrics subscribe. */
   events?: DomainEvents;
 };
 
@@ -251,16 +249,16 @@ export class PeerForwarder {
     const override = overridden ? { status: statusKey(outcome.status), outcome: verdict } : undefined;
     if (verdict === 'delivered') {
       await this.deps.queue.delivered(item.id, { status: outcome.status, ...(override ? { statusOverride: override } : {}) });
-      this.deps.audit?.transferred('forwarded', { aeTitle: this.peer.callingAeTitle }, { aeTitle: this.peer.aeTitle, address: `${this.peer.host}:${this.peer.port}` }, {
-        studyInstanceUid: item.studyInstanceUid, sopClassUid: item.sopClassUid, sopInstanceUid: item.sopInstanceUid,
-        patientId: this.deps.spool.get(item.sopInstanceUid)?.patientId ?? '',
-      }, outcome.status);
       const line = { id: item.id, sopInstanceUid: item.sopInstanceUid, status: formatStatus(outcome.status), syntax: context.transferSyntax };
       if (override) this.log.info({ ...line, errorComment: outcome.errorComment, statusOverride: `${override.status} → delivered` }, 'delivered (status override)');
       else if (outcome.status !== 0) this.log.warn({ ...line, errorComment: outcome.errorComment }, 'delivered with a warning');
       else this.log.info(line, 'delivered');
       if (this.deps.events?.observed) {
-        this.deps.events.emit({ type: 'instance-forwarded', peer: this.peer.name, sopInstanceUid: item.sopInstanceUid, studyInstanceUid: item.studyInstanceUid, bytes: this.deps.spool.get(item.sopInstanceUid)?.size ?? 0, status: outcome.status });
+        const record = this.deps.spool.get(item.sopInstanceUid);
+        this.deps.events.emit({
+          type: 'instance-forwarded', peer: this.peer.name, sopInstanceUid: item.sopInstanceUid, sopClassUid: item.sopClassUid, studyInstanceUid: item.studyInstanceUid,
+          bytes: record?.size ?? 0, status: outcome.status, patientId: record?.patientId ?? '',
+        });
       }
       return { outcome: 'delivered', id: item.id };
     }

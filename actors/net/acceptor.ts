@@ -20,7 +20,6 @@ import { StoreSink } from '../ingest/store-sink.ts';
 import type { ReceiveContext, StoreVerdict } from '../ingest/store-sink.ts';
 import type { StoreResult } from '../../machines/dimse/c-store-scp.machine.ts';
 import type { AssociateRj } from '../../protocol/pdu.types.ts';
-import type { AuditTrail, Party } from '../observe/audit.ts';
 import { rejectionReason } from '../observe/domain-events.ts';
 import type { DomainEvents } from '../observe/domain-events.ts';
 import { evaluate } from '../../routing/evaluate.ts';
@@ -47,8 +46,7 @@ export type RoutingRuntime = {
 
 export type ListenerRuntime = {
   name: string;
-  audit?: AuditTrail;
-  /** Domain events (instance stored, association opened/closed/rejected) for the console and metrics. */
+  /** Domain events (instance stored, association opened/closed/rejected): the audit trail, the console and metrics subscribe. */
   events?: DomainEvents;
   routing?: RoutingRuntime;
   policy: AcceptorPolicy;
@@ -131,27 +129,17 @@ export class Acceptor {
     );
     this.listener.ref.send({ type: 'ASSOCIATION_ESTABLISHED', associationId: a.id });
     this.established = true;
-    this.listener.audit?.association('established', this.caller(), this.callee());
     this.listener.events?.emit({ type: 'association-opened', ...this.eventParties() });
     a.machine.send({ type: 'A_ASSOCIATE_ACCEPT_REQUESTED', ac: result.ac });
   }
 
-  /** A-ASSOCIATE-RJ with its reason, logged, counted and audited. */
+  /** A-ASSOCIATE-RJ with its reason, logged, counted and published (audited from the event). */
   private refuse(rj: AssociateRj, reason: string, why: string, logFields: Record<string, unknown> = {}, message = 'association rejected', tlsBinding = false): void {
     const a = this.association;
     a.log.warn({ result: rj.result, source: rj.source, reason: rj.reason, why, ...logFields }, message);
     this.listener.ref.send({ type: 'ASSOCIATION_REJECTED', associationId: a.id, reason });
-    this.listener.audit?.association('refused', this.caller(), this.callee(), why);
     this.listener.events?.emit({ type: 'association-rejected', listener: this.listener.name, reason: rejectionReason(rj, tlsBinding), callingAe: this.ctx.callingAeTitle, calledAe: this.ctx.calledAeTitle, address: this.association.remoteAddress ?? '', detail: why });
     a.machine.send({ type: 'A_ASSOCIATE_REJECT_REQUESTED', rj: { ...rj } });
-  }
-
-  private caller(): Party {
-    return { aeTitle: this.ctx.callingAeTitle, address: this.association.remoteAddress };
-  }
-
-  private callee(): Party {
-    return { aeTitle: this.ctx.calledAeTitle };
   }
 
   private eventParties() {
@@ -264,12 +252,6 @@ export class Acceptor {
     const result = await pending.sink.commit(pending.verdict.keys, this.ctx, log, enqueue);
     if (result.status === Status.SUCCESS && prefetch && prefetchJobs.length > 0) prefetch.start(prefetchJobs);
     if (result.status === Status.SUCCESS && holdNotes.length > 0) holder!.afterCommit(holdNotes);
-    if (result.status === Status.SUCCESS) {
-      const k = pending.verdict.keys;
-      this.listener.audit?.transferred('received', this.caller(), this.callee(), {
-        studyInstanceUid: k.studyInstanceUid ?? '', sopClassUid: k.sopClassUid ?? '', sopInstanceUid: k.sopInstanceUid ?? '', patientId: k.patientId ?? '',
-      });
-    }
     if (result.status === Status.SUCCESS && !pending.decision?.drop && forward.length > 0) routing?.wake(forward.map((f) => f.peer));
     if (result.status === Status.SUCCESS && this.listener.events?.observed) this.stored(pending.verdict.keys.sopInstanceUid ?? '', forward, held, skipped);
     return result;
@@ -280,7 +262,7 @@ export class Acceptor {
     const record = this.listener.spool.get(sopInstanceUid);
     if (!record) return;
     this.listener.events!.emit({
-      type: 'instance-stored', ...this.eventParties(), sopInstanceUid, seriesInstanceUid: record.seriesInstanceUid, studyInstanceUid: record.studyInstanceUid,
+      type: 'instance-stored', ...this.eventParties(), sopInstanceUid, sopClassUid: record.sopClassUid, seriesInstanceUid: record.seriesInstanceUid, studyInstanceUid: record.studyInstanceUid,
       modality: record.modality, patientId: record.patientId, patientName: record.patientName, bytes: record.size,
       queued: forward.map((f) => f.peer).filter((p) => !skipped.includes(p)), held: held.map((f) => f.peer), skipped,
     });
@@ -293,7 +275,6 @@ export class Acceptor {
       child?.send({ type: 'ASSOCIATION_ENDED', reason: 'transport closed' });
     }
     this.association.log.info('connection closed');
-    if (this.established) this.listener.audit?.association('ended', this.caller(), this.callee());
     if (this.established) this.listener.events?.emit({ type: 'association-closed', ...this.eventParties() });
     this.listener.ref.send({ type: 'CONNECTION_CLOSED', associationId: this.association.id });
   }

@@ -25,6 +25,7 @@ export type InstanceStored = {
   calledAe: string;
   address: string;
   sopInstanceUid: string;
+  sopClassUid: string;
   seriesInstanceUid: string;
   studyInstanceUid: string;
   modality?: string;
@@ -38,7 +39,11 @@ export type InstanceStored = {
   skipped: string[];
 };
 
-export type InstanceForwarded = { type: 'instance-forwarded'; at: number; peer: string; sopInstanceUid: string; studyInstanceUid: string; bytes: number; status: number };
+export type InstanceForwarded = {
+  type: 'instance-forwarded'; at: number; peer: string; sopInstanceUid: string; sopClassUid: string; studyInstanceUid: string; bytes: number; status: number;
+  /** PHI (for the audit trail). */
+  patientId: string;
+};
 
 export type ForwardFailed = {
   type: 'forward-failed';

@@ -65,6 +65,7 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
   const alerts = new Alerts(log.child({ actor: 'alerts' }), metrics.registry);
   const model = new ConsoleModel();
   let alertTimer: NodeJS.Timeout | undefined;
+  let metricsOfEvents: Subscription | undefined;
   const events = new RecentEvents();
   const stream = new Subject<InspectionEvent>();
   // A subscriber that throws would be reported by RxJS as an uncaught error: none of them may break the router.
@@ -125,6 +126,8 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
           return alerts.active(); // the router is stopping
         }
       };
+      metricsOfEvents?.unsubscribe();
+      metricsOfEvents = metrics.subscribe(router.events);
       // Alerts are logged and counted whether or not the console is served.
       alertTimer = setInterval(evaluateAlerts, ALERT_MS);
       alertTimer.unref();

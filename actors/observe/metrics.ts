@@ -10,6 +10,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AnyActorRef, InspectionEvent } from 'xstate';
 import type { AssociationTraffic } from '../../machines/association.machine.ts';
 import type { OutboundQueue } from '../forward/outbound-queue.ts';
+import type { Subscription } from 'rxjs';
+import type { DomainEvents } from './domain-events.ts';
 
 type ListenerCounts = { accepted: number; rejected: Record<string, number> };
 type PeerCounts = { delivered: number; failed: number; deadLettered: number; associationFailures?: number; lastError?: string };
@@ -94,6 +96,12 @@ export class RouterMetrics {
     labelNames: ['peer', 'reason'],
     registers: [this.registry],
   });
+  readonly connectionsRefused = new Counter({
+    name: 'dicom_router_connections_refused_total',
+    help: 'Connections closed before any DICOM exchange, per listener and reason (source-address-not-allowed, rate-limit, tls-handshake); A-ASSOCIATE-RJ are dicom_router_associations_rejected_total',
+    labelNames: ['listener', 'reason'],
+    registers: [this.registry],
+  });
   readonly prefetchJobs = new Counter({ name: 'dicom_router_prefetch_jobs_total', help: 'Prefetch jobs finished, per outcome', labelNames: ['outcome'], registers: [this.registry] });
 
   constructor() {
@@ -126,6 +134,13 @@ export class RouterMetrics {
     this.queue = opts.queue;
     this.peers = opts.peers;
     this.activeAssociations = opts.activeAssociations;
+  }
+
+  /** Counts from the router's domain events what the machines' counters do not hold. */
+  subscribe(events: DomainEvents): Subscription {
+    return events.of('association-rejected').subscribe((e) => {
+      if (e.reason === 'source-address-not-allowed' || e.reason === 'rate-limit' || e.reason === 'tls-handshake') this.connectionsRefused.inc({ listener: e.listener, reason: e.reason });
+    });
   }
 
   private depth(peer: string): { pending: number; dead: number } {
