@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { newUid } from '../../helpers/dicom-files.ts';
 import { send } from '../../helpers/in-process-router.ts';
-import { DCMTK_ENV, freePort, REPO } from '../../helpers/processes.ts';
+import { DCMTK_ENV, freePort, REPO, run } from '../../helpers/processes.ts';
+import { stringify } from 'yaml';
 import { inspectedRouter } from '../../helpers/inspected-router.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -77,6 +78,24 @@ test.serial('the console shows a peer down in words with its alert, a rejection,
     t.true(Date.parse(i.nextAttempt.at) > Date.now());
   }
   t.regex((await peer.textContent()) ?? '', /next attempt \d+:\d\d:\d\d/);
+  // `router queue ls` beside the running router asks its inspector, and says the same.
+  const configFile = join(dir, 'cli.yaml');
+  writeFileSync(configFile, stringify({
+    storage: { dir: join(dir, 'data'), fsync: false },
+    listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 1, bind: '127.0.0.1' }],
+    peers: [{ name: 'PACS', aeTitle: 'PACS', host: '127.0.0.1', port: pacsPort }],
+    routing: { rulesDir: join(dir, 'rules') },
+    inspect: { enabled: true, port: server.port },
+  }));
+  const ls = await run(process.execPath, [join(REPO, 'scripts/router.ts'), 'queue', 'ls', 'PACS', '--config', configFile]);
+  t.is(ls.code, 0, ls.stderr);
+  const lines = ls.stdout.split('\n').filter((l) => /^\s+PACS:\d+\s+pending/.test(l));
+  t.is(lines.length, 2, ls.stdout);
+  for (const l of lines) {
+    const at = /next at (\S+) \(peer circuit open\)/.exec(l);
+    t.truthy(at, l);
+    t.true(Date.parse(at![1]) > Date.now() - 1000, l);
+  }
 
   // The alert is a gauge in /metrics.
   t.regex(await (await get('/metrics')).text(), /dicom_router_alert\{kind="circuit-open",subject="PACS"\} 1/);
