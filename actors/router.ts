@@ -110,6 +110,7 @@ export async function startRouter(
   const events = new DomainEvents();
   const parties = new Map<string, { listener: string; peer: string; callingAe: string; calledAe: string }>();
   events.all$.subscribe((e) => {
+    // A Map's set and delete do not throw: nothing escapes this subscriber.
     if (e.type === 'association-opened') parties.set(e.association, { listener: e.listener, peer: e.address, callingAe: e.callingAe, calledAe: e.calledAe });
     else if (e.type === 'association-closed') parties.delete(e.association);
   });

@@ -89,14 +89,13 @@ export class DomainEvents {
     return this.subject.observed;
   }
 
-  /** Publishes one event (stamped now if it has no time). A subscriber that throws never reaches the caller. */
+  /**
+   * Publishes one event (stamped now if it has no time). Every subscriber must catch its own errors:
+   * RxJS reports a subscriber's throw asynchronously as an uncaught error, which would end the process.
+   */
   emit(event: NewDomainEvent): void {
     if (!this.subject.observed) return;
-    try {
-      this.subject.next({ ...event, at: event.at ?? Date.now() } as DomainEvent);
-    } catch {
-      // Observation never breaks the router (RxJS reports a subscriber's error asynchronously anyway).
-    }
+    this.subject.next({ ...event, at: event.at ?? Date.now() } as DomainEvent);
   }
 
   /** Events of one type. */

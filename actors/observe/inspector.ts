@@ -36,6 +36,7 @@ const PAGE = new URL('./inspector-page.html', import.meta.url);
 const PUSH_MS = 100;
 /** How often the alert conditions are evaluated (each alert is logged when it starts and when it ends). */
 const ALERT_MS = 2000;
+const CONSOLE_CACHE_MS = 1000;
 /** The console's charting library, served by the router from node_modules (nothing fetched at run time). */
 const VENDOR: Record<string, { file: string; type: string }> = {
   '/vendor/uPlot.iife.min.js': { file: 'uplot/dist/uPlot.iife.min.js', type: 'text/javascript; charset=utf-8' },
@@ -211,6 +212,7 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
     return { ready: ok, shuttingDown: deps.isShuttingDown(), listeners, spoolWritable, lmdbOpen };
   };
 
+  let consoleCache: { at: number; view: unknown } | undefined;
   const api = async (req: IncomingMessage, url: URL): Promise<[number, unknown]> => {
     const path = url.pathname;
     const queueAction = /^\/api\/queues\/([^/]+)\/(retry|purge)$/.exec(path);
@@ -218,6 +220,7 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
       if (req.method !== 'POST') return [405, { error: 'use POST' }];
       const peer = decodeURIComponent(queueAction[1]);
       if (!peerNames.has(peer)) return [404, { error: `no peer named '${peer}'` }];
+      consoleCache = undefined; // the next view shows what this changed
       if (queueAction[2] === 'purge') return [200, { peer, purged: await router.queue.purge(peer) }];
       const count = await router.queue.retry(peer);
       // A running peer machine picks the items up now, not at its next idle wake-up.
@@ -226,7 +229,11 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
       return [200, { peer, retried: count }];
     }
     if (req.method !== 'GET') return [405, { error: 'use GET' }];
-    if (path === '/api/console') return [200, consoleView(deps.console, deps.evaluateAlerts(), { showPhi })];
+    if (path === '/api/console') {
+      // One view a second whatever the number of pages open: it scans the queues.
+      if (!consoleCache || Date.now() - consoleCache.at >= CONSOLE_CACHE_MS) consoleCache = { at: Date.now(), view: consoleView(deps.console, deps.evaluateAlerts(), { showPhi }) };
+      return [200, consoleCache.view];
+    }
     if (path === '/api/alerts') return [200, deps.evaluateAlerts()];
     if (path === '/api/actors') return [200, tree()];
     const one = /^\/api\/actors\/(.+)$/.exec(path);

@@ -139,7 +139,11 @@ export class RouterMetrics {
   /** Counts from the router's domain events what the machines' counters do not hold. */
   subscribe(events: DomainEvents): Subscription {
     return events.of('association-rejected').subscribe((e) => {
-      if (e.reason === 'source-address-not-allowed' || e.reason === 'rate-limit' || e.reason === 'tls-handshake') this.connectionsRefused.inc({ listener: e.listener, reason: e.reason });
+      try {
+        if (e.reason === 'source-address-not-allowed' || e.reason === 'rate-limit' || e.reason === 'tls-handshake') this.connectionsRefused.inc({ listener: e.listener, reason: e.reason });
+      } catch {
+        // Metrics never break the router.
+      }
     });
   }
 

@@ -43,8 +43,8 @@ test.serial('the page shows the association live while storescu sends, then not;
   // pointer click: click it inside the page, in one step.
   await page.waitForFunction(`(() => { const el = document.querySelector('[data-actor-id^="assoc-"][data-state="Sta6"]'); if (el) el.click(); return el !== null; })()`);
   await page.waitForSelector('#context');
-  await page.waitForSelector('[data-state-path="Sta6"].st.active');
-  t.regex((await page.textContent('#detail')) ?? '', /ASSOCIATE_RQ_RECEIVED/);
+  // The diagram and the events come from one fetch: checked together, before the association may end.
+  await page.waitForFunction(`(() => document.querySelector('[data-state-path="Sta6"].st.active') !== null && (document.getElementById('detail')?.textContent ?? '').includes('ASSOCIATE_RQ_RECEIVED'))()`);
   mkdirSync(join(REPO, 'test-artifacts'), { recursive: true });
   await page.screenshot({ path: join(REPO, 'test-artifacts/inspector.png'), fullPage: true });
 
@@ -94,6 +94,8 @@ test.serial('the page lists a study waiting for completion with its countdown, a
   // Waiting for completion: rule, study UID, instances, seconds left.
   const row = page.locator('#completions tr[data-completion]');
   await row.first().waitFor({ timeout: 10_000 });
+  // The list is refetched every 2 s: it may first show the group before its third instance.
+  await page.waitForFunction(`(document.querySelector('#completions tr[data-completion] td:nth-child(3)')?.textContent ?? '').startsWith('3 in 1 series')`, undefined, { timeout: 10_000 });
   t.is(await row.count(), 1);
   const cells = await row.first().locator('td').allTextContents();
   t.regex(cells[0], /^study\b/);
