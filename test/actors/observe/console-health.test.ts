@@ -24,3 +24,21 @@ test('a listener certificate expiring in 10 days: health lists it, the alert is 
   t.is(view.health.rules.refused, null);
   t.regex(await (await get('/metrics')).text(), /dicom_router_alert\{kind="certificate-expiring",subject="[^"]+"\} 1/);
 });
+
+test('a dead letter: listed with its status and Error Comment, the alert starts; purged, the alert ends', async (t) => {
+  const { router, json } = await inspectedRouter(t, { peers: [{ name: 'PACS', aeTitle: 'PACS', host: '127.0.0.1', port: 1 }] });
+  const item = await router.queue.add({
+    peer: 'PACS', rule: 'r', modifications: [], sopInstanceUid: '1.2.3.4', seriesInstanceUid: '1.2.3', studyInstanceUid: '1.2',
+    sopClassUid: '1.2.840.10008.5.1.4.1.1.2', transferSyntaxUid: '1.2.840.10008.1.2.1', path: 'instances/1.2/1.2.3/1.2.3.4.dcm',
+  });
+  await router.queue.failed((item as { id: string }).id, { status: 0xa700, error: '0xA700 Out of resources: disk full at PACS', retryable: false, policy: { attempts: 5, initialBackoffMs: 1000, maxBackoffMs: 1000, jitter: 0 } });
+  const view = await json('/api/console');
+  const pacs = view.peers.find((p: { name: string }) => p.name === 'PACS');
+  t.is(pacs.queue.dead, 1);
+  t.like(pacs.deadLetters[0], { sopInstanceUid: '1.2.3.4', attempts: 1, status: '0xA700 Out of Resources' });
+  t.regex(pacs.deadLetters[0].reason, /disk full at PACS/);
+  t.like(view.alerts.find((a: { kind: string }) => a.kind === 'dead-letters'), { subject: 'PACS', message: 'PACS: 1 dead letter' });
+  await router.queue.purge('PACS');
+  const alerts = await json('/api/alerts');
+  t.false(alerts.some((a: { kind: string }) => a.kind === 'dead-letters'));
+});
