@@ -1,7 +1,11 @@
 // The console's health and alerts from the running router: a TLS certificate expiring within 30 days
-// is listed with its days left and raises the certificate alert; rules in force are listed.
+// is listed with its days left and raises the certificate alert; rules in force are listed; a dead
+// letter with its status and Error Comment; patient data masked unless showPhi.
 import test from 'ava';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { MASK } from '../../../actors/observe/inspector-model.ts';
+import { send } from '../../helpers/in-process-router.ts';
 import { initLabCerts, LAB_FILES } from '../../../scripts/certs.ts';
 import { inspectedRouter } from '../../helpers/inspected-router.ts';
 import { tempDir } from '../../helpers/processes.ts';
@@ -41,4 +45,19 @@ test('a dead letter: listed with its status and Error Comment, the alert starts;
   await router.queue.purge('PACS');
   const alerts = await json('/api/alerts');
   t.false(alerts.some((a: { kind: string }) => a.kind === 'dead-letters'));
+});
+
+test('recent studies: patient name and ID masked by default, shown with inspect.showPhi', async (t) => {
+  for (const showPhi of [false, true]) {
+    const { dir, port, json } = await inspectedRouter(t, { inspect: { showPhi } });
+    mkdirSync(join(dir, 'in'));
+    await send(port, join(dir, 'in'), [{ patientName: 'DOE^JANE', patientId: 'PID-4711', modality: 'CT' }]);
+    let view: any;
+    for (let i = 0; i < 100 && !(view?.studies.length > 0); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 50));
+      view = await json('/api/console');
+    }
+    t.deepEqual(view.studies[0].patient, showPhi ? { name: 'DOE^JANE', id: 'PID-4711' } : { name: MASK, id: MASK });
+    t.deepEqual(view.studies[0].modalities, ['CT']);
+  }
 });
