@@ -25,9 +25,35 @@ export type ConsoleDeps = {
   model: ConsoleModel;
   /** Open associations now, all listeners. */
   associationsOpen(): number;
+  /** Dead letters of a peer now (may be cached: counting scans the peer's queue). */
+  deadLetters(peer: string): number;
 };
 
+/**
+ * Dead-letter counts for the alerts, read again at most every `maxAgeMs` (counting scans the queue,
+ * and the alerts are evaluated every 2 s) and at once after `invalidate` (a dead letter made here, a
+ * retry or purge through the API).
+ */
+export function cachedDeadLetters(router: RunningRouter, peers: string[], maxAgeMs = 15_000) {
+  let cache: { at: number; counts: Map<string, number> } | undefined;
+  return {
+    count(peer: string): number {
+      if (!cache || Date.now() - cache.at >= maxAgeMs) {
+        const counts = new Map<string, number>();
+        for (const p of peers) counts.set(p, safe(() => router.queue.depth(p).dead, 0));
+        cache = { at: Date.now(), counts };
+      }
+      return cache.counts.get(peer) ?? 0;
+    },
+    invalidate(): void {
+      cache = undefined;
+    },
+  };
+}
+
 const DEAD_SHOWN = 20;
+
+type PeerScan = { pending: number; dead: number; oldest?: string; soonest?: QueueItem; lastDead: QueueItem[] };
 
 export type DiskUsage = { path: string; totalBytes: number; usedBytes: number; freeBytes: number; usedPercent: number };
 
@@ -88,12 +114,7 @@ export function alertConditions(deps: ConsoleDeps, now = Date.now()): AlertCondi
   for (const p of config.peers) {
     const words = peerInWords(peerSlots(root, p), now);
     if (words.condition === 'circuit-open') out.push({ kind: 'circuit-open', subject: p.name, message: `${p.name}: ${words.words}` });
-    let dead = 0;
-    try {
-      dead = router.queue.depth(p.name).dead;
-    } catch {
-      // The index is closed: shutting down.
-    }
+    const dead = deps.deadLetters(p.name);
     if (dead > 0) out.push({ kind: 'dead-letters', subject: p.name, message: `${p.name}: ${dead} dead letter${dead === 1 ? '' : 's'}` });
   }
   const disk = diskUsage(router.spool.dir);
@@ -125,16 +146,35 @@ export function consoleView(deps: ConsoleDeps, alerts: Alert[], opts: { showPhi:
   const rejections = model.rejectionsLastHour(now);
   const byReason: Record<string, number> = {};
   for (const r of rejections) byReason[r.reason] = (byReason[r.reason] ?? 0) + 1;
-  const items = queueItems(router);
+  const recent = model.recentStudies();
+  // One pass over the queues (they may be deep): per peer, and per recent study and peer.
+  const byPeer = new Map<string, PeerScan>();
+  const byStudy = new Map<string, Map<string, { waiting: number; dead: number }>>(recent.map((s) => [s.studyInstanceUid, new Map()]));
+  for (const i of queueItems(router)) {
+    let p = byPeer.get(i.peer);
+    if (!p) byPeer.set(i.peer, (p = { pending: 0, dead: 0, lastDead: [] }));
+    if (i.state === 'pending') {
+      p.pending++;
+      if (p.oldest === undefined || i.enqueuedAt < p.oldest) p.oldest = i.enqueuedAt;
+      if (p.soonest === undefined || i.nextAttemptAt < p.soonest.nextAttemptAt) p.soonest = i;
+    } else {
+      p.dead++;
+      p.lastDead.push(i);
+      if (p.lastDead.length > DEAD_SHOWN) p.lastDead.shift();
+    }
+    const study = byStudy.get(i.studyInstanceUid);
+    if (study) {
+      let c = study.get(i.peer);
+      if (!c) study.set(i.peer, (c = { waiting: 0, dead: 0 }));
+      c[i.state === 'pending' ? 'waiting' : 'dead']++;
+    }
+  }
 
   const peers = config.peers.map((p) => {
-    const own = items.filter((i) => i.peer === p.name);
-    const pending = own.filter((i) => i.state === 'pending');
-    const dead = own.filter((i) => i.state === 'dead');
-    const oldest = pending.reduce<string | undefined>((min, i) => (min === undefined || i.enqueuedAt < min ? i.enqueuedAt : min), undefined);
+    const scan = byPeer.get(p.name) ?? { pending: 0, dead: 0, lastDead: [] };
+    const oldest = scan.oldest;
     const slots = peerSlots(root, p);
-    const soonest = pending.reduce<QueueItem | undefined>((min, i) => (min === undefined || i.nextAttemptAt < min.nextAttemptAt ? i : min), undefined);
-    const next = soonest && trueNextAttempt(soonest, slots, now);
+    const next = scan.soonest && trueNextAttempt(scan.soonest, slots, now);
     const words = peerInWords(slots, now);
     return {
       name: p.name,
@@ -142,20 +182,19 @@ export function consoleView(deps: ConsoleDeps, alerts: Alert[], opts: { showPhi:
       address: `${p.host}:${p.port}`,
       condition: words.condition,
       words: words.words,
-      queue: { pending: pending.length, dead: dead.length, oldestWaitingSeconds: oldest ? Math.max(0, Math.round((now - Date.parse(oldest)) / 1000)) : null, nextAttemptAt: next ? (next.dueNow ? 'now' : next.at) : null },
+      queue: { pending: scan.pending, dead: scan.dead, oldestWaitingSeconds: oldest ? Math.max(0, Math.round((now - Date.parse(oldest)) / 1000)) : null, nextAttemptAt: next ? (next.dueNow ? 'now' : next.at) : null },
       lastHour: model.peerLastHour(p.name, now),
-      deadLetters: dead.slice(-DEAD_SHOWN).reverse().map((i) => ({
+      deadLetters: [...scan.lastDead].reverse().map((i) => ({
         id: i.id, sopInstanceUid: i.sopInstanceUid, attempts: i.attempts, status: i.lastStatus !== undefined ? formatStatus(i.lastStatus) : null, reason: i.deadReason ?? i.lastError ?? '',
       })),
     };
   });
 
-  const recent = model.recentStudies();
   const prefetch = prefetchByStudy(router, new Set(recent.map((s) => s.studyInstanceUid)));
   const waitingStudies = new Set(safe(() => router.completion.waiting(), []).map((g) => g.studyInstanceUid));
   const studies = recent.map((s) => {
-    const mine = items.filter((i) => i.studyInstanceUid === s.studyInstanceUid);
-    const destinations = new Set([...s.peers.keys(), ...mine.map((i) => i.peer)]);
+    const queued = byStudy.get(s.studyInstanceUid) ?? new Map<string, { waiting: number; dead: number }>();
+    const destinations = new Set([...s.peers.keys(), ...queued.keys()]);
     return {
       studyInstanceUid: s.studyInstanceUid,
       modalities: [...s.modalities],
@@ -168,14 +207,14 @@ export function consoleView(deps: ConsoleDeps, alerts: Alert[], opts: { showPhi:
       lastAt: new Date(s.lastAt).toISOString(),
       destinations: [...destinations].sort().map((peer) => {
         const t = s.peers.get(peer);
-        const ofPeer = mine.filter((i) => i.peer === peer);
+        const q = queued.get(peer);
         return {
           peer,
           delivered: t?.delivered ?? 0,
-          waiting: ofPeer.filter((i) => i.state === 'pending').length,
+          waiting: q?.waiting ?? 0,
           held: waitingStudies.has(s.studyInstanceUid) ? t?.held ?? 0 : 0,
           skippedDuplicate: t?.skipped ?? 0,
-          dead: ofPeer.filter((i) => i.state === 'dead').length,
+          dead: q?.dead ?? 0,
         };
       }),
       prefetch: prefetch.get(s.studyInstanceUid) ?? [],

@@ -24,7 +24,7 @@ import { actorTree, findActor, RecentEvents, sanitize, stateDiagram } from './in
 import { RouterMetrics } from './metrics.ts';
 import { Alerts } from './alerts.ts';
 import { ConsoleModel } from './console-model.ts';
-import { alertConditions, consoleView, peerSlots } from './console-view.ts';
+import { alertConditions, cachedDeadLetters, consoleView, peerSlots } from './console-view.ts';
 import { associations, peers, prefetchJobs } from './inspector-views.ts';
 import { trueNextAttempt } from './next-attempt.ts';
 import type { ConsoleDeps } from './console-view.ts';
@@ -116,9 +116,13 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
         peers: config.peers.map((p) => p.name),
         activeAssociations: () => new Map(config.listeners.map((l) => [l.name, listenerActive(router.actor, l.name)])),
       });
+      const dead = cachedDeadLetters(router, config.peers.map((p) => p.name));
+      // A dead letter made here is seen by the next evaluation, not 15 s later.
+      subscriptions.push(router.events.of('forward-failed').subscribe((e) => e.outcome === 'dead' && dead.invalidate()));
       const consoleDeps: ConsoleDeps = {
         config, router, model,
         associationsOpen: () => config.listeners.reduce((n, l) => n + listenerActive(router.actor, l.name), 0),
+        deadLetters: (peer) => dead.count(peer),
       };
       const evaluateAlerts = () => {
         try {
@@ -135,7 +139,7 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
       evaluateAlerts();
       if (!config.inspect.enabled) return undefined;
       subscriptions.push(model.subscribe(router.events));
-      const started = await startInspectorServer(config, router, { metrics, events, stream, log, isShuttingDown: () => shuttingDown, console: consoleDeps, evaluateAlerts });
+      const started = await startInspectorServer(config, router, { metrics, events, stream, log, isShuttingDown: () => shuttingDown, console: consoleDeps, evaluateAlerts, queueChanged: () => dead.invalidate() });
       server = started;
       return started;
     },
@@ -159,6 +163,8 @@ function listenerActive(root: AnyActorRef, name: string): number {
 type Deps = {
   metrics: RouterMetrics; events: RecentEvents; stream: Observable<InspectionEvent>; log: Logger; isShuttingDown: () => boolean;
   console: ConsoleDeps; evaluateAlerts: () => ReturnType<Alerts['active']>;
+  /** A retry or purge through the API changed the queue. */
+  queueChanged: () => void;
 };
 
 function startInspectorServer(config: RouterConfig, router: RunningRouter, deps: Deps): Promise<InspectorServer> {
@@ -221,6 +227,7 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
       const peer = decodeURIComponent(queueAction[1]);
       if (!peerNames.has(peer)) return [404, { error: `no peer named '${peer}'` }];
       consoleCache = undefined; // the next view shows what this changed
+      deps.queueChanged();
       if (queueAction[2] === 'purge') return [200, { peer, purged: await router.queue.purge(peer) }];
       const count = await router.queue.retry(peer);
       // A running peer machine picks the items up now, not at its next idle wake-up.

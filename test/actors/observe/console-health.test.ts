@@ -30,19 +30,23 @@ test('a listener certificate expiring in 10 days: health lists it, the alert is 
 });
 
 test('a dead letter: listed with its status and Error Comment, the alert starts; purged, the alert ends', async (t) => {
-  const { router, json } = await inspectedRouter(t, { peers: [{ name: 'PACS', aeTitle: 'PACS', host: '127.0.0.1', port: 1 }] });
+  const { router, json, server } = await inspectedRouter(t, { peers: [{ name: 'PACS', aeTitle: 'PACS', host: '127.0.0.1', port: 1 }] });
   const item = await router.queue.add({
     peer: 'PACS', rule: 'r', modifications: [], sopInstanceUid: '1.2.3.4', seriesInstanceUid: '1.2.3', studyInstanceUid: '1.2',
     sopClassUid: '1.2.840.10008.5.1.4.1.1.2', transferSyntaxUid: '1.2.840.10008.1.2.1', path: 'instances/1.2/1.2.3/1.2.3.4.dcm',
   });
-  await router.queue.failed((item as { id: string }).id, { status: 0xa700, error: '0xA700 Out of resources: disk full at PACS', retryable: false, policy: { attempts: 5, initialBackoffMs: 1000, maxBackoffMs: 1000, jitter: 0 } });
+  // As the forwarder does: the failure recorded in the queue, then its domain event.
+  const error = '0xA700 Out of resources: disk full at PACS';
+  const dead = await router.queue.failed((item as { id: string }).id, { status: 0xa700, error, retryable: false, policy: { attempts: 5, initialBackoffMs: 1000, maxBackoffMs: 1000, jitter: 0 } });
+  router.events.emit({ type: 'forward-failed', peer: 'PACS', sopInstanceUid: '1.2.3.4', studyInstanceUid: '1.2', outcome: 'dead', error, status: 0xa700, attempts: dead!.attempts });
   const view = await json('/api/console');
   const pacs = view.peers.find((p: { name: string }) => p.name === 'PACS');
   t.is(pacs.queue.dead, 1);
   t.like(pacs.deadLetters[0], { sopInstanceUid: '1.2.3.4', attempts: 1, status: '0xA700 Out of Resources' });
   t.regex(pacs.deadLetters[0].reason, /disk full at PACS/);
   t.like(view.alerts.find((a: { kind: string }) => a.kind === 'dead-letters'), { subject: 'PACS', message: 'PACS: 1 dead letter' });
-  await router.queue.purge('PACS');
+  // Purged through the API (the console's button): the alert ends at the next evaluation.
+  t.is((await fetch(`${server.url}/api/queues/PACS/purge`, { method: 'POST' })).status, 200);
   const alerts = await json('/api/alerts');
   t.false(alerts.some((a: { kind: string }) => a.kind === 'dead-letters'));
 });
