@@ -107,7 +107,7 @@ function queueItems(router: RunningRouter, peer?: string): QueueItem[] {
 }
 
 /** What is wrong now, for the alerts banner (actors/observe/alerts.ts). */
-export function alertConditions(deps: ConsoleDeps, now = Date.now()): AlertCondition[] {
+export function alertConditions(deps: ConsoleDeps, now = Date.now(), disk = diskUsage(deps.router.spool.dir)): AlertCondition[] {
   const { config, router } = deps;
   const root = router.actor as unknown as AnyActorRef;
   const out: AlertCondition[] = [];
@@ -117,7 +117,6 @@ export function alertConditions(deps: ConsoleDeps, now = Date.now()): AlertCondi
     const dead = deps.deadLetters(p.name);
     if (dead > 0) out.push({ kind: 'dead-letters', subject: p.name, message: `${p.name}: ${dead} dead letter${dead === 1 ? '' : 's'}` });
   }
-  const disk = diskUsage(router.spool.dir);
   if (disk && disk.usedPercent > DISK_ALERT_PERCENT) out.push({ kind: 'disk-full', subject: disk.path, message: `spool disk ${disk.usedPercent} % used (above ${DISK_ALERT_PERCENT} %)` });
   for (const c of safe(() => router.tlsCertificates(), [])) {
     if (c.daysLeft < CERTIFICATE_ALERT_DAYS) {

@@ -286,6 +286,12 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
       const r = ready();
       return json(r.ready ? 200 : 503, r);
     }
+    // The charting library holds no data, and a <script src> carries no bearer token: served to anyone.
+    const asset = vendor.get(url.pathname);
+    if (asset) {
+      res.writeHead(200, { 'content-type': asset.type, 'cache-control': 'max-age=3600' });
+      return res.end(asset.body);
+    }
     if (!authorized(req, url)) {
       res.setHeader('www-authenticate', 'Bearer realm="dicom-router inspector"');
       return json(401, { error: 'a bearer token is required' });
@@ -293,11 +299,6 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
     // A web page elsewhere must not drive the queue through an operator's browser.
     if (req.method === 'POST' && req.headers.origin && new URL(req.headers.origin).host !== req.headers.host) return json(403, { error: 'cross-origin request refused' });
     if (url.pathname === '/' || url.pathname === '/index.html') return send(200, page, 'text/html; charset=utf-8');
-    const asset = vendor.get(url.pathname);
-    if (asset) {
-      res.writeHead(200, { 'content-type': asset.type, 'cache-control': 'max-age=3600' });
-      return res.end(asset.body);
-    }
     if (url.pathname === '/metrics') return send(200, await deps.metrics.metrics(), deps.metrics.contentType);
     if (url.pathname.startsWith('/api/')) {
       const [status, body] = await api(req, url);

@@ -5,6 +5,9 @@ import test from 'ava';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { MASK } from '../../../actors/observe/inspector-model.ts';
+import type { AlertCondition } from '../../../actors/observe/alerts.ts';
+import { ConsoleModel } from '../../../actors/observe/console-model.ts';
+import { alertConditions } from '../../../actors/observe/console-view.ts';
 import { send } from '../../helpers/in-process-router.ts';
 import { initLabCerts, LAB_FILES } from '../../../scripts/certs.ts';
 import { inspectedRouter } from '../../helpers/inspected-router.ts';
@@ -64,4 +67,25 @@ test('recent studies: patient name and ID masked by default, shown with inspect.
     t.deepEqual(view.studies[0].patient, showPhi ? { name: 'DOE^JANE', id: 'PID-4711' } : { name: MASK, id: MASK });
     t.deepEqual(view.studies[0].modalities, ['CT']);
   }
+});
+
+test('the spool disk above 80 % is an alert; at 80 % or below it is not', async (t) => {
+  const { router } = await inspectedRouter(t);
+  // The disk's usage is given (this machine's disk is what it is); everything else is the running router's.
+  const deps = { config: { peers: [] } as never, router, model: new ConsoleModel(), associationsOpen: () => 0, deadLetters: () => 0 };
+  const disk = (usedPercent: number) => ({ path: router.spool.dir, totalBytes: 100, usedBytes: usedPercent, freeBytes: 100 - usedPercent, usedPercent });
+  const only = (c: AlertCondition[]) => c.filter((a) => a.kind === 'disk-full');
+  t.deepEqual(only(alertConditions(deps, Date.now(), disk(80))), []);
+  t.deepEqual(only(alertConditions(deps, Date.now(), disk(81.5))), [{ kind: 'disk-full', subject: router.spool.dir, message: 'spool disk 81.5 % used (above 80 %)' }]);
+});
+
+test('with a token, the page and the API need it; the charting library does not (a script tag sends no token)', async (t) => {
+  const { server } = await inspectedRouter(t, { inspect: { token: 'secret-token-123' } });
+  t.is((await fetch(`${server.url}/api/console`)).status, 401);
+  t.is((await fetch(`${server.url}/api/console`, { headers: { authorization: 'Bearer secret-token-123' } })).status, 200);
+  const lib = await fetch(`${server.url}/vendor/uPlot.iife.min.js`);
+  t.is(lib.status, 200);
+  t.regex(lib.headers.get('content-type') ?? '', /javascript/);
+  t.regex(await lib.text(), /uPlot/);
+  t.is((await fetch(`${server.url}/vendor/uPlot.min.css`)).status, 200);
 });
