@@ -17,6 +17,7 @@ import { OutboundQueue } from './forward/outbound-queue.ts';
 import { PrefetchService } from './jobs/prefetch.ts';
 import { CompletionTracker } from './jobs/completion.ts';
 import { AuditTrail } from './observe/audit.ts';
+import { DomainEvents } from './observe/domain-events.ts';
 import { startRetention } from './ingest/retention.ts';
 import { RulesWatcher } from './rules-watcher.ts';
 import { startListener } from './net/listener.ts';
@@ -37,6 +38,10 @@ export type RunningRouter = {
   /** Series/studies waiting for completion (actors/jobs/completion.ts). */
   completion: CompletionTracker;
   rules: RulesWatcher;
+  /** The router's domain events (instance stored/forwarded/failed, associations): RxJS streams. */
+  events: DomainEvents;
+  /** The parties of an open listener association, by its id (for log lines written outside its acceptor). */
+  associationParties(id: string): { listener: string; peer: string; callingAe: string; calledAe: string } | undefined;
   /** Bound port of each listener, by listener name (useful when the config says port 0). */
   ports: Map<string, number>;
   /** Every configured TLS certificate with its expiry (for the inspector). */
@@ -102,6 +107,13 @@ export async function startRouter(
   opts: { logger: Logger; inspect?: (event: InspectionEvent) => void; watchRules?: boolean },
 ): Promise<RunningRouter> {
   const log = opts.logger;
+  const events = new DomainEvents();
+  const parties = new Map<string, { listener: string; peer: string; callingAe: string; calledAe: string }>();
+  events.all$.subscribe((e) => {
+    // A Map's set and delete do not throw: nothing escapes this subscriber.
+    if (e.type === 'association-opened') parties.set(e.association, { listener: e.listener, peer: e.address, callingAe: e.callingAe, calledAe: e.calledAe });
+    else if (e.type === 'association-closed') parties.delete(e.association);
+  });
   // TLS material of the listeners (watched, reloaded) and expiry warnings for every certificate.
   const tls = startTlsSupervisor(config, log.child({ actor: 'tls' }));
   const spool = await Spool.open({
@@ -120,6 +132,8 @@ export async function startRouter(
   });
   const audit = new AuditTrail(join(config.storage.dir, 'audit'), log.child({ actor: 'audit' }), config.audit.syslog);
   audit.applicationActivity(true);
+  // The audit trail records what the domain events say (associations, instances received and forwarded).
+  const audited = audit.subscribe(events, config.peers);
   let rules: RulesWatcher;
   try {
     rules = RulesWatcher.start(config.routing.rulesDir, config.peers.map((p) => p.name), log.child({ actor: 'rules' }), { watch: opts.watchRules ?? true });
@@ -151,7 +165,7 @@ export async function startRouter(
   for (const p of config.peers) {
     const inFlight = new Set<string>();
     for (const slot of slotsOf(p)) {
-      forwarders.set(slot, new PeerForwarder(p, { spool, queue, logger: log.child({ actor: 'forwarder' }), slot, inFlight, audit, gates, wake: (peer) => wake([peer]) }));
+      forwarders.set(slot, new PeerForwarder(p, { spool, queue, logger: log.child({ actor: 'forwarder' }), slot, inFlight, events, gates, wake: (peer) => wake([peer]) }));
     }
   }
   // Jobs run as children of the root: in the actor tree and its inspection stream, stopped with it.
@@ -202,7 +216,7 @@ export async function startRouter(
           ref,
           spool,
           routing,
-          audit,
+          events,
           logger: log,
           ...(l.tls ? { tls: { aeTitleBindings: l.tls.aeTitleBindings } } : {}),
         },
@@ -235,6 +249,8 @@ export async function startRouter(
     prefetch,
     completion,
     rules,
+    events,
+    associationParties: (id) => parties.get(id),
     ports,
     tlsCertificates: () => tls.certificates(),
     async stop(graceMs = 5000) {
@@ -259,10 +275,12 @@ export async function startRouter(
       await Promise.all([...forwarders.values()].map((f) => f.release().catch(() => {})));
       await retentionStopped;
       actor.stop();
+      audited.unsubscribe();
       audit.applicationActivity(false);
       await audit.flushed();
       audit.close();
       await spool.close();
+      events.complete();
     },
   };
 }

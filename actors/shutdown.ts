@@ -74,7 +74,9 @@ export async function gracefulStop(router: RunningRouter, opts: { graceMs: numbe
     ended.add(assoc.sessionId);
     const state = String((assoc.getSnapshot() as { value?: unknown }).value);
     // Sta6: established and idle between transactions. Earlier states have nothing in flight either.
-    log.info({ assoc: assoc.id, state }, 'shutting down: no transaction in flight, aborting the association');
+    // The fields of every association line (README): listener, peer, callingAe, calledAe.
+    const listener = String((assoc as { _parent?: { id?: string } })._parent?.id ?? '').replace(/^listener:/, '');
+    log.info({ assoc: assoc.id, listener, ...router.associationParties(assoc.id), state }, 'shutting down: no transaction in flight, aborting the association');
     assoc.send({ type: 'A_ABORT_REQUESTED' });
     aborted++;
   };

@@ -1,6 +1,7 @@
 // The `router` command: start the router, and the SCU tools integrators use to test peers.
 import { Command as Cli, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig } from '../config/config.ts';
+import type { RouterConfig } from '../config/config.ts';
 import { createLogger } from '../actors/observe/logger.ts';
 import { collectFiles, readPart10File } from '../actors/ingest/part10-file.ts';
 import type { Part10File } from '../actors/ingest/part10-file.ts';
@@ -17,6 +18,8 @@ import { evaluate, explainText } from '../routing/evaluate.ts';
 import { loadRuleFiles, RulesError } from '../routing/rules-loader.ts';
 import { addQrCommands } from './qr-commands.ts';
 import { createInspection } from '../actors/observe/inspector.ts';
+import { nextAttemptInWords, trueNextAttempt } from '../actors/observe/next-attempt.ts';
+import type { PeerSlotHold } from '../actors/observe/next-attempt.ts';
 import { gracefulStop } from '../actors/shutdown.ts';
 
 type Peer = { aeTitle: string; host: string; port: number };
@@ -261,8 +264,10 @@ queueCmd
   .option('--json', 'print JSON: { peers, items, skipped }')
   .option('--all', `list every skipped duplicate (default: the ${RECENT_SKIPPED} most recent per peer)`)
   .action((peer: string | undefined, opts: { config: string; json?: boolean; all?: boolean }) =>
-    withQueue(opts.config, (queue) => {
-      const items = queue.list(peer);
+    withQueue(opts.config, async (queue) => {
+      // A running router knows which peers are backing off or have their circuit open: their items wait longer.
+      const holds = await runningPeerHolds(configOrExit(opts.config));
+      const items = queue.list(peer).map((i) => (i.state === 'pending' ? { ...i, nextAttempt: trueNextAttempt(i, holds.get(i.peer)) } : i));
       const skippedPeers = new Set(queue.skipped(peer).map((s) => s.peer));
       const names = peer ? [peer] : [...new Set([...configOrExit(opts.config).peers.map((p) => p.name), ...queue.peers(), ...skippedPeers])];
       const peers = names.map((name) => ({ peer: name, duplicates: queue.policyOf(name), ...queue.depth(name), skipped: queue.skippedCount(name), statusOverrides: queue.overridesApplied(name) }));
@@ -275,7 +280,8 @@ queueCmd
         }
         for (const i of items.filter((x) => x.peer === p.peer)) {
           const why = i.state === 'dead' ? `  ${i.deadReason ?? ''}` : i.lastError ? `  last: ${i.lastError}` : '';
-          console.log(`  ${i.id}  ${i.state.padEnd(7)} attempts ${i.attempts}  next ${i.nextAttemptAt}  ${i.sopInstanceUid}${why}`);
+          const next = 'nextAttempt' in i ? `  next ${nextAttemptInWords(i.nextAttempt)}` : '';
+          console.log(`  ${i.id}  ${i.state.padEnd(7)} attempts ${i.attempts}${next}  ${i.sopInstanceUid}${why}`);
         }
         const recent = queue.skipped(p.peer, opts.all ? {} : { limit: RECENT_SKIPPED });
         if (recent.length < p.skipped) console.log(`  (${p.skipped - recent.length} older skipped duplicates: --all lists them)`);
@@ -283,6 +289,20 @@ queueCmd
       }
     }),
   );
+
+/** The peer slots of the running router (from its inspector), by peer; none when it does not answer. */
+async function runningPeerHolds(config: RouterConfig): Promise<Map<string, PeerSlotHold[]>> {
+  if (!config.inspect.enabled) return new Map();
+  try {
+    const { inspectorUrl } = await import('./inspect-cli.ts');
+    const res = await fetch(`${inspectorUrl(config)}/api/peers`, { headers: config.inspect.token ? { authorization: `Bearer ${config.inspect.token}` } : {}, signal: AbortSignal.timeout(2000) });
+    if (!res.ok) return new Map();
+    const peers = (await res.json()) as { name: string; slots: PeerSlotHold[] }[];
+    return new Map(peers.map((p) => [p.name, p.slots]));
+  } catch {
+    return new Map(); // not running: the items' own times are the truth
+  }
+}
 
 queueCmd
   .command('retry [peersOrIds...]')

@@ -17,7 +17,7 @@ import { canTranscode, isDeflated } from '../../protocol/deflated.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN as EXPLICIT_LE, IMPLICIT_VR_LITTLE_ENDIAN as IMPLICIT_LE } from '../../protocol/uids.ts';
 import { applyModifications } from '../../routing/modifications.ts';
 import type { Modification } from '../../routing/rule.types.ts';
-import type { AuditTrail } from '../observe/audit.ts';
+import type { DomainEvents } from '../observe/domain-events.ts';
 import { canDecompress, decompressDataset, MAX_DECOMPRESS_BYTES } from './decompress.ts';
 import { inflatedSource } from './deflated-source.ts';
 import { isSkipped } from './outbound-queue.ts';
@@ -55,7 +55,8 @@ export type ForwarderDeps = {
   wake(peer: string): void;
   /** Turns for peers that take one association at a time (peers[].exclusive). */
   gates?: PeerGates;
-  audit?: AuditTrail;
+  /** Domain events (forwarded, forward failed / dead letter): the audit trail, the console and metrics subscribe. */
+  events?: DomainEvents;
 };
 
 export class PeerForwarder {
@@ -163,7 +164,10 @@ export class PeerForwarder {
       : `association rejected permanently: ${(err as Error).message}`;
     const dead = await this.deps.queue.deadLetterDue(this.peer.name, reason, { inFlight: this.deps.inFlight });
     this.log.error({ reason, deadLetters: dead.length, ids: dead.slice(0, 10).map((i) => i.id) }, 'association rejected permanently: due items are dead letters');
-    for (const item of dead) await this.handOver(item);
+    for (const item of dead) {
+      this.failedEvent(item, item, reason);
+      await this.handOver(item);
+    }
   }
 
   /** Releases the association, if open; resolves once every release under way has ended. */
@@ -237,21 +241,25 @@ export class PeerForwarder {
       // leaves a transaction without response to the service user), retry the item later.
       this.scu = undefined;
       scu.abort();
-      await this.deps.queue.failed(item.id, { error: outcome.failure ?? 'no response', retryable: true, policy: this.policy });
+      const updated = await this.deps.queue.failed(item.id, { error: outcome.failure ?? 'no response', retryable: true, policy: this.policy });
+      if (updated) this.failedEvent(item, updated, outcome.failure ?? 'no response');
       throw new Error(outcome.failure ?? 'association lost');
     }
     const { verdict, overridden } = outcomeOf(outcome.status, this.peer.statusOverrides);
     const override = overridden ? { status: statusKey(outcome.status), outcome: verdict } : undefined;
     if (verdict === 'delivered') {
       await this.deps.queue.delivered(item.id, { status: outcome.status, ...(override ? { statusOverride: override } : {}) });
-      this.deps.audit?.transferred('forwarded', { aeTitle: this.peer.callingAeTitle }, { aeTitle: this.peer.aeTitle, address: `${this.peer.host}:${this.peer.port}` }, {
-        studyInstanceUid: item.studyInstanceUid, sopClassUid: item.sopClassUid, sopInstanceUid: item.sopInstanceUid,
-        patientId: this.deps.spool.get(item.sopInstanceUid)?.patientId ?? '',
-      }, outcome.status);
       const line = { id: item.id, sopInstanceUid: item.sopInstanceUid, status: formatStatus(outcome.status), syntax: context.transferSyntax };
       if (override) this.log.info({ ...line, errorComment: outcome.errorComment, statusOverride: `${override.status} → delivered` }, 'delivered (status override)');
       else if (outcome.status !== 0) this.log.warn({ ...line, errorComment: outcome.errorComment }, 'delivered with a warning');
       else this.log.info(line, 'delivered');
+      if (this.deps.events?.observed) {
+        const record = this.deps.spool.get(item.sopInstanceUid);
+        this.deps.events.emit({
+          type: 'instance-forwarded', peer: this.peer.name, sopInstanceUid: item.sopInstanceUid, sopClassUid: item.sopClassUid, studyInstanceUid: item.studyInstanceUid,
+          bytes: record?.size ?? 0, status: outcome.status, patientId: record?.patientId ?? '',
+        });
+      }
       return { outcome: 'delivered', id: item.id };
     }
     const overrideNote = override ? ` (status override: ${override.status} → ${override.outcome})` : '';
@@ -262,6 +270,7 @@ export class PeerForwarder {
   private async fail(item: QueueItem, f: { status?: number; retryable: boolean; error: string; statusOverride?: { status: string; outcome: string } }): Promise<SendOutcome> {
     const updated = await this.deps.queue.failed(item.id, { ...f, policy: this.policy });
     if (!updated) return { outcome: 'dead', id: item.id, error: f.error };
+    this.failedEvent(item, updated, f.error, f.status);
     if (updated.state === 'dead') {
       this.log.warn({ id: item.id, sopInstanceUid: item.sopInstanceUid, attempts: updated.attempts, reason: updated.deadReason }, 'dead letter');
       await this.handOver(item);
@@ -269,6 +278,13 @@ export class PeerForwarder {
     }
     this.log.warn({ id: item.id, attempts: updated.attempts, nextAttemptAt: updated.nextAttemptAt, error: f.error }, 'delivery failed; will retry');
     return { outcome: 'retry', id: item.id, error: f.error };
+  }
+
+  private failedEvent(item: QueueItem, updated: QueueItem, error: string, status?: number): void {
+    this.deps.events?.emit({
+      type: 'forward-failed', peer: this.peer.name, sopInstanceUid: item.sopInstanceUid, studyInstanceUid: item.studyInstanceUid, outcome: updated.state === 'dead' ? 'dead' : 'retry',
+      error, attempts: updated.attempts, ...(status !== undefined ? { status } : {}), ...(updated.state === 'dead' ? {} : { nextAttemptAt: updated.nextAttemptAt }),
+    });
   }
 
   /** A dead letter goes to its failover peer, if the rule names one; that peer's own duplicates policy applies. */

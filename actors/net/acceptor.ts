@@ -20,10 +20,11 @@ import { StoreSink } from '../ingest/store-sink.ts';
 import type { ReceiveContext, StoreVerdict } from '../ingest/store-sink.ts';
 import type { StoreResult } from '../../machines/dimse/c-store-scp.machine.ts';
 import type { AssociateRj } from '../../protocol/pdu.types.ts';
-import type { AuditTrail, Party } from '../observe/audit.ts';
+import { rejectionReason } from '../observe/domain-events.ts';
+import type { DomainEvents } from '../observe/domain-events.ts';
 import { evaluate } from '../../routing/evaluate.ts';
 import type { RoutingDecision, RuleSet } from '../../routing/rule.types.ts';
-import { queueItemFor } from '../forward/outbound-queue.ts';
+import { isSkipped, queueItemFor } from '../forward/outbound-queue.ts';
 import type { OutboundQueue } from '../forward/outbound-queue.ts';
 import type { PrefetchPlanner } from '../jobs/prefetch.ts';
 import type { CompletionHolder, HoldNote } from '../jobs/completion.ts';
@@ -45,7 +46,8 @@ export type RoutingRuntime = {
 
 export type ListenerRuntime = {
   name: string;
-  audit?: AuditTrail;
+  /** Domain events (instance stored, association opened/closed/rejected): the audit trail, the console and metrics subscribe. */
+  events?: DomainEvents;
   routing?: RoutingRuntime;
   policy: AcceptorPolicy;
   idleTimeoutMs: number;
@@ -107,7 +109,7 @@ export class Acceptor {
     const binding = result.accepted && this.listener.tls ? checkAeTitleBinding(this.listener.tls.aeTitleBindings, rq.callingAeTitle, this.identity) : { ok: true as const };
     if (!binding.ok) {
       // The AE title is not believed without the certificate that backs it: 1/1/3, as for an unknown calling AE title.
-      return this.refuse(Reject.callingAeNotRecognized, 'calling-ae-tls-binding-3', binding.why, { tlsSubject: this.identity?.subject }, 'association rejected: calling AE title not bound to this certificate');
+      return this.refuse(Reject.callingAeNotRecognized, 'calling-ae-tls-binding-3', binding.why, { tlsSubject: this.identity?.subject }, 'association rejected: calling AE title not bound to this certificate', true);
     }
     if (!result.accepted) return this.refuse(result.rj, result.why.split(' ')[0] + '-' + result.rj.reason, result.why);
     if (atCapacity(this.listener.ref.getSnapshot().context)) {
@@ -127,25 +129,21 @@ export class Acceptor {
     );
     this.listener.ref.send({ type: 'ASSOCIATION_ESTABLISHED', associationId: a.id });
     this.established = true;
-    this.listener.audit?.association('established', this.caller(), this.callee());
+    this.listener.events?.emit({ type: 'association-opened', ...this.eventParties() });
     a.machine.send({ type: 'A_ASSOCIATE_ACCEPT_REQUESTED', ac: result.ac });
   }
 
-  /** A-ASSOCIATE-RJ with its reason, logged, counted and audited. */
-  private refuse(rj: AssociateRj, reason: string, why: string, logFields: Record<string, unknown> = {}, message = 'association rejected'): void {
+  /** A-ASSOCIATE-RJ with its reason, logged, counted and published (audited from the event). */
+  private refuse(rj: AssociateRj, reason: string, why: string, logFields: Record<string, unknown> = {}, message = 'association rejected', tlsBinding = false): void {
     const a = this.association;
     a.log.warn({ result: rj.result, source: rj.source, reason: rj.reason, why, ...logFields }, message);
     this.listener.ref.send({ type: 'ASSOCIATION_REJECTED', associationId: a.id, reason });
-    this.listener.audit?.association('refused', this.caller(), this.callee(), why);
+    this.listener.events?.emit({ type: 'association-rejected', listener: this.listener.name, reason: rejectionReason(rj, tlsBinding), callingAe: this.ctx.callingAeTitle, calledAe: this.ctx.calledAeTitle, address: this.association.remoteAddress ?? '', detail: why });
     a.machine.send({ type: 'A_ASSOCIATE_REJECT_REQUESTED', rj: { ...rj } });
   }
 
-  private caller(): Party {
-    return { aeTitle: this.ctx.callingAeTitle, address: this.association.remoteAddress };
-  }
-
-  private callee(): Party {
-    return { aeTitle: this.ctx.calledAeTitle };
+  private eventParties() {
+    return { listener: this.listener.name, association: this.association.id, callingAe: this.ctx.callingAeTitle, calledAe: this.ctx.calledAeTitle, address: this.association.remoteAddress ?? '' };
   }
 
   private onRequest(contextId: number, command: Command, expectsDataset: boolean): DatasetSink | undefined {
@@ -239,6 +237,7 @@ export class Acceptor {
     const prefetch = pending.decision?.prefetch && routing?.prefetch;
     const keys = pending.verdict.keys;
     let prefetchJobs: string[] = [];
+    const skipped: string[] = [];
     // The forward decisions are queued in the instance's own index transaction (DESIGN property 1);
     // a new study's prefetch jobs are planned in it too, so a study triggers once, durably.
     const enqueue = routing && (forward.length > 0 || held.length > 0 || prefetch)
@@ -246,21 +245,27 @@ export class Acceptor {
           if (held.length > 0) holdNotes = holder!.hold(record, held, { seriesDescription: textOf(keys.dataset.SeriesDescription) });
           if (prefetch) prefetchJobs = prefetch.plan(pending.decision!.prefetch!, { studyInstanceUid: record.studyInstanceUid, patientId: keys.patientId, issuerOfPatientId: keys.issuerOfPatientId, dataset: keys.dataset });
           for (const f of forward) {
-            routing.queue.enqueue(queueItemFor(f, f.rule, record));
+            if (isSkipped(routing.queue.enqueue(queueItemFor(f, f.rule, record)))) skipped.push(f.peer);
           }
         }
       : undefined;
     const result = await pending.sink.commit(pending.verdict.keys, this.ctx, log, enqueue);
     if (result.status === Status.SUCCESS && prefetch && prefetchJobs.length > 0) prefetch.start(prefetchJobs);
     if (result.status === Status.SUCCESS && holdNotes.length > 0) holder!.afterCommit(holdNotes);
-    if (result.status === Status.SUCCESS) {
-      const k = pending.verdict.keys;
-      this.listener.audit?.transferred('received', this.caller(), this.callee(), {
-        studyInstanceUid: k.studyInstanceUid ?? '', sopClassUid: k.sopClassUid ?? '', sopInstanceUid: k.sopInstanceUid ?? '', patientId: k.patientId ?? '',
-      });
-    }
     if (result.status === Status.SUCCESS && !pending.decision?.drop && forward.length > 0) routing?.wake(forward.map((f) => f.peer));
+    if (result.status === Status.SUCCESS && this.listener.events?.observed) this.stored(pending.verdict.keys.sopInstanceUid ?? '', forward, held, skipped);
     return result;
+  }
+
+  /** The instance-stored domain event, from the row just committed. */
+  private stored(sopInstanceUid: string, forward: { peer: string }[], held: { peer: string }[], skipped: string[]): void {
+    const record = this.listener.spool.get(sopInstanceUid);
+    if (!record) return;
+    this.listener.events!.emit({
+      type: 'instance-stored', ...this.eventParties(), sopInstanceUid, sopClassUid: record.sopClassUid, seriesInstanceUid: record.seriesInstanceUid, studyInstanceUid: record.studyInstanceUid,
+      modality: record.modality, patientId: record.patientId, patientName: record.patientName, bytes: record.size,
+      queued: forward.map((f) => f.peer).filter((p) => !skipped.includes(p)), held: held.map((f) => f.peer), skipped,
+    });
   }
 
   private onClosed(): void {
@@ -270,7 +275,7 @@ export class Acceptor {
       child?.send({ type: 'ASSOCIATION_ENDED', reason: 'transport closed' });
     }
     this.association.log.info('connection closed');
-    if (this.established) this.listener.audit?.association('ended', this.caller(), this.callee());
+    if (this.established) this.listener.events?.emit({ type: 'association-closed', ...this.eventParties() });
     this.listener.ref.send({ type: 'CONNECTION_CLOSED', associationId: this.association.id });
   }
 }

@@ -11,6 +11,7 @@ import { AttemptLimiter } from './rate-limit.ts';
 import type { ListenerRuntime } from './acceptor.ts';
 import type { AssociationMachineRef } from './association.ts';
 import type { TlsMaterial } from './tls.ts';
+import type { RejectionReason } from '../observe/domain-events.ts';
 
 export type ListenerTlsOptions = { material: TlsMaterial; requireClientCert: boolean; handshakeTimeoutMs: number };
 export type ListenerSocketOptions = {
@@ -36,7 +37,10 @@ export function startListener(runtime: ListenerRuntime, opts: ListenerSocketOpti
   const limiter = opts.rateLimit && new AttemptLimiter(opts.rateLimit.attempts, opts.rateLimit.perSeconds * 1000);
   const log = runtime.logger.child({ listener: runtime.name });
   const sockets = new Set<Socket>();
-  const secure = opts.tls ? tlsServer(opts.tls, log, (socket) => associate(socket)) : undefined;
+  // Refusals before any DICOM exchange, for the console's rejections panel.
+  const refused = (reason: RejectionReason, address: string, detail: string) =>
+    runtime.events?.emit({ type: 'association-rejected', listener: runtime.name, reason, callingAe: '', calledAe: '', address, detail });
+  const secure = opts.tls ? tlsServer(opts.tls, log, (socket) => associate(socket), (address, detail) => refused('tls-handshake', address, detail)) : undefined;
   const server = createServer({ noDelay: true }, (socket: Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
@@ -45,11 +49,13 @@ export function startListener(runtime: ListenerRuntime, opts: ListenerSocketOpti
     if (allow && !allow.check(address, isIPv6(address) ? 'ipv6' : 'ipv4')) {
       // Not a DICOM refusal: an address outside the allowlist gets no protocol exchange at all.
       log.warn({ peer: `${address}:${socket.remotePort}` }, 'connection refused: source address not allowed');
+      refused('source-address-not-allowed', `${address}:${socket.remotePort}`, 'source address not allowed');
       socket.destroy();
       return;
     }
     if (limiter && !limiter.allow(address)) {
       log.warn({ peer: `${address}:${socket.remotePort}`, limit: limiter.max, perMs: limiter.windowMs }, 'connection refused: too many association attempts from this address');
+      refused('rate-limit', `${address}:${socket.remotePort}`, `more than ${limiter.max} attempts in ${limiter.windowMs / 1000} s`);
       socket.destroy();
       return;
     }
@@ -112,7 +118,7 @@ function allowList(sources: string[]): BlockList | undefined {
  * The TLS side of a listener: a tls.Server that is never bound itself; the plain server hands it
  * the connections it admits. Its context is replaced when the material reloads (new handshakes only).
  */
-function tlsServer(tls: ListenerTlsOptions, log: ListenerRuntime['logger'], onSecure: (socket: TLSSocket) => void) {
+function tlsServer(tls: ListenerTlsOptions, log: ListenerRuntime['logger'], onSecure: (socket: TLSSocket) => void, onRefused: (address: string, detail: string) => void) {
   const options = () => ({
     ...tls.material.options,
     // Always ask, so a presented certificate is verified and seen (subject, AE title binding);
@@ -136,6 +142,7 @@ function tlsServer(tls: ListenerTlsOptions, log: ListenerRuntime['logger'], onSe
     // An untrusted client certificate is refused by node after the handshake, seen here as a hang-up: say why.
     const reason = socket.authorizationError ? `client certificate not trusted (${socket.authorizationError})` : err.code ?? 'TLS_ERROR';
     log.warn({ peer: peerOf(socket), reason, detail: err.message.trim() }, 'TLS handshake failed: connection closed');
+    onRefused(peerOf(socket), reason);
     closeBoth(socket);
   });
   server.on('secureConnection', (socket: TLSSocket) => {
@@ -143,6 +150,7 @@ function tlsServer(tls: ListenerTlsOptions, log: ListenerRuntime['logger'], onSe
     // Without rejectUnauthorized a presented but unverifiable certificate still completes the handshake: refuse it here.
     if (cert && !socket.authorized) {
       log.warn({ peer: peerOf(socket), reason: String(socket.authorizationError), subject: cert.subject.split('\n').join(', ') }, 'TLS client certificate not trusted: connection closed');
+      onRefused(peerOf(socket), `client certificate not trusted (${String(socket.authorizationError)})`);
       closeBoth(socket);
       return;
     }

@@ -10,6 +10,9 @@ import type { FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { Subscription } from 'rxjs';
+import type { PeerConfig } from '../../config/config.ts';
+import type { DomainEvents } from './domain-events.ts';
 
 /** PS3.16 CID 400 / 401 codes used here. */
 const EVENT = {
@@ -57,6 +60,32 @@ export class AuditTrail {
     this.log = log;
     this.syslog = syslog && { socket: createSocket(syslog.host.includes(':') ? 'udp6' : 'udp4'), ...syslog };
     this.syslog?.socket.unref();
+  }
+
+  /**
+   * Records what the router's domain events say: associations established, refused (an A-ASSOCIATE-RJ;
+   * a connection refused before any DICOM exchange names no AE and is in the log only) and ended;
+   * instances received and forwarded.
+   */
+  subscribe(events: DomainEvents, peers: PeerConfig[]): Subscription {
+    const peer = new Map(peers.map((p) => [p.name, p]));
+    return events.all$.subscribe((e) => {
+      try {
+        if (e.type === 'association-opened' || e.type === 'association-closed') {
+          this.association(e.type === 'association-opened' ? 'established' : 'ended', { aeTitle: e.callingAe, address: e.address }, { aeTitle: e.calledAe });
+        } else if (e.type === 'association-rejected' && (e.callingAe || e.calledAe)) {
+          this.association('refused', { aeTitle: e.callingAe, address: e.address }, { aeTitle: e.calledAe }, e.detail);
+        } else if (e.type === 'instance-stored') {
+          this.transferred('received', { aeTitle: e.callingAe, address: e.address }, { aeTitle: e.calledAe }, { studyInstanceUid: e.studyInstanceUid, sopClassUid: e.sopClassUid, sopInstanceUid: e.sopInstanceUid, patientId: e.patientId ?? '' });
+        } else if (e.type === 'instance-forwarded') {
+          const p = peer.get(e.peer);
+          if (!p) return;
+          this.transferred('forwarded', { aeTitle: p.callingAeTitle }, { aeTitle: p.aeTitle, address: `${p.host}:${p.port}` }, { studyInstanceUid: e.studyInstanceUid, sopClassUid: e.sopClassUid, sopInstanceUid: e.sopInstanceUid, patientId: e.patientId }, e.status);
+        }
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'audit record could not be made');
+      }
+    });
   }
 
   applicationActivity(started: boolean): void {

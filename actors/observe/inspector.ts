@@ -7,6 +7,7 @@
 // and nothing is done with an event nobody subscribed to. Bound to loopback by default; with a token every request but /healthz and
 // /readyz must carry it (config load refuses a non-loopback bind without one).
 import { accessSync, constants, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
@@ -20,14 +21,27 @@ import type { AnyActorRef, InspectionEvent } from 'xstate';
 import type { RouterConfig } from '../../config/config.ts';
 import { listenerId, peerId } from '../../machines/router.machine.ts';
 import { actorTree, findActor, RecentEvents, sanitize, stateDiagram } from './inspector-model.ts';
-import type { ActorNode } from './inspector-model.ts';
 import { RouterMetrics } from './metrics.ts';
+import { Alerts } from './alerts.ts';
+import { ConsoleModel } from './console-model.ts';
+import { alertConditions, cachedDeadLetters, consoleView, peerSlots } from './console-view.ts';
+import { associations, peers, prefetchJobs } from './inspector-views.ts';
+import { trueNextAttempt } from './next-attempt.ts';
+import type { ConsoleDeps } from './console-view.ts';
 import type { RunningRouter } from '../router.ts';
 import { slotsOf } from '../router.ts';
 
 const PAGE = new URL('./inspector-page.html', import.meta.url);
 /** Tree pushes are coalesced: a busy association changes state many times a millisecond. */
 const PUSH_MS = 100;
+/** How often the alert conditions are evaluated (each alert is logged when it starts and when it ends). */
+const ALERT_MS = 2000;
+const CONSOLE_CACHE_MS = 1000;
+/** The console's charting library, served by the router from node_modules (nothing fetched at run time). */
+const VENDOR: Record<string, { file: string; type: string }> = {
+  '/vendor/uPlot.iife.min.js': { file: 'uplot/dist/uPlot.iife.min.js', type: 'text/javascript; charset=utf-8' },
+  '/vendor/uPlot.min.css': { file: 'uplot/dist/uPlot.min.css', type: 'text/css; charset=utf-8' },
+};
 
 export type InspectorServer = { port: number; url: string; close(): Promise<void> };
 
@@ -37,6 +51,8 @@ export type Inspection = {
   /** Every inspection event, as it happens (what `inspect` is given). */
   events$: Observable<InspectionEvent>;
   metrics: RouterMetrics;
+  /** The console's alerts (also logged and a /metrics gauge). */
+  alerts: Alerts;
   /** Start serving this router (when inspect.enabled); resolves with the bound server. */
   attach(router: RunningRouter): Promise<InspectorServer | undefined>;
   /** Readiness goes false: the router is stopping. */
@@ -47,6 +63,10 @@ export type Inspection = {
 export function createInspection(config: RouterConfig, log: Logger): Inspection {
   const showPhi = config.inspect.showPhi;
   const metrics = new RouterMetrics();
+  const alerts = new Alerts(log.child({ actor: 'alerts' }), metrics.registry);
+  const model = new ConsoleModel();
+  let alertTimer: NodeJS.Timeout | undefined;
+  let metricsOfEvents: Subscription | undefined;
   const events = new RecentEvents();
   const stream = new Subject<InspectionEvent>();
   // A subscriber that throws would be reported by RxJS as an uncaught error: none of them may break the router.
@@ -83,6 +103,7 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
   const everyKind = stately !== undefined;
   return {
     metrics,
+    alerts,
     inspect: (event) => {
       if (!stream.observed) return;
       if (!everyKind && (event.type === '@xstate.action' || event.type === '@xstate.microstep')) return;
@@ -95,8 +116,30 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
         peers: config.peers.map((p) => p.name),
         activeAssociations: () => new Map(config.listeners.map((l) => [l.name, listenerActive(router.actor, l.name)])),
       });
+      const dead = cachedDeadLetters(router, config.peers.map((p) => p.name));
+      // A dead letter made here is seen by the next evaluation, not 15 s later.
+      subscriptions.push(router.events.of('forward-failed').subscribe((e) => e.outcome === 'dead' && dead.invalidate()));
+      const consoleDeps: ConsoleDeps = {
+        config, router, model,
+        associationsOpen: () => config.listeners.reduce((n, l) => n + listenerActive(router.actor, l.name), 0),
+        deadLetters: (peer) => dead.count(peer),
+      };
+      const evaluateAlerts = () => {
+        try {
+          return alerts.update(alertConditions(consoleDeps));
+        } catch {
+          return alerts.active(); // the router is stopping
+        }
+      };
+      metricsOfEvents?.unsubscribe();
+      metricsOfEvents = metrics.subscribe(router.events);
+      // Alerts are logged and counted whether or not the console is served.
+      alertTimer = setInterval(evaluateAlerts, ALERT_MS);
+      alertTimer.unref();
+      evaluateAlerts();
       if (!config.inspect.enabled) return undefined;
-      const started = await startInspectorServer(config, router, { metrics, events, stream, log, isShuttingDown: () => shuttingDown });
+      subscriptions.push(model.subscribe(router.events));
+      const started = await startInspectorServer(config, router, { metrics, events, stream, log, isShuttingDown: () => shuttingDown, console: consoleDeps, evaluateAlerts, queueChanged: () => dead.invalidate() });
       server = started;
       return started;
     },
@@ -104,7 +147,8 @@ export function createInspection(config: RouterConfig, log: Logger): Inspection 
       shuttingDown = true;
     },
     async stop() {
-      for (const s of subscriptions.splice(kept)) s.unsubscribe(); // the Stately Inspector's; metrics keep counting
+      clearInterval(alertTimer);
+      for (const s of subscriptions.splice(kept)) s.unsubscribe(); // the Stately Inspector's and the console's; metrics keep counting
       stately?.stop();
       await server?.close();
     },
@@ -116,12 +160,20 @@ function listenerActive(root: AnyActorRef, name: string): number {
   return ((ref?.getSnapshot() as { context?: { active?: unknown[] } } | undefined)?.context?.active ?? []).length;
 }
 
-type Deps = { metrics: RouterMetrics; events: RecentEvents; stream: Observable<InspectionEvent>; log: Logger; isShuttingDown: () => boolean };
+type Deps = {
+  metrics: RouterMetrics; events: RecentEvents; stream: Observable<InspectionEvent>; log: Logger; isShuttingDown: () => boolean;
+  console: ConsoleDeps; evaluateAlerts: () => ReturnType<Alerts['active']>;
+  /** A retry or purge through the API changed the queue. */
+  queueChanged: () => void;
+};
 
 function startInspectorServer(config: RouterConfig, router: RunningRouter, deps: Deps): Promise<InspectorServer> {
   const { bind, port, token, showPhi } = config.inspect;
   const log = deps.log.child({ actor: 'inspector' });
   const page = readFileSync(PAGE, 'utf8');
+  // Resolved and read at start: a missing package fails here, not when an operator opens the page.
+  const require = createRequire(import.meta.url);
+  const vendor = new Map(Object.entries(VENDOR).map(([path, v]) => [path, { body: readFileSync(require.resolve(v.file)), type: v.type }]));
   const root = router.actor as unknown as AnyActorRef;
   const peerNames = new Set(config.peers.map((p) => p.name));
   const depth = (peer: string) => {
@@ -166,6 +218,7 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
     return { ready: ok, shuttingDown: deps.isShuttingDown(), listeners, spoolWritable, lmdbOpen };
   };
 
+  let consoleCache: { at: number; view: unknown } | undefined;
   const api = async (req: IncomingMessage, url: URL): Promise<[number, unknown]> => {
     const path = url.pathname;
     const queueAction = /^\/api\/queues\/([^/]+)\/(retry|purge)$/.exec(path);
@@ -173,6 +226,8 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
       if (req.method !== 'POST') return [405, { error: 'use POST' }];
       const peer = decodeURIComponent(queueAction[1]);
       if (!peerNames.has(peer)) return [404, { error: `no peer named '${peer}'` }];
+      consoleCache = undefined; // the next view shows what this changed
+      deps.queueChanged();
       if (queueAction[2] === 'purge') return [200, { peer, purged: await router.queue.purge(peer) }];
       const count = await router.queue.retry(peer);
       // A running peer machine picks the items up now, not at its next idle wake-up.
@@ -181,6 +236,12 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
       return [200, { peer, retried: count }];
     }
     if (req.method !== 'GET') return [405, { error: 'use GET' }];
+    if (path === '/api/console') {
+      // One view a second whatever the number of pages open: it scans the queues.
+      if (!consoleCache || Date.now() - consoleCache.at >= CONSOLE_CACHE_MS) consoleCache = { at: Date.now(), view: consoleView(deps.console, deps.evaluateAlerts(), { showPhi }) };
+      return [200, consoleCache.view];
+    }
+    if (path === '/api/alerts') return [200, deps.evaluateAlerts()];
     if (path === '/api/actors') return [200, tree()];
     const one = /^\/api\/actors\/(.+)$/.exec(path);
     if (one) {
@@ -196,7 +257,12 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
     if (path === '/api/peers') return [200, peers(tree(), config, depth)];
     if (path === '/api/queues') {
       const only = url.searchParams.get('peer');
-      return [200, config.peers.filter((p) => !only || p.name === only).map((p) => ({ peer: p.name, ...depth(p.name), duplicates: p.duplicates, skipped: router.queue.skippedCount(p.name), items: router.queue.list(p.name).slice(0, 200) }))];
+      return [200, config.peers.filter((p) => !only || p.name === only).map((p) => {
+        // A waiting item's true next attempt: later than its own while the peer backs off or its circuit is open.
+        const slots = peerSlots(root, p);
+        const items = router.queue.list(p.name).slice(0, 200).map((i) => (i.state === 'pending' ? { ...i, nextAttempt: trueNextAttempt(i, slots) } : i));
+        return { peer: p.name, ...depth(p.name), duplicates: p.duplicates, skipped: router.queue.skippedCount(p.name), items };
+      })];
     }
     // Series/studies held for completion, soonest first (UIDs only: no PHI).
     if (path === '/api/completions') return [200, router.completion.waiting()];
@@ -219,6 +285,12 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
     if (url.pathname === '/readyz') {
       const r = ready();
       return json(r.ready ? 200 : 503, r);
+    }
+    // The charting library holds no data, and a <script src> carries no bearer token: served to anyone.
+    const asset = vendor.get(url.pathname);
+    if (asset) {
+      res.writeHead(200, { 'content-type': asset.type, 'cache-control': 'max-age=3600' });
+      return res.end(asset.body);
     }
     if (!authorized(req, url)) {
       res.setHeader('www-authenticate', 'Bearer realm="dicom-router inspector"');
@@ -293,61 +365,4 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
       });
     });
   });
-}
-
-export function flatten(node: ActorNode): ActorNode[] {
-  return [node, ...node.children.flatMap(flatten)];
-}
-
-/** Open associations with their listener, upper-layer state and transactions. */
-function associations(root: ActorNode) {
-  return root.children
-    .filter((l) => l.machine === 'listener')
-    .flatMap((l) =>
-      l.children.map((a) => ({
-        id: a.id,
-        listener: l.id.replace(/^listener:/, ''),
-        state: a.state.join(','),
-        summary: a.summary,
-        transactions: a.children.map((d) => ({ id: d.id, service: d.machine, state: d.state.join(','), status: d.status })),
-      })),
-    );
-}
-
-function peers(root: ActorNode, config: RouterConfig, depth: (peer: string) => { pending: number; dead: number }) {
-  const slots = root.children.filter((n) => n.machine === 'peer');
-  return config.peers.map((p) => ({
-    name: p.name,
-    aeTitle: p.aeTitle,
-    address: `${p.host}:${p.port}`,
-    queue: depth(p.name),
-    slots: slotsOf(p).map((slot) => {
-      const n = slots.find((s) => s.id === peerId(slot));
-      // The slot's outbound association (its 'association' child while connected), with its transactions.
-      const a = n?.children.find((c) => c.machine === 'association');
-      const association = a && { id: a.id, state: a.state.join(','), summary: a.summary, transactions: a.children.map((d) => ({ id: d.id, service: d.machine, state: d.state.join(','), status: d.status })) };
-      return { slot, state: n?.state.join(',') ?? 'absent', summary: n?.summary, backoffUntil: n?.extra?.backoffUntil, nextDueAt: n?.extra?.nextDueAt, association: association ?? null };
-    }),
-  }));
-}
-
-/**
- * Prefetch jobs in the tree (any actor whose machine id contains 'prefetch', wherever it hangs), with
- * their context (priors and their states) and the steps recorded in LMDB (`history`), when the job id
- * can be read from the actor id ('prefetch-ID', 'prefetch:ID' or 'ID').
- */
-function prefetchJobs(tree: ActorNode, root: AnyActorRef, router: RunningRouter, showPhi: boolean) {
-  return flatten(tree)
-    .filter((n) => /prefetch/i.test(n.machine))
-    .map((n) => {
-      const context = (findActor(root, n.sessionId)?.getSnapshot() as { context?: { job?: { id?: string } } } | undefined)?.context;
-      const id = context?.job?.id ?? n.id.replace(/^prefetch[-:]/, '');
-      let history: unknown = null;
-      try {
-        history = router.prefetch.jobs.get(id)?.history ?? null;
-      } catch {
-        // LMDB closed (shutting down): the live context is still there.
-      }
-      return { ...n, children: undefined, context: sanitize(context, { showPhi }), history: sanitize(history, { showPhi }) };
-    });
 }

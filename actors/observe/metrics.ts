@@ -10,11 +10,13 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AnyActorRef, InspectionEvent } from 'xstate';
 import type { AssociationTraffic } from '../../machines/association.machine.ts';
 import type { OutboundQueue } from '../forward/outbound-queue.ts';
+import type { Subscription } from 'rxjs';
+import type { DomainEvents } from './domain-events.ts';
 
 type ListenerCounts = { accepted: number; rejected: Record<string, number> };
 type PeerCounts = { delivered: number; failed: number; deadLettered: number; associationFailures?: number; lastError?: string };
 
-/** DIMSE command fields (PS3.7 E.1) → service names, for the outbound histogram. */
+/** DIMSE request command fields (PS3.7 E.1) → service names: the one label vocabulary of the DIMSE histograms. */
 const SERVICE: Record<number, string> = { 0x0001: 'C-STORE', 0x0010: 'C-GET', 0x0020: 'C-FIND', 0x0021: 'C-MOVE', 0x0030: 'C-ECHO' };
 
 /** Why an outbound association could not be opened, from the error the forwarder gave the peer machine. */
@@ -94,6 +96,12 @@ export class RouterMetrics {
     labelNames: ['peer', 'reason'],
     registers: [this.registry],
   });
+  readonly connectionsRefused = new Counter({
+    name: 'dicom_router_connections_refused_total',
+    help: 'Connections closed before any DICOM exchange, per listener and reason (source-address-not-allowed, rate-limit, tls-handshake); A-ASSOCIATE-RJ are dicom_router_associations_rejected_total',
+    labelNames: ['listener', 'reason'],
+    registers: [this.registry],
+  });
   readonly prefetchJobs = new Counter({ name: 'dicom_router_prefetch_jobs_total', help: 'Prefetch jobs finished, per outcome', labelNames: ['outcome'], registers: [this.registry] });
 
   constructor() {
@@ -126,6 +134,17 @@ export class RouterMetrics {
     this.queue = opts.queue;
     this.peers = opts.peers;
     this.activeAssociations = opts.activeAssociations;
+  }
+
+  /** Counts from the router's domain events what the machines' counters do not hold. */
+  subscribe(events: DomainEvents): Subscription {
+    return events.of('association-rejected').subscribe((e) => {
+      try {
+        if (e.reason === 'source-address-not-allowed' || e.reason === 'rate-limit' || e.reason === 'tls-handshake') this.connectionsRefused.inc({ listener: e.listener, reason: e.reason });
+      } catch {
+        // Metrics never break the router.
+      }
+    });
   }
 
   private depth(peer: string): { pending: number; dead: number } {
@@ -262,9 +281,11 @@ export class RouterMetrics {
       this.peerDimseSeconds.observe({ peer: peerName(owner!.id), service: SERVICE[command ?? -1] ?? 'unknown' }, seconds);
       return;
     }
-    const service = machineIdOf(ref) ?? 'unknown';
+    // One vocabulary inbound and outbound: the DIMSE service of the request (a refused request too).
+    const command = (snapshot.context?.command as { CommandField?: number } | undefined)?.CommandField;
+    const service = SERVICE[command ?? -1] ?? machineIdOf(ref) ?? 'unknown';
     this.dimseSeconds.observe({ service }, seconds);
-    if (service !== 'cStoreScp') return;
+    if (machineIdOf(ref) !== 'cStoreScp') return;
     const listener = listenerName(parentOf(parentOf(ref))?.id);
     const status = (snapshot.output as { status?: number } | undefined)?.status ?? (snapshot.context?.status as number | undefined);
     // Success (0000) and warnings (0001, Bxxx) are acknowledged: the instance is stored (PS3.4 B.2.3).

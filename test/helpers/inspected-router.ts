@@ -15,6 +15,8 @@ export type InspectedRouterOptions = {
   /** Text of the one rule file (rules/r.yaml); none = no rules. */
   rules?: string;
   peers?: Record<string, unknown>[];
+  /** Merged into the one listener ('main', AE DICOM_ROUTER). */
+  listener?: Record<string, unknown>;
   /** Merged into `inspect` (enabled, port 0). */
   inspect?: Record<string, unknown>;
 };
@@ -27,7 +29,7 @@ export async function inspectedRouter(t: ExecutionContext, opts: InspectedRouter
   const config = parseConfig(
     stringify({
       storage: { dir: join(dir, 'data'), fsync: false },
-      listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 1, bind: '127.0.0.1' }],
+      listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 1, bind: '127.0.0.1', ...opts.listener }],
       ...(opts.peers ? { peers: opts.peers } : {}),
       routing: { rulesDir },
       inspect: { enabled: true, port: 0, ...opts.inspect },

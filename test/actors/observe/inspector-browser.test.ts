@@ -1,4 +1,4 @@
-// The live inspector page in headless Chromium (Debian's chromium, driven by playwright-core): while
+// The actor tree view of the console page (#actors) in headless Chromium (Debian's chromium, driven by playwright-core): while
 // a slowed storescu sends, the association appears with its upper-layer state, selecting it shows its
 // state diagram, context and events; it disappears when released; PHI stays masked. A screenshot is
 // kept in test-artifacts/inspector.png. A study held for completion is listed with a countdown, and a
@@ -27,7 +27,7 @@ test.serial('the page shows the association live while storescu sends, then not;
   const browser = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), { executablePath: CHROMIUM, headless: true, args: FLAGS });
   t.teardown(() => browser.close());
   const page = browser.pages()[0] ?? (await browser.newPage());
-  await page.goto(server.url);
+  await page.goto(`${server.url}/#actors`);
   await page.waitForSelector('#conn.up');
   await page.waitForSelector('[data-actor-id="listener:main"][data-state="listening"]');
 
@@ -43,8 +43,8 @@ test.serial('the page shows the association live while storescu sends, then not;
   // pointer click: click it inside the page, in one step.
   await page.waitForFunction(`(() => { const el = document.querySelector('[data-actor-id^="assoc-"][data-state="Sta6"]'); if (el) el.click(); return el !== null; })()`);
   await page.waitForSelector('#context');
-  await page.waitForSelector('[data-state-path="Sta6"].st.active');
-  t.regex((await page.textContent('#detail')) ?? '', /ASSOCIATE_RQ_RECEIVED/);
+  // The diagram and the events come from one fetch: checked together, before the association may end.
+  await page.waitForFunction(`(() => document.querySelector('[data-state-path="Sta6"].st.active') !== null && (document.getElementById('detail')?.textContent ?? '').includes('ASSOCIATE_RQ_RECEIVED'))()`);
   mkdirSync(join(REPO, 'test-artifacts'), { recursive: true });
   await page.screenshot({ path: join(REPO, 'test-artifacts/inspector.png'), fullPage: true });
 
@@ -84,7 +84,7 @@ test.serial('the page lists a study waiting for completion with its countdown, a
   const browser = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1400, height: 1000 } });
   t.teardown(() => browser.close());
   const page = browser.pages()[0] ?? (await browser.newPage());
-  await page.goto(server.url);
+  await page.goto(`${server.url}/#actors`);
   await page.waitForSelector('#conn.up');
 
   const [studyUid, seriesUid] = [newUid(), newUid()];
@@ -94,6 +94,8 @@ test.serial('the page lists a study waiting for completion with its countdown, a
   // Waiting for completion: rule, study UID, instances, seconds left.
   const row = page.locator('#completions tr[data-completion]');
   await row.first().waitFor({ timeout: 10_000 });
+  // The list is refetched every 2 s: it may first show the group before its third instance.
+  await page.waitForFunction(`(document.querySelector('#completions tr[data-completion] td:nth-child(3)')?.textContent ?? '').startsWith('3 in 1 series')`, undefined, { timeout: 10_000 });
   t.is(await row.count(), 1);
   const cells = await row.first().locator('td').allTextContents();
   t.regex(cells[0], /^study\b/);
@@ -126,6 +128,14 @@ test.serial('the page lists a study waiting for completion with its countdown, a
 
   mkdirSync(join(REPO, 'test-artifacts'), { recursive: true });
   await page.screenshot({ path: join(REPO, 'test-artifacts/inspector-completion-prefetch.png'), fullPage: true });
+
+  // The console's recent studies: PACS held for completion, the prefetch job with its state.
+  await page.goto(server.url);
+  const study = page.locator(`#studies [data-study="${studyUid}"]`);
+  await study.waitFor({ timeout: 10_000 });
+  t.regex((await study.locator('[data-destination="PACS"]').textContent()) ?? '', /^PACS: 3 held for completion$/);
+  t.regex((await study.locator('[data-prefetch]').textContent()) ?? '', /^ARCHIVE → WS: waitingToRetry/);
+  await page.screenshot({ path: join(REPO, 'test-artifacts/console-held-prefetch.png'), fullPage: true });
   const html = await page.content();
   t.false(html.includes('DOE^JANE'), 'no patient name on the page');
   t.false(html.includes('PID-4711'), 'no patient ID on the page');

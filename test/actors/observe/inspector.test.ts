@@ -46,7 +46,7 @@ test('after storescu sends N instances: counters and queue depth read N, the ass
   t.true(/^dicom_router_associations_rejected_total\{listener="main",reason="[^"]*"\} 1$/m.test(metrics), metrics);
   t.is(value('dicom_router_queue_depth{peer="DOWN"}'), N);
   t.is(value('dicom_router_dead_letters{peer="DOWN"}'), 0);
-  t.is(value('dicom_router_dimse_duration_seconds_count{service="cStoreScp"}'), N);
+  t.is(value('dicom_router_dimse_duration_seconds_count{service="C-STORE"}'), N);
   t.is(value('dicom_router_associations_active{listener="main"}'), 0);
   t.true(value('dicom_router_bytes_received_total{listener="main"}') > N * 2048);
   t.true(value('dicom_router_bytes_sent_total{listener="main"}') > 0);

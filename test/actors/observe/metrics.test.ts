@@ -5,6 +5,7 @@
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { failureReason } from '../../../actors/observe/metrics.ts';
 import { SOP, TS, writeDataset } from '../../helpers/dicom-files.ts';
@@ -81,7 +82,7 @@ test('a forward in progress shows peer > association (Sta6) > transaction in /ap
   // One C-STORE-RSP per instance came back.
   t.true((await r.metric('dicom_router_peer_bytes_received_total{peer="PACS"}')) > 0);
   // The inbound series are unchanged by the outbound traffic.
-  t.is(await r.metric('dicom_router_dimse_duration_seconds_count{service="cStoreScp"}'), N);
+  t.is(await r.metric('dicom_router_dimse_duration_seconds_count{service="C-STORE"}'), N);
   t.true(Number.isNaN(await r.metric('dicom_router_dimse_duration_seconds_count{service="scuRequest"}')));
 });
 
@@ -115,4 +116,20 @@ test('failure reasons', (t) => {
   t.is(failureReason('connection to 127.0.0.1:1 failed before the association was established: ECONNREFUSED: connect ECONNREFUSED'), 'connection-refused');
   t.is(failureReason('TLS handshake not completed after 1000 ms'), 'timeout');
   t.is(failureReason(undefined), 'other');
+});
+
+test('a connection refused before any DICOM exchange (source address not allowed) is counted and in the console rejections, with its address', async (t) => {
+  const { port, json, get } = await inspectedRouter(t, { listener: { allowedSources: ['192.0.2.1'] } });
+  const socket = connect(port, '127.0.0.1');
+  await new Promise<void>((resolve) => socket.once('close', () => resolve()).once('error', () => {}));
+  let view: any;
+  for (let i = 0; i < 100; i++) {
+    view = await json('/api/console');
+    if (view.glance.rejections.total > 0) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.is(view.glance.rejections.total, 1);
+  t.like(view.glance.rejections.recent[0], { reason: 'source-address-not-allowed', listener: 'main', callingAe: '', calledAe: '' });
+  t.regex(view.glance.rejections.recent[0].address, /^127\.0\.0\.1:\d+$/);
+  t.regex(await (await get('/metrics')).text(), /dicom_router_connections_refused_total\{listener="main",reason="source-address-not-allowed"\} 1/);
 });
