@@ -9,6 +9,7 @@ import { serialize } from 'node:v8';
 import type { Database } from 'lmdb';
 import type { Logger } from 'pino';
 import type { DeferredFiles } from './deferred-files.ts';
+import { DuplicateBursts } from './duplicate-bursts.ts';
 import type { FileSyncs } from './file-syncs.ts';
 import type { Journal, JournalStream } from './journal.ts';
 import type { RedoCapture } from './redo-capture.ts';
@@ -41,8 +42,12 @@ export class Placement {
   #dirs = new Map<string, Promise<void>>();
   #sopLocks = new Map<string, Promise<void>>();
 
+  /** The log lines of duplicates: the first of a burst at warn, the rest at info. */
+  readonly bursts: DuplicateBursts;
+
   constructor(deps: PlacementDeps) {
     this.#d = deps;
+    this.bursts = new DuplicateBursts(deps.log);
   }
 
   /**
@@ -129,7 +134,7 @@ export class Placement {
     }
     // Level 2 storage keeps the latest copy (PS3.4 B.4.1); whether peers get it again is their `duplicates` policy.
     const identical = previous.sha256 === undefined || record.sha256 === undefined ? undefined : previous.sha256 === record.sha256;
-    this.#d.log.warn({ sopInstanceUid: record.sopInstanceUid, path: record.path, identical, previous: record.duplicateOf }, 'duplicate SOP Instance UID: overwritten');
+    this.bursts.overwritten({ sopInstanceUid: record.sopInstanceUid, path: record.path, identical, previous: record.duplicateOf });
   }
 
   /**

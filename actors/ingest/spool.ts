@@ -362,6 +362,7 @@ export class Spool {
           'journal group commits',
         );
       }
+      this.#placement.bursts.close();
       await this.#journal?.close(); // its last checkpoint waits for the deferred files
       this.#deferred.close();
       this.#release?.();

@@ -8,7 +8,7 @@ import { encodePdu } from '../../protocol/pdu.ts';
 import type { AssociateRq, Pdu } from '../../protocol/pdu.types.ts';
 import { VERIFICATION_SOP_CLASS } from '../../protocol/uids.ts';
 import { echoRq, rawPeer } from '../helpers/raw-peer.ts';
-import { run, startRouter } from '../helpers/processes.ts';
+import { run, startRouter, waitForOutput } from '../helpers/processes.ts';
 
 const silent = pino({ level: 'silent' });
 
@@ -88,6 +88,8 @@ test('a source address outside allowedSources gets no association; allowed ones 
   t.teardown(blocked.stop);
   const r = await run('echoscu', ['-aet', 'ECHOSCU', '-aec', blocked.aeTitle, '127.0.0.1', String(blocked.port)]);
   t.not(r.code, 0);
+  // The router's line reaches us through a pipe, maybe after echoscu has exited: wait for it.
+  await waitForOutput(blocked, 'source address not allowed');
   t.regex(blocked.output(), /source address not allowed/);
   const allowed = await startRouter({ listener: { allowedSources: ['127.0.0.0/8'] } });
   t.teardown(allowed.stop);

@@ -97,11 +97,15 @@ test('a duplicate SOP Instance UID on the listener overwrites the stored copy an
   t.like(after.duplicateOf, { receivedAt: before.receivedAt, path: before.path, size: before.size, sha256: before.sha256 });
   const warned = lines.filter((l) => l.msg === 'duplicate SOP Instance UID: overwritten');
   t.is(warned.length, 1);
-  t.like(warned[0], { level: 40, sopInstanceUid: sop, identical: true, path: after.path, previous: { receivedAt: before.receivedAt, path: before.path } });
+  t.like(warned[0], { level: 40, burst: 1, sopInstanceUid: sop, identical: true, path: after.path, previous: { receivedAt: before.receivedAt, path: before.path } });
   // A changed copy: still overwritten, and the log says the bytes differ.
   t.is((await run('dcmodify', ['-nb', '-i', '(0008,103e)=CHANGED', file])).code, 0);
   t.is((await storescu(r.port, [file])).code, 0);
-  t.like(lines.filter((l) => l.msg === 'duplicate SOP Instance UID: overwritten')[1], { identical: false });
+  const second = lines.filter((l) => l.msg === 'duplicate SOP Instance UID: overwritten')[1];
+  t.like(second, { identical: false, burst: 2 });
+  t.is(second.level, 30, 'the rest of a burst at info: a resent series is one warn line, not one per instance');
+  await r.stop(0);
+  t.like(lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('duplicate burst ended')), { level: 30, overwritten: 2 });
 });
 
 test('no peer needs a fingerprint: the dataset is not hashed, and a duplicate is still overwritten and logged', async (t) => {
