@@ -15,6 +15,7 @@ import type { RoutingRuntime } from './net/acceptor.ts';
 import { PeerForwarder } from './forward/forwarder.ts';
 import { OutboundQueue } from './forward/outbound-queue.ts';
 import { PrefetchService } from './jobs/prefetch.ts';
+import { AssociationSlots, QR_SCP_SOP_CLASSES } from './jobs/qr-scp.ts';
 import { CompletionTracker } from './jobs/completion.ts';
 import { AuditTrail } from './observe/audit.ts';
 import { startRetention } from './ingest/retention.ts';
@@ -87,10 +88,12 @@ export function slotsOf(peer: PeerConfig): string[] {
 }
 
 export function acceptorPolicy(listener: ListenerConfig): AcceptorPolicy {
+  const sopClasses = listener.sopClasses === 'default' ? [VERIFICATION_SOP_CLASS, ...DEFAULT_STORAGE_SOP_CLASSES] : listener.sopClasses;
   return {
     aeTitles: listener.aeTitles,
     acceptCallingAeTitles: listener.acceptCallingAeTitles,
-    sopClasses: listener.sopClasses === 'default' ? [VERIFICATION_SOP_CLASS, ...DEFAULT_STORAGE_SOP_CLASSES] : listener.sopClasses,
+    // A listener with queryRetrieve offers Patient Root and Study Root C-FIND and C-MOVE too.
+    sopClasses: listener.queryRetrieve ? [...new Set([...sopClasses, ...QR_SCP_SOP_CLASSES])] : sopClasses,
     transferSyntaxes: listener.transferSyntaxes === 'default' ? DEFAULT_TRANSFER_SYNTAXES : listener.transferSyntaxes,
     transferSyntaxPolicy: listener.transferSyntaxPolicy,
     maxPduLength: listener.maxPduLength,
@@ -190,6 +193,9 @@ export async function startRouter(
   const stopRetention = startRetention(spool, queue, config.routing.retentionHours * 3600_000, log.child({ actor: 'retention' }), undefined, completion);
   const listeners: RunningListener[] = [];
   const ports = new Map<string, number>();
+  // Q/R SCP: upstream associations within each archive's maxAssociations, across every listener.
+  const peersByName = new Map(config.peers.map((p) => [p.name, p]));
+  const qrSlots = new AssociationSlots((name) => peersByName.get(name)?.maxAssociations ?? 1);
   try {
     for (const l of config.listeners) {
       const ref = actor.system.get(listenerId(l.name)) as ListenerActorRef;
@@ -205,6 +211,7 @@ export async function startRouter(
           audit,
           logger: log,
           ...(l.tls ? { tls: { aeTitleBindings: l.tls.aeTitleBindings } } : {}),
+          ...(l.queryRetrieve ? { qr: { config: l.queryRetrieve, spool, peers: peersByName, slots: qrSlots, logger: log.child({ actor: 'qr-scp' }) } } : {}),
         },
         {
           bind: l.bind, port: l.port, allowedSources: l.allowedSources, rateLimit: l.rateLimit,

@@ -10,7 +10,7 @@ import type {
   RoleSelection,
 } from './pdu.types.ts';
 import { DICOM_APPLICATION_CONTEXT } from './pdu.types.ts';
-import { EXPLICIT_VR_LITTLE_ENDIAN as EXPLICIT_LE, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, IMPLICIT_VR_LITTLE_ENDIAN as IMPLICIT_LE, transferSyntax } from './uids.ts';
+import { EXPLICIT_VR_LITTLE_ENDIAN as EXPLICIT_LE, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, IMPLICIT_VR_LITTLE_ENDIAN as IMPLICIT_LE, PATIENT_ROOT_FIND, PATIENT_ROOT_MOVE, STUDY_ROOT_FIND, STUDY_ROOT_MOVE, transferSyntax } from './uids.ts';
 
 export type TransferSyntaxPolicy = 'proposal-order' | 'prefer-explicit';
 
@@ -91,6 +91,8 @@ function reject(rj: AssociateRj, why: string): NegotiationResult {
   return { accepted: false, rj: { ...rj }, why };
 }
 
+const QR_SOP_CLASSES = new Set([PATIENT_ROOT_FIND, PATIENT_ROOT_MOVE, STUDY_ROOT_FIND, STUDY_ROOT_MOVE]);
+
 /** PS3.8 Table 9-18 result for one presentation context, with the chosen transfer syntax. */
 export function selectTransferSyntax(
   abstractSyntax: string,
@@ -98,7 +100,9 @@ export function selectTransferSyntax(
   policy: Pick<AcceptorPolicy, 'sopClasses' | 'transferSyntaxes' | 'transferSyntaxPolicy'>,
 ): { result: PresentationContextResult; transferSyntax: string } {
   if (!policy.sopClasses.includes(abstractSyntax)) return { result: 3, transferSyntax: proposed[0] ?? IMPLICIT_LE };
-  const supported = proposed.filter((ts) => policy.transferSyntaxes.includes(ts));
+  // Q/R identifiers are read and written by the router itself: uncompressed Little Endian only.
+  const accepted = QR_SOP_CLASSES.has(abstractSyntax) ? policy.transferSyntaxes.filter((ts) => ts === EXPLICIT_LE || ts === IMPLICIT_LE) : policy.transferSyntaxes;
+  const supported = proposed.filter((ts) => accepted.includes(ts));
   if (supported.length === 0) return { result: 4, transferSyntax: proposed[0] ?? IMPLICIT_LE };
   if (policy.transferSyntaxPolicy === 'prefer-explicit') {
     const explicit = supported.includes(EXPLICIT_LE) ? EXPLICIT_LE : supported.find((ts) => transferSyntax(ts)?.explicitVr);

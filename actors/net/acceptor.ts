@@ -30,6 +30,10 @@ import type { CompletionHolder, HoldNote } from '../jobs/completion.ts';
 import type { InstanceRecord } from '../ingest/spool.ts';
 import type { AeTitleBinding } from '../../config/config.ts';
 import { checkAeTitleBinding, identityOf } from './tls-identity.ts';
+import { qrModelOf } from '../jobs/qr-scp.ts';
+import type { QrContext } from '../jobs/qr-scp.ts';
+import { runFind } from '../jobs/qr-scp-find.ts';
+import { runMove } from '../jobs/qr-scp-move.ts';
 import type { CertificateIdentity } from './tls-identity.ts';
 
 /** What a listener needs to route: the rules in force, the outbound queue, and a way to wake peers. */
@@ -55,6 +59,8 @@ export type ListenerRuntime = {
   logger: Logger;
   /** A TLS listener: calling AE titles bound to client certificates (empty: none). */
   tls?: { aeTitleBindings: AeTitleBinding[] };
+  /** A listener with queryRetrieve: what its C-FIND and C-MOVE transactions ask (actors/jobs/qr-scp.ts). */
+  qr?: QrContext;
 };
 
 type PendingStore = { sink: StoreSink; verdict?: StoreVerdict; decision?: RoutingDecision };
@@ -157,6 +163,12 @@ export class Acceptor {
       a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cEchoScp', input });
       return undefined;
     }
+    if (command.CommandField === CommandField.C_CANCEL_RQ) {
+      this.cancel(command.MessageIDBeingRespondedTo);
+      return undefined;
+    }
+    const qr = this.qrRequest(context.abstractSyntax, command, expectsDataset);
+    if (qr) return qr(input, context.transferSyntax);
     if (command.CommandField !== CommandField.C_STORE_RQ || !expectsDataset) {
       a.log.warn({ command: command.CommandField }, 'request not supported here: answering 0211');
       a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'refusedRequest', input });
@@ -185,6 +197,35 @@ export class Acceptor {
     }
     this.pending.set(messageId, { sink });
     return sink;
+  }
+
+  /** A C-CANCEL-RQ (PS3.7 9.3.2.3): to the transaction it names, if still under way; it has no response. */
+  private cancel(messageId: number | undefined): void {
+    const child = messageId === undefined ? undefined : this.association.machine.getSnapshot().children[transactionId(messageId)];
+    this.association.log.info({ messageIdBeingRespondedTo: messageId, underWay: child !== undefined }, 'C-CANCEL received');
+    child?.send({ type: 'CANCEL_REQUESTED' });
+  }
+
+  /**
+   * A C-FIND or C-MOVE on a Q/R context of a listener that offers it: the identifier is collected,
+   * then its transaction machine is spawned with the search or retrieval that answers it.
+   */
+  private qrRequest(abstractSyntax: string, command: Command, expectsDataset: boolean): ((input: DimseInput, transferSyntax: string) => DatasetSink) | undefined {
+    const qr = this.listener.qr;
+    const kind = qrModelOf(abstractSyntax);
+    if (!qr || !kind || !expectsDataset) return undefined;
+    const field = kind.service === 'find' ? CommandField.C_FIND_RQ : CommandField.C_MOVE_RQ;
+    if (command.CommandField !== field) return undefined;
+    return (input, transferSyntax) => collectingSink((identifier) => {
+      const log = this.association.log.child({ messageId: input.messageId, service: kind.service === 'find' ? 'C-FIND' : 'C-MOVE', model: kind.model });
+      const req = { model: kind.model, transferSyntax, identifier, calledAeTitle: this.ctx.calledAeTitle, callingAeTitle: this.ctx.callingAeTitle, log };
+      if (kind.service === 'find') {
+        this.association.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cFindScp', input: { ...input, find: (emit) => runFind(qr, req, emit) } });
+      } else {
+        const destination = command.MoveDestination ?? '';
+        this.association.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cMoveScp', input: { ...input, retrieve: (progress) => runMove(qr, req, destination, progress) } });
+      }
+    });
   }
 
   /** The dataset has fully arrived (or failed): tell its C-STORE machine. */
@@ -284,6 +325,16 @@ function routedFields(decision: RoutingDecision, forward: { peer: string }[], he
 function textOf(v: unknown): string | undefined {
   const first = Array.isArray(v) ? v[0] : v;
   return typeof first === 'string' ? first : undefined;
+}
+
+/** Gathers a Q/R identifier (small) and hands it over whole. */
+function collectingSink(done: (identifier: Uint8Array) => void): DatasetSink {
+  const chunks: Uint8Array[] = [];
+  return {
+    write: (data) => (chunks.push(Uint8Array.from(data)), true),
+    drained: () => Promise.resolve(),
+    end: () => done(Buffer.concat(chunks)),
+  };
 }
 
 /** Swallows a dataset nobody will store, then reports its end. */

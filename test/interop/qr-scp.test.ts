@@ -1,0 +1,159 @@
+// Query/Retrieve through the router against real peers (issue 16): DCMTK findscu and movescu ask the
+// router, which fronts two Orthanc archives holding overlapping studies and holds a study of its own
+// (sent by storescu); the move destination is a DCMTK storescp.
+import test from 'ava';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { readPart10File } from '../../actors/ingest/part10-file.ts';
+import { startRouter } from '../../actors/router.ts';
+import type { RunningRouter } from '../../actors/router.ts';
+import { parseConfig } from '../../config/config.ts';
+import { parseHeader } from '../../protocol/dataset-header.ts';
+import { textOf } from '../../protocol/qr-matching.ts';
+import { newUid, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
+import { silent } from '../helpers/in-process-router.ts';
+import { startOrthanc } from '../helpers/orthanc.ts';
+import type { Orthanc } from '../helpers/orthanc.ts';
+import { DCMTK_ENV, freePort, run, startStorescp, tempDir } from '../helpers/processes.ts';
+import type { Started } from '../helpers/processes.ts';
+
+type Study = { uid: string; files: string[]; sops: string[]; patientId: string };
+
+async function makeStudy(dir: string, opts: { patientId: string; patientName: string; modality: string; studyDate: string; accession: string; count?: number }): Promise<Study> {
+  const uid = newUid();
+  const files = writeDataset(join(dir, uid), {
+    sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, count: opts.count ?? 2, pixelBytes: 512,
+    patientId: opts.patientId, patientName: opts.patientName, modality: opts.modality, studyDate: opts.studyDate, accessionNumber: opts.accession, studyInstanceUid: uid,
+  });
+  const sops = await Promise.all(files.map(async (f) => (await readPart10File(f)).sopInstanceUid));
+  return { uid, files, sops, patientId: opts.patientId };
+}
+
+type World = {
+  arch1: Orthanc; arch2: Orthanc; ws: Started & { port: number }; wsDir: string;
+  router: RunningRouter; port: number;
+  both: Study; only1: Study; only2: Study; local: Study;
+};
+let world: World;
+
+test.before(async () => {
+  const dir = tempDir('qr-scp-');
+  const wsDir = join(dir, 'ws');
+  mkdirSync(wsDir);
+  const ws = await startStorescp(wsDir, { aeTitle: 'WS' });
+  const modalities = { WS: ['WS', '127.0.0.1', ws.port] as [string, string, number] };
+  const [arch1, arch2] = await Promise.all([startOrthanc({ aeTitle: 'ARCH1', modalities }), startOrthanc({ aeTitle: 'ARCH2', modalities })]);
+  const both = await makeStudy(dir, { patientId: 'QR-P1', patientName: 'DOE^JOHN', modality: 'CT', studyDate: '20230105', accession: 'A-BOTH' });
+  const only1 = await makeStudy(dir, { patientId: 'QR-P1', patientName: 'DOE^JOHN', modality: 'MR', studyDate: '20240210', accession: 'A-ONE' });
+  const only2 = await makeStudy(dir, { patientId: 'QR-P2', patientName: 'ROE^JANE', modality: 'CT', studyDate: '20250320', accession: 'A-TWO', count: 3 });
+  const local = await makeStudy(dir, { patientId: 'QR-P3', patientName: 'POE^EDGAR', modality: 'US', studyDate: '20221111', accession: 'A-LOCAL' });
+  await arch1.store([...both.files, ...only1.files]);
+  await arch2.store([...both.files, ...only2.files]);
+
+  const rulesDir = join(dir, 'rules');
+  mkdirSync(rulesDir);
+  writeFileSync(join(rulesDir, 'rules.yaml'), 'rules: []\n');
+  const peer = (name: string, port: number) => ({ name, aeTitle: name, host: '127.0.0.1', port, callingAeTitle: 'DICOM_ROUTER', timeouts: { connectSeconds: 3, dimseSeconds: 20 } });
+  const config = parseConfig(stringify({
+    storage: { dir: join(dir, 'data'), fsync: false },
+    listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 1, bind: '127.0.0.1', queryRetrieve: { sources: ['ARCH1', 'ARCH2', 'local'], move: 'relay' } }],
+    peers: [peer('ARCH1', arch1.port), peer('ARCH2', arch2.port), peer('WS', ws.port), peer('DOWN', await freePort())],
+    routing: { rulesDir },
+  }), join(dir, 'router.yaml'));
+  config.listeners[0].port = 0;
+  const router = await startRouter(config, { logger: silent, watchRules: false });
+  const port = router.ports.get('main')!;
+  const sent = await run('storescu', ['-aec', 'DICOM_ROUTER', '127.0.0.1', String(port), ...local.files], { env: DCMTK_ENV });
+  if (sent.code !== 0) throw new Error(`storescu to the router failed: ${sent.stderr}`);
+  world = { arch1, arch2, ws, wsDir, router, port, both, only1, only2, local };
+});
+
+test.after.always(async () => {
+  await world?.router.stop(1000);
+  await Promise.all([world?.arch1.stop(), world?.arch2.stop(), world?.ws.stop()]);
+});
+
+type FindOutput = { code: number | null; matches: Record<string, unknown>[]; log: string };
+
+/** findscu against the router; the matches it extracted (rsp*.dcm), parsed. */
+async function findscu(args: string[], keys: string[], opts: { port?: number; model?: '-S' | '-P' } = {}): Promise<FindOutput> {
+  const out = tempDir('findscu-');
+  const r = await run('findscu', ['-v', opts.model ?? '-S', '-aet', 'FINDSCU', '-aec', 'DICOM_ROUTER', '-X', '-od', out, ...args, ...keys.flatMap((k) => ['-k', k]), '127.0.0.1', String(opts.port ?? world.port)], { env: DCMTK_ENV, timeoutMs: 60_000 });
+  const files = readdirSync(out).filter((n) => n.startsWith('rsp')).sort();
+  const matches = await Promise.all(files.map(async (n) => {
+    const f = await readPart10File(join(out, n));
+    const { readFile } = await import('node:fs/promises');
+    const bytes = await readFile(f.path);
+    return parseHeader(bytes.subarray(f.datasetOffset, f.datasetOffset + f.datasetLength), f.transferSyntaxUid).dataset;
+  }));
+  rmSync(out, { recursive: true, force: true });
+  return { code: r.code, matches, log: r.stdout + r.stderr };
+}
+
+const values = (matches: Record<string, unknown>[], key: string) => matches.map((m) => textOf(m[key])).sort();
+
+test.serial('C-FIND STUDY: both archives and the spool, merged, de-duplicated, Retrieve AE Title is the router', async (t) => {
+  const r = await findscu([], ['QueryRetrieveLevel=STUDY', 'StudyInstanceUID', 'PatientID=QR-P*', 'AccessionNumber', 'RetrieveAETitle']);
+  t.is(r.code, 0, r.log);
+  t.deepEqual(values(r.matches, 'StudyInstanceUID'), [world.both.uid, world.only1.uid, world.only2.uid, world.local.uid].sort(), 'each study once, from wherever it is');
+  t.deepEqual([...new Set(values(r.matches, 'RetrieveAETitle'))], ['DICOM_ROUTER']);
+  t.regex(r.log, /Final Find Response.*\n?.*Success|Status.*Success|0x0000/i);
+});
+
+test.serial('C-FIND at each level with each matching type (archives and spool)', async (t) => {
+  const range = await findscu([], ['QueryRetrieveLevel=STUDY', 'StudyInstanceUID', 'StudyDate=20230101-20241231']);
+  t.deepEqual(values(range.matches, 'StudyInstanceUID'), [world.both.uid, world.only1.uid].sort(), 'range');
+  const list = await findscu([], ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${world.only2.uid}\\${world.local.uid}`]);
+  t.deepEqual(values(list.matches, 'StudyInstanceUID'), [world.only2.uid, world.local.uid].sort(), 'UID list');
+  const patients = await findscu([], ['QueryRetrieveLevel=PATIENT', 'PatientID', 'PatientName=*OE^J*'], { model: '-P' });
+  t.deepEqual(values(patients.matches, 'PatientID'), ['QR-P1', 'QR-P2'], 'wildcard, patient level, de-duplicated');
+  const series = await findscu([], ['QueryRetrieveLevel=SERIES', `StudyInstanceUID=${world.local.uid}`, 'SeriesInstanceUID', 'Modality=US', 'NumberOfSeriesRelatedInstances']);
+  t.is(series.matches.length, 1, 'single value, series level (the spool)');
+  t.is(textOf(series.matches[0].NumberOfSeriesRelatedInstances), '2');
+  const images = await findscu([], ['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${world.only2.uid}`, `SeriesInstanceUID=${textOf((await findscu([], ['QueryRetrieveLevel=SERIES', `StudyInstanceUID=${world.only2.uid}`, 'SeriesInstanceUID'])).matches[0]?.SeriesInstanceUID)}`, 'SOPInstanceUID']);
+  t.deepEqual(values(images.matches, 'SOPInstanceUID'), [...world.only2.sops].sort(), 'image level, universal');
+});
+
+test.serial('C-FIND of what only the spool holds: local matches at each level', async (t) => {
+  const study = await findscu([], ['QueryRetrieveLevel=STUDY', 'StudyInstanceUID', 'PatientName=POE*', 'ModalitiesInStudy', 'NumberOfStudyRelatedInstances']);
+  t.is(study.matches.length, 1);
+  t.like({ uid: textOf(study.matches[0].StudyInstanceUID), mods: textOf(study.matches[0].ModalitiesInStudy), n: textOf(study.matches[0].NumberOfStudyRelatedInstances) }, { uid: world.local.uid, mods: 'US', n: '2' });
+  const images = await findscu([], ['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${world.local.uid}`, 'SOPInstanceUID']);
+  t.deepEqual(values(images.matches, 'SOPInstanceUID'), [...world.local.sops].sort());
+});
+
+test.serial('findscu --cancel 1: one match, then the C-FIND ends with Cancel', async (t) => {
+  const r = await findscu(['--cancel', '1'], ['QueryRetrieveLevel=STUDY', 'StudyInstanceUID', 'PatientID=QR-P*']);
+  t.is(r.code, 0, r.log);
+  t.true(r.matches.length >= 1 && r.matches.length < 4, `got ${r.matches.length} matches`);
+  t.regex(r.log, /Cancel/i);
+});
+
+test.serial('an unknown move destination: A801 naming it', async (t) => {
+  const r = await run('movescu', ['-d', '-S', '-aet', 'MOVESCU', '-aec', 'DICOM_ROUTER', '-aem', 'NOBODY', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${world.local.uid}`, '127.0.0.1', String(world.port)], { env: DCMTK_ENV, timeoutMs: 60_000 });
+  t.regex(r.stdout + r.stderr, /a801|Move Destination unknown|Refused/i);
+  t.regex(r.stdout + r.stderr, /NOBODY/);
+});
+
+async function received(): Promise<string[]> {
+  const names = readdirSync(world.wsDir).filter((n) => !n.startsWith('.'));
+  return (await Promise.all(names.map(async (n) => (await readPart10File(join(world.wsDir, n))).sopInstanceUid))).sort();
+}
+
+async function movescu(studyUid: string): Promise<string> {
+  const r = await run('movescu', ['-d', '-S', '-aet', 'MOVESCU', '-aec', 'DICOM_ROUTER', '-aem', 'WS', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${studyUid}`, '127.0.0.1', String(world.port)], { env: DCMTK_ENV, timeoutMs: 60_000 });
+  return r.stdout + r.stderr;
+}
+
+test.serial('C-MOVE of what the spool holds (no archive has it): sent from the spool to storescp', async (t) => {
+  const log = await movescu(world.local.uid);
+  t.regex(log, /Completed Suboperations *: 2/i, log);
+  t.deepEqual((await received()).filter((s) => world.local.sops.includes(s)), [...world.local.sops].sort());
+});
+
+test.serial('C-MOVE relayed: the archive that holds the study moves it to the destination, counts relayed', async (t) => {
+  const log = await movescu(world.only2.uid);
+  t.regex(log, /Completed Suboperations *: 3/i, log);
+  t.deepEqual((await received()).filter((s) => world.only2.sops.includes(s)), [...world.only2.sops].sort());
+});
