@@ -12,11 +12,15 @@ import { parseConfig } from '../../config/config.ts';
 import { parseHeader } from '../../protocol/dataset-header.ts';
 import { textOf } from '../../protocol/qr-matching.ts';
 import { newUid, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
-import { silent } from '../helpers/in-process-router.ts';
 import { startOrthanc } from '../helpers/orthanc.ts';
 import type { Orthanc } from '../helpers/orthanc.ts';
-import { DCMTK_ENV, freePort, run, startStorescp, tempDir } from '../helpers/processes.ts';
+import { DCMTK_ENV, freePort, run, startProcess, startStorescp, tempDir } from '../helpers/processes.ts';
 import type { Started } from '../helpers/processes.ts';
+import { scriptedScp } from '../helpers/scripted-scp.ts';
+import type { ScriptedScp } from '../helpers/scripted-scp.ts';
+import { slowProxy } from '../helpers/slow-proxy.ts';
+import type { SlowProxy } from '../helpers/slow-proxy.ts';
+import { pino } from 'pino';
 
 type Study = { uid: string; files: string[]; sops: string[]; patientId: string };
 
@@ -33,7 +37,12 @@ async function makeStudy(dir: string, opts: { patientId: string; patientName: st
 type World = {
   arch1: Orthanc; arch2: Orthanc; ws: Started & { port: number }; wsDir: string;
   router: RunningRouter; port: number;
+  /** Listeners with other sources: ARCH1 + a dead archive + the spool; only the dead one; ARCH1 + ARCH2 behind a slow link; the dead one + the spool. */
+  ports: { down: number; allDown: number; slow: number; spool: number };
   both: Study; only1: Study; only2: Study; local: Study;
+  dying: ScriptedScp; proxy: SlowProxy;
+  /** The router's log lines (pino JSON). */
+  logLines: string[];
 };
 let world: World;
 
@@ -54,24 +63,41 @@ test.before(async () => {
   const rulesDir = join(dir, 'rules');
   mkdirSync(rulesDir);
   writeFileSync(join(rulesDir, 'rules.yaml'), 'rules: []\n');
-  const peer = (name: string, port: number) => ({ name, aeTitle: name, host: '127.0.0.1', port, callingAeTitle: 'DICOM_ROUTER', timeouts: { connectSeconds: 3, dimseSeconds: 20 } });
+  const peer = (name: string, port: number, aeTitle = name) => ({ name, aeTitle, host: '127.0.0.1', port, callingAeTitle: 'DICOM_ROUTER', timeouts: { connectSeconds: 3, dimseSeconds: 20 } });
+  // The destination that dies mid-way: resets the connection on the second instance's data.
+  const dying = await scriptedScp({ fault: (fragment) => (fragment === 2 ? 'reset' : undefined) });
+  // ARCH2 behind a link that holds each chunk the router sends it for a while: the slower archive.
+  const proxy = await slowProxy(arch2.port, 700);
+  const listener = (name: string, port: number, sources: string[]) => ({ name, aeTitles: ['DICOM_ROUTER'], port, bind: '127.0.0.1', queryRetrieve: { sources, move: 'relay' } });
+  const ports = { down: await freePort(), allDown: await freePort(), slow: await freePort(), spool: await freePort() };
   const config = parseConfig(stringify({
     storage: { dir: join(dir, 'data'), fsync: false },
-    listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 1, bind: '127.0.0.1', queryRetrieve: { sources: ['ARCH1', 'ARCH2', 'local'], move: 'relay' } }],
-    peers: [peer('ARCH1', arch1.port), peer('ARCH2', arch2.port), peer('WS', ws.port), peer('DOWN', await freePort())],
+    listeners: [
+      listener('main', 1, ['ARCH1', 'ARCH2', 'local']),
+      listener('down', ports.down, ['ARCH1', 'DOWN', 'local']),
+      listener('allDown', ports.allDown, ['DOWN']),
+      listener('slow', ports.slow, ['ARCH1', 'SLOW2']),
+      listener('spool', ports.spool, ['DOWN', 'local']),
+    ],
+    peers: [
+      peer('ARCH1', arch1.port), peer('ARCH2', arch2.port), peer('WS', ws.port), peer('DOWN', await freePort()),
+      peer('SLOW2', proxy.port, 'ARCH2'), peer('DYING', dying.port),
+    ],
     routing: { rulesDir },
   }), join(dir, 'router.yaml'));
   config.listeners[0].port = 0;
-  const router = await startRouter(config, { logger: silent, watchRules: false });
+  const logLines: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
+  const router = await startRouter(config, { logger, watchRules: false });
   const port = router.ports.get('main')!;
   const sent = await run('storescu', ['-aec', 'DICOM_ROUTER', '127.0.0.1', String(port), ...local.files], { env: DCMTK_ENV });
   if (sent.code !== 0) throw new Error(`storescu to the router failed: ${sent.stderr}`);
-  world = { arch1, arch2, ws, wsDir, router, port, both, only1, only2, local };
+  world = { arch1, arch2, ws, wsDir, router, port, ports, both, only1, only2, local, dying, proxy, logLines };
 });
 
 test.after.always(async () => {
   await world?.router.stop(1000);
-  await Promise.all([world?.arch1.stop(), world?.arch2.stop(), world?.ws.stop()]);
+  await Promise.all([world?.arch1.stop(), world?.arch2.stop(), world?.ws.stop(), world?.dying.close(), world?.proxy.close()]);
 });
 
 type FindOutput = { code: number | null; matches: Record<string, unknown>[]; log: string };
@@ -141,8 +167,8 @@ async function received(): Promise<string[]> {
   return (await Promise.all(names.map(async (n) => (await readPart10File(join(world.wsDir, n))).sopInstanceUid))).sort();
 }
 
-async function movescu(studyUid: string): Promise<string> {
-  const r = await run('movescu', ['-d', '-S', '-aet', 'MOVESCU', '-aec', 'DICOM_ROUTER', '-aem', 'WS', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${studyUid}`, '127.0.0.1', String(world.port)], { env: DCMTK_ENV, timeoutMs: 60_000 });
+async function movescu(studyUid: string, opts: { port?: number; destination?: string } = {}): Promise<string> {
+  const r = await run('movescu', ['-d', '-S', '-aet', 'MOVESCU', '-aec', 'DICOM_ROUTER', '-aem', opts.destination ?? 'WS', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${studyUid}`, '127.0.0.1', String(opts.port ?? world.port)], { env: DCMTK_ENV, timeoutMs: 60_000 });
   return r.stdout + r.stderr;
 }
 
@@ -156,4 +182,51 @@ test.serial('C-MOVE relayed: the archive that holds the study moves it to the de
   const log = await movescu(world.only2.uid);
   t.regex(log, /Completed Suboperations *: 3/i, log);
   t.deepEqual((await received()).filter((s) => world.only2.sops.includes(s)), [...world.only2.sops].sort());
+});
+
+test.serial("C-FIND with one archive down: the other sources' matches, a success status, and a log line naming it", async (t) => {
+  const r = await findscu([], ['QueryRetrieveLevel=STUDY', 'StudyInstanceUID', 'PatientID=QR-P*'], { port: world.ports.down });
+  t.is(r.code, 0, r.log);
+  t.deepEqual(values(r.matches, 'StudyInstanceUID'), [world.both.uid, world.only1.uid, world.local.uid].sort());
+  t.regex(r.log, /Final Find Response \(Success\)/);
+  t.true(world.logLines.some((l) => l.includes('"source":"DOWN"') && l.includes('an upstream archive failed')));
+});
+
+test.serial('C-FIND with every source down: A700 with an Error Comment', async (t) => {
+  const r = await findscu(['-d'], ['QueryRetrieveLevel=STUDY', 'StudyInstanceUID'], { port: world.ports.allDown });
+  t.is(r.matches.length, 0);
+  t.regex(r.log, /Out of Resources|a700/i);
+  t.regex(r.log, /every source failed: DOWN/);
+});
+
+test.serial('C-FIND: the first match reaches findscu while the slower archive has not answered', async (t) => {
+  const out = tempDir('findscu-slow-');
+  const before = world.logLines.length;
+  const proc = startProcess('findscu', ['-v', '-S', '-aet', 'FINDSCU', '-aec', 'DICOM_ROUTER', '-X', '-od', out, '-k', 'QueryRetrieveLevel=STUDY', '-k', 'StudyInstanceUID', '-k', 'PatientID=QR-P*', '127.0.0.1', String(world.ports.slow)], { env: DCMTK_ENV });
+  const deadline = Date.now() + 60_000;
+  while (!proc.output().includes('Received Find Response 1') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  const doneYet = world.logLines.slice(before).some((l) => l.includes('"msg":"C-FIND done"'));
+  t.true(proc.output().includes('Received Find Response 1'), proc.output());
+  t.false(doneYet, 'the first match was relayed before the search ended (the slow archive still to answer)');
+  while (proc.child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  t.regex(proc.output(), /Final Find Response \(Success\)/);
+  const files = readdirSync(out).filter((n) => n.startsWith('rsp'));
+  t.is(files.length, 3, 'both, only1 from ARCH1; only2 from the slow ARCH2; both once');
+  await proc.stop();
+});
+
+test.serial('C-MOVE from the spool alone while the archives are down', async (t) => {
+  const log = await movescu(world.local.uid, { port: world.ports.spool });
+  t.regex(log, /DIMSE Status *: 0x0000/, log);
+  t.regex(log, /Completed Suboperations *: 2/i, log);
+});
+
+test.serial('C-MOVE to a destination that dies mid-way: counts say what was delivered, failed UIDs listed, the log names the side', async (t) => {
+  const log = await movescu(world.local.uid, { destination: 'DYING' });
+  t.regex(log, /Completed Suboperations *: 1/i, log);
+  t.regex(log, /Failed Suboperations *: 1/i, log);
+  t.regex(log, /DIMSE Status *: 0xb000/i, log);
+  const failed = /\(0008,0058\) UI \[([0-9.]+)\]/.exec(log)?.[1];
+  t.true(failed !== undefined && world.local.sops.includes(failed), `Failed SOP Instance UID List names one of the study's instances:\n${log}`);
+  t.true(world.logLines.some((l) => l.includes('"side":"destination"') && l.includes('the destination failed mid-way')));
 });
