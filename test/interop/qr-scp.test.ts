@@ -149,11 +149,17 @@ test.serial('C-FIND of what only the spool holds: local matches at each level', 
   t.deepEqual(values(images.matches, 'SOPInstanceUID'), [...world.local.sops].sort());
 });
 
-test.serial('findscu --cancel 1: one match, then the C-FIND ends with Cancel', async (t) => {
-  const r = await findscu(['--cancel', '1'], ['QueryRetrieveLevel=STUDY', 'StudyInstanceUID', 'PatientID=QR-P*']);
+test.serial('findscu --cancel 1: one match, then FE00; the upstream C-FIND still under way is cancelled', async (t) => {
+  const before = world.logLines.length;
+  // The slow listener: ARCH1 answers at once, the slow ARCH2 is still being asked when findscu cancels.
+  const r = await findscu(['--cancel', '1'], ['QueryRetrieveLevel=STUDY', 'StudyInstanceUID', 'PatientID=QR-P*'], { port: world.ports.slow });
   t.is(r.code, 0, r.log);
-  t.true(r.matches.length >= 1 && r.matches.length < 4, `got ${r.matches.length} matches`);
-  t.regex(r.log, /Cancel/i);
+  t.true(r.matches.length >= 1 && r.matches.length < 3, `got ${r.matches.length} matches`);
+  t.regex(r.log, /Final Find Response \(Cancel/, r.log);
+  const deadline = Date.now() + 30_000;
+  const done = () => world.logLines.slice(before).find((l) => l.includes('"msg":"C-FIND done"'));
+  while (!done() && Date.now() < deadline) await new Promise((res) => setTimeout(res, 25));
+  t.like(JSON.parse(done() ?? '{}'), { cancelled: true }, 'the search ended as cancelled (its upstream C-FIND cancelled and released)');
 });
 
 test.serial('an unknown move destination: A801 naming it', async (t) => {
@@ -229,4 +235,15 @@ test.serial('C-MOVE to a destination that dies mid-way: counts say what was deli
   const failed = /\(0008,0058\) UI \[([0-9.]+)\]/.exec(log)?.[1];
   t.true(failed !== undefined && world.local.sops.includes(failed), `Failed SOP Instance UID List names one of the study's instances:\n${log}`);
   t.true(world.logLines.some((l) => l.includes('"side":"destination"') && l.includes('the destination failed mid-way')));
+});
+
+test.serial('C-MOVE of a study the spool holds only in part: relayed to the archive that holds it all', async (t) => {
+  const sent = await run('storescu', ['-aec', 'DICOM_ROUTER', '127.0.0.1', String(world.port), world.only1.files[0]], { env: DCMTK_ENV });
+  t.is(sent.code, 0, sent.stderr);
+  const before = world.logLines.length;
+  const log = await movescu(world.only1.uid);
+  t.regex(log, /DIMSE Status *: 0x0000/, log);
+  t.regex(log, /Completed Suboperations *: 2/i, log);
+  t.true(world.logLines.slice(before).some((l) => l.includes('"msg":"C-MOVE relayed"') && l.includes('"source":"ARCH1"')));
+  t.deepEqual((await received()).filter((s) => world.only1.sops.includes(s)), [...world.only1.sops].sort());
 });
