@@ -10,20 +10,16 @@ import type { DimseOutcome, SubOperations } from '../../machines/dimse/dimse.eve
 import type { QrFinal, Running } from '../../machines/dimse/qr-scp.events.ts';
 import { encodeIdentifier } from '../../protocol/dataset-encode.ts';
 import type { QueryLevel } from '../../protocol/dataset-encode.ts';
-import { canTranscode, isDeflated } from '../../protocol/deflated.ts';
 import { CommandField, DATASET_PRESENT, Priority } from '../../protocol/dimse.ts';
 import { formatStatus, Status, statusCategory } from '../../protocol/status.ts';
-import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from '../../protocol/uids.ts';
 import { recordsFor } from '../ingest/index-query.ts';
-import { readPart10File } from '../ingest/part10-file.ts';
 import type { InstanceRecord } from '../ingest/spool.ts';
-import { ScuAssociation } from '../net/scu.ts';
+import type { ScuAssociation } from '../net/scu.ts';
+import { DestinationSender } from './qr-destination.ts';
+import type { SubOperationResult } from './qr-destination.ts';
 import { isFinal, lo, parseIdentifier, sourcesOf } from './qr-scp.ts';
 import type { QrContext, QrRequest } from './qr-scp.ts';
 import { cFind, QR_SOP_CLASSES, withQrAssociation } from './qr-scu.ts';
-
-/** Presentation context IDs are odd numbers 1..255. */
-const MAX_CONTEXTS = 128;
 
 const COUNT_KEY: Record<QueryLevel, string | undefined> = {
   PATIENT: 'NumberOfPatientRelatedInstances',
@@ -99,93 +95,73 @@ type Control = { cancelled: boolean; cancelUpstream: (() => void) | undefined };
 /** C-STOREs from the spool to the destination, one association, counts reported after each. */
 async function sendFromSpool(ctx: QrContext, req: QrRequest, destination: PeerConfig, records: InstanceRecord[], progress: (s: SubOperations) => void, control: Control): Promise<QrFinal> {
   const log = req.log.child({ moveDestination: destination.aeTitle });
-  const counts: SubOperations = { remaining: records.length, completed: 0, failed: 0, warning: 0 };
-  const failedUids: string[] = [];
-  const pairs = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
-  for (const r of records) {
-    if (pairs.size >= MAX_CONTEXTS) break;
-    pairs.set(`${r.sopClassUid}|${r.transferSyntaxUid}`, { abstractSyntax: r.sopClassUid, transferSyntaxes: [...new Set([r.transferSyntaxUid, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN])] });
-  }
-  let scu: ScuAssociation;
+  const sender = new DestinationSender(ctx.spool, destination, req.calledAeTitle, log);
+  sender.plan(records);
   try {
-    scu = await ScuAssociation.open({
-      host: destination.host, port: destination.port, callingAeTitle: req.calledAeTitle, calledAeTitle: destination.aeTitle,
-      contexts: [...pairs.values()], maxPduLength: destination.maxPduLength,
-      connectTimeoutMs: destination.timeouts.connectSeconds * 1000, dimseTimeoutMs: destination.timeouts.dimseSeconds * 1000,
-      ...(destination.tls ? { tls: destination.tls } : {}),
-      logger: log,
-    });
+    await sender.open();
   } catch (err) {
     log.error({ side: 'destination', err: String(err) }, 'C-MOVE failed: cannot associate with the move destination');
     return { status: Status.OUT_OF_RESOURCES_SUB_OPERATIONS, errorComment: lo(`destination ${destination.aeTitle}: ${(err as Error).message}`), suboperations: { completed: 0, failed: 0, warning: 0 } };
   }
-  let lost: string | undefined;
+  const tally = new Tally(records.length);
   for (const record of records) {
-    if (control.cancelled || lost) break;
-    const outcome = await storeOne(ctx, scu, record);
-    counts.remaining!--;
-    if (outcome.status === undefined) {
-      lost = outcome.failure ?? 'no response';
-      counts.failed++;
-      failedUids.push(record.sopInstanceUid);
-      log.error({ side: 'destination', sopInstanceUid: record.sopInstanceUid, why: lost }, 'C-MOVE: the destination failed mid-way');
-      scu.abort();
-    } else {
-      const category = statusCategory(outcome.status);
-      if (category === 'success') counts.completed++;
-      else if (category === 'warning') counts.warning++;
-      else {
-        counts.failed++;
-        failedUids.push(record.sopInstanceUid);
-        log.warn({ side: 'destination', sopInstanceUid: record.sopInstanceUid, status: formatStatus(outcome.status), errorComment: outcome.errorComment ?? outcome.failure }, 'C-MOVE sub-operation failed');
-      }
+    if (control.cancelled || tally.lost) break;
+    const r = await sender.send(record);
+    tally.add(record.sopInstanceUid, r);
+    if (r.result === 'lost') log.error({ side: 'destination', sopInstanceUid: record.sopInstanceUid, why: r.why }, 'C-MOVE: the destination failed mid-way');
+    else if (tally.counts.remaining! > 0) progress({ ...tally.counts });
+  }
+  await sender.close();
+  // What was never tried after the destination was lost failed too (no sub-operation is left pending).
+  if (tally.lost) tally.failRest(records.map((r) => r.sopInstanceUid));
+  log.info({ ...tally.counts, cancelled: control.cancelled }, 'C-MOVE from the spool done');
+  return tally.final(control.cancelled, destination, req);
+}
+
+/** Sub-operation counts and the failed UIDs, as a C-MOVE's final response reports them. */
+export class Tally {
+  readonly counts: SubOperations;
+  readonly failedUids: string[] = [];
+  lost: string | undefined;
+  readonly #tried = new Set<string>();
+  constructor(remaining: number) {
+    this.counts = { remaining, completed: 0, failed: 0, warning: 0 };
+  }
+  add(sopInstanceUid: string, r: SubOperationResult): void {
+    this.#tried.add(sopInstanceUid);
+    if (this.counts.remaining !== undefined && this.counts.remaining > 0) this.counts.remaining--;
+    if (r.result === 'completed') this.counts.completed++;
+    else if (r.result === 'warning') this.counts.warning++;
+    else {
+      this.counts.failed++;
+      this.failedUids.push(sopInstanceUid);
+      if (r.result === 'lost') this.lost = r.why;
     }
-    if (counts.remaining! > 0 && !lost) progress({ ...counts });
   }
-  if (!lost) await scu.release().catch(() => scu.abort());
-  // What was never tried after the destination was lost failed too (PS3.4 C.4.2.3.1: no sub-operation left pending).
-  if (lost) {
-    for (const r of records.slice(counts.completed + counts.failed + counts.warning)) failedUids.push(r.sopInstanceUid);
-    counts.failed += counts.remaining!;
-    counts.remaining = 0;
+  /** Every listed instance not tried yet failed (the destination is gone). */
+  failRest(uids: string[]): void {
+    for (const uid of uids) {
+      if (this.#tried.has(uid)) continue;
+      this.failedUids.push(uid);
+      this.counts.failed++;
+    }
+    this.counts.remaining = 0;
   }
-  const final: SubOperations = { completed: counts.completed, failed: counts.failed, warning: counts.warning };
-  log.info({ ...final, cancelled: control.cancelled, remaining: counts.remaining }, 'C-MOVE from the spool done');
-  if (control.cancelled) return { status: Status.CANCEL, suboperations: { ...final, remaining: counts.remaining }, ...failedList(failedUids, req) };
-  if (counts.failed > 0 || counts.warning > 0) {
-    const allFailed = counts.completed === 0 && counts.warning === 0;
+  /** The final status (PS3.4 C.4.2.1.5): 0000, B000 with the failed UIDs, A702 when nothing could be sent, FE00. */
+  final(cancelled: boolean, destination: PeerConfig, req: QrRequest, upstreamFailed = 0): QrFinal {
+    const { completed, warning } = this.counts;
+    const failed = this.counts.failed + upstreamFailed;
+    const suboperations: SubOperations = { completed, failed, warning };
+    const list = this.failedUids.length > 0 ? { dataset: encodeIdentifier({ FailedSOPInstanceUIDList: this.failedUids.join('\\') }, req.transferSyntax) } : {};
+    if (cancelled) return { status: Status.CANCEL, suboperations: { ...suboperations, remaining: this.counts.remaining }, ...list };
+    if (failed === 0 && warning === 0) return { status: Status.SUCCESS, suboperations };
     return {
-      status: allFailed && lost ? Status.OUT_OF_RESOURCES_SUB_OPERATIONS : Status.SUB_OPERATIONS_COMPLETE_WITH_FAILURES,
-      ...(lost ? { errorComment: lo(`destination ${destination.aeTitle} failed: ${lost}`) } : {}),
-      suboperations: final,
-      ...failedList(failedUids, req),
+      status: completed === 0 && warning === 0 && this.lost ? Status.OUT_OF_RESOURCES_SUB_OPERATIONS : Status.SUB_OPERATIONS_COMPLETE_WITH_FAILURES,
+      ...(this.lost ? { errorComment: lo(`destination ${destination.aeTitle} failed: ${this.lost}`) } : {}),
+      suboperations,
+      ...list,
     };
   }
-  return { status: Status.SUCCESS, suboperations: final };
-}
-
-/** The identifier of a final response listing the failed SOP Instance UIDs (PS3.4 C.4.2.1.4.2). */
-function failedList(uids: string[], req: QrRequest): { dataset?: Uint8Array } {
-  return uids.length > 0 ? { dataset: encodeIdentifier({ FailedSOPInstanceUIDList: uids.join('\\') }, req.transferSyntax) } : {};
-}
-
-/** One C-STORE sub-operation: the stored file as it is, or converted between uncompressed syntaxes. */
-async function storeOne(ctx: QrContext, scu: ScuAssociation, record: InstanceRecord): Promise<DimseOutcome> {
-  const contexts = [...scu.association.contexts.values()].filter((c) => c.abstractSyntax === record.sopClassUid);
-  const context = contexts.find((c) => c.transferSyntax === record.transferSyntaxUid) ??
-    (isDeflated(record.transferSyntaxUid) ? undefined : contexts.find((c) => canTranscode(record.transferSyntaxUid, c.transferSyntax) && !isDeflated(c.transferSyntax)));
-  if (!context) return { messageId: 0, status: Status.SOP_CLASS_NOT_SUPPORTED, failure: `destination accepted no context for ${record.sopClassUid} in a syntax producible from ${record.transferSyntaxUid}` };
-  let file;
-  try {
-    file = await readPart10File(ctx.spool.pathOf(record));
-  } catch (err) {
-    return { messageId: 0, status: Status.PROCESSING_FAILURE, failure: `cannot read the stored instance: ${(err as Error).message}` };
-  }
-  const region = { path: file.path, offset: file.datasetOffset, length: file.datasetLength };
-  const source = context.transferSyntax === file.transferSyntaxUid
-    ? { kind: 'file' as const, ...region }
-    : { kind: 'prepared' as const, head: new Uint8Array(0), ...region, convert: { from: file.transferSyntaxUid, to: context.transferSyntax } };
-  return scu.storeDataset(context.id, record.sopClassUid, record.sopInstanceUid, source);
 }
 
 /**

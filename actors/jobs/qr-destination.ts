@@ -1,0 +1,110 @@
+// The C-STORE sub-operations of a C-MOVE the router performs itself: one association to the move
+// destination (a configured peer), proposing what the instances need, reopened when an instance of a
+// SOP class / transfer syntax not yet proposed comes along (retrieve-through learns them as they
+// arrive). Each stored file goes as it is, or converted between uncompressed syntaxes as forwarding does.
+import type { Logger } from 'pino';
+import type { PeerConfig } from '../../config/config.ts';
+import type { DimseOutcome } from '../../machines/dimse/dimse.events.ts';
+import { canTranscode, isDeflated } from '../../protocol/deflated.ts';
+import { formatStatus, Status, statusCategory } from '../../protocol/status.ts';
+import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from '../../protocol/uids.ts';
+import { readPart10File } from '../ingest/part10-file.ts';
+import type { InstanceRecord, Spool } from '../ingest/spool.ts';
+import { ScuAssociation } from '../net/scu.ts';
+
+/** Presentation context IDs are odd numbers 1..255. */
+const MAX_CONTEXTS = 128;
+
+/** What one sub-operation came to; 'lost': the destination association failed (this one and the rest fail). */
+export type SubOperationResult = { result: 'completed' | 'warning' | 'failed' } | { result: 'lost'; why: string };
+
+export class DestinationSender {
+  readonly destination: PeerConfig;
+  readonly #spool: Spool;
+  readonly #callingAeTitle: string;
+  readonly #log: Logger;
+  #scu: ScuAssociation | undefined;
+  readonly #pairs = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
+
+  constructor(spool: Spool, destination: PeerConfig, callingAeTitle: string, log: Logger) {
+    this.#spool = spool;
+    this.destination = destination;
+    this.#callingAeTitle = callingAeTitle;
+    this.#log = log;
+  }
+
+  /** Propose these records' classes and syntaxes on the next association (before the first send). */
+  plan(records: InstanceRecord[]): void {
+    for (const r of records) this.#want(r);
+  }
+
+  #want(r: InstanceRecord): boolean {
+    const key = `${r.sopClassUid}|${r.transferSyntaxUid}`;
+    if (this.#pairs.has(key) || this.#pairs.size >= MAX_CONTEXTS) return false;
+    this.#pairs.set(key, { abstractSyntax: r.sopClassUid, transferSyntaxes: [...new Set([r.transferSyntaxUid, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN])] });
+    return true;
+  }
+
+  /** Opens the association now (a refusal is the caller's to report: nothing could be sent). */
+  async open(): Promise<void> {
+    const d = this.destination;
+    this.#scu = await ScuAssociation.open({
+      host: d.host, port: d.port, callingAeTitle: this.#callingAeTitle, calledAeTitle: d.aeTitle,
+      contexts: [...this.#pairs.values()], maxPduLength: d.maxPduLength,
+      connectTimeoutMs: d.timeouts.connectSeconds * 1000, dimseTimeoutMs: d.timeouts.dimseSeconds * 1000,
+      ...(d.tls ? { tls: d.tls } : {}),
+      logger: this.#log,
+    });
+  }
+
+  /** One C-STORE sub-operation. */
+  async send(record: InstanceRecord): Promise<SubOperationResult> {
+    if (this.#want(record) && this.#scu) {
+      // A class or syntax not proposed yet: a new association that proposes it too.
+      await this.#scu.release().catch(() => this.#scu?.abort());
+      this.#scu = undefined;
+    }
+    if (!this.#scu) {
+      try {
+        await this.open();
+      } catch (err) {
+        return { result: 'lost', why: `cannot associate: ${(err as Error).message}` };
+      }
+    }
+    const outcome = await this.#store(this.#scu!, record);
+    if (outcome.status === undefined) {
+      this.#scu?.abort();
+      this.#scu = undefined;
+      return { result: 'lost', why: outcome.failure ?? 'no response' };
+    }
+    const category = statusCategory(outcome.status);
+    if (category === 'success') return { result: 'completed' };
+    if (category === 'warning') return { result: 'warning' };
+    this.#log.warn({ side: 'destination', sopInstanceUid: record.sopInstanceUid, status: formatStatus(outcome.status), errorComment: outcome.errorComment ?? outcome.failure }, 'C-MOVE sub-operation failed');
+    return { result: 'failed' };
+  }
+
+  async close(): Promise<void> {
+    const scu = this.#scu;
+    this.#scu = undefined;
+    await scu?.release().catch(() => scu.abort());
+  }
+
+  async #store(scu: ScuAssociation, record: InstanceRecord): Promise<DimseOutcome> {
+    const contexts = [...scu.association.contexts.values()].filter((c) => c.abstractSyntax === record.sopClassUid);
+    const context = contexts.find((c) => c.transferSyntax === record.transferSyntaxUid) ??
+      (isDeflated(record.transferSyntaxUid) ? undefined : contexts.find((c) => canTranscode(record.transferSyntaxUid, c.transferSyntax) && !isDeflated(c.transferSyntax)));
+    if (!context) return { messageId: 0, status: Status.SOP_CLASS_NOT_SUPPORTED, failure: `destination accepted no context for ${record.sopClassUid} in a syntax producible from ${record.transferSyntaxUid}` };
+    let file;
+    try {
+      file = await readPart10File(this.#spool.pathOf(record));
+    } catch (err) {
+      return { messageId: 0, status: Status.PROCESSING_FAILURE, failure: `cannot read the stored instance: ${(err as Error).message}` };
+    }
+    const region = { path: file.path, offset: file.datasetOffset, length: file.datasetLength };
+    const source = context.transferSyntax === file.transferSyntaxUid
+      ? { kind: 'file' as const, ...region }
+      : { kind: 'prepared' as const, head: new Uint8Array(0), ...region, convert: { from: file.transferSyntaxUid, to: context.transferSyntax } };
+    return scu.storeDataset(context.id, record.sopClassUid, record.sopInstanceUid, source);
+  }
+}
