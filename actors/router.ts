@@ -12,10 +12,11 @@ import { listenerId, peerId, routerMachine } from '../machines/router.machine.ts
 import type { AcceptorPolicy } from '../protocol/negotiation.ts';
 import { DEFAULT_STORAGE_SOP_CLASSES, DEFAULT_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
 import type { RoutingRuntime } from './net/acceptor.ts';
+import type { StoredInstance } from './jobs/qr-scp.ts';
 import { PeerForwarder } from './forward/forwarder.ts';
 import { OutboundQueue } from './forward/outbound-queue.ts';
 import { PrefetchService } from './jobs/prefetch.ts';
-import { AssociationSlots, QR_SCP_SOP_CLASSES } from './jobs/qr-scp.ts';
+import { AssociationSlots, QR_SCP_SOP_CLASSES, StoredInstances } from './jobs/qr-scp.ts';
 import { CompletionTracker } from './jobs/completion.ts';
 import { AuditTrail } from './observe/audit.ts';
 import { startRetention } from './ingest/retention.ts';
@@ -196,6 +197,8 @@ export async function startRouter(
   // Q/R SCP: upstream associations within each archive's maxAssociations, across every listener.
   const peersByName = new Map(config.peers.map((p) => [p.name, p]));
   const qrSlots = new AssociationSlots((name) => peersByName.get(name)?.maxAssociations ?? 1);
+  const stored = new StoredInstances();
+  const retrieveThrough = config.listeners.some((l) => l.queryRetrieve?.move === 'retrieve-through');
   try {
     for (const l of config.listeners) {
       const ref = actor.system.get(listenerId(l.name)) as ListenerActorRef;
@@ -211,7 +214,9 @@ export async function startRouter(
           audit,
           logger: log,
           ...(l.tls ? { tls: { aeTitleBindings: l.tls.aeTitleBindings } } : {}),
-          ...(l.queryRetrieve ? { qr: { config: l.queryRetrieve, spool, peers: peersByName, slots: qrSlots, logger: log.child({ actor: 'qr-scp' }) } } : {}),
+          ...(l.queryRetrieve ? { qr: { config: l.queryRetrieve, spool, peers: peersByName, slots: qrSlots, stored, logger: log.child({ actor: 'qr-scp' }) } } : {}),
+          // Retrieve-through moves instances into the router, on whichever listener the archive reaches.
+          ...(retrieveThrough ? { onStored: (i: StoredInstance) => stored.notify(i) } : {}),
         },
         {
           bind: l.bind, port: l.port, allowedSources: l.allowedSources, rateLimit: l.rateLimit,

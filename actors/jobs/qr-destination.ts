@@ -2,6 +2,7 @@
 // destination (a configured peer), proposing what the instances need, reopened when an instance of a
 // SOP class / transfer syntax not yet proposed comes along (retrieve-through learns them as they
 // arrive). Each stored file goes as it is, or converted between uncompressed syntaxes as forwarding does.
+// Tally keeps the counts and failed UIDs the C-MOVE's responses report.
 import type { Logger } from 'pino';
 import type { PeerConfig } from '../../config/config.ts';
 import type { DimseOutcome } from '../../machines/dimse/dimse.events.ts';
@@ -11,6 +12,11 @@ import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from '../../prot
 import { readPart10File } from '../ingest/part10-file.ts';
 import type { InstanceRecord, Spool } from '../ingest/spool.ts';
 import { ScuAssociation } from '../net/scu.ts';
+import type { SubOperations } from '../../machines/dimse/dimse.events.ts';
+import type { QrFinal } from '../../machines/dimse/qr-scp.events.ts';
+import { encodeIdentifier } from '../../protocol/dataset-encode.ts';
+import { lo } from './qr-scp.ts';
+import type { QrRequest } from './qr-scp.ts';
 
 /** Presentation context IDs are odd numbers 1..255. */
 const MAX_CONTEXTS = 128;
@@ -106,5 +112,51 @@ export class DestinationSender {
       ? { kind: 'file' as const, ...region }
       : { kind: 'prepared' as const, head: new Uint8Array(0), ...region, convert: { from: file.transferSyntaxUid, to: context.transferSyntax } };
     return scu.storeDataset(context.id, record.sopClassUid, record.sopInstanceUid, source);
+  }
+}
+
+/** Sub-operation counts and the failed UIDs, as a C-MOVE's final response reports them. */
+export class Tally {
+  readonly counts: SubOperations;
+  readonly failedUids: string[] = [];
+  lost: string | undefined;
+  readonly #tried = new Set<string>();
+  constructor(remaining: number) {
+    this.counts = { remaining, completed: 0, failed: 0, warning: 0 };
+  }
+  add(sopInstanceUid: string, r: SubOperationResult): void {
+    this.#tried.add(sopInstanceUid);
+    if (this.counts.remaining !== undefined && this.counts.remaining > 0) this.counts.remaining--;
+    if (r.result === 'completed') this.counts.completed++;
+    else if (r.result === 'warning') this.counts.warning++;
+    else {
+      this.counts.failed++;
+      this.failedUids.push(sopInstanceUid);
+      if (r.result === 'lost') this.lost = r.why;
+    }
+  }
+  /** Every listed instance not tried yet failed (the destination is gone). */
+  failRest(uids: string[]): void {
+    for (const uid of uids) {
+      if (this.#tried.has(uid)) continue;
+      this.failedUids.push(uid);
+      this.counts.failed++;
+    }
+    this.counts.remaining = 0;
+  }
+  /** The final status (PS3.4 C.4.2.1.5): 0000, B000 with the failed UIDs, A702 when nothing could be sent, FE00. */
+  final(cancelled: boolean, destination: PeerConfig, req: QrRequest, upstreamFailed = 0): QrFinal {
+    const { completed, warning } = this.counts;
+    const failed = this.counts.failed + upstreamFailed;
+    const suboperations: SubOperations = { completed, failed, warning };
+    const list = this.failedUids.length > 0 ? { dataset: encodeIdentifier({ FailedSOPInstanceUIDList: this.failedUids.join('\\') }, req.transferSyntax) } : {};
+    if (cancelled) return { status: Status.CANCEL, suboperations: { ...suboperations, remaining: this.counts.remaining }, ...list };
+    if (failed === 0 && warning === 0) return { status: Status.SUCCESS, suboperations };
+    return {
+      status: completed === 0 && warning === 0 && this.lost ? Status.OUT_OF_RESOURCES_SUB_OPERATIONS : Status.SUB_OPERATIONS_COMPLETE_WITH_FAILURES,
+      ...(this.lost ? { errorComment: lo(`destination ${destination.aeTitle} failed: ${this.lost}`) } : {}),
+      suboperations,
+      ...list,
+    };
   }
 }

@@ -48,8 +48,25 @@ export type QrContext = {
   spool: Spool;
   peers: ReadonlyMap<string, PeerConfig>;
   slots: AssociationSlots;
+  /** Instances as they are stored, on any listener (retrieve-through watches its own arrive). */
+  stored: StoredInstances;
   logger: Logger;
 };
+
+/** An instance the router just made durable (C-STORE answered Success). */
+export type StoredInstance = { sopInstanceUid: string; studyInstanceUid: string; seriesInstanceUid: string; patientId: string };
+
+/** Tells whoever listens that an instance was stored (the acceptor calls notify after a Success commit). */
+export class StoredInstances {
+  readonly #listeners = new Set<(i: StoredInstance) => void>();
+  subscribe(fn: (i: StoredInstance) => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+  notify(i: StoredInstance): void {
+    for (const fn of this.#listeners) fn(i);
+  }
+}
 
 export type ParsedIdentifier = {
   level: QueryLevel;

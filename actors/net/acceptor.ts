@@ -31,7 +31,7 @@ import type { InstanceRecord } from '../ingest/spool.ts';
 import type { AeTitleBinding } from '../../config/config.ts';
 import { checkAeTitleBinding, identityOf } from './tls-identity.ts';
 import { qrModelOf } from '../jobs/qr-scp.ts';
-import type { QrContext } from '../jobs/qr-scp.ts';
+import type { QrContext, StoredInstance } from '../jobs/qr-scp.ts';
 import { runFind } from '../jobs/qr-scp-find.ts';
 import { runMove } from '../jobs/qr-scp-move.ts';
 import type { CertificateIdentity } from './tls-identity.ts';
@@ -61,6 +61,8 @@ export type ListenerRuntime = {
   tls?: { aeTitleBindings: AeTitleBinding[] };
   /** A listener with queryRetrieve: what its C-FIND and C-MOVE transactions ask (actors/jobs/qr-scp.ts). */
   qr?: QrContext;
+  /** Told of each instance once it is durable (retrieve-through waits for what it moved into the router). */
+  onStored?: (instance: StoredInstance) => void;
 };
 
 type PendingStore = { sink: StoreSink; verdict?: StoreVerdict; decision?: RoutingDecision };
@@ -301,6 +303,10 @@ export class Acceptor {
       });
     }
     if (result.status === Status.SUCCESS && !pending.decision?.drop && forward.length > 0) routing?.wake(forward.map((f) => f.peer));
+    if (result.status === Status.SUCCESS && this.listener.onStored) {
+      const k = pending.verdict.keys;
+      this.listener.onStored({ sopInstanceUid: k.sopInstanceUid ?? '', studyInstanceUid: k.studyInstanceUid ?? '', seriesInstanceUid: k.seriesInstanceUid ?? '', patientId: k.patientId ?? '' });
+    }
     return result;
   }
 

@@ -38,8 +38,12 @@ type World = {
   arch1: Orthanc; arch2: Orthanc; ws: Started & { port: number }; wsDir: string;
   router: RunningRouter; port: number;
   /** Listeners with other sources: ARCH1 + a dead archive + the spool; only the dead one; ARCH1 + ARCH2 behind a slow link; the dead one + the spool. */
-  ports: { down: number; allDown: number; slow: number; spool: number };
+  ports: { down: number; allDown: number; slow: number; spool: number; through: number };
   both: Study; only1: Study; only2: Study; local: Study;
+  /** In ARCH2 only, for retrieve-through (the destination has nothing of it before). */
+  through: Study;
+  /** ARCH2's C-STOREs to the router's retrieve-through listener pass a slow link. */
+  throughProxy: SlowProxy;
   dying: ScriptedScp; proxy: SlowProxy;
   /** The router's log lines (pino JSON). */
   logLines: string[];
@@ -51,14 +55,18 @@ test.before(async () => {
   const wsDir = join(dir, 'ws');
   mkdirSync(wsDir);
   const ws = await startStorescp(wsDir, { aeTitle: 'WS' });
-  const modalities = { WS: ['WS', '127.0.0.1', ws.port] as [string, string, number] };
+  const ports = { down: await freePort(), allDown: await freePort(), slow: await freePort(), spool: await freePort(), through: await freePort() };
+  // The archives move retrieve-through studies to the router (AE DICOM_ROUTER), through a slow link.
+  const throughProxy = await slowProxy(ports.through, 300);
+  const modalities = { WS: ['WS', '127.0.0.1', ws.port] as [string, string, number], DICOM_ROUTER: ['DICOM_ROUTER', '127.0.0.1', throughProxy.port] as [string, string, number] };
   const [arch1, arch2] = await Promise.all([startOrthanc({ aeTitle: 'ARCH1', modalities }), startOrthanc({ aeTitle: 'ARCH2', modalities })]);
   const both = await makeStudy(dir, { patientId: 'QR-P1', patientName: 'DOE^JOHN', modality: 'CT', studyDate: '20230105', accession: 'A-BOTH' });
   const only1 = await makeStudy(dir, { patientId: 'QR-P1', patientName: 'DOE^JOHN', modality: 'MR', studyDate: '20240210', accession: 'A-ONE' });
   const only2 = await makeStudy(dir, { patientId: 'QR-P2', patientName: 'ROE^JANE', modality: 'CT', studyDate: '20250320', accession: 'A-TWO', count: 3 });
   const local = await makeStudy(dir, { patientId: 'QR-P3', patientName: 'POE^EDGAR', modality: 'US', studyDate: '20221111', accession: 'A-LOCAL' });
+  const through = await makeStudy(dir, { patientId: 'RT-P4', patientName: 'THROUGH^TEST', modality: 'CT', studyDate: '20200101', accession: 'A-THROUGH', count: 4 });
   await arch1.store([...both.files, ...only1.files]);
-  await arch2.store([...both.files, ...only2.files]);
+  await arch2.store([...both.files, ...only2.files, ...through.files]);
 
   const rulesDir = join(dir, 'rules');
   mkdirSync(rulesDir);
@@ -68,8 +76,7 @@ test.before(async () => {
   const dying = await scriptedScp({ fault: (fragment) => (fragment === 2 ? 'reset' : undefined) });
   // ARCH2 behind a link that holds each chunk the router sends it for a while: the slower archive.
   const proxy = await slowProxy(arch2.port, 700);
-  const listener = (name: string, port: number, sources: string[]) => ({ name, aeTitles: ['DICOM_ROUTER'], port, bind: '127.0.0.1', queryRetrieve: { sources, move: 'relay' } });
-  const ports = { down: await freePort(), allDown: await freePort(), slow: await freePort(), spool: await freePort() };
+  const listener = (name: string, port: number, sources: string[], move = 'relay') => ({ name, aeTitles: ['DICOM_ROUTER'], port, bind: '127.0.0.1', queryRetrieve: { sources, move } });
   const config = parseConfig(stringify({
     storage: { dir: join(dir, 'data'), fsync: false },
     listeners: [
@@ -78,6 +85,7 @@ test.before(async () => {
       listener('allDown', ports.allDown, ['DOWN']),
       listener('slow', ports.slow, ['ARCH1', 'SLOW2']),
       listener('spool', ports.spool, ['DOWN', 'local']),
+      listener('through', ports.through, ['ARCH1', 'ARCH2', 'local'], 'retrieve-through'),
     ],
     peers: [
       peer('ARCH1', arch1.port), peer('ARCH2', arch2.port), peer('WS', ws.port), peer('DOWN', await freePort()),
@@ -92,12 +100,12 @@ test.before(async () => {
   const port = router.ports.get('main')!;
   const sent = await run('storescu', ['-aec', 'DICOM_ROUTER', '127.0.0.1', String(port), ...local.files], { env: DCMTK_ENV });
   if (sent.code !== 0) throw new Error(`storescu to the router failed: ${sent.stderr}`);
-  world = { arch1, arch2, ws, wsDir, router, port, ports, both, only1, only2, local, dying, proxy, logLines };
+  world = { arch1, arch2, ws, wsDir, router, port, ports, both, only1, only2, local, through, dying, proxy, throughProxy, logLines };
 });
 
 test.after.always(async () => {
   await world?.router.stop(1000);
-  await Promise.all([world?.arch1.stop(), world?.arch2.stop(), world?.ws.stop(), world?.dying.close(), world?.proxy.close()]);
+  await Promise.all([world?.arch1.stop(), world?.arch2.stop(), world?.ws.stop(), world?.dying.close(), world?.proxy.close(), world?.throughProxy.close()]);
 });
 
 type FindOutput = { code: number | null; matches: Record<string, unknown>[]; log: string };
@@ -246,4 +254,17 @@ test.serial('C-MOVE of a study the spool holds only in part: relayed to the arch
   t.regex(log, /Completed Suboperations *: 2/i, log);
   t.true(world.logLines.slice(before).some((l) => l.includes('"msg":"C-MOVE relayed"') && l.includes('"source":"ARCH1"')));
   t.deepEqual((await received()).filter((s) => world.only1.sops.includes(s)), [...world.only1.sops].sort());
+});
+
+test.serial('C-MOVE retrieve-through: the archive moves the study into the router, each instance goes on as it arrives, and stays cached', async (t) => {
+  const before = world.logLines.length;
+  const log = await movescu(world.through.uid, { port: world.ports.through });
+  t.regex(log, /DIMSE Status *: 0x0000/, log);
+  t.regex(log, /Completed Suboperations *: 4/i, log);
+  t.deepEqual((await received()).filter((s) => world.through.sops.includes(s)), [...world.through.sops].sort());
+  const lines = world.logLines.slice(before);
+  const first = lines.findIndex((l) => l.includes('retrieve-through: first instance delivered'));
+  const upstreamDone = lines.findIndex((l) => l.includes('"msg":"C-MOVE relayed"') && l.includes('"source":"ARCH2"'));
+  t.true(first >= 0 && upstreamDone >= 0 && first < upstreamDone, 'the first instance reached the destination before the upstream move finished');
+  t.is(world.router.spool.list({ studyInstanceUid: world.through.uid }).length, 4, 'cached in the spool');
 });
