@@ -11,7 +11,7 @@ import type { RunningRouter } from '../../actors/router.ts';
 import { parseConfig } from '../../config/config.ts';
 import { parseHeader } from '../../protocol/dataset-header.ts';
 import { textOf } from '../../protocol/qr-matching.ts';
-import { newUid, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
+import { makeInstance, newUid, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
 import { startOrthanc } from '../helpers/orthanc.ts';
 import type { Orthanc } from '../helpers/orthanc.ts';
 import { DCMTK_ENV, freePort, run, startProcess, startStorescp, tempDir } from '../helpers/processes.ts';
@@ -21,6 +21,10 @@ import type { ScriptedScp } from '../helpers/scripted-scp.ts';
 import { slowProxy } from '../helpers/slow-proxy.ts';
 import type { SlowProxy } from '../helpers/slow-proxy.ts';
 import { pino } from 'pino';
+
+const JAPANESE_NAME = 'Yamada^Tarou=山田^太郎=やまだ^たろう';
+// PS3.5 H.3.1, byte for byte (as Canon Virtual Place and PixelMed send it).
+const H31 = 'Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B=\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B';
 
 type Study = { uid: string; files: string[]; sops: string[]; patientId: string };
 
@@ -42,6 +46,10 @@ type World = {
   both: Study; only1: Study; only2: Study; local: Study;
   /** In ARCH2 only, for retrieve-through (the destination has nothing of it before). */
   through: Study;
+  /** In ARCH2 only, larger: a retrieve-through C-MOVE cancelled half-way. */
+  cancelled: Study;
+  /** Held by the router only: a Latin-1 name (ISO_IR 100) and the PS3.5 H.3.1 Japanese name (ISO 2022 IR 87). */
+  latin: Study; japanese: string;
   /** ARCH2's C-STOREs to the router's retrieve-through listener pass a slow link. */
   throughProxy: SlowProxy;
   dying: ScriptedScp; proxy: SlowProxy;
@@ -65,8 +73,14 @@ test.before(async () => {
   const only2 = await makeStudy(dir, { patientId: 'QR-P2', patientName: 'ROE^JANE', modality: 'CT', studyDate: '20250320', accession: 'A-TWO', count: 3 });
   const local = await makeStudy(dir, { patientId: 'QR-P3', patientName: 'POE^EDGAR', modality: 'US', studyDate: '20221111', accession: 'A-LOCAL' });
   const through = await makeStudy(dir, { patientId: 'RT-P4', patientName: 'THROUGH^TEST', modality: 'CT', studyDate: '20200101', accession: 'A-THROUGH', count: 4 });
+  const cancelled = await makeStudy(dir, { patientId: 'RT-P5', patientName: 'CANCEL^TEST', modality: 'CT', studyDate: '20200102', accession: 'A-CANCEL', count: 8 });
+  const latin = await makeStudy(dir, { patientId: 'CS-P6', patientName: 'MÜLLER^JÜRGEN', modality: 'MR', studyDate: '20210101', accession: 'A-LATIN', count: 1 });
+  const japanese = join(dir, 'h31.dcm');
+  writeFileSync(japanese, makeInstance({ sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: 512, patientId: 'CS-P7', studyInstanceUid: newUid(), studyDate: '20190101' }));
+  const jis = await run('dcmodify', ['-nb', '-i', '(0008,0005)=\\ISO 2022 IR 87', '-i', `(0010,0010)=${H31}`, japanese]);
+  if (jis.code !== 0) throw new Error(`dcmodify failed: ${jis.stdout}${jis.stderr}`);
   await arch1.store([...both.files, ...only1.files]);
-  await arch2.store([...both.files, ...only2.files, ...through.files]);
+  await arch2.store([...both.files, ...only2.files, ...through.files, ...cancelled.files]);
 
   const rulesDir = join(dir, 'rules');
   mkdirSync(rulesDir);
@@ -98,9 +112,9 @@ test.before(async () => {
   const logger = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
   const router = await startRouter(config, { logger, watchRules: false });
   const port = router.ports.get('main')!;
-  const sent = await run('storescu', ['-aec', 'DICOM_ROUTER', '127.0.0.1', String(port), ...local.files], { env: DCMTK_ENV });
+  const sent = await run('storescu', ['-aec', 'DICOM_ROUTER', '127.0.0.1', String(port), ...local.files, ...latin.files, japanese], { env: DCMTK_ENV });
   if (sent.code !== 0) throw new Error(`storescu to the router failed: ${sent.stderr}`);
-  world = { arch1, arch2, ws, wsDir, router, port, ports, both, only1, only2, local, through, dying, proxy, throughProxy, logLines };
+  world = { arch1, arch2, ws, wsDir, router, port, ports, both, only1, only2, local, through, cancelled, latin, japanese, dying, proxy, throughProxy, logLines };
 });
 
 test.after.always(async () => {
@@ -111,9 +125,9 @@ test.after.always(async () => {
 type FindOutput = { code: number | null; matches: Record<string, unknown>[]; log: string };
 
 /** findscu against the router; the matches it extracted (rsp*.dcm), parsed. */
-async function findscu(args: string[], keys: string[], opts: { port?: number; model?: '-S' | '-P' } = {}): Promise<FindOutput> {
+async function findscu(args: string[], keys: string[], opts: { port?: number; model?: '-S' | '-P'; queryFile?: string } = {}): Promise<FindOutput> {
   const out = tempDir('findscu-');
-  const r = await run('findscu', ['-v', opts.model ?? '-S', '-aet', 'FINDSCU', '-aec', 'DICOM_ROUTER', '-X', '-od', out, ...args, ...keys.flatMap((k) => ['-k', k]), '127.0.0.1', String(opts.port ?? world.port)], { env: DCMTK_ENV, timeoutMs: 60_000 });
+  const r = await run('findscu', ['-v', opts.model ?? '-S', '-aet', 'FINDSCU', '-aec', 'DICOM_ROUTER', '-X', '-od', out, ...args, ...keys.flatMap((k) => ['-k', k]), '127.0.0.1', String(opts.port ?? world.port), ...(opts.queryFile ? [opts.queryFile] : [])], { env: DCMTK_ENV, timeoutMs: 60_000 });
   const files = readdirSync(out).filter((n) => n.startsWith('rsp')).sort();
   const matches = await Promise.all(files.map(async (n) => {
     const f = await readPart10File(join(out, n));
@@ -267,4 +281,39 @@ test.serial('C-MOVE retrieve-through: the archive moves the study into the route
   const upstreamDone = lines.findIndex((l) => l.includes('"msg":"C-MOVE relayed"') && l.includes('"source":"ARCH2"'));
   t.true(first >= 0 && upstreamDone >= 0 && first < upstreamDone, 'the first instance reached the destination before the upstream move finished');
   t.is(world.router.spool.list({ studyInstanceUid: world.through.uid }).length, 4, 'cached in the spool');
+});
+
+/** A query file written by dump2dcm from a dump whose bytes are given as they are (a Latin-1 or ISO 2022 name). */
+async function queryFile(lines: string[], encoding: BufferEncoding): Promise<string> {
+  const dir = tempDir('query-');
+  writeFileSync(join(dir, 'q.dump'), Buffer.from(lines.join('\n') + '\n', encoding));
+  const r = await run('dump2dcm', [join(dir, 'q.dump'), join(dir, 'q.dcm')]);
+  if (r.code !== 0) throw new Error(`dump2dcm failed: ${r.stdout}${r.stderr}`);
+  return join(dir, 'q.dcm');
+}
+
+test.serial('local C-FIND in the query\'s character set: ISO_IR 100, ISO_IR 192 and ISO 2022 IR 87 names matched', async (t) => {
+  const latin = await queryFile(['(0008,0005) CS [ISO_IR 100]', '(0008,0052) CS [STUDY]', '(0010,0010) PN [MÜLLER*]', '(0020,000d) UI []'], 'latin1');
+  const r1 = await findscu([], [], { queryFile: latin });
+  t.deepEqual(values(r1.matches, 'StudyInstanceUID'), [world.latin.uid], r1.log);
+  t.deepEqual(values(r1.matches, 'PatientName'), ['MÜLLER^JÜRGEN']);
+  const r2 = await findscu([], ['SpecificCharacterSet=ISO_IR 192', 'QueryRetrieveLevel=STUDY', 'StudyInstanceUID', 'PatientName=*山田*', 'PatientID']);
+  t.deepEqual(values(r2.matches, 'PatientID'), ['CS-P7'], r2.log);
+  t.deepEqual(values(r2.matches, 'PatientName'), [JAPANESE_NAME]);
+  const jis = await queryFile(['(0008,0005) CS [\\ISO 2022 IR 87]', '(0008,0052) CS [STUDY]', `(0010,0010) PN [${H31}]`, '(0010,0020) LO []'], 'latin1');
+  const r3 = await findscu([], [], { queryFile: jis });
+  t.deepEqual(values(r3.matches, 'PatientID'), ['CS-P7'], r3.log);
+});
+
+test.serial('movescu --cancel 1 on a retrieve-through: both sides stop, FE00 with what was delivered', async (t) => {
+  const before = world.logLines.length;
+  const r = await run('movescu', ['-d', '-S', '--cancel', '1', '-aet', 'MOVESCU', '-aec', 'DICOM_ROUTER', '-aem', 'WS', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${world.cancelled.uid}`, '127.0.0.1', String(world.ports.through)], { env: DCMTK_ENV, timeoutMs: 60_000 });
+  const log = r.stdout + r.stderr;
+  t.regex(log, /DIMSE Status *: 0xfe00/i, log);
+  const counts = [...log.matchAll(/Completed Suboperations *: (\d+)/g)].map((m) => Number(m[1]));
+  const completed = counts.at(-1) ?? -1;
+  t.true(completed >= 0 && completed < 8, `delivered ${completed} of 8 before the cancel took effect`);
+  const done = world.logLines.slice(before).find((l) => l.includes('"msg":"retrieve-through done"'));
+  t.like(JSON.parse(done ?? '{}'), { upstreamStatus: 0xfe00 }, `the upstream move was cancelled too: ${done}`);
+  t.true(world.router.spool.list({ studyInstanceUid: world.cancelled.uid }).length < 8, 'the archive stopped sending');
 });
