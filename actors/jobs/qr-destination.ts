@@ -5,7 +5,8 @@
 // Tally keeps the counts and failed UIDs the C-MOVE's responses report.
 import type { Logger } from 'pino';
 import type { PeerConfig } from '../../config/config.ts';
-import type { DimseOutcome } from '../../machines/dimse/dimse.events.ts';
+import type { DatasetSource, DimseOutcome } from '../../machines/dimse/dimse.events.ts';
+import type { AcceptedContext } from '../../protocol/negotiation.ts';
 import { canTranscode, isDeflated } from '../../protocol/deflated.ts';
 import { formatStatus, Status, statusCategory } from '../../protocol/status.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from '../../protocol/uids.ts';
@@ -24,7 +25,18 @@ const MAX_CONTEXTS = 128;
 /** What one sub-operation came to; 'lost': the destination association failed (this one and the rest fail). */
 export type SubOperationResult = { result: 'completed' | 'warning' | 'failed' } | { result: 'lost'; why: string };
 
-export class DestinationSender {
+/** Where a retrieval's C-STORE sub-operations go: a move destination (C-MOVE), or back to the requester (C-GET). */
+export type SubOperationSender = {
+  /** For logs and Error Comments: 'destination WS', 'requester'. */
+  readonly name: string;
+  plan(records: InstanceRecord[]): void;
+  /** Ready to send (an association opened); throws when nothing can be sent at all. */
+  open(): Promise<void>;
+  send(record: InstanceRecord): Promise<SubOperationResult>;
+  close(): Promise<void>;
+};
+
+export class DestinationSender implements SubOperationSender {
   readonly destination: PeerConfig;
   readonly #spool: Spool;
   readonly #callingAeTitle: string;
@@ -32,9 +44,12 @@ export class DestinationSender {
   #scu: ScuAssociation | undefined;
   readonly #pairs = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
 
+  readonly name: string;
+
   constructor(spool: Spool, destination: PeerConfig, callingAeTitle: string, log: Logger) {
     this.#spool = spool;
     this.destination = destination;
+    this.name = `destination ${destination.aeTitle}`;
     this.#callingAeTitle = callingAeTitle;
     this.#log = log;
   }
@@ -97,22 +112,33 @@ export class DestinationSender {
   }
 
   async #store(scu: ScuAssociation, record: InstanceRecord): Promise<DimseOutcome> {
-    const contexts = [...scu.association.contexts.values()].filter((c) => c.abstractSyntax === record.sopClassUid);
-    const context = contexts.find((c) => c.transferSyntax === record.transferSyntaxUid) ??
-      (isDeflated(record.transferSyntaxUid) ? undefined : contexts.find((c) => canTranscode(record.transferSyntaxUid, c.transferSyntax) && !isDeflated(c.transferSyntax)));
+    const context = contextFor([...scu.association.contexts.values()], record);
     if (!context) return { messageId: 0, status: Status.SOP_CLASS_NOT_SUPPORTED, failure: `destination accepted no context for ${record.sopClassUid} in a syntax producible from ${record.transferSyntaxUid}` };
-    let file;
-    try {
-      file = await readPart10File(this.#spool.pathOf(record));
-    } catch (err) {
-      return { messageId: 0, status: Status.PROCESSING_FAILURE, failure: `cannot read the stored instance: ${(err as Error).message}` };
-    }
-    const region = { path: file.path, offset: file.datasetOffset, length: file.datasetLength };
-    const source = context.transferSyntax === file.transferSyntaxUid
-      ? { kind: 'file' as const, ...region }
-      : { kind: 'prepared' as const, head: new Uint8Array(0), ...region, convert: { from: file.transferSyntaxUid, to: context.transferSyntax } };
+    const source = await storedSource(this.#spool, record, context.transferSyntax);
+    if ('failure' in source) return { messageId: 0, status: Status.PROCESSING_FAILURE, failure: source.failure };
     return scu.storeDataset(context.id, record.sopClassUid, record.sopInstanceUid, source);
   }
+}
+
+/** The accepted context to send a stored instance on: its own syntax, else one converted to (not Deflated). */
+export function contextFor(contexts: AcceptedContext[], record: InstanceRecord): AcceptedContext | undefined {
+  const mine = contexts.filter((c) => c.abstractSyntax === record.sopClassUid);
+  return mine.find((c) => c.transferSyntax === record.transferSyntaxUid) ??
+    (isDeflated(record.transferSyntaxUid) ? undefined : mine.find((c) => canTranscode(record.transferSyntaxUid, c.transferSyntax) && !isDeflated(c.transferSyntax)));
+}
+
+/** A stored instance's dataset as it is, or converted between uncompressed syntaxes on the way. */
+export async function storedSource(spool: Spool, record: InstanceRecord, transferSyntax: string): Promise<DatasetSource | { failure: string }> {
+  let file;
+  try {
+    file = await readPart10File(spool.pathOf(record));
+  } catch (err) {
+    return { failure: `cannot read the stored instance: ${(err as Error).message}` };
+  }
+  const region = { path: file.path, offset: file.datasetOffset, length: file.datasetLength };
+  return transferSyntax === file.transferSyntaxUid
+    ? { kind: 'file', ...region }
+    : { kind: 'prepared', head: new Uint8Array(0), ...region, convert: { from: file.transferSyntaxUid, to: transferSyntax } };
 }
 
 /** Sub-operation counts and the failed UIDs, as a C-MOVE's final response reports them. */
@@ -145,7 +171,7 @@ export class Tally {
     this.counts.remaining = 0;
   }
   /** The final status (PS3.4 C.4.2.1.5): 0000, B000 with the failed UIDs, A702 when nothing could be sent, FE00. */
-  final(cancelled: boolean, destination: PeerConfig, req: QrRequest, upstreamFailed = 0): QrFinal {
+  final(cancelled: boolean, sender: string, req: QrRequest, upstreamFailed = 0): QrFinal {
     const { completed, warning } = this.counts;
     const failed = this.counts.failed + upstreamFailed;
     const suboperations: SubOperations = { completed, failed, warning };
@@ -154,7 +180,7 @@ export class Tally {
     if (failed === 0 && warning === 0) return { status: Status.SUCCESS, suboperations };
     return {
       status: completed === 0 && warning === 0 && this.lost ? Status.OUT_OF_RESOURCES_SUB_OPERATIONS : Status.SUB_OPERATIONS_COMPLETE_WITH_FAILURES,
-      ...(this.lost ? { errorComment: lo(`destination ${destination.aeTitle} failed: ${this.lost}`) } : {}),
+      ...(this.lost ? { errorComment: lo(`${sender} failed: ${this.lost}`) } : {}),
       suboperations,
       ...list,
     };

@@ -12,6 +12,7 @@ import { Status } from '../../protocol/status.ts';
 import { recordsFor } from '../ingest/index-query.ts';
 import type { InstanceRecord } from '../ingest/spool.ts';
 import { DestinationSender, Tally } from './qr-destination.ts';
+import type { SubOperationSender } from './qr-destination.ts';
 import { relayMove } from './qr-scp-relay.ts';
 import type { Control } from './qr-scp-relay.ts';
 import { retrieveThrough } from './qr-scp-through.ts';
@@ -43,13 +44,15 @@ export function runMove(ctx: QrContext, req: QrRequest, destinationAe: string, p
     const log = req.log.child({ moveDestination: destination.aeTitle, level: parsed.level });
     if (held.length > 0 && await heldInFull(ctx, req, parsed.level, parsed.keys, held.length, upstream)) {
       log.info({ instances: held.length }, 'C-MOVE from the spool');
-      return sendFromSpool(ctx, req, destination, held, progress, control);
+      return sendFromSpool(req, new DestinationSender(ctx.spool, destination, req.calledAeTitle, log), held, progress, control);
     }
     if (upstream.length === 0) {
       log.info('C-MOVE: nothing held and no upstream archive: no sub-operations');
       return { status: Status.SUCCESS, suboperations: { completed: 0, failed: 0, warning: 0 } };
     }
-    if (ctx.config.move === 'retrieve-through') return retrieveThrough(ctx, req, parsed.level, parsed.keys, destination, upstream, progress, control);
+    if (ctx.config.move === 'retrieve-through') {
+      return retrieveThrough(ctx, req, parsed.level, parsed.keys, new DestinationSender(ctx.spool, destination, req.calledAeTitle, log.child({ mode: 'retrieve-through' })), upstream, progress, control);
+    }
     return relayMove(ctx, req, destination.aeTitle, upstream, progress, control);
   })();
   return {
@@ -89,16 +92,15 @@ async function heldInFull(ctx: QrContext, req: QrRequest, level: QueryLevel, key
 }
 
 
-/** C-STOREs from the spool to the destination, one association, counts reported after each. */
-async function sendFromSpool(ctx: QrContext, req: QrRequest, destination: PeerConfig, records: InstanceRecord[], progress: (s: SubOperations) => void, control: Control): Promise<QrFinal> {
-  const log = req.log.child({ moveDestination: destination.aeTitle });
-  const sender = new DestinationSender(ctx.spool, destination, req.calledAeTitle, log);
+/** C-STOREs from the spool through `sender` (to the destination, or back to a C-GET requester), counts after each. */
+export async function sendFromSpool(req: QrRequest, sender: SubOperationSender, records: InstanceRecord[], progress: (s: SubOperations) => void, control: Control): Promise<QrFinal> {
+  const log = req.log.child({ to: sender.name });
   sender.plan(records);
   try {
     await sender.open();
   } catch (err) {
-    log.error({ side: 'destination', err: String(err) }, 'C-MOVE failed: cannot associate with the move destination');
-    return { status: Status.OUT_OF_RESOURCES_SUB_OPERATIONS, errorComment: lo(`destination ${destination.aeTitle}: ${(err as Error).message}`), suboperations: { completed: 0, failed: 0, warning: 0 } };
+    log.error({ side: 'destination', err: String(err) }, 'retrieve failed: cannot associate with the move destination');
+    return { status: Status.OUT_OF_RESOURCES_SUB_OPERATIONS, errorComment: lo(`${sender.name}: ${(err as Error).message}`), suboperations: { completed: 0, failed: 0, warning: 0 } };
   }
   const tally = new Tally(records.length);
   for (const record of records) {
@@ -111,7 +113,7 @@ async function sendFromSpool(ctx: QrContext, req: QrRequest, destination: PeerCo
   await sender.close();
   // What was never tried after the destination was lost failed too (no sub-operation is left pending).
   if (tally.lost) tally.failRest(records.map((r) => r.sopInstanceUid));
-  log.info({ ...tally.counts, cancelled: control.cancelled }, 'C-MOVE from the spool done');
-  return tally.final(control.cancelled, destination, req);
+  log.info({ ...tally.counts, cancelled: control.cancelled }, 'retrieve from the spool done');
+  return tally.final(control.cancelled, sender.name, req);
 }
 

@@ -10,7 +10,8 @@ import type { QrFinal } from '../../machines/dimse/qr-scp.events.ts';
 import type { QueryLevel } from '../../protocol/dataset-encode.ts';
 import { matchValue } from '../../protocol/qr-matching.ts';
 import { statusCategory } from '../../protocol/status.ts';
-import { DestinationSender, Tally } from './qr-destination.ts';
+import { Tally } from './qr-destination.ts';
+import type { SubOperationSender } from './qr-destination.ts';
 import type { QrContext, QrRequest, StoredInstance } from './qr-scp.ts';
 import { relayMove } from './qr-scp-relay.ts';
 import type { Control } from './qr-scp-relay.ts';
@@ -27,9 +28,9 @@ export function belongsTo(level: QueryLevel, keys: Readonly<Record<string, strin
   return checks.slice(0, depth).every(([k, vr, v]) => !keys[k] || matchValue(vr, keys[k], v));
 }
 
-export async function retrieveThrough(ctx: QrContext, req: QrRequest, level: QueryLevel, keys: Record<string, string>, destination: PeerConfig, upstream: PeerConfig[], progress: (s: SubOperations) => void, control: Control): Promise<QrFinal> {
-  const log = req.log.child({ moveDestination: destination.aeTitle, mode: 'retrieve-through' });
-  const sender = new DestinationSender(ctx.spool, destination, req.calledAeTitle, log);
+/** `sender`: where each instance goes once here (the move destination, or back to a C-GET requester). */
+export async function retrieveThrough(ctx: QrContext, req: QrRequest, level: QueryLevel, keys: Record<string, string>, sender: SubOperationSender, upstream: PeerConfig[], progress: (s: SubOperations) => void, control: Control): Promise<QrFinal> {
+  const log = req.log.child({ to: sender.name, mode: 'retrieve-through' });
   const tally = new Tally(0);
   const queue: string[] = [];
   const seen = new Set<string>();
@@ -87,7 +88,7 @@ export async function retrieveThrough(ctx: QrContext, req: QrRequest, level: Que
   const upstreamFailed = up.suboperations?.failed ?? 0;
   log.info({ upstream: up.suboperations, upstreamStatus: up.status, delivered: tally.counts, undelivered: queue.length }, 'retrieve-through done');
   if (tally.lost) tally.failRest(queue);
-  const final = tally.final(control.cancelled, destination, req, upstreamFailed);
+  const final = tally.final(control.cancelled, sender.name, req, upstreamFailed);
   // Nothing came and the archives failed: their status and reason, not a success with no sub-operations.
   if (seen.size === 0 && statusCategory(up.status) === 'failure') return up;
   return final;
