@@ -93,11 +93,12 @@ export function acceptorPolicy(listener: ListenerConfig): AcceptorPolicy {
   return {
     aeTitles: listener.aeTitles,
     acceptCallingAeTitles: listener.acceptCallingAeTitles,
-    // A listener with queryRetrieve offers Patient Root and Study Root C-FIND and C-MOVE too.
+    // A listener with queryRetrieve offers Patient Root and Study Root C-FIND, C-MOVE and C-GET too.
     sopClasses: listener.queryRetrieve ? [...new Set([...sopClasses, ...QR_SCP_SOP_CLASSES])] : sopClasses,
     transferSyntaxes: listener.transferSyntaxes === 'default' ? DEFAULT_TRANSFER_SYNTAXES : listener.transferSyntaxes,
     transferSyntaxPolicy: listener.transferSyntaxPolicy,
     maxPduLength: listener.maxPduLength,
+    ...(listener.queryRetrieve ? { acceptRequestorScpRole: true } : {}),
   };
 }
 
@@ -198,7 +199,8 @@ export async function startRouter(
   const peersByName = new Map(config.peers.map((p) => [p.name, p]));
   const qrSlots = new AssociationSlots((name) => peersByName.get(name)?.maxAssociations ?? 1);
   const stored = new StoredInstances();
-  const retrieveThrough = config.listeners.some((l) => l.queryRetrieve?.move === 'retrieve-through');
+  // Retrieve-through (and every C-GET of what the router does not hold) waits for instances stored here.
+  const retrieveThrough = config.listeners.some((l) => l.queryRetrieve);
   try {
     for (const l of config.listeners) {
       const ref = actor.system.get(listenerId(l.name)) as ListenerActorRef;

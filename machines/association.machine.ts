@@ -54,7 +54,7 @@ export type DulEvent =
 export type DulEventType = DulEvent['type'];
 
 /** The DIMSE transaction machines an association spawns, one per transaction (PS3.7 9). */
-export type DimseService = 'cEchoScp' | 'cStoreScp' | 'cFindScp' | 'cMoveScp' | 'refusedRequest' | ScuService;
+export type DimseService = 'cEchoScp' | 'cStoreScp' | 'cFindScp' | 'cMoveScp' | 'cGetScp' | 'refusedRequest' | ScuService;
 /** The SCU transactions: one request/response, or C-FIND / C-MOVE with pending responses (PS3.7 9.1.2, 9.1.4). */
 export type ScuService = 'scuRequest' | 'cFindScu' | 'cMoveScu';
 
@@ -156,6 +156,8 @@ const dul = setup({
     cStoreScp: cStoreScpMachine,
     cFindScp: cFindScpMachine,
     cMoveScp: cMoveScpMachine,
+    // C-GET has C-MOVE's responses (pending counts, final status); its sub-operations go back on this association.
+    cGetScp: cMoveScpMachine,
     refusedRequest: refusedRequestMachine,
     scuRequest: scuRequestMachine,
     cFindScu: cFindScuMachine,

@@ -69,7 +69,7 @@ export function runMove(ctx: QrContext, req: QrRequest, destinationAe: string, p
  * it: the first upstream archive that answers counts no more instances than the spool holds (none
  * answering, or none knowing it: what the spool holds is all there is to send).
  */
-async function heldInFull(ctx: QrContext, req: QrRequest, level: QueryLevel, keys: Record<string, string>, held: number, upstream: PeerConfig[]): Promise<boolean> {
+export async function heldInFull(ctx: QrContext, req: QrRequest, level: QueryLevel, keys: Record<string, string>, held: number, upstream: PeerConfig[]): Promise<boolean> {
   if (level === 'IMAGE') return held >= keys.SOPInstanceUID.split('\\').filter((u) => u.trim() !== '').length;
   const countKey = COUNT_KEY[level]!;
   const uniqueKeys: Record<string, string> = {};

@@ -12,20 +12,22 @@ import { keywordTag } from '../../protocol/dataset-encode.ts';
 import { parseHeader } from '../../protocol/dataset-header.ts';
 import { queryLevelOf, textOf } from '../../protocol/qr-matching.ts';
 import { Status } from '../../protocol/status.ts';
-import { PATIENT_ROOT_FIND, PATIENT_ROOT_MOVE, STUDY_ROOT_FIND, STUDY_ROOT_MOVE } from '../../protocol/uids.ts';
+import { PATIENT_ROOT_FIND, PATIENT_ROOT_GET, PATIENT_ROOT_MOVE, STUDY_ROOT_FIND, STUDY_ROOT_GET, STUDY_ROOT_MOVE } from '../../protocol/uids.ts';
 import type { Spool } from '../ingest/spool.ts';
 import type { QrModel } from './qr-scu.ts';
 
-/** The Q/R SOP classes a listener with `queryRetrieve` accepts (C-GET is not offered). */
-export const QR_SCP_SOP_CLASSES = [PATIENT_ROOT_FIND, STUDY_ROOT_FIND, PATIENT_ROOT_MOVE, STUDY_ROOT_MOVE];
+/** The Q/R SOP classes a listener with `queryRetrieve` accepts. */
+export const QR_SCP_SOP_CLASSES = [PATIENT_ROOT_FIND, STUDY_ROOT_FIND, PATIENT_ROOT_MOVE, STUDY_ROOT_MOVE, PATIENT_ROOT_GET, STUDY_ROOT_GET];
 
 /** The information model of a Q/R abstract syntax, or undefined for another. */
-export function qrModelOf(sopClassUid: string): { model: QrModel; service: 'find' | 'move' } | undefined {
+export function qrModelOf(sopClassUid: string): { model: QrModel; service: 'find' | 'move' | 'get' } | undefined {
   switch (sopClassUid) {
     case PATIENT_ROOT_FIND: return { model: 'patient-root', service: 'find' };
     case STUDY_ROOT_FIND: return { model: 'study-root', service: 'find' };
     case PATIENT_ROOT_MOVE: return { model: 'patient-root', service: 'move' };
     case STUDY_ROOT_MOVE: return { model: 'study-root', service: 'move' };
+    case PATIENT_ROOT_GET: return { model: 'patient-root', service: 'get' };
+    case STUDY_ROOT_GET: return { model: 'study-root', service: 'get' };
     default: return undefined;
   }
 }

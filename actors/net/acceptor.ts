@@ -34,6 +34,8 @@ import { qrModelOf } from '../jobs/qr-scp.ts';
 import type { QrContext, StoredInstance } from '../jobs/qr-scp.ts';
 import { runFind } from '../jobs/qr-scp-find.ts';
 import { runMove } from '../jobs/qr-scp-move.ts';
+import { runGet } from '../jobs/qr-scp-get.ts';
+import { RequesterSender } from '../jobs/qr-requester-sender.ts';
 import type { CertificateIdentity } from './tls-identity.ts';
 
 /** What a listener needs to route: the rules in force, the outbound queue, and a way to wake peers. */
@@ -78,6 +80,8 @@ export class Acceptor {
   private established = false;
   /** The rules in force when this association was established (an edit applies from the next one). */
   private ruleSet: RuleSet | undefined;
+  /** SOP classes for which the requestor took the SCP role (C-GET sub-operations go back to it). */
+  private requestorScpRoles = new Set<string>();
 
   constructor(listener: ListenerRuntime, socket: Socket, id: string, machine: AssociationMachineRef) {
     this.listener = listener;
@@ -123,6 +127,7 @@ export class Acceptor {
       return this.refuse(Reject.localLimitExceeded, 'local-limit-exceeded', `local limit exceeded (${max} associations)`);
     }
     a.contexts = result.contexts;
+    this.requestorScpRoles = new Set(result.ac.userInformation.roleSelections.filter((r) => r.scpRole).map((r) => r.sopClassUid));
     this.ruleSet = this.listener.routing?.rules();
     a.peerMaxPduLength = rq.userInformation.maxPduLength;
     a.log.info(
@@ -209,23 +214,27 @@ export class Acceptor {
   }
 
   /**
-   * A C-FIND or C-MOVE on a Q/R context of a listener that offers it: the identifier is collected,
+   * A C-FIND, C-MOVE or C-GET on a Q/R context of a listener that offers it: the identifier is collected,
    * then its transaction machine is spawned with the search or retrieval that answers it.
    */
   private qrRequest(abstractSyntax: string, command: Command, expectsDataset: boolean): ((input: DimseInput, transferSyntax: string) => DatasetSink) | undefined {
     const qr = this.listener.qr;
     const kind = qrModelOf(abstractSyntax);
     if (!qr || !kind || !expectsDataset) return undefined;
-    const field = kind.service === 'find' ? CommandField.C_FIND_RQ : CommandField.C_MOVE_RQ;
+    const field = { find: CommandField.C_FIND_RQ, move: CommandField.C_MOVE_RQ, get: CommandField.C_GET_RQ }[kind.service];
     if (command.CommandField !== field) return undefined;
     return (input, transferSyntax) => collectingSink((identifier) => {
-      const log = this.association.log.child({ messageId: input.messageId, service: kind.service === 'find' ? 'C-FIND' : 'C-MOVE', model: kind.model });
+      const a = this.association;
+      const log = a.log.child({ messageId: input.messageId, service: `C-${kind.service.toUpperCase()}`, model: kind.model });
       const req = { model: kind.model, transferSyntax, identifier, calledAeTitle: this.ctx.calledAeTitle, callingAeTitle: this.ctx.callingAeTitle, log };
       if (kind.service === 'find') {
-        this.association.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cFindScp', input: { ...input, find: (emit) => runFind(qr, req, emit) } });
-      } else {
+        a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cFindScp', input: { ...input, find: (emit) => runFind(qr, req, emit) } });
+      } else if (kind.service === 'move') {
         const destination = command.MoveDestination ?? '';
-        this.association.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cMoveScp', input: { ...input, retrieve: (progress) => runMove(qr, req, destination, progress) } });
+        a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cMoveScp', input: { ...input, retrieve: (progress) => runMove(qr, req, destination, progress) } });
+      } else {
+        const back = new RequesterSender(qr.spool, { associationId: a.id, machine: a.machine, contexts: a.contexts, scpRoleClasses: this.requestorScpRoles, dimseTimeoutMs: this.listener.dimseTimeoutMs }, log);
+        a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cGetScp', input: { ...input, retrieve: (progress) => runGet(qr, req, back, progress) } });
       }
     });
   }

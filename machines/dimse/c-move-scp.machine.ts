@@ -1,4 +1,4 @@
-// C-MOVE SCP (PS3.4 C.4.2.2, PS3.7 9.1.4): the retrieval (the `retrieve` of the input, reached as the
+// C-MOVE and C-GET SCP (PS3.4 C.4.2.2, C.4.3.2; PS3.7 9.1.3-4): the retrieval (the `retrieve` of the input, reached as the
 // `runRetrieve` actor: sub-operations from the spool, relayed upstream, ...) reports its counts, each
 // change a pending response (FF00 with Remaining/Completed/Failed/Warning), then the final status with
 // the counts and, on failures, the identifier listing the failed SOP Instance UIDs. C-CANCEL-RQ is

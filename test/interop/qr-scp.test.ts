@@ -317,3 +317,47 @@ test.serial('movescu --cancel 1 on a retrieve-through: both sides stop, FE00 wit
   t.like(JSON.parse(done ?? '{}'), { upstreamStatus: 0xfe00 }, `the upstream move was cancelled too: ${done}`);
   t.true(world.router.spool.list({ studyInstanceUid: world.cancelled.uid }).length < 8, 'the archive stopped sending');
 });
+
+async function getscu(studyUid: string, port = world.port): Promise<{ log: string; sops: string[] }> {
+  const out = tempDir('getscu-');
+  const r = await run('getscu', ['-d', '-S', '-aet', 'GETSCU', '-aec', 'DICOM_ROUTER', '-od', out, '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${studyUid}`, '127.0.0.1', String(port)], { env: DCMTK_ENV, timeoutMs: 60_000 });
+  const names = readdirSync(out).filter((n) => !n.startsWith('.'));
+  const sops = (await Promise.all(names.map(async (n) => (await readPart10File(join(out, n))).sopInstanceUid))).sort();
+  return { log: r.stdout + r.stderr, sops };
+}
+
+test.serial('getscu (SCP role negotiated): what the spool holds comes back over the same association', async (t) => {
+  const r = await getscu(world.local.uid);
+  t.regex(r.log, /DIMSE Status *: 0x0000/, r.log);
+  t.regex(r.log, /Completed Suboperations *: 2/i, r.log);
+  t.deepEqual(r.sops, [...world.local.sops].sort());
+});
+
+test.serial('getscu of a study only an archive holds: retrieved through the router and sent back as it arrives', async (t) => {
+  const r = await getscu(world.both.uid);
+  t.regex(r.log, /DIMSE Status *: 0x0000/, r.log);
+  t.deepEqual(r.sops, [...world.both.sops].sort());
+  t.is(world.router.spool.list({ studyInstanceUid: world.both.uid }).length, world.both.sops.length, 'cached in the spool');
+});
+
+test.serial('C-GET from a requester that did not take the SCP role: each sub-operation fails, B000 with the counts', async (t) => {
+  const { ScuAssociation } = await import('../../actors/net/scu.ts');
+  const { CommandField, DATASET_PRESENT } = await import('../../protocol/dimse.ts');
+  const { encodeIdentifier } = await import('../../protocol/dataset-encode.ts');
+  const { STUDY_ROOT_GET } = await import('../../protocol/uids.ts');
+  const before = world.logLines.length;
+  const scu = await ScuAssociation.open({
+    host: '127.0.0.1', port: world.port, callingAeTitle: 'NOROLE', calledAeTitle: 'DICOM_ROUTER',
+    contexts: [{ abstractSyntax: STUDY_ROOT_GET, transferSyntaxes: [TS.explicitLE] }, { abstractSyntax: SOP.ct, transferSyntaxes: [TS.explicitLE] }],
+    logger: pino({ level: 'silent' }),
+  });
+  const context = scu.contextFor(STUDY_ROOT_GET)!;
+  const messageId = scu.newMessageId();
+  const outcome = await scu.runTransaction('cMoveScu', context.id, {
+    CommandField: CommandField.C_GET_RQ, MessageID: messageId, AffectedSOPClassUID: STUDY_ROOT_GET, Priority: 0, CommandDataSetType: DATASET_PRESENT,
+  }, { kind: 'bytes', data: encodeIdentifier({ QueryRetrieveLevel: 'STUDY', StudyInstanceUID: world.local.uid }, TS.explicitLE) });
+  await scu.release();
+  t.is(outcome.status, 0xb000);
+  t.like(outcome.suboperations, { completed: 0, failed: 2, warning: 0 });
+  t.true(world.logLines.slice(before).some((l) => l.includes('the requester did not take the SCP role')));
+});
