@@ -88,7 +88,7 @@ export function parseIdentifier(req: QrRequest): ParsedIdentifier | QrFinal {
     return { status: Status.UNABLE_TO_PROCESS, errorComment: `unreadable identifier: ${(err as Error).message}` };
   }
   const level = queryLevelOf(dataset.QueryRetrieveLevel);
-  if (!level) return { status: Status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, errorComment: `Query/Retrieve Level ${JSON.stringify(textOf(dataset.QueryRetrieveLevel))} is not one of PATIENT, STUDY, SERIES, IMAGE` };
+  if (!level) return { status: Status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, errorComment: lo(`QueryRetrieveLevel ${JSON.stringify(textOf(dataset.QueryRetrieveLevel))}: not PATIENT/STUDY/SERIES/IMAGE`) };
   if (level === 'PATIENT' && req.model === 'study-root') return { status: Status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, errorComment: 'Study Root has no PATIENT level' };
   const keys: Record<string, string> = {};
   const returnKeys: string[] = [];

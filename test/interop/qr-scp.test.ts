@@ -361,3 +361,13 @@ test.serial('C-GET from a requester that did not take the SCP role: each sub-ope
   t.like(outcome.suboperations, { completed: 0, failed: 2, warning: 0 });
   t.true(world.logLines.slice(before).some((l) => l.includes('the requester did not take the SCP role')));
 });
+
+test.serial('a bad identifier gets the standard status and an Error Comment: no level (A900), Study Root at PATIENT level (A900)', async (t) => {
+  const noLevel = await findscu(['-d'], ['QueryRetrieveLevel=FRAME', 'StudyInstanceUID']);
+  t.is(noLevel.matches.length, 0);
+  t.regex(noLevel.log, /DIMSE Status *: 0xa900/i, noLevel.log);
+  t.regex(noLevel.log, /QueryRetrieveLevel "FRAME": not PATIENT\/STUDY\/SERIES\/IMAGE/);
+  const patient = await findscu(['-d'], ['QueryRetrieveLevel=PATIENT', 'PatientID']);
+  t.regex(patient.log, /DIMSE Status *: 0xa900/i, patient.log);
+  t.regex(patient.log, /Study Root has no PATIENT level/);
+});
