@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createActor, fromPromise } from 'xstate';
-import type { AnyActorRef, InspectionEvent } from 'xstate';
+import type { AnyActorLogic, AnyActorRef, InspectionEvent } from 'xstate';
 import type { ListenerConfig, PeerConfig, RouterConfig } from '../config/config.ts';
 import type { ListenerActorRef } from '../machines/listener.machine.ts';
 import { peerMachine } from '../machines/peer.machine.ts';
@@ -199,6 +199,14 @@ export async function startRouter(
   const peersByName = new Map(config.peers.map((p) => [p.name, p]));
   const qrSlots = new AssociationSlots((name) => peersByName.get(name)?.maxAssociations ?? 1);
   const stored = new StoredInstances();
+  // Retrieve-through jobs are children of the root while they run, like prefetch and completion jobs.
+  const qrJobs = {
+    start: (id: string, logic: AnyActorLogic, input: unknown) => {
+      actor.send({ type: 'JOB_STARTED', id, logic, input });
+      return actor.getSnapshot().children[id] as AnyActorRef | undefined;
+    },
+    end: (id: string) => actor.send({ type: 'JOB_ENDED', id }),
+  };
   // Retrieve-through (and every C-GET of what the router does not hold) waits for instances stored here.
   const retrieveThrough = config.listeners.some((l) => l.queryRetrieve);
   try {
@@ -216,7 +224,7 @@ export async function startRouter(
           audit,
           logger: log,
           ...(l.tls ? { tls: { aeTitleBindings: l.tls.aeTitleBindings } } : {}),
-          ...(l.queryRetrieve ? { qr: { config: l.queryRetrieve, spool, peers: peersByName, slots: qrSlots, stored, logger: log.child({ actor: 'qr-scp' }) } } : {}),
+          ...(l.queryRetrieve ? { qr: { config: l.queryRetrieve, spool, peers: peersByName, slots: qrSlots, stored, jobs: qrJobs, logger: log.child({ actor: 'qr-scp' }) } } : {}),
           // Retrieve-through moves instances into the router, on whichever listener the archive reaches.
           ...(retrieveThrough ? { onStored: (i: StoredInstance) => stored.notify(i) } : {}),
         },

@@ -10,6 +10,7 @@ import type { QrFinal } from '../../machines/dimse/qr-scp.events.ts';
 import type { QueryLevel } from '../../protocol/dataset-encode.ts';
 import { matchValue } from '../../protocol/qr-matching.ts';
 import { statusCategory } from '../../protocol/status.ts';
+import { retrieveThroughMachine } from '../../machines/retrieve-through.machine.ts';
 import { Tally } from './qr-destination.ts';
 import type { SubOperationSender } from './qr-destination.ts';
 import type { QrContext, QrRequest, StoredInstance } from './qr-scp.ts';
@@ -31,18 +32,22 @@ export function belongsTo(level: QueryLevel, keys: Readonly<Record<string, strin
 /** `sender`: where each instance goes once here (the move destination, or back to a C-GET requester). */
 export async function retrieveThrough(ctx: QrContext, req: QrRequest, level: QueryLevel, keys: Record<string, string>, sender: SubOperationSender, upstream: PeerConfig[], progress: (s: SubOperations) => void, control: Control): Promise<QrFinal> {
   const log = req.log.child({ to: sender.name, mode: 'retrieve-through' });
+  const job = startJob(ctx, level, keys, sender.name, upstream);
   const tally = new Tally(0);
   const queue: string[] = [];
   const seen = new Set<string>();
   let upstreamCounts: SubOperations = { remaining: undefined, completed: 0, failed: 0, warning: 0 };
   let upstreamDone = false;
   let wake: (() => void) | undefined;
-  const report = () => progress({
-    remaining: (upstreamCounts.remaining ?? 0) + queue.length,
-    completed: tally.counts.completed,
-    failed: tally.counts.failed + upstreamCounts.failed,
-    warning: tally.counts.warning,
-  });
+  const report = () => {
+    job.ref?.send({ type: 'PROGRESS', upstream: { ...upstreamCounts }, delivered: { ...tally.counts }, waiting: queue.length });
+    progress({
+      remaining: (upstreamCounts.remaining ?? 0) + queue.length,
+      completed: tally.counts.completed,
+      failed: tally.counts.failed + upstreamCounts.failed,
+      warning: tally.counts.warning,
+    });
+  };
   const unsubscribe = ctx.stored.subscribe((i) => {
     if (seen.has(i.sopInstanceUid) || !belongsTo(level, keys, i)) return;
     seen.add(i.sopInstanceUid);
@@ -85,6 +90,7 @@ export async function retrieveThrough(ctx: QrContext, req: QrRequest, level: Que
   await deliveries;
   unsubscribe();
   await sender.close();
+  job.end(up.status);
   const upstreamFailed = up.suboperations?.failed ?? 0;
   log.info({ upstream: up.suboperations, upstreamStatus: up.status, delivered: tally.counts, undelivered: queue.length }, 'retrieve-through done');
   if (tally.lost) tally.failRest(queue);
@@ -92,4 +98,20 @@ export async function retrieveThrough(ctx: QrContext, req: QrRequest, level: Que
   // Nothing came and the archives failed: their status and reason, not a success with no sub-operations.
   if (seen.size === 0 && statusCategory(up.status) === 'failure') return up;
   return final;
+}
+
+let jobs = 0;
+
+/** The retrieve-through as a job in the actor tree while it runs (absent a host: nothing to show). */
+function startJob(ctx: QrContext, level: QueryLevel, keys: Record<string, string>, to: string, upstream: PeerConfig[]) {
+  const id = `retrieve-through-${++jobs}`;
+  const uidKey = { PATIENT: 'PatientID', STUDY: 'StudyInstanceUID', SERIES: 'SeriesInstanceUID', IMAGE: 'SOPInstanceUID' }[level];
+  const ref = ctx.jobs?.start(id, retrieveThroughMachine, { level, uid: keys[uidKey] ?? '', to, sources: upstream.map((p) => p.name) });
+  return {
+    ref,
+    end: (status: number) => {
+      ref?.send({ type: 'ENDED', status });
+      ctx.jobs?.end(id);
+    },
+  };
 }

@@ -4,6 +4,7 @@
 // archive within its maxAssociations) and their answers reported to the machine as they come.
 // C-FIND: actors/jobs/qr-scp-find.ts; C-MOVE: actors/jobs/qr-scp-move.ts.
 import type { Logger } from 'pino';
+import type { AnyActorLogic, AnyActorRef } from 'xstate';
 import type { PeerConfig, QueryRetrieveConfig } from '../../config/config.ts';
 import { LOCAL_SOURCE } from '../../config/config.ts';
 import type { QrFinal } from '../../machines/dimse/qr-scp.events.ts';
@@ -52,8 +53,12 @@ export type QrContext = {
   slots: AssociationSlots;
   /** Instances as they are stored, on any listener (retrieve-through watches its own arrive). */
   stored: StoredInstances;
+  /** Adopts a job into the actor tree (the root's JOB_STARTED / JOB_ENDED), so the console shows it. */
+  jobs?: QrJobHost;
   logger: Logger;
 };
+
+export type QrJobHost = { start(id: string, logic: AnyActorLogic, input: unknown): AnyActorRef | undefined; end(id: string): void };
 
 /** An instance the router just made durable (C-STORE answered Success). */
 export type StoredInstance = { sopInstanceUid: string; studyInstanceUid: string; seriesInstanceUid: string; patientId: string };

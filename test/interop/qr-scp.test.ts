@@ -272,7 +272,21 @@ test.serial('C-MOVE of a study the spool holds only in part: relayed to the arch
 
 test.serial('C-MOVE retrieve-through: the archive moves the study into the router, each instance goes on as it arrives, and stays cached', async (t) => {
   const before = world.logLines.length;
+  // While it runs, the retrieve-through is a job in the actor tree (what the console shows).
+  let job: { level?: string; uid?: string; to?: string } | undefined;
+  let moving = true;
+  const watch = (async () => {
+    while (moving && !job) {
+      const child = Object.entries(world.router.actor.getSnapshot().children).find(([id]) => id.startsWith('retrieve-through-'))?.[1];
+      job = (child?.getSnapshot() as { context?: typeof job } | undefined)?.context;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
   const log = await movescu(world.through.uid, { port: world.ports.through });
+  moving = false;
+  await watch;
+  t.like(job, { level: 'STUDY', uid: world.through.uid, to: 'destination WS' });
+  t.false(Object.keys(world.router.actor.getSnapshot().children).some((id) => id.startsWith('retrieve-through-')), 'the job left the tree when it ended');
   t.regex(log, /DIMSE Status *: 0x0000/, log);
   t.regex(log, /Completed Suboperations *: 4/i, log);
   t.deepEqual((await received()).filter((s) => world.through.sops.includes(s)), [...world.through.sops].sort());

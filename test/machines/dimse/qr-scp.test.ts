@@ -129,3 +129,13 @@ test('C-MOVE SCP: no progress within the DIMSE timeout: A702 with the counts so 
   t.like(sends()[1].command, { Status: Status.OUT_OF_RESOURCES_SUB_OPERATIONS, NumberOfCompletedSuboperations: 4, ErrorComment: 'no progress within 1000 ms' });
   t.is(run.cancelled(), 1);
 });
+
+test('retrieve-through job: counts of both sides as reported, then ended with the status', async (t) => {
+  const { retrieveThroughMachine } = await import('../../../machines/retrieve-through.machine.ts');
+  const job = createActor(retrieveThroughMachine, { input: { level: 'STUDY', uid: '1.2.3', to: 'destination WS', sources: ['ARCH'] } }).start();
+  job.send({ type: 'PROGRESS', upstream: { remaining: 3, completed: 2, failed: 0, warning: 0 }, delivered: { completed: 1, failed: 0, warning: 0 }, waiting: 1 });
+  t.like(job.getSnapshot().context, { upstream: { remaining: 3, completed: 2 }, delivered: { completed: 1 }, waiting: 1 });
+  job.send({ type: 'ENDED', status: 0 });
+  t.is(job.getSnapshot().status, 'done');
+  t.is(job.getSnapshot().context.status, 0);
+});
