@@ -226,6 +226,14 @@ export class Acceptor {
     return (input, transferSyntax) => collectingSink((identifier) => {
       const a = this.association;
       const log = a.log.child({ messageId: input.messageId, service: `C-${kind.service.toUpperCase()}`, model: kind.model });
+      if (!identifier) {
+        // Larger than any real identifier: drained, not held, and answered C000 (property 3).
+        log.warn({ limit: MAX_IDENTIFIER_BYTES }, 'Q/R identifier too large: refused');
+        const refused = () => ({ done: Promise.resolve({ status: Status.UNABLE_TO_PROCESS, errorComment: `identifier larger than ${MAX_IDENTIFIER_BYTES} bytes` }), cancel: () => {} });
+        const service = kind.service === 'find' ? 'cFindScp' : kind.service === 'move' ? 'cMoveScp' : 'cGetScp';
+        a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service, input: { ...input, find: refused, retrieve: refused } });
+        return;
+      }
       const req = { model: kind.model, transferSyntax, identifier, calledAeTitle: this.ctx.calledAeTitle, callingAeTitle: this.ctx.callingAeTitle, log };
       if (kind.service === 'find') {
         a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cFindScp', input: { ...input, find: (emit) => runFind(qr, req, emit) } });
@@ -342,13 +350,22 @@ function textOf(v: unknown): string | undefined {
   return typeof first === 'string' ? first : undefined;
 }
 
-/** Gathers a Q/R identifier (small) and hands it over whole. */
-function collectingSink(done: (identifier: Uint8Array) => void): DatasetSink {
-  const chunks: Uint8Array[] = [];
+/** A Q/R identifier is a few hundred bytes; one past this is refused, not held. */
+const MAX_IDENTIFIER_BYTES = 1 << 20;
+
+/** Gathers a Q/R identifier and hands it over whole (undefined: it was larger than the limit, and dropped). */
+function collectingSink(done: (identifier: Uint8Array | undefined) => void): DatasetSink {
+  let chunks: Uint8Array[] | undefined = [];
+  let size = 0;
   return {
-    write: (data) => (chunks.push(Uint8Array.from(data)), true),
+    write: (data) => {
+      size += data.length;
+      if (size > MAX_IDENTIFIER_BYTES) chunks = undefined;
+      else chunks?.push(Uint8Array.from(data));
+      return true;
+    },
     drained: () => Promise.resolve(),
-    end: () => done(Buffer.concat(chunks)),
+    end: () => done(chunks ? Buffer.concat(chunks) : undefined),
   };
 }
 

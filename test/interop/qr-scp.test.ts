@@ -385,3 +385,24 @@ test.serial('a bad identifier gets the standard status and an Error Comment: no 
   t.regex(patient.log, /DIMSE Status *: 0xa900/i, patient.log);
   t.regex(patient.log, /Study Root has no PATIENT level/);
 });
+
+test.serial('an identifier larger than any real one (over 1 MiB) is drained, not held, and answered C000', async (t) => {
+  const { ScuAssociation } = await import('../../actors/net/scu.ts');
+  const { STUDY_ROOT_FIND } = await import('../../protocol/uids.ts');
+  const { CommandField, DATASET_PRESENT } = await import('../../protocol/dimse.ts');
+  const scu = await ScuAssociation.open({
+    host: '127.0.0.1', port: world.port, callingAeTitle: 'BIG', calledAeTitle: 'DICOM_ROUTER',
+    contexts: [{ abstractSyntax: STUDY_ROOT_FIND, transferSyntaxes: [TS.explicitLE] }], logger: pino({ level: 'silent' }), maxPduLength: 65536,
+  });
+  // (0011,1000) UN of 1.1 MiB after a level: framing is valid, the size is not.
+  const big = Buffer.alloc(12 + 1_100_000);
+  big.writeUInt16LE(0x0011, 0); big.writeUInt16LE(0x1000, 2); big.write('UN', 4, 'latin1'); big.writeUInt32LE(1_100_000, 8);
+  const level = Buffer.from([0x08, 0x00, 0x52, 0x00, 0x43, 0x53, 0x06, 0x00, ...Buffer.from('STUDY ', 'latin1')]);
+  const messageId = scu.newMessageId();
+  const outcome = await scu.runTransaction('cFindScu', scu.contextFor(STUDY_ROOT_FIND)!.id, {
+    CommandField: CommandField.C_FIND_RQ, MessageID: messageId, AffectedSOPClassUID: STUDY_ROOT_FIND, Priority: 0, CommandDataSetType: DATASET_PRESENT,
+  }, { kind: 'bytes', data: Buffer.concat([level, big]) });
+  await scu.release();
+  t.is(outcome.status, 0xc000);
+  t.regex(outcome.errorComment ?? '', /identifier larger than 1048576 bytes/);
+});
