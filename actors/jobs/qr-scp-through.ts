@@ -9,7 +9,7 @@ import type { SubOperations } from '../../machines/dimse/dimse.events.ts';
 import type { QrFinal } from '../../machines/dimse/qr-scp.events.ts';
 import type { QueryLevel } from '../../protocol/dataset-encode.ts';
 import { matchValue } from '../../protocol/qr-matching.ts';
-import { statusCategory } from '../../protocol/status.ts';
+import { Status, statusCategory } from '../../protocol/status.ts';
 import { retrieveThroughMachine } from '../../machines/retrieve-through.machine.ts';
 import { Tally } from './qr-destination.ts';
 import type { SubOperationSender } from './qr-destination.ts';
@@ -77,20 +77,24 @@ export async function retrieveThrough(ctx: QrContext, req: QrRequest, level: Que
       report();
     }
   })();
-  let up: QrFinal;
+  let up: QrFinal | undefined;
   try {
-    up = await relayMove(ctx, req, req.calledAeTitle, upstream, (s) => {
-      upstreamCounts = s;
-      report();
-    }, control);
+    try {
+      up = await relayMove(ctx, req, req.calledAeTitle, upstream, (s) => {
+        upstreamCounts = s;
+        report();
+      }, control);
+    } finally {
+      upstreamDone = true;
+      wake?.();
+    }
+    await deliveries;
   } finally {
-    upstreamDone = true;
-    wake?.();
+    // Whatever happened, the subscription, the association and the job end with the retrieval.
+    unsubscribe();
+    await sender.close();
+    job.end(up?.status ?? Status.UNABLE_TO_PROCESS);
   }
-  await deliveries;
-  unsubscribe();
-  await sender.close();
-  job.end(up.status);
   const upstreamFailed = up.suboperations?.failed ?? 0;
   log.info({ upstream: up.suboperations, upstreamStatus: up.status, delivered: tally.counts, undelivered: queue.length }, 'retrieve-through done');
   if (tally.lost) tally.failRest(queue);
