@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createActor, fromPromise } from 'xstate';
-import type { AnyActorRef, InspectionEvent } from 'xstate';
+import type { AnyActorLogic, AnyActorRef, InspectionEvent } from 'xstate';
 import type { ListenerConfig, PeerConfig, RouterConfig } from '../config/config.ts';
 import type { ListenerActorRef } from '../machines/listener.machine.ts';
 import { peerMachine } from '../machines/peer.machine.ts';
@@ -12,9 +12,11 @@ import { listenerId, peerId, routerMachine } from '../machines/router.machine.ts
 import type { AcceptorPolicy } from '../protocol/negotiation.ts';
 import { DEFAULT_STORAGE_SOP_CLASSES, DEFAULT_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
 import type { RoutingRuntime } from './net/acceptor.ts';
+import type { StoredInstance } from './jobs/qr-scp.ts';
 import { PeerForwarder } from './forward/forwarder.ts';
 import { OutboundQueue } from './forward/outbound-queue.ts';
 import { PrefetchService } from './jobs/prefetch.ts';
+import { AssociationSlots, QR_SCP_SOP_CLASSES, StoredInstances } from './jobs/qr-scp.ts';
 import { CompletionTracker } from './jobs/completion.ts';
 import { AuditTrail } from './observe/audit.ts';
 import { DomainEvents } from './observe/domain-events.ts';
@@ -92,13 +94,16 @@ export function slotsOf(peer: PeerConfig): string[] {
 }
 
 export function acceptorPolicy(listener: ListenerConfig): AcceptorPolicy {
+  const sopClasses = listener.sopClasses === 'default' ? [VERIFICATION_SOP_CLASS, ...DEFAULT_STORAGE_SOP_CLASSES] : listener.sopClasses;
   return {
     aeTitles: listener.aeTitles,
     acceptCallingAeTitles: listener.acceptCallingAeTitles,
-    sopClasses: listener.sopClasses === 'default' ? [VERIFICATION_SOP_CLASS, ...DEFAULT_STORAGE_SOP_CLASSES] : listener.sopClasses,
+    // A listener with queryRetrieve offers Patient Root and Study Root C-FIND, C-MOVE and C-GET too.
+    sopClasses: listener.queryRetrieve ? [...new Set([...sopClasses, ...QR_SCP_SOP_CLASSES])] : sopClasses,
     transferSyntaxes: listener.transferSyntaxes === 'default' ? DEFAULT_TRANSFER_SYNTAXES : listener.transferSyntaxes,
     transferSyntaxPolicy: listener.transferSyntaxPolicy,
     maxPduLength: listener.maxPduLength,
+    ...(listener.queryRetrieve ? { acceptRequestorScpRole: true } : {}),
   };
 }
 
@@ -204,6 +209,20 @@ export async function startRouter(
   const stopRetention = startRetention(spool, queue, config.routing.retentionHours * 3600_000, log.child({ actor: 'retention' }), undefined, completion);
   const listeners: RunningListener[] = [];
   const ports = new Map<string, number>();
+  // Q/R SCP: upstream associations within each archive's maxAssociations, across every listener.
+  const peersByName = new Map(config.peers.map((p) => [p.name, p]));
+  const qrSlots = new AssociationSlots((name) => peersByName.get(name)?.maxAssociations ?? 1);
+  const stored = new StoredInstances();
+  // Retrieve-through jobs are children of the root while they run, like prefetch and completion jobs.
+  const qrJobs = {
+    start: (id: string, logic: AnyActorLogic, input: unknown) => {
+      actor.send({ type: 'JOB_STARTED', id, logic, input });
+      return actor.getSnapshot().children[id] as AnyActorRef | undefined;
+    },
+    end: (id: string) => actor.send({ type: 'JOB_ENDED', id }),
+  };
+  // Retrieve-through (and every C-GET of what the router does not hold) waits for instances stored here.
+  const retrieveThrough = config.listeners.some((l) => l.queryRetrieve);
   try {
     for (const l of config.listeners) {
       const ref = actor.system.get(listenerId(l.name)) as ListenerActorRef;
@@ -219,6 +238,9 @@ export async function startRouter(
           events,
           logger: log,
           ...(l.tls ? { tls: { aeTitleBindings: l.tls.aeTitleBindings } } : {}),
+          ...(l.queryRetrieve ? { qr: { config: l.queryRetrieve, spool, peers: peersByName, slots: qrSlots, stored, jobs: qrJobs, logger: log.child({ actor: 'qr-scp' }) } } : {}),
+          // Retrieve-through moves instances into the router, on whichever listener the archive reaches.
+          ...(retrieveThrough ? { onStored: (i: StoredInstance) => stored.notify(i) } : {}),
         },
         {
           bind: l.bind, port: l.port, allowedSources: l.allowedSources, rateLimit: l.rateLimit,

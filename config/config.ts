@@ -6,7 +6,7 @@ import { dirname, resolve } from 'node:path';
 import { BlockList, isIP } from 'node:net';
 import { LineCounter, parseDocument } from 'yaml';
 import { EXPECTED, schemaProblems, validate } from './schema-problems.ts';
-import { formatPath, got, isObject, locate } from './yaml-problems.ts';
+import { closest, formatPath, got, isObject, locate } from './yaml-problems.ts';
 import type { RawProblem, Seg } from './yaml-problems.ts';
 import { tlsFileProblems } from './tls-files.ts';
 
@@ -46,7 +46,13 @@ export type ListenerConfig = {
   timeouts: ListenerTimeouts;
   /** Absent: plain TCP. */
   tls?: ListenerTlsConfig;
+  /** Absent: the listener offers no Query/Retrieve contexts. */
+  queryRetrieve?: QueryRetrieveConfig;
 };
+/** Where a listener's C-FIND is answered from: configured peers' names, and/or the router's own spool. */
+export const LOCAL_SOURCE = 'local';
+export type QrMoveMode = 'retrieve-through' | 'relay';
+export type QueryRetrieveConfig = { sources: string[]; move: QrMoveMode };
 export type RetryConfig = { attempts: number; initialBackoffSeconds: number; maxBackoffSeconds: number; jitter: number };
 /** What to do when an instance already delivered to (or queued for) a peer is routed to it again (issue 8). */
 export type DuplicatePolicy = 'always' | 'never' | 'if-changed';
@@ -167,6 +173,7 @@ function toRouterConfig(c: RouterConfig, file: string): RouterConfig {
       transferSyntaxPolicy: l.transferSyntaxPolicy, maxPduLength: l.maxPduLength, maxAssociations: l.maxAssociations,
       timeouts: { ...l.timeouts },
       rateLimit: { ...l.rateLimit },
+      ...(l.queryRetrieve ? { queryRetrieve: { sources: [...l.queryRetrieve.sources], move: l.queryRetrieve.move } } : {}),
       ...(l.tls ? {
         tls: {
           profile: l.tls.profile, key: path(l.tls.key), cert: path(l.tls.cert), ca: path(l.tls.ca),
@@ -282,10 +289,30 @@ function semanticProblems(data: unknown): RawProblem[] {
       out.push({ path: ['peers', i, 'retry', 'maxBackoffSeconds'], target: 'value', message: `must be at least initialBackoffSeconds (${retry.initialBackoffSeconds})` });
     }
   });
+  out.push(...queryRetrieveProblems(listeners, peers));
   const inspect = isObject(root.inspect) ? root.inspect : undefined;
   if (inspect && typeof inspect.bind === 'string' && isIP(inspect.bind) && !isLoopback(inspect.bind) && inspect.enabled !== false && typeof inspect.token !== 'string') {
     out.push({ path: ['inspect', 'bind'], target: 'value', message: `binding the inspector to a non-loopback address needs inspect.token (got ${got(inspect.bind)})` });
   }
+  return out;
+}
+
+/** A Q/R source names a configured peer (by its name) or 'local'. */
+function queryRetrieveProblems(listeners: unknown[], peers: unknown[]): RawProblem[] {
+  const out: RawProblem[] = [];
+  const peerNames = peers.filter(isObject).map((p) => (typeof p.name === 'string' ? p.name : typeof p.aeTitle === 'string' ? p.aeTitle.trim() : undefined)).filter((n) => n !== undefined);
+  listeners.forEach((l, i) => {
+    const qr = isObject(l) && isObject(l.queryRetrieve) ? l.queryRetrieve : undefined;
+    if (!qr || !Array.isArray(qr.sources)) return;
+    qr.sources.forEach((s: unknown, j: number) => {
+      if (typeof s !== 'string' || s === LOCAL_SOURCE || peerNames.includes(s)) return;
+      const guess = closest(s, [LOCAL_SOURCE, ...peerNames]);
+      out.push({
+        path: ['listeners', i, 'queryRetrieve', 'sources', j], target: 'value',
+        message: `must be 'local' or the name of a configured peer (got ${got(s)}${guess ? `; did you mean '${guess}'?` : ''}; peers: ${peerNames.length > 0 ? peerNames.join(', ') : 'none'})`,
+      });
+    });
+  });
   return out;
 }
 

@@ -23,6 +23,8 @@ import { refusedRequestMachine } from './dimse/refused-request.machine.ts';
 import { scuRequestMachine } from './dimse/scu-request.machine.ts';
 import { cFindScuMachine } from './dimse/c-find-scu.machine.ts';
 import { cMoveScuMachine } from './dimse/c-move-scu.machine.ts';
+import { cFindScpMachine } from './dimse/c-find-scp.machine.ts';
+import { cMoveScpMachine } from './dimse/c-move-scp.machine.ts';
 
 export type DulStateId =
   | 'Sta1' | 'Sta2' | 'Sta3' | 'Sta4' | 'Sta5' | 'Sta6' | 'Sta7'
@@ -52,7 +54,7 @@ export type DulEvent =
 export type DulEventType = DulEvent['type'];
 
 /** The DIMSE transaction machines an association spawns, one per transaction (PS3.7 9). */
-export type DimseService = 'cEchoScp' | 'cStoreScp' | 'refusedRequest' | ScuService;
+export type DimseService = 'cEchoScp' | 'cStoreScp' | 'cFindScp' | 'cMoveScp' | 'cGetScp' | 'refusedRequest' | ScuService;
 /** The SCU transactions: one request/response, or C-FIND / C-MOVE with pending responses (PS3.7 9.1.2, 9.1.4). */
 export type ScuService = 'scuRequest' | 'cFindScu' | 'cMoveScu';
 
@@ -152,6 +154,10 @@ const dul = setup({
   actors: {
     cEchoScp: cEchoScpMachine,
     cStoreScp: cStoreScpMachine,
+    cFindScp: cFindScpMachine,
+    cMoveScp: cMoveScpMachine,
+    // C-GET has C-MOVE's responses (pending counts, final status); its sub-operations go back on this association.
+    cGetScp: cMoveScpMachine,
     refusedRequest: refusedRequestMachine,
     scuRequest: scuRequestMachine,
     cFindScu: cFindScuMachine,

@@ -10,7 +10,7 @@ import type {
   RoleSelection,
 } from './pdu.types.ts';
 import { DICOM_APPLICATION_CONTEXT } from './pdu.types.ts';
-import { EXPLICIT_VR_LITTLE_ENDIAN as EXPLICIT_LE, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, IMPLICIT_VR_LITTLE_ENDIAN as IMPLICIT_LE, transferSyntax } from './uids.ts';
+import { EXPLICIT_VR_LITTLE_ENDIAN as EXPLICIT_LE, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, IMPLICIT_VR_LITTLE_ENDIAN as IMPLICIT_LE, PATIENT_ROOT_FIND, PATIENT_ROOT_GET, PATIENT_ROOT_MOVE, STUDY_ROOT_FIND, STUDY_ROOT_GET, STUDY_ROOT_MOVE, transferSyntax } from './uids.ts';
 
 export type TransferSyntaxPolicy = 'proposal-order' | 'prefer-explicit';
 
@@ -22,6 +22,8 @@ export type AcceptorPolicy = {
   transferSyntaxes: string[];
   transferSyntaxPolicy: TransferSyntaxPolicy;
   maxPduLength: number;
+  /** A Q/R listener: the requestor may take the SCP role for storage classes (C-GET sub-operations come back to it). */
+  acceptRequestorScpRole?: boolean;
 };
 
 /** An accepted presentation context: what the DIMSE layer needs to know about it. */
@@ -63,8 +65,9 @@ export function negotiate(rq: AssociateRq, policy: AcceptorPolicy): NegotiationR
   const proposed = rq.userInformation;
   const roleSelections: RoleSelection[] = proposed.roleSelections
     .filter((r) => policy.sopClasses.includes(r.sopClassUid))
-    // We act as SCP for what we accept and never take the SCP role for the peer's SOP classes.
-    .map((r) => ({ sopClassUid: r.sopClassUid, scuRole: r.scuRole, scpRole: false }));
+    // We act as SCP for what we accept; the requestor acts as SCP (receives our C-STOREs) only where
+    // a C-GET needs it, on a Q/R listener (PS3.4 C.4.3, PS3.7 D.3.3.4).
+    .map((r) => ({ sopClassUid: r.sopClassUid, scuRole: r.scuRole, scpRole: policy.acceptRequestorScpRole === true && r.scpRole }));
 
   const ac: AssociateAc = {
     type: 'A-ASSOCIATE-AC',
@@ -91,6 +94,8 @@ function reject(rj: AssociateRj, why: string): NegotiationResult {
   return { accepted: false, rj: { ...rj }, why };
 }
 
+const QR_SOP_CLASSES = new Set([PATIENT_ROOT_FIND, PATIENT_ROOT_MOVE, PATIENT_ROOT_GET, STUDY_ROOT_FIND, STUDY_ROOT_MOVE, STUDY_ROOT_GET]);
+
 /** PS3.8 Table 9-18 result for one presentation context, with the chosen transfer syntax. */
 export function selectTransferSyntax(
   abstractSyntax: string,
@@ -98,7 +103,9 @@ export function selectTransferSyntax(
   policy: Pick<AcceptorPolicy, 'sopClasses' | 'transferSyntaxes' | 'transferSyntaxPolicy'>,
 ): { result: PresentationContextResult; transferSyntax: string } {
   if (!policy.sopClasses.includes(abstractSyntax)) return { result: 3, transferSyntax: proposed[0] ?? IMPLICIT_LE };
-  const supported = proposed.filter((ts) => policy.transferSyntaxes.includes(ts));
+  // Q/R identifiers are read and written by the router itself: uncompressed Little Endian only.
+  const accepted = QR_SOP_CLASSES.has(abstractSyntax) ? policy.transferSyntaxes.filter((ts) => ts === EXPLICIT_LE || ts === IMPLICIT_LE) : policy.transferSyntaxes;
+  const supported = proposed.filter((ts) => accepted.includes(ts));
   if (supported.length === 0) return { result: 4, transferSyntax: proposed[0] ?? IMPLICIT_LE };
   if (policy.transferSyntaxPolicy === 'prefer-explicit') {
     const explicit = supported.includes(EXPLICIT_LE) ? EXPLICIT_LE : supported.find((ts) => transferSyntax(ts)?.explicitVr);

@@ -23,10 +23,10 @@ export const QR_SOP_CLASSES: Record<QrModel, { find: string; move: string }> = {
 };
 
 /** Proposed as the conformance statement's Table 4.2-42 does: Implicit and Explicit VR LE. */
-export function qrContexts(model: QrModel, what: 'find' | 'move' | 'both' = 'both') {
+export function qrContexts(model: QrModel, what: 'find' | 'move' | 'both' = 'both', transferSyntaxes = [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN]) {
   const uids = QR_SOP_CLASSES[model];
   const classes = what === 'both' ? [uids.find, uids.move] : [uids[what]];
-  return classes.map((abstractSyntax) => ({ abstractSyntax, transferSyntaxes: [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN] }));
+  return classes.map((abstractSyntax) => ({ abstractSyntax, transferSyntaxes }));
 }
 
 export type FindResult = {
@@ -119,14 +119,17 @@ export function cMove(scu: ScuAssociation, destination: string, level: QueryLeve
   return { done, cancel: run.cancel };
 }
 
-/** Open an association to a configured peer for Q/R, run `fn`, release (or abort if it threw). */
-export async function withQrAssociation<T>(peer: PeerConfig, model: QrModel, logger: Logger, fn: (scu: ScuAssociation) => Promise<T>, what: 'find' | 'move' | 'both' = 'both'): Promise<T> {
+/**
+ * Open an association to a configured peer for Q/R, run `fn`, release (or abort if it threw).
+ * `transferSyntaxes`: what to propose (the Q/R SCP relays identifiers in its requester's syntax).
+ */
+export async function withQrAssociation<T>(peer: PeerConfig, model: QrModel, logger: Logger, fn: (scu: ScuAssociation) => Promise<T>, what: 'find' | 'move' | 'both' = 'both', transferSyntaxes?: string[]): Promise<T> {
   const scu = await ScuAssociation.open({
     host: peer.host,
     port: peer.port,
     callingAeTitle: peer.callingAeTitle,
     calledAeTitle: peer.aeTitle,
-    contexts: qrContexts(model, what),
+    contexts: qrContexts(model, what, transferSyntaxes),
     maxPduLength: peer.maxPduLength,
     connectTimeoutMs: peer.timeouts.connectSeconds * 1000,
     dimseTimeoutMs: peer.timeouts.dimseSeconds * 1000,

@@ -31,6 +31,12 @@ import type { CompletionHolder, HoldNote } from '../jobs/completion.ts';
 import type { InstanceRecord } from '../ingest/spool.ts';
 import type { AeTitleBinding } from '../../config/config.ts';
 import { checkAeTitleBinding, identityOf } from './tls-identity.ts';
+import { qrModelOf } from '../jobs/qr-scp.ts';
+import type { QrContext, StoredInstance } from '../jobs/qr-scp.ts';
+import { runFind } from '../jobs/qr-scp-find.ts';
+import { runMove } from '../jobs/qr-scp-move.ts';
+import { runGet } from '../jobs/qr-scp-get.ts';
+import { RequesterSender } from '../jobs/qr-requester-sender.ts';
 import type { CertificateIdentity } from './tls-identity.ts';
 
 /** What a listener needs to route: the rules in force, the outbound queue, and a way to wake peers. */
@@ -57,6 +63,10 @@ export type ListenerRuntime = {
   logger: Logger;
   /** A TLS listener: calling AE titles bound to client certificates (empty: none). */
   tls?: { aeTitleBindings: AeTitleBinding[] };
+  /** A listener with queryRetrieve: what its C-FIND and C-MOVE transactions ask (actors/jobs/qr-scp.ts). */
+  qr?: QrContext;
+  /** Told of each instance once it is durable (retrieve-through waits for what it moved into the router). */
+  onStored?: (instance: StoredInstance) => void;
 };
 
 type PendingStore = { sink: StoreSink; verdict?: StoreVerdict; decision?: RoutingDecision };
@@ -72,6 +82,8 @@ export class Acceptor {
   private established = false;
   /** The rules in force when this association was established (an edit applies from the next one). */
   private ruleSet: RuleSet | undefined;
+  /** SOP classes for which the requestor took the SCP role (C-GET sub-operations go back to it). */
+  private requestorScpRoles = new Set<string>();
 
   constructor(listener: ListenerRuntime, socket: Socket, id: string, machine: AssociationMachineRef) {
     this.listener = listener;
@@ -117,6 +129,7 @@ export class Acceptor {
       return this.refuse(Reject.localLimitExceeded, 'local-limit-exceeded', `local limit exceeded (${max} associations)`);
     }
     a.contexts = result.contexts;
+    this.requestorScpRoles = new Set(result.ac.userInformation.roleSelections.filter((r) => r.scpRole).map((r) => r.sopClassUid));
     this.ruleSet = this.listener.routing?.rules();
     a.peerMaxPduLength = rq.userInformation.maxPduLength;
     a.log.info(
@@ -155,6 +168,12 @@ export class Acceptor {
       a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cEchoScp', input });
       return undefined;
     }
+    if (command.CommandField === CommandField.C_CANCEL_RQ) {
+      this.cancel(command.MessageIDBeingRespondedTo);
+      return undefined;
+    }
+    const qr = this.qrRequest(context.abstractSyntax, command, expectsDataset);
+    if (qr) return qr(input, context.transferSyntax);
     if (command.CommandField !== CommandField.C_STORE_RQ || !expectsDataset) {
       a.log.warn({ command: command.CommandField }, 'request not supported here: answering 0211');
       a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'refusedRequest', input });
@@ -183,6 +202,47 @@ export class Acceptor {
     }
     this.pending.set(messageId, { sink });
     return sink;
+  }
+
+  /** A C-CANCEL-RQ (PS3.7 9.3.2.3): to the transaction it names, if still under way; it has no response. */
+  private cancel(messageId: number | undefined): void {
+    const child = messageId === undefined ? undefined : this.association.machine.getSnapshot().children[transactionId(messageId)];
+    this.association.log.info({ messageIdBeingRespondedTo: messageId, underWay: child !== undefined }, 'C-CANCEL received');
+    child?.send({ type: 'CANCEL_REQUESTED' });
+  }
+
+  /**
+   * A C-FIND, C-MOVE or C-GET on a Q/R context of a listener that offers it: the identifier is collected,
+   * then its transaction machine is spawned with the search or retrieval that answers it.
+   */
+  private qrRequest(abstractSyntax: string, command: Command, expectsDataset: boolean): ((input: DimseInput, transferSyntax: string) => DatasetSink) | undefined {
+    const qr = this.listener.qr;
+    const kind = qrModelOf(abstractSyntax);
+    if (!qr || !kind || !expectsDataset) return undefined;
+    const field = { find: CommandField.C_FIND_RQ, move: CommandField.C_MOVE_RQ, get: CommandField.C_GET_RQ }[kind.service];
+    if (command.CommandField !== field) return undefined;
+    return (input, transferSyntax) => collectingSink((identifier) => {
+      const a = this.association;
+      const log = a.log.child({ messageId: input.messageId, service: `C-${kind.service.toUpperCase()}`, model: kind.model });
+      if (!identifier) {
+        // Larger than any real identifier: drained, not held, and answered C000 (property 3).
+        log.warn({ limit: MAX_IDENTIFIER_BYTES }, 'Q/R identifier too large: refused');
+        const refused = () => ({ done: Promise.resolve({ status: Status.UNABLE_TO_PROCESS, errorComment: `identifier larger than ${MAX_IDENTIFIER_BYTES} bytes` }), cancel: () => {} });
+        const service = kind.service === 'find' ? 'cFindScp' : kind.service === 'move' ? 'cMoveScp' : 'cGetScp';
+        a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service, input: { ...input, find: refused, retrieve: refused } });
+        return;
+      }
+      const req = { model: kind.model, transferSyntax, identifier, calledAeTitle: this.ctx.calledAeTitle, callingAeTitle: this.ctx.callingAeTitle, log };
+      if (kind.service === 'find') {
+        a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cFindScp', input: { ...input, find: (emit) => runFind(qr, req, emit) } });
+      } else if (kind.service === 'move') {
+        const destination = command.MoveDestination ?? '';
+        a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cMoveScp', input: { ...input, retrieve: (progress) => runMove(qr, req, destination, progress) } });
+      } else {
+        const back = new RequesterSender(qr.spool, { associationId: a.id, machine: a.machine, contexts: a.contexts, scpRoleClasses: this.requestorScpRoles, dimseTimeoutMs: this.listener.dimseTimeoutMs }, log);
+        a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cGetScp', input: { ...input, retrieve: (progress) => runGet(qr, req, back, progress) } });
+      }
+    });
   }
 
   /** The dataset has fully arrived (or failed): tell its C-STORE machine. */
@@ -254,6 +314,10 @@ export class Acceptor {
     if (result.status === Status.SUCCESS && holdNotes.length > 0) holder!.afterCommit(holdNotes);
     if (result.status === Status.SUCCESS && !pending.decision?.drop && forward.length > 0) routing?.wake(forward.map((f) => f.peer));
     if (result.status === Status.SUCCESS && this.listener.events?.observed) this.stored(pending.verdict.keys.sopInstanceUid ?? '', forward, held, skipped);
+    if (result.status === Status.SUCCESS && this.listener.onStored) {
+      const k = pending.verdict.keys;
+      this.listener.onStored({ sopInstanceUid: k.sopInstanceUid ?? '', studyInstanceUid: k.studyInstanceUid ?? '', seriesInstanceUid: k.seriesInstanceUid ?? '', patientId: k.patientId ?? '' });
+    }
     return result;
   }
 
@@ -289,6 +353,25 @@ function routedFields(decision: RoutingDecision, forward: { peer: string }[], he
 function textOf(v: unknown): string | undefined {
   const first = Array.isArray(v) ? v[0] : v;
   return typeof first === 'string' ? first : undefined;
+}
+
+/** A Q/R identifier is a few hundred bytes; one past this is refused, not held. */
+const MAX_IDENTIFIER_BYTES = 1 << 20;
+
+/** Gathers a Q/R identifier and hands it over whole (undefined: it was larger than the limit, and dropped). */
+function collectingSink(done: (identifier: Uint8Array | undefined) => void): DatasetSink {
+  let chunks: Uint8Array[] | undefined = [];
+  let size = 0;
+  return {
+    write: (data) => {
+      size += data.length;
+      if (size > MAX_IDENTIFIER_BYTES) chunks = undefined;
+      else chunks?.push(Uint8Array.from(data));
+      return true;
+    },
+    drained: () => Promise.resolve(),
+    end: () => done(chunks ? Buffer.concat(chunks) : undefined),
+  };
 }
 
 /** Swallows a dataset nobody will store, then reports its end. */

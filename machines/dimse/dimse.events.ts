@@ -1,6 +1,7 @@
 // Events exchanged between the association machine and its DIMSE transaction machines.
 // A transaction is one request and its response(s) (PS3.7 section 9), keyed by Message ID.
 import type { Command } from '../../protocol/dimse.ts';
+import type { RetrieveRunner, SearchRunner } from './qr-scp.events.ts';
 
 /** Where the bytes of a dataset to send come from; the association actor streams them.
  *  'prepared': a replacement header (modified attributes) then the file region from the first byte
@@ -65,4 +66,8 @@ export type DimseInput = {
    * acceptor's commit). The world reaches the transaction through its input, not a registry.
    */
   store?: () => Promise<StoreResult>;
+  /** C-FIND SCP: the search that answers this request (actors/jobs/qr-scp.ts). */
+  find?: SearchRunner;
+  /** C-MOVE SCP: the retrieval that performs this request's sub-operations. */
+  retrieve?: RetrieveRunner;
 };

@@ -1,0 +1,110 @@
+// The spool's index read as a Query/Retrieve information model (PS3.4 C.6.1 / C.6.2): what the router
+// holds, grouped at PATIENT, STUDY, SERIES or IMAGE level, with the attributes the index keeps. Read
+// only; the spool is not changed. `entitiesAt` is pure (records in, entities out); `queryIndex` reads.
+import type { QueryLevel } from '../../protocol/dataset-encode.ts';
+import { matchEntity } from '../../protocol/qr-matching.ts';
+import type { InstanceRecord, Spool } from './spool.ts';
+
+/** An entity: keyword → decoded text, for the attributes the index keeps at its level. */
+export type IndexEntity = Record<string, string | undefined>;
+
+const PATIENT_KEYS = ['PatientID', 'PatientName'] as const;
+const STUDY_KEYS = ['StudyInstanceUID', 'StudyDate', 'AccessionNumber', 'ModalitiesInStudy', 'SOPClassesInStudy', 'NumberOfStudyRelatedSeries', 'NumberOfStudyRelatedInstances'] as const;
+const SERIES_KEYS = ['SeriesInstanceUID', 'Modality', 'NumberOfSeriesRelatedInstances'] as const;
+const IMAGE_KEYS = ['SOPInstanceUID', 'SOPClassUID'] as const;
+
+/** What the index can match on and return at each level (the entity's own keys and those above it). */
+export const INDEX_KEYS: Readonly<Record<QueryLevel, ReadonlySet<string>>> = {
+  PATIENT: new Set([...PATIENT_KEYS, 'NumberOfPatientRelatedStudies', 'NumberOfPatientRelatedSeries', 'NumberOfPatientRelatedInstances']),
+  STUDY: new Set([...PATIENT_KEYS, ...STUDY_KEYS]),
+  SERIES: new Set([...PATIENT_KEYS, 'StudyInstanceUID', 'StudyDate', 'AccessionNumber', ...SERIES_KEYS]),
+  IMAGE: new Set([...PATIENT_KEYS, 'StudyInstanceUID', 'StudyDate', 'AccessionNumber', 'SeriesInstanceUID', 'Modality', ...IMAGE_KEYS]),
+};
+
+const groupKey: Record<QueryLevel, (r: InstanceRecord) => string> = {
+  PATIENT: (r) => r.patientId,
+  STUDY: (r) => r.studyInstanceUid,
+  SERIES: (r) => r.seriesInstanceUid,
+  IMAGE: (r) => r.sopInstanceUid,
+};
+
+const distinct = (xs: (string | undefined)[]) => [...new Set(xs.filter((x): x is string => x !== undefined && x !== ''))];
+
+/** The entities at `level` the records make up, in first-seen order. */
+export function entitiesAt(level: QueryLevel, records: Iterable<InstanceRecord>): IndexEntity[] {
+  const groups = new Map<string, InstanceRecord[]>();
+  for (const r of records) {
+    const k = groupKey[level](r);
+    const g = groups.get(k);
+    if (g) g.push(r);
+    else groups.set(k, [r]);
+  }
+  return [...groups.values()].map((g) => {
+    const first = g[0];
+    const e: IndexEntity = { PatientID: first.patientId, PatientName: first.patientName };
+    if (level === 'PATIENT') {
+      e.NumberOfPatientRelatedStudies = String(distinct(g.map((r) => r.studyInstanceUid)).length);
+      e.NumberOfPatientRelatedSeries = String(distinct(g.map((r) => r.seriesInstanceUid)).length);
+      e.NumberOfPatientRelatedInstances = String(g.length);
+      return e;
+    }
+    Object.assign(e, { StudyInstanceUID: first.studyInstanceUid, StudyDate: first.studyDate, AccessionNumber: first.accessionNumber });
+    if (level === 'STUDY') {
+      e.ModalitiesInStudy = distinct(g.map((r) => r.modality)).join('\\') || undefined;
+      e.SOPClassesInStudy = distinct(g.map((r) => r.sopClassUid)).join('\\');
+      e.NumberOfStudyRelatedSeries = String(distinct(g.map((r) => r.seriesInstanceUid)).length);
+      e.NumberOfStudyRelatedInstances = String(g.length);
+      return e;
+    }
+    Object.assign(e, { SeriesInstanceUID: first.seriesInstanceUid, Modality: first.modality });
+    if (level === 'SERIES') {
+      e.NumberOfSeriesRelatedInstances = String(g.length);
+      return e;
+    }
+    return Object.assign(e, { SOPInstanceUID: first.sopInstanceUid, SOPClassUID: first.sopClassUid });
+  });
+}
+
+export type IndexMatches = { entities: IndexEntity[]; /** Non-universal keys the index cannot match (ignored: FF01). */ unsupported: string[] };
+
+/** The entities at `level` whose attributes match `keys` (decoded text; '' universal). */
+export function matchIndex(level: QueryLevel, records: Iterable<InstanceRecord>, keys: Readonly<Record<string, string>>): IndexMatches {
+  const supported = INDEX_KEYS[level];
+  const unsupported = new Set<string>();
+  const entities = entitiesAt(level, records).filter((e) => {
+    const v = matchEntity(keys, e, supported);
+    for (const k of v.unsupported) unsupported.add(k);
+    return v.matches;
+  });
+  return { entities, unsupported: [...unsupported] };
+}
+
+/**
+ * Query what the spool holds. A single Study Instance UID narrows the read to that study's rows;
+ * otherwise every row is read (the index keeps no patient or date index: fine for a router's cache,
+ * not for an archive's millions).
+ */
+export function queryIndex(spool: Spool, level: QueryLevel, keys: Readonly<Record<string, string>>): IndexMatches {
+  const study = keys.StudyInstanceUID?.trim();
+  const records = study && !/[\\*?]/.test(study) ? spool.list({ studyInstanceUid: study }) : spool.list();
+  return matchIndex(level, records, keys);
+}
+
+/** The records a C-MOVE identifier names (the keys of its level and those above), from the index. */
+export function recordsFor(spool: Spool, level: QueryLevel, keys: Readonly<Record<string, string>>): InstanceRecord[] {
+  const own = { PATIENT: 'PatientID', STUDY: 'StudyInstanceUID', SERIES: 'SeriesInstanceUID', IMAGE: 'SOPInstanceUID' }[level];
+  // Without its level's unique key an identifier names nothing (never "everything").
+  if (!keys[own] || keys[own].trim() === '' || /[*?]/.test(keys[own])) return [];
+  const study = keys.StudyInstanceUID?.trim();
+  const records = study && !study.includes('\\') ? spool.list({ studyInstanceUid: study }) : spool.list();
+  const { entities } = matchIndex('IMAGE', records, pickMoveKeys(level, keys));
+  const wanted = new Set(entities.map((e) => e.SOPInstanceUID));
+  return records.filter((r) => wanted.has(r.sopInstanceUid));
+}
+
+/** A C-MOVE identifier holds unique keys only (PS3.4 C.4.2.2.1): those of its level and above. */
+function pickMoveKeys(level: QueryLevel, keys: Readonly<Record<string, string>>): Record<string, string> {
+  const order = ['PatientID', 'StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID'];
+  const upTo = { PATIENT: 1, STUDY: 2, SERIES: 3, IMAGE: 4 }[level];
+  return Object.fromEntries(order.slice(0, upTo).filter((k) => keys[k] !== undefined && keys[k].trim() !== '').map((k) => [k, keys[k]]));
+}

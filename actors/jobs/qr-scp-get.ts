@@ -1,0 +1,38 @@
+// C-GET through the router (PS3.4 C.4.3): like a C-MOVE whose destination is the requester itself.
+// What the spool holds in full goes back from the spool; the rest comes through the router first
+// (retrieve-through from the upstream archives, which must know the router's AE title), each instance
+// sent back as soon as it is durable here. Relay is not possible: the archive cannot reach the
+// requester's association.
+import type { SubOperations } from '../../machines/dimse/dimse.events.ts';
+import type { QrFinal, Running } from '../../machines/dimse/qr-scp.events.ts';
+import { Status } from '../../protocol/status.ts';
+import { recordsFor } from '../ingest/index-query.ts';
+import type { SubOperationSender } from './qr-destination.ts';
+import { heldInFull, sendFromSpool } from './qr-scp-move.ts';
+import type { Control } from './qr-scp-relay.ts';
+import { retrieveThrough } from './qr-scp-through.ts';
+import { isFinal, parseIdentifier, sourcesOf } from './qr-scp.ts';
+import type { QrContext, QrRequest } from './qr-scp.ts';
+
+export function runGet(ctx: QrContext, req: QrRequest, sender: SubOperationSender, progress: (s: SubOperations) => void): Running<QrFinal> {
+  const control: Control = { cancelled: false, cancelUpstream: undefined };
+  const done = (async (): Promise<QrFinal> => {
+    const parsed = parseIdentifier(req);
+    if (isFinal(parsed)) return parsed;
+    const { local, upstream } = sourcesOf(ctx);
+    const held = local ? recordsFor(ctx.spool, parsed.level, parsed.keys) : [];
+    if (held.length > 0 && await heldInFull(ctx, req, parsed.level, parsed.keys, held.length, upstream)) {
+      req.log.info({ instances: held.length }, 'C-GET from the spool');
+      return sendFromSpool(req, sender, held, progress, control);
+    }
+    if (upstream.length === 0) return { status: Status.SUCCESS, suboperations: { completed: 0, failed: 0, warning: 0 } };
+    return retrieveThrough(ctx, req, parsed.level, parsed.keys, sender, upstream, progress, control);
+  })();
+  return {
+    done,
+    cancel: () => {
+      control.cancelled = true;
+      control.cancelUpstream?.();
+    },
+  };
+}

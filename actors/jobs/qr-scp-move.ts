@@ -1,0 +1,119 @@
+// C-MOVE through the router. The Move Destination must be a configured peer (by AE title; else A801
+// naming it). What the router holds in full (the upstream archives have no more of it, or none
+// answers) is sent from the spool on an association of our own to the destination, converted between
+// uncompressed syntaxes as forwarding does; the rest is relayed: the C-MOVE goes to the upstream
+// archives in turn with the same destination, and their pending counts and final status come back.
+// Counts are what was actually delivered; a failure names its side (destination or upstream) in the log.
+import type { PeerConfig } from '../../config/config.ts';
+import type { SubOperations } from '../../machines/dimse/dimse.events.ts';
+import type { QrFinal, Running } from '../../machines/dimse/qr-scp.events.ts';
+import type { QueryLevel } from '../../protocol/dataset-encode.ts';
+import { Status } from '../../protocol/status.ts';
+import { recordsFor } from '../ingest/index-query.ts';
+import type { InstanceRecord } from '../ingest/spool.ts';
+import { DestinationSender, Tally } from './qr-destination.ts';
+import type { SubOperationSender } from './qr-destination.ts';
+import { relayMove } from './qr-scp-relay.ts';
+import type { Control } from './qr-scp-relay.ts';
+import { retrieveThrough } from './qr-scp-through.ts';
+import { isFinal, lo, parseIdentifier, sourcesOf } from './qr-scp.ts';
+import type { QrContext, QrRequest } from './qr-scp.ts';
+import { cFind, withQrAssociation } from './qr-scu.ts';
+
+const COUNT_KEY: Record<QueryLevel, string | undefined> = {
+  PATIENT: 'NumberOfPatientRelatedInstances',
+  STUDY: 'NumberOfStudyRelatedInstances',
+  SERIES: 'NumberOfSeriesRelatedInstances',
+  IMAGE: undefined,
+};
+const OWN_KEY: Record<QueryLevel, string> = { PATIENT: 'PatientID', STUDY: 'StudyInstanceUID', SERIES: 'SeriesInstanceUID', IMAGE: 'SOPInstanceUID' };
+
+/** Start a C-MOVE to `destinationAe`; `progress` gets the counts as they change. */
+export function runMove(ctx: QrContext, req: QrRequest, destinationAe: string, progress: (s: SubOperations) => void): Running<QrFinal> {
+  const control = { cancelled: false, cancelUpstream: undefined as (() => void) | undefined };
+  const done = (async (): Promise<QrFinal> => {
+    const parsed = parseIdentifier(req);
+    if (isFinal(parsed)) return parsed;
+    const destination = [...ctx.peers.values()].find((p) => p.aeTitle === destinationAe.trim());
+    if (!destination) {
+      req.log.warn({ moveDestination: destinationAe }, 'C-MOVE refused: the destination is not a configured peer');
+      return { status: Status.MOVE_DESTINATION_UNKNOWN, errorComment: lo(`move destination '${destinationAe.trim()}' is not a configured peer`) };
+    }
+    const { local, upstream } = sourcesOf(ctx);
+    const held = local ? recordsFor(ctx.spool, parsed.level, parsed.keys) : [];
+    const log = req.log.child({ moveDestination: destination.aeTitle, level: parsed.level });
+    if (held.length > 0 && await heldInFull(ctx, req, parsed.level, parsed.keys, held.length, upstream)) {
+      log.info({ instances: held.length }, 'C-MOVE from the spool');
+      return sendFromSpool(req, new DestinationSender(ctx.spool, destination, req.calledAeTitle, log), held, progress, control);
+    }
+    if (upstream.length === 0) {
+      log.info('C-MOVE: nothing held and no upstream archive: no sub-operations');
+      return { status: Status.SUCCESS, suboperations: { completed: 0, failed: 0, warning: 0 } };
+    }
+    if (ctx.config.move === 'retrieve-through') {
+      return retrieveThrough(ctx, req, parsed.level, parsed.keys, new DestinationSender(ctx.spool, destination, req.calledAeTitle, log.child({ mode: 'retrieve-through' })), upstream, progress, control);
+    }
+    return relayMove(ctx, req, destination.aeTitle, upstream, progress, control);
+  })();
+  return {
+    done,
+    cancel: () => {
+      control.cancelled = true;
+      control.cancelUpstream?.();
+    },
+  };
+}
+
+/**
+ * Does the router hold everything the identifier names? At IMAGE level: every listed instance. Above
+ * it: the first upstream archive that answers counts no more instances than the spool holds (none
+ * answering, or none knowing it: what the spool holds is all there is to send).
+ */
+export async function heldInFull(ctx: QrContext, req: QrRequest, level: QueryLevel, keys: Record<string, string>, held: number, upstream: PeerConfig[]): Promise<boolean> {
+  if (level === 'IMAGE') return held >= keys.SOPInstanceUID.split('\\').filter((u) => u.trim() !== '').length;
+  const countKey = COUNT_KEY[level]!;
+  const uniqueKeys: Record<string, string> = {};
+  for (const k of ['PatientID', 'StudyInstanceUID', 'SeriesInstanceUID']) if (keys[k]) uniqueKeys[k] = keys[k];
+  for (const peer of upstream) {
+    try {
+      const r = await ctx.slots.with(peer.name, () => withQrAssociation(peer, req.model, req.log, (scu) => cFind(scu, level, { ...uniqueKeys, [OWN_KEY[level]]: keys[OWN_KEY[level]], [countKey]: '' }, req.model).done, 'find'));
+      if (r.result !== 'success') continue;
+      if (r.matches.length === 0) return true;
+      const counts = r.matches.map((m) => Number(Array.isArray(m[countKey]) ? m[countKey][0] : m[countKey]));
+      if (counts.some((n) => !Number.isInteger(n))) return false; // it has it but will not say how much: relay
+      const total = counts.reduce((a, b) => a + b, 0);
+      req.log.info({ source: peer.name, upstreamInstances: total, heldInstances: held }, 'C-MOVE: what the archive holds against the spool');
+      return total <= held;
+    } catch (err) {
+      req.log.warn({ source: peer.name, err: String(err) }, 'C-MOVE: could not ask the archive how much it holds');
+    }
+  }
+  return true;
+}
+
+
+/** C-STOREs from the spool through `sender` (to the destination, or back to a C-GET requester), counts after each. */
+export async function sendFromSpool(req: QrRequest, sender: SubOperationSender, records: InstanceRecord[], progress: (s: SubOperations) => void, control: Control): Promise<QrFinal> {
+  const log = req.log.child({ to: sender.name });
+  sender.plan(records);
+  try {
+    await sender.open();
+  } catch (err) {
+    log.error({ side: 'destination', err: String(err) }, 'retrieve failed: cannot associate with the move destination');
+    return { status: Status.OUT_OF_RESOURCES_SUB_OPERATIONS, errorComment: lo(`${sender.name}: ${(err as Error).message}`), suboperations: { completed: 0, failed: 0, warning: 0 } };
+  }
+  const tally = new Tally(records.length);
+  for (const record of records) {
+    if (control.cancelled || tally.lost) break;
+    const r = await sender.send(record);
+    tally.add(record.sopInstanceUid, r);
+    if (r.result === 'lost') log.error({ side: 'destination', sopInstanceUid: record.sopInstanceUid, why: r.why }, 'C-MOVE: the destination failed mid-way');
+    else if (tally.counts.remaining! > 0) progress({ ...tally.counts });
+  }
+  await sender.close();
+  // What was never tried after the destination was lost failed too (no sub-operation is left pending).
+  if (tally.lost) tally.failRest(records.map((r) => r.sopInstanceUid));
+  log.info({ ...tally.counts, cancelled: control.cancelled }, 'retrieve from the spool done');
+  return tally.final(control.cancelled, sender.name, req);
+}
+
