@@ -13,6 +13,8 @@ import type { Logger } from 'pino';
 import type { Subscription } from 'rxjs';
 import type { PeerConfig } from '../../config/config.ts';
 import type { DomainEvents } from './domain-events.ts';
+import { TransferBatches } from './audit-transfers.ts';
+import type { TransferBatch } from './audit-transfers.ts';
 
 /** PS3.16 CID 400 / 401 codes used here. */
 const EVENT = {
@@ -35,7 +37,11 @@ export type AuditRecord = {
   EventIdentification: { EventID: Code; EventActionCode: 'C' | 'R' | 'E'; EventDateTime: string; EventOutcomeIndicator: Outcome; EventTypeCode?: Code[]; EventOutcomeDescription?: string };
   ActiveParticipant: { UserID: string; NetworkAccessPointID?: string; UserIsRequestor: boolean; RoleIDCode?: Code }[];
   AuditSourceIdentification: { AuditSourceID: string };
-  ParticipantObjectIdentification?: { ParticipantObjectTypeCode: 1 | 2; ParticipantObjectTypeCodeRole: number; ParticipantObjectIDTypeCode: Code; ParticipantObjectID: string; ParticipantObjectDetail?: Record<string, unknown> }[];
+  ParticipantObjectIdentification?: {
+    ParticipantObjectTypeCode: 1 | 2; ParticipantObjectTypeCodeRole: number; ParticipantObjectIDTypeCode: Code; ParticipantObjectID: string;
+    /** A study's SOP classes, each with how many instances and their UIDs (PS3.15 A.5.3.3). */
+    ParticipantObjectDescription?: { SOPClass: { UID: string; NumberOfInstances: number; Instance: { UID: string }[] }[] };
+  }[];
 };
 
 export type Party = { aeTitle: string; address?: string };
@@ -54,6 +60,7 @@ export class AuditTrail {
   private chain: Promise<void> = Promise.resolve();
   private pending: string[] = [];
   private file: { path: string; handle: FileHandle } | undefined;
+  private readonly transfers = new TransferBatches((batch) => this.transferRecord(batch));
 
   constructor(dir: string, log: Logger, syslog?: { host: string; port: number }) {
     this.dir = dir;
@@ -71,16 +78,17 @@ export class AuditTrail {
     const peer = new Map(peers.map((p) => [p.name, p]));
     return events.all$.subscribe((e) => {
       try {
+        if (e.type === 'association-closed') this.transfers.flushGroup(e.association); // its instances, before its logout
         if (e.type === 'association-opened' || e.type === 'association-closed') {
           this.association(e.type === 'association-opened' ? 'established' : 'ended', { aeTitle: e.callingAe, address: e.address }, { aeTitle: e.calledAe });
         } else if (e.type === 'association-rejected' && (e.callingAe || e.calledAe)) {
           this.association('refused', { aeTitle: e.callingAe, address: e.address }, { aeTitle: e.calledAe }, e.detail);
         } else if (e.type === 'instance-stored') {
-          this.transferred('received', { aeTitle: e.callingAe, address: e.address }, { aeTitle: e.calledAe }, { studyInstanceUid: e.studyInstanceUid, sopClassUid: e.sopClassUid, sopInstanceUid: e.sopInstanceUid, patientId: e.patientId ?? '' });
+          this.transfers.add('received', e.association, { aeTitle: e.callingAe, address: e.address }, { aeTitle: e.calledAe }, { studyInstanceUid: e.studyInstanceUid, sopClassUid: e.sopClassUid, sopInstanceUid: e.sopInstanceUid, patientId: e.patientId ?? '' }, 0, false);
         } else if (e.type === 'instance-forwarded') {
           const p = peer.get(e.peer);
           if (!p) return;
-          this.transferred('forwarded', { aeTitle: p.callingAeTitle }, { aeTitle: p.aeTitle, address: `${p.host}:${p.port}` }, { studyInstanceUid: e.studyInstanceUid, sopClassUid: e.sopClassUid, sopInstanceUid: e.sopInstanceUid, patientId: e.patientId }, e.status);
+          this.transfers.add('forwarded', p.name, { aeTitle: p.callingAeTitle }, { aeTitle: p.aeTitle, address: `${p.host}:${p.port}` }, { studyInstanceUid: e.studyInstanceUid, sopClassUid: e.sopClassUid, sopInstanceUid: e.sopInstanceUid, patientId: e.patientId }, e.status, true);
         }
       } catch (err) {
         this.log.error({ err: (err as Error).message }, 'audit record could not be made');
@@ -100,25 +108,29 @@ export class AuditTrail {
     this.write(record);
   }
 
-  /** An instance received ('C', created here) or sent on ('R'), with its study and patient. */
-  transferred(action: 'received' | 'forwarded', from: Party, to: Party, instance: InstanceRef, status = 0): void {
-    const record = this.record(EVENT.instancesTransferred, action === 'received' ? 'C' : 'R', status === 0 ? 0 : 4, undefined, parties(from, to));
+  /** Instances of one study received ('C', created here) or sent on ('R') over one association, with their SOP classes and patient. */
+  private transferRecord(batch: TransferBatch): void {
+    const record = this.record(EVENT.instancesTransferred, batch.action === 'received' ? 'C' : 'R', batch.status === 0 ? 0 : 4, undefined, parties(batch.from, batch.to));
     record.ParticipantObjectIdentification = [
       {
-        ParticipantObjectTypeCode: 2, ParticipantObjectTypeCodeRole: 3, ParticipantObjectIDTypeCode: STUDY_UID, ParticipantObjectID: instance.studyInstanceUid,
-        ParticipantObjectDetail: { SOPClass: instance.sopClassUid, SOPInstanceUID: instance.sopInstanceUid, NumberOfInstances: 1 },
+        ParticipantObjectTypeCode: 2, ParticipantObjectTypeCodeRole: 3, ParticipantObjectIDTypeCode: STUDY_UID, ParticipantObjectID: batch.studyInstanceUid,
+        ParticipantObjectDescription: {
+          SOPClass: [...batch.classes].map(([UID, uids]) => ({ UID, NumberOfInstances: uids.length, Instance: uids.map((u) => ({ UID: u })) })),
+        },
       },
-      { ParticipantObjectTypeCode: 1, ParticipantObjectTypeCodeRole: 1, ParticipantObjectIDTypeCode: PATIENT_ID, ParticipantObjectID: instance.patientId },
+      { ParticipantObjectTypeCode: 1, ParticipantObjectTypeCodeRole: 1, ParticipantObjectIDTypeCode: PATIENT_ID, ParticipantObjectID: batch.patientId },
     ];
     this.write(record);
   }
 
   /** Resolves once everything written so far is on disk (for tests and shutdown). */
   flushed(): Promise<void> {
+    this.transfers.flushAll();
     return this.chain;
   }
 
   close(): void {
+    this.transfers.flushAll();
     this.syslog?.socket.close();
     const file = this.file;
     this.file = undefined;

@@ -21,6 +21,8 @@ export type InstanceStored = {
   type: 'instance-stored';
   at: number;
   listener: string;
+  /** The association it came on. */
+  association: string;
   callingAe: string;
   calledAe: string;
   address: string;

@@ -24,7 +24,8 @@ test('associations and instances received and forwarded are audited, to a file a
     'rules:\n  - name: all\n    then: { forward: [PACS] }\n',
     { config: { audit: { syslog: { host: '127.0.0.1', port: (collector.address() as AddressInfo).port } } } },
   );
-  const [a, b] = await send(r.port, r.dir, [{ patientId: 'AUDIT-P1' }, { patientId: 'AUDIT-P1' }]);
+  const study = { patientId: 'AUDIT-P1', studyInstanceUid: '1.2.826.0.1.3680043.9.7133.4242' };
+  const [a, b] = await send(r.port, r.dir, [study, study]);
   await eventually(t, 'both forwarded', () => r.queue.outstanding(a) === 0 && r.queue.outstanding(b) === 0);
   await t.throwsAsync(ScuAssociation.open({
     host: '127.0.0.1', port: r.port, callingAeTitle: 'INTRUDER', calledAeTitle: 'NOT_THE_ROUTER',
@@ -37,8 +38,9 @@ test('associations and instances received and forwarded are audited, to a file a
   const events = records.map((rec) => `${rec.EventIdentification.EventID.meaning}/${rec.EventIdentification.EventActionCode}/${rec.EventIdentification.EventTypeCode?.[0]?.meaning ?? ''}/${rec.EventIdentification.EventOutcomeIndicator}`);
   t.is(events.filter((e) => e === 'Application Activity/E/Application Start/0').length, 1);
   t.is(events.filter((e) => e === 'Application Activity/E/Application Stop/0').length, 1);
-  t.is(events.filter((e) => e === 'DICOM Instances Transferred/C//0').length, 2, 'two received');
-  t.is(events.filter((e) => e === 'DICOM Instances Transferred/R//0').length, 2, 'two forwarded');
+  // One record per study per association received, and per study per peer forwarded (PS3.15 A.5.3.3).
+  t.is(events.filter((e) => e === 'DICOM Instances Transferred/C//0').length, 1, 'one record for the study received');
+  t.is(events.filter((e) => e === 'DICOM Instances Transferred/R//0').length, 1, 'one record for the study forwarded');
   t.true(events.includes('User Authentication/E/Login/0') && events.includes('User Authentication/E/Logout/0'));
   const refused = records.find((rec) => rec.EventIdentification.EventOutcomeIndicator === 4)!;
   t.is(refused.ActiveParticipant[0].UserID, 'INTRUDER');
@@ -47,7 +49,11 @@ test('associations and instances received and forwarded are audited, to a file a
   t.is(received.ActiveParticipant[0].UserID, 'MODALITY');
   t.true(received.ActiveParticipant[0].UserIsRequestor);
   t.is(received.ParticipantObjectIdentification?.find((o) => o.ParticipantObjectTypeCode === 1)?.ParticipantObjectID, 'AUDIT-P1');
+  const classesOf = (rec: AuditRecord) => rec.ParticipantObjectIdentification?.find((o) => o.ParticipantObjectTypeCode === 2)?.ParticipantObjectDescription?.SOPClass ?? [];
+  t.is(classesOf(received).reduce((n, c) => n + c.NumberOfInstances, 0), 2);
+  t.deepEqual(classesOf(received).flatMap((c) => c.Instance.map((i) => i.UID)).sort(), [a, b].sort(), 'the instance UIDs are in it');
   const forwarded = records.find((rec) => rec.EventIdentification.EventActionCode === 'R')!;
+  t.is(classesOf(forwarded).reduce((n, c) => n + c.NumberOfInstances, 0), 2);
   t.is(forwarded.ActiveParticipant[1].UserID, 'PACS');
   t.is(forwarded.ActiveParticipant[1].NetworkAccessPointID, `127.0.0.1:${scp.port}`);
   await eventually(t, 'syslog received every record', () => syslog.length === records.length);
