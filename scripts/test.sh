@@ -16,6 +16,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -f /usr/share/java/pixelmed.jar ] || missing+=(pixelmed-apps)
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
 command -v gdcmscu >/dev/null 2>&1 || missing+=(libgdcm-tools)
+# `router certs init` (and its tests) make the lab PKI with the openssl command.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing Debian packages: ${missing[*]}"
