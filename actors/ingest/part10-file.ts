@@ -29,15 +29,7 @@ export async function readPart10File(path: string): Promise<Part10File> {
     const { size } = await handle.stat();
     const buffer = Buffer.alloc(Math.min(size, META_READ_BYTES));
     await handle.read(buffer, 0, buffer.length, 0);
-    const { meta, datasetOffset } = readPart10Header(buffer);
-    return {
-      path,
-      sopClassUid: meta.sopClassUid,
-      sopInstanceUid: meta.sopInstanceUid,
-      transferSyntaxUid: meta.transferSyntaxUid,
-      datasetOffset,
-      datasetLength: size - datasetOffset,
-    };
+    return described(path, buffer, size);
   } finally {
     await handle.close();
   }
@@ -45,15 +37,19 @@ export async function readPart10File(path: string): Promise<Part10File> {
 
 /** The same, for a file the spool still holds in memory. */
 export function part10FileInMemory(path: string, bytes: Uint8Array): Part10File {
-  const { meta, datasetOffset } = readPart10Header(bytes.subarray(0, META_READ_BYTES));
+  return { ...described(path, bytes.subarray(0, META_READ_BYTES), bytes.length), bytes };
+}
+
+/** A Part-10 file of `size` bytes, from its first bytes (the meta group). */
+function described(path: string, head: Uint8Array, size: number): Part10File {
+  const { meta, datasetOffset } = readPart10Header(head);
   return {
     path,
     sopClassUid: meta.sopClassUid,
     sopInstanceUid: meta.sopInstanceUid,
     transferSyntaxUid: meta.transferSyntaxUid,
     datasetOffset,
-    datasetLength: bytes.length - datasetOffset,
-    bytes,
+    datasetLength: size - datasetOffset,
   };
 }
 

@@ -7,6 +7,7 @@
 import { assertEvent, assign, fromCallback, sendParent, setup } from 'xstate';
 import { DATASET_PRESENT, responseFor } from '../../protocol/dimse.ts';
 import { Status } from '../../protocol/status.ts';
+import { reportEnd } from './qr-runner-end.ts';
 import type { AssociationToDimse, DimseInput, DimseOutcome } from './dimse.events.ts';
 import type { QrControlEvent, SearchEvent, SearchRunner } from './qr-scp.events.ts';
 
@@ -28,20 +29,7 @@ export const cFindScpMachine = setup({
         return;
       }
       const run = input.find((match) => sendBack({ type: 'MATCH', dataset: match.dataset, warning: match.warning }));
-      let ended = false;
-      run.done.then(
-        (final) => {
-          ended = true;
-          sendBack({ type: 'SEARCH_DONE', ...final });
-        },
-        (err: unknown) => {
-          ended = true;
-          sendBack({ type: 'SEARCH_DONE', status: Status.UNABLE_TO_PROCESS, errorComment: `query failed: ${String(err)}` });
-        },
-      );
-      return () => {
-        if (!ended) run.cancel();
-      };
+      return reportEnd(run, sendBack, 'query');
     }),
   },
   actions: {

@@ -9,6 +9,7 @@ import { assertEvent, assign, fromCallback, sendParent, sendTo, setup } from 'xs
 import type { Command } from '../../protocol/dimse.ts';
 import { DATASET_PRESENT, responseFor } from '../../protocol/dimse.ts';
 import { Status } from '../../protocol/status.ts';
+import { reportEnd } from './qr-runner-end.ts';
 import type { AssociationToDimse, DimseInput, DimseOutcome, SubOperations } from './dimse.events.ts';
 import type { QrControlEvent, RetrieveEvent, RetrieveRunner } from './qr-scp.events.ts';
 
@@ -38,23 +39,10 @@ export const cMoveScpMachine = setup({
         return;
       }
       const run = input.retrieve((suboperations) => sendBack({ type: 'PROGRESS', suboperations }));
-      let ended = false;
       receive((e) => {
         if (e.type === 'CANCEL_REQUESTED') run.cancel();
       });
-      run.done.then(
-        (final) => {
-          ended = true;
-          sendBack({ type: 'SEARCH_DONE', ...final });
-        },
-        (err: unknown) => {
-          ended = true;
-          sendBack({ type: 'SEARCH_DONE', status: Status.UNABLE_TO_PROCESS, errorComment: `retrieve failed: ${String(err)}` });
-        },
-      );
-      return () => {
-        if (!ended) run.cancel();
-      };
+      return reportEnd(run, sendBack, 'retrieve');
     }),
   },
   actions: {
