@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { concurrentLoad, restartWithQueue } from './bench-load.ts';
 import { prefetchBench } from './bench-prefetch.ts';
+import { qrBench } from './bench-qr.ts';
 import { SOP, TS, writeDataset } from '../test/helpers/dicom-files.ts';
 import { run, startRouter, startStorescp, tempDir } from '../test/helpers/processes.ts';
 import { measure, peakRssMb } from './bench-receivers.ts';
@@ -119,3 +120,4 @@ if (process.env.BENCH_LOAD !== '0') {
   await restartWithQueue(Number(process.env.BENCH_QUEUED ?? 100_000));
 }
 if (process.env.BENCH_PREFETCH !== '0') await prefetchBench(Number(process.env.BENCH_PRIORS ?? 3), Number(process.env.BENCH_PRIOR_INSTANCES ?? 100));
+if (process.env.BENCH_QR !== '0') await qrBench(Number(process.env.BENCH_QR_INSTANCES ?? 300), Number(process.env.BENCH_QR_PIXEL_BYTES ?? 131072));
