@@ -110,7 +110,10 @@ test('openssl s_client matrix: every suite of each profile accepted; older proto
     }
   }
   // Each refusal was the router's (not the client's own policy), logged with the client's address and a reason.
-  const refusals = logLines(router).filter((l) => l.msg === 'TLS handshake failed: connection closed');
+  // The last lines may reach us through the pipe after the last probe returned: wait for all of them.
+  const refused = () => logLines(router).filter((l) => l.msg === 'TLS handshake failed: connection closed');
+  await eventually(t, 'every refusal logged', () => refused().length >= 3 * refusedEverywhere.length + allowed13.length);
+  const refusals = refused();
   for (const listener of ['matrix-nd', 'matrix-bcp195']) {
     const mine = refusals.filter((l) => l.listener === listener);
     t.is(mine.length, refusedEverywhere.length, JSON.stringify(mine));

@@ -51,13 +51,14 @@ async function pacs(t: ExecutionContext) {
 
 test('a study sent as three associations is forwarded once, after the last series, as one batch', async (t) => {
   const { dir, peer } = await pacs(t);
-  const r = await routerWith([peer], studyRule('{ per: study, quietSeconds: 3 }'));
+  // A quiet time well above what sending one series takes on a loaded machine, so only the end of the study ends it.
+  const r = await routerWith([peer], studyRule('{ per: study, quietSeconds: 8 }'));
   t.teardown(() => r.stop(0));
   const { studyUid, series } = study(tempDir());
   for (const [i, files] of series.entries()) {
     await storescu(t, r.port, files);
     t.is(readdirSync(dir).length, 0, `nothing forwarded after series ${i + 1}`);
-    if (i < series.length - 1) await pause(1500);
+    if (i < series.length - 1) await pause(500);
   }
   const waiting = r.completion.waiting();
   t.is(waiting.length, 1);
