@@ -2,7 +2,7 @@
 // Every server a test starts listens on 127.0.0.1 and is stopped by the test.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -12,8 +12,21 @@ export const REPO = resolve(import.meta.dirname, '../..');
 /** DCMTK (3.6.7 on Debian) leaves Nagle on unless told; see DESIGN.md. */
 export const DCMTK_ENV = { ...process.env, TCP_NODELAY: '1' };
 
+/** Folders made by tempDir in this process: removed when it exits (KEEP_TEST_DIRS=1 keeps them to look at). */
+const made: string[] = [];
+process.once('exit', () => {
+  if (process.env.KEEP_TEST_DIRS === '1') return;
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * A fresh folder under the system's temp folder, removed when this process exits: a spool preallocates
+ * 16 MiB journal segments, and a whole test run leaving its folders behind filled this machine's disk.
+ */
 export function tempDir(prefix = 'dicom-router-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
 }
 
 export function freePort(): Promise<number> {
