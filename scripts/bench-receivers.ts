@@ -3,6 +3,7 @@
 // the acknowledgement waits for the data and its routing decision on disk). Each is fed by DCMTK
 // storescu processes over loopback; what is measured is wall time from the first connect to the last
 // acknowledgement, and the receiver's peak RSS (VmHWM).
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { startOrthanc } from '../test/helpers/orthanc.ts';
 import { run, startRouter, startStorescp, tempDir } from '../test/helpers/processes.ts';
@@ -68,6 +69,9 @@ export async function sendTo(receiver: Receiver, dir: string, pdu: number, assoc
 export async function measure(kind: 'storescp' | 'orthanc' | 'router', dir: string, pdu: number, opts: { associations?: number; repeat?: number; fsync?: boolean } = {}): Promise<Measured & { name: string }> {
   const runs: (Measured & { name: string })[] = [];
   for (let i = 0; i < (opts.repeat ?? 1); i++) {
+    // Every receiver starts from a clean page cache: what the previous one left dirty (storescp's
+    // 500 MB of unsynced files) would otherwise be written back during this one's fdatasyncs.
+    spawnSync('sync');
     const receiver = await startReceiver(kind, pdu, opts);
     try {
       const measured = await sendTo(receiver, dir, pdu, opts.associations);

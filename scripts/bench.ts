@@ -4,6 +4,7 @@
 // storescu → router → storescp until the destination holds everything. Prints a table with inst/s,
 // MB/s, the ratio to storescp and each receiver's peak RSS. A benchmark, not a test: nothing here
 // asserts a time. BENCH_REPEAT=3 keeps the median of three runs per cell.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +41,7 @@ async function forwarded(dir: string, instances: number, bytes: number): Promise
     peers: [{ aeTitle: 'DEST', host: '127.0.0.1', port: dest.port, maxPduLength: pdu }],
     rulesDir: rules,
   });
+  spawnSync('sync'); // a clean page cache, as for every receiver (bench-receivers.ts)
   const started = process.hrtime.bigint();
   const r = await run('storescu', ['-aec', router.aeTitle, '-xe', '--max-pdu', String(pdu), '+sd', '127.0.0.1', String(router.port), dir], { timeoutMs: 600_000 });
   if (r.code !== 0) throw new Error(`storescu to the router failed: ${r.stderr.slice(0, 2000)}`);

@@ -149,7 +149,10 @@ export class IncomingInstance {
       const held = this.#held;
       if (held) {
         this.#held = undefined; // the spool owns the bytes and their reservation now
-        const record = await this.#host.placeHeld(held, this.#accepted, { ...input, ...(sha256 !== undefined ? { sha256 } : {}) }, this.#stream, extra);
+        // One buffer of the instance's own size: the fragments are views into the socket's 64 KB reads,
+        // and holding a 4 KB view until the file is written would hold its whole read buffer.
+        const bytes = Buffer.concat(held, this.#accepted);
+        const record = await this.#host.placeHeld([bytes], this.#accepted, { ...input, ...(sha256 !== undefined ? { sha256 } : {}) }, this.#stream, extra);
         this.#state = 'committed';
         this.#host.journal.end(this.#stream);
         this.#finish();
