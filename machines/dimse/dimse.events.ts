@@ -65,4 +65,6 @@ export type DimseInput = {
    * acceptor's commit). The world reaches the transaction through its input, not a registry.
    */
   store?: () => Promise<StoreResult>;
+  /** N-ACTION SCP: acts on the received Action Information (validates, records durably) and says with which status. */
+  record?: () => Promise<StoreResult>;
 };
