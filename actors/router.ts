@@ -10,12 +10,13 @@ import { peerMachine } from '../machines/peer.machine.ts';
 import type { PeerActorInput, PeerActorRef, PeerInput } from '../machines/peer.machine.ts';
 import { listenerId, peerId, routerMachine } from '../machines/router.machine.ts';
 import type { AcceptorPolicy } from '../protocol/negotiation.ts';
-import { DEFAULT_STORAGE_SOP_CLASSES, DEFAULT_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
+import { DEFAULT_STORAGE_SOP_CLASSES, DEFAULT_TRANSFER_SYNTAXES, STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
 import type { RoutingRuntime } from './net/acceptor.ts';
 import { PeerForwarder } from './forward/forwarder.ts';
 import { OutboundQueue } from './forward/outbound-queue.ts';
 import { PrefetchService } from './jobs/prefetch.ts';
 import { CompletionTracker } from './jobs/completion.ts';
+import { CommitmentService } from './jobs/commitment.ts';
 import { AuditTrail } from './observe/audit.ts';
 import { startRetention } from './ingest/retention.ts';
 import { RulesWatcher } from './rules-watcher.ts';
@@ -36,6 +37,8 @@ export type RunningRouter = {
   prefetch: PrefetchService;
   /** Series/studies waiting for completion (actors/jobs/completion.ts). */
   completion: CompletionTracker;
+  /** Storage commitment requests (actors/jobs/commitment.ts). */
+  commitment: CommitmentService;
   rules: RulesWatcher;
   /** Bound port of each listener, by listener name (useful when the config says port 0). */
   ports: Map<string, number>;
@@ -87,10 +90,13 @@ export function slotsOf(peer: PeerConfig): string[] {
 }
 
 export function acceptorPolicy(listener: ListenerConfig): AcceptorPolicy {
+  const sopClasses = listener.sopClasses === 'default' ? [VERIFICATION_SOP_CLASS, ...DEFAULT_STORAGE_SOP_CLASSES] : listener.sopClasses;
+  // Storage commitment enabled: its SOP class is accepted (with the requester's SCU role) whatever the list says.
+  const commitment = listener.storageCommitment?.enabled && !sopClasses.includes(STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS) ? [STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS] : [];
   return {
     aeTitles: listener.aeTitles,
     acceptCallingAeTitles: listener.acceptCallingAeTitles,
-    sopClasses: listener.sopClasses === 'default' ? [VERIFICATION_SOP_CLASS, ...DEFAULT_STORAGE_SOP_CLASSES] : listener.sopClasses,
+    sopClasses: [...sopClasses, ...commitment],
     transferSyntaxes: listener.transferSyntaxes === 'default' ? DEFAULT_TRANSFER_SYNTAXES : listener.transferSyntaxes,
     transferSyntaxPolicy: listener.transferSyntaxPolicy,
     maxPduLength: listener.maxPduLength,
@@ -173,6 +179,10 @@ export async function startRouter(
     },
   });
   const routing: RoutingRuntime = { rules: () => rules.current, queue, wake, prefetch, completion };
+  const commitment = new CommitmentService({
+    spool, queue, peers: config.peers, listeners: config.listeners, logger: log.child({ actor: 'commitment' }),
+    holds: (sop) => completion.holds(sop),
+  });
   actor.start();
   // Circuit open/closed and backoffs, once each, in the log.
   for (const p of config.peers) {
@@ -187,7 +197,11 @@ export async function startRouter(
   prefetch.resume();
   // Whatever was queued before a restart goes out again.
   wake(config.peers.filter((p) => queue.depth(p.name).pending > 0).map((p) => p.name));
-  const stopRetention = startRetention(spool, queue, config.routing.retentionHours * 3600_000, log.child({ actor: 'retention' }), undefined, completion);
+  // Requests a restart interrupted are decided and reported.
+  commitment.start();
+  // Retention keeps what a completion group or a storage commitment request still needs.
+  const held = { holds: (sop: string) => completion.holds(sop) || commitment.holds(sop), prune: (keepMs: number) => completion.prune(keepMs) };
+  const stopRetention = startRetention(spool, queue, config.routing.retentionHours * 3600_000, log.child({ actor: 'retention' }), undefined, held);
   const listeners: RunningListener[] = [];
   const ports = new Map<string, number>();
   try {
@@ -205,6 +219,7 @@ export async function startRouter(
           audit,
           logger: log,
           ...(l.tls ? { tls: { aeTitleBindings: l.tls.aeTitleBindings } } : {}),
+          ...(l.storageCommitment?.enabled ? { commitment } : {}),
         },
         {
           bind: l.bind, port: l.port, allowedSources: l.allowedSources, rateLimit: l.rateLimit,
@@ -222,6 +237,7 @@ export async function startRouter(
     rules.stop();
     prefetch.stop();
     completion.stop();
+    await commitment.stop();
     await stopRetention();
     audit.close();
     await spool.close();
@@ -234,6 +250,7 @@ export async function startRouter(
     queue,
     prefetch,
     completion,
+    commitment,
     rules,
     ports,
     tlsCertificates: () => tls.certificates(),
@@ -247,6 +264,7 @@ export async function startRouter(
       rules.stop();
       tls.stop();
       const retentionStopped = stopRetention();
+      const commitmentStopped = commitment.stop();
       prefetch.stop();
       completion.stop();
       // What the drain did not end in time is released now (an item cut in flight stays pending).
@@ -258,6 +276,7 @@ export async function startRouter(
       // An open that was under way may have left an association: released too.
       await Promise.all([...forwarders.values()].map((f) => f.release().catch(() => {})));
       await retentionStopped;
+      await commitmentStopped;
       actor.stop();
       audit.applicationActivity(false);
       await audit.flushed();

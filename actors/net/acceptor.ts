@@ -30,6 +30,8 @@ import type { CompletionHolder, HoldNote } from '../jobs/completion.ts';
 import type { InstanceRecord } from '../ingest/spool.ts';
 import type { AeTitleBinding } from '../../config/config.ts';
 import { checkAeTitleBinding, identityOf } from './tls-identity.ts';
+import type { CommitmentService } from '../jobs/commitment.ts';
+import { receiveNAction } from '../jobs/commitment-scp.ts';
 import type { CertificateIdentity } from './tls-identity.ts';
 
 /** What a listener needs to route: the rules in force, the outbound queue, and a way to wake peers. */
@@ -55,6 +57,8 @@ export type ListenerRuntime = {
   logger: Logger;
   /** A TLS listener: calling AE titles bound to client certificates (empty: none). */
   tls?: { aeTitleBindings: AeTitleBinding[] };
+  /** Storage Commitment Push Model SCP, on a listener that performs it (actors/jobs/commitment.ts). */
+  commitment?: CommitmentService;
 };
 
 type PendingStore = { sink: StoreSink; verdict?: StoreVerdict; decision?: RoutingDecision };
@@ -156,6 +160,10 @@ export class Acceptor {
     if (command.CommandField === CommandField.C_ECHO_RQ) {
       a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cEchoScp', input });
       return undefined;
+    }
+    if (command.CommandField === CommandField.N_ACTION_RQ && this.listener.commitment) {
+      const { listener, callingAeTitle, calledAeTitle } = this.ctx;
+      return receiveNAction(a, this.listener.commitment, input, { listener, callingAeTitle, calledAeTitle }, expectsDataset);
     }
     if (command.CommandField !== CommandField.C_STORE_RQ || !expectsDataset) {
       a.log.warn({ command: command.CommandField }, 'request not supported here: answering 0211');

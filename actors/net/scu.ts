@@ -12,7 +12,7 @@ import type { Command } from '../../protocol/dimse.ts';
 import { CommandField, NO_DATASET, Priority } from '../../protocol/dimse.ts';
 import type { AcceptedContext } from '../../protocol/negotiation.ts';
 import { isPermanentReject } from '../../protocol/association-reject.ts';
-import type { AssociateRj, PresentationContextRq } from '../../protocol/pdu.types.ts';
+import type { AssociateRj, PresentationContextRq, RoleSelection } from '../../protocol/pdu.types.ts';
 import { DICOM_APPLICATION_CONTEXT } from '../../protocol/pdu.types.ts';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, VERIFICATION_SOP_CLASS } from '../../protocol/uids.ts';
 import { Association } from './association.ts';
@@ -33,6 +33,8 @@ export type ScuOptions = {
   idleTimeoutMs?: number;
   /** Connect over TLS with this profile and material (files read at each connect). Absent: plain TCP. */
   tls?: PeerTlsConfig;
+  /** SCP/SCU role selection proposed (PS3.7 D.3.3.4), e.g. SCP role for a Storage Commitment report. */
+  roleSelections?: RoleSelection[];
   /**
    * Drive this upper-layer machine (in Sta1, owned by another actor, e.g. a peer machine's
    * 'association' child, so the association is in the actor tree) instead of creating a standalone
@@ -128,7 +130,7 @@ export class ScuAssociation {
         maxPduLength: opts.maxPduLength ?? 16384,
         implementationClassUid: IMPLEMENTATION_CLASS_UID,
         implementationVersionName: IMPLEMENTATION_VERSION_NAME,
-        roleSelections: [],
+        roleSelections: opts.roleSelections ?? [],
         sopClassExtended: [],
         sopClassCommonExtended: [],
       },

@@ -1,0 +1,79 @@
+// Storage Commitment through the router with Orthanc as the requester (issue 15): Orthanc sends
+// instances to the router (REST /modalities/{id}/store), asks it for storage commitment (REST
+// /modalities/{id}/storage-commitment: N-ACTION), and receives the N-EVENT-REPORT on its own DICOM
+// port; the outcome is read back from Orthanc's REST API (/storage-commitment/{transaction}).
+import test from 'ava';
+import type { ExecutionContext } from 'ava';
+import { join } from 'node:path';
+import { readPart10File } from '../../actors/ingest/part10-file.ts';
+import { routerWith } from '../helpers/in-process-router.ts';
+import { newUid, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
+import { startOrthanc } from '../helpers/orthanc.ts';
+import type { Orthanc } from '../helpers/orthanc.ts';
+import { freePort, tempDir } from '../helpers/processes.ts';
+
+type OrthancReport = { Status: string; Success?: { SOPClassUID: string; SOPInstanceUID: string }[]; Failures?: { SOPClassUID: string; SOPInstanceUID: string; Reason: number }[] };
+
+async function rest<T>(orthanc: Orthanc, method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`http://127.0.0.1:${orthanc.httpPort}${path}`, { method, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`Orthanc ${method} ${path}: ${res.status} ${text}\n${orthanc.output().slice(-3000)}`);
+  return JSON.parse(text) as T;
+}
+
+/** Orthanc holding `count` new CT instances, with the router as its modality 'router'; their SOP Instance UIDs. */
+async function orthancWithImages(port: number, routerPort: number, count: number): Promise<{ orthanc: Orthanc; sops: string[] }> {
+  const orthanc = await startOrthanc({ port, aeTitle: 'MODALITY', modalities: { router: ['DICOM_ROUTER', '127.0.0.1', routerPort] } });
+  const dir = tempDir('stgcmt-images-');
+  const files = writeDataset(join(dir, 'study'), { sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, count, pixelBytes: 256, studyInstanceUid: newUid() });
+  await orthanc.store(files);
+  const sops = await Promise.all(files.map(async (f) => (await readPart10File(f)).sopInstanceUid));
+  return { orthanc, sops };
+}
+
+async function sendAllToRouter(orthanc: Orthanc): Promise<void> {
+  const ids = await rest<string[]>(orthanc, 'GET', '/instances');
+  await rest(orthanc, 'POST', '/modalities/router/store', { Resources: ids, Synchronous: true });
+}
+
+async function requestCommitment(orthanc: Orthanc, sops: string[], sopClassUid = SOP.ct): Promise<string> {
+  const r = await rest<{ ID: string }>(orthanc, 'POST', '/modalities/router/storage-commitment', {
+    DicomInstances: sops.map((s) => ({ SOPClassUID: sopClassUid, SOPInstanceUID: s })),
+  });
+  return r.ID;
+}
+
+async function reportOf(orthanc: Orthanc, transactionUid: string): Promise<OrthancReport> {
+  return rest<OrthancReport>(orthanc, 'GET', `/storage-commitment/${transactionUid}`);
+}
+
+async function settledReport(t: ExecutionContext, orthanc: Orthanc, transactionUid: string, timeoutMs = 60_000): Promise<OrthancReport> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const report = await reportOf(orthanc, transactionUid);
+    if (report.Status !== 'Pending') return report;
+    if (Date.now() > deadline) {
+      t.fail(`no report after ${timeoutMs} ms:\n${orthanc.output().slice(-3000)}`);
+      return report;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const orthancPeer = (port: number) => ({ name: 'MODALITY', aeTitle: 'MODALITY', host: '127.0.0.1', port, retry: { attempts: 5, initialBackoffSeconds: 1, maxBackoffSeconds: 2 }, timeouts: { connectSeconds: 5, dimseSeconds: 10 } });
+
+test('commitWhen stored: Orthanc sends, asks, and gets every instance committed on a new association', async (t) => {
+  const orthancPort = await freePort();
+  const router = await routerWith([orthancPeer(orthancPort)], 'rules: []\n', { listener: { storageCommitment: { enabled: true, commitWhen: 'stored' } } });
+  t.teardown(() => router.stop());
+  const { orthanc, sops } = await orthancWithImages(orthancPort, router.port, 3);
+  t.teardown(() => orthanc.stop());
+  await sendAllToRouter(orthanc);
+  const uid = await requestCommitment(orthanc, sops);
+  const report = await settledReport(t, orthanc, uid);
+  t.is(report.Status, 'Success', JSON.stringify(report));
+  t.deepEqual((report.Success ?? []).map((s) => s.SOPInstanceUID).sort(), [...sops].sort());
+  const record = router.commitment.store.get(uid)!;
+  t.is(record.state, 'reported');
+  t.is(record.reportedVia, 'new-association');
+});
