@@ -10,9 +10,9 @@ import { routerWith } from '../helpers/in-process-router.ts';
 import { newUid, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
 import { startOrthanc } from '../helpers/orthanc.ts';
 import type { Orthanc } from '../helpers/orthanc.ts';
-import { freePort, tempDir } from '../helpers/processes.ts';
+import { freePort, startStorescp, tempDir } from '../helpers/processes.ts';
 
-type OrthancReport = { Status: string; Success?: { SOPClassUID: string; SOPInstanceUID: string }[]; Failures?: { SOPClassUID: string; SOPInstanceUID: string; Reason: number }[] };
+type OrthancReport = { Status: string; Success?: { SOPClassUID: string; SOPInstanceUID: string }[]; Failures?: { SOPClassUID: string; SOPInstanceUID: string; FailureReason: number; Description?: string }[] };
 
 async function rest<T>(orthanc: Orthanc, method: string, path: string, body?: unknown): Promise<T> {
   const res = await fetch(`http://127.0.0.1:${orthanc.httpPort}${path}`, { method, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
@@ -76,4 +76,48 @@ test('commitWhen stored: Orthanc sends, asks, and gets every instance committed 
   const record = router.commitment.store.get(uid)!;
   t.is(record.state, 'reported');
   t.is(record.reportedVia, 'new-association');
+});
+
+test('an instance the router never received is reported failed with 0112; the others committed', async (t) => {
+  const orthancPort = await freePort();
+  const router = await routerWith([orthancPeer(orthancPort)], 'rules: []\n', { listener: { storageCommitment: { enabled: true, commitWhen: 'stored' } } });
+  t.teardown(() => router.stop());
+  const { orthanc, sops } = await orthancWithImages(orthancPort, router.port, 2);
+  t.teardown(() => orthanc.stop());
+  await sendAllToRouter(orthanc);
+  const missing = newUid();
+  const uid = await requestCommitment(orthanc, [...sops, missing]);
+  const report = await settledReport(t, orthanc, uid);
+  t.is(report.Status, 'Failure', JSON.stringify(report));
+  t.deepEqual((report.Failures ?? []).map((f) => [f.SOPInstanceUID, f.FailureReason]), [[missing, 0x0112]]);
+  t.deepEqual((report.Success ?? []).map((s) => s.SOPInstanceUID).sort(), [...sops].sort());
+  t.is(router.commitment.store.get(uid)!.why?.[missing], 'not received by the router');
+});
+
+test('commitWhen delivered: the report waits while the destination is down, then comes once it has everything', async (t) => {
+  const orthancPort = await freePort();
+  const wsPort = await freePort();
+  const ws = { name: 'WS', aeTitle: 'STORESCP', host: '127.0.0.1', port: wsPort, retry: { attempts: 1000, initialBackoffSeconds: 1, maxBackoffSeconds: 1 }, timeouts: { connectSeconds: 2, dimseSeconds: 10 } };
+  const router = await routerWith([orthancPeer(orthancPort), ws], 'rules:\n  - name: all-to-ws\n    then: { forward: [WS] }\n', { listener: { storageCommitment: { enabled: true, commitWhen: 'delivered' } } });
+  t.teardown(() => router.stop());
+  const { orthanc, sops } = await orthancWithImages(orthancPort, router.port, 2);
+  t.teardown(() => orthanc.stop());
+  await sendAllToRouter(orthanc);
+  const uid = await requestCommitment(orthanc, sops);
+  // Waiting, and saying for what, while WS is down (its queue items retried).
+  const deadline = Date.now() + 30_000;
+  while (Object.keys(router.commitment.store.get(uid)?.waitingFor ?? {}).length < sops.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const waiting = router.commitment.store.get(uid)!;
+  t.is(waiting.state, 'waiting');
+  t.regex(waiting.waitingFor![sops[0]], /not yet delivered to WS/);
+  t.is((await reportOf(orthanc, uid)).Status, 'Pending');
+  t.true(router.commitment.holds(sops[0]), 'retention keeps an instance whose commitment is pending');
+  const received = tempDir('stgcmt-ws-');
+  const storescp = await startStorescp(received, { port: wsPort, aeTitle: 'STORESCP' });
+  t.teardown(() => storescp.stop());
+  const report = await settledReport(t, orthanc, uid);
+  t.is(report.Status, 'Success', JSON.stringify(report));
+  t.is(router.queue.deliveries(sops[0]).length, 1, 'committed only once delivered');
+  t.is(router.queue.deliveries(sops[1]).length, 1);
+  t.false(router.commitment.holds(sops[0]));
 });
