@@ -16,7 +16,7 @@ import type { AssociateRj, PresentationContextRq, RoleSelection } from '../../pr
 import { DICOM_APPLICATION_CONTEXT } from '../../protocol/pdu.types.ts';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, VERIFICATION_SOP_CLASS } from '../../protocol/uids.ts';
 import { Association } from './association.ts';
-import type { AssociationMachineRef } from './association.ts';
+import type { AssociationHandlers, AssociationMachineRef } from './association.ts';
 import type { Part10File } from '../ingest/part10-file.ts';
 import type { PeerTlsConfig } from '../../config/config.ts';
 import { clientSecureContext, warnIfPeerCertificateExpiring } from './tls.ts';
@@ -35,6 +35,9 @@ export type ScuOptions = {
   tls?: PeerTlsConfig;
   /** SCP/SCU role selection proposed (PS3.7 D.3.3.4), e.g. SCP role for a Storage Commitment report. */
   roleSelections?: RoleSelection[];
+  /** A request the peer sends on this association (e.g. a Storage Commitment N-EVENT-REPORT): where its
+   *  dataset goes. Absent: such requests get no machine of ours. */
+  onRequest?: AssociationHandlers['onRequest'];
   /**
    * Drive this upper-layer machine (in Sta1, owned by another actor, e.g. a peer machine's
    * 'association' child, so the association is in the actor tree) instead of creating a standalone
@@ -110,8 +113,8 @@ export class ScuAssociation {
       maxReceivePduLength: opts.maxPduLength ?? 16384,
       idleTimeoutMs: opts.idleTimeoutMs ?? 120_000,
       handlers: {
-        // We are the SCU here; a peer request on this association gets no machine of ours.
-        onRequest: () => undefined,
+        // We are the SCU here; a peer request on this association gets no machine of ours unless asked for.
+        onRequest: opts.onRequest ?? (() => undefined),
         // Transactions still waiting end now, as failures: nothing will answer them any more.
         onClosed: (reason) => {
           for (const child of Object.values(machine.getSnapshot().children)) child?.send({ type: 'ASSOCIATION_ENDED', reason: reason ?? 'association closed' });
