@@ -3,6 +3,7 @@
 // the standard status and an Error Comment, a requester the router has no peer for, a reused
 // Transaction UID (0131), and a requester that cannot be reached (retried, durably).
 import test from 'ava';
+import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { ScuAssociation } from '../../../actors/net/scu.ts';
 import type { DatasetSink } from '../../../actors/net/association.ts';
@@ -14,7 +15,7 @@ import type { CommitmentResult } from '../../../protocol/storage-commitment.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN, STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, STORAGE_COMMITMENT_PUSH_MODEL_SOP_INSTANCE } from '../../../protocol/uids.ts';
 import { eventually, routerWith, send, silent } from '../../helpers/in-process-router.ts';
 import { SOP } from '../../helpers/dicom-files.ts';
-import { freePort } from '../../helpers/processes.ts';
+import { freePort, REPO, run, tempDir, writeConfig } from '../../helpers/processes.ts';
 
 type Requester = { scu: ScuAssociation; reports: { eventType: number; result: CommitmentResult }[]; nAction(dataset: Uint8Array | undefined, extra?: Partial<Command>): ReturnType<ScuAssociation['runTransaction']> };
 
@@ -134,4 +135,9 @@ test('a requester that cannot be reached: the report is retried with its peer\'s
   t.truthy(record.nextReportAt);
   t.deepEqual(record.result?.committed.map((c) => c.sopInstanceUid), sops);
   t.true(router.commitment.holds(sops[0]), 'retention keeps it until the report is acknowledged');
+  // Visible to the operator beside the queues.
+  const config = writeConfig(tempDir('stgcmt-cli-'), { storage: { dir: join(router.dir, 'data'), fsync: false }, listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 11112 }], peers: [{ name: 'REQ', aeTitle: 'REQ', host: '127.0.0.1', port: 1 }] });
+  const ls = await run(process.execPath, [join(REPO, 'scripts/router.ts'), 'queue', 'ls', '--config', config]);
+  t.is(ls.code, 0, ls.stderr);
+  t.regex(ls.stdout, /storage commitment reports not yet acknowledged: 1\n  1\.2\.826\.0\.1\.4  from REQ  report to REQ: \d+ attempts, next \S+, last: /);
 });
