@@ -83,6 +83,16 @@ export class CommitmentStore {
     return stored!;
   }
 
+  /** Removes reported records reported before `before`; how many. */
+  async pruneReported(before: Date): Promise<number> {
+    const old = this.list().filter((r) => r.state === 'reported' && r.reportedAt !== undefined && Date.parse(r.reportedAt) < before.getTime());
+    if (old.length === 0) return 0;
+    await this.#spool.db.transaction(() => {
+      for (const r of old) this.#db.remove(r.id);
+    });
+    return old.length;
+  }
+
   async put(record: CommitmentRecord): Promise<void> {
     await this.#db.put(record.id, record);
   }

@@ -14,7 +14,7 @@ import type { StoreResult } from '../../machines/dimse/dimse.events.ts';
 import { Status } from '../../protocol/status.ts';
 import { ActionInformationError, decodeCommitmentRequest, FailureReason } from '../../protocol/storage-commitment.ts';
 import type { CommitmentResult, FailedSop, SopReference } from '../../protocol/storage-commitment.ts';
-import type { OutboundQueue } from '../forward/outbound-queue.ts';
+import type { OutboundQueue, QueueItem } from '../forward/outbound-queue.ts';
 import { backoffMs } from '../forward/retry-policy.ts';
 import type { Spool } from '../ingest/spool.ts';
 import { CommitmentStore } from './commitment-store.ts';
@@ -47,6 +47,10 @@ export type CommitmentServiceOptions = {
   sameAssociationGraceMs?: number;
 };
 
+/** A reported request stays this long (the operator can look it up; a reused Transaction UID is recognised). */
+const KEEP_REPORTED_MS = 7 * 24 * 3600_000;
+const PRUNE_EVERY_MS = 3600_000;
+
 type Verdict = { committed: true } | { failed: number; why: string } | { waiting: string };
 
 export class CommitmentService {
@@ -57,6 +61,9 @@ export class CommitmentService {
   readonly #reporters = new Map<string, SameAssociationReporter>();
   /** Instances of requests not reported yet (retention keeps them): derived from the store. */
   #pendingSops = new Map<string, number>();
+  /** Ids of the records not reported yet: a check reads only these (reported ones stay for `keepReportedMs`). */
+  readonly #open = new Set<string>();
+  #lastPrune = 0;
   /** Reports under way, by record id (stop() waits for them: they write to the spool's LMDB). */
   readonly #reporting = new Map<string, Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
@@ -147,10 +154,18 @@ export class CommitmentService {
   }
 
   async #pass(now: Date): Promise<void> {
-    for (const record of this.store.open()) {
+    if (now.getTime() - this.#lastPrune >= PRUNE_EVERY_MS) {
+      this.#lastPrune = now.getTime();
+      const pruned = await this.store.pruneReported(new Date(now.getTime() - KEEP_REPORTED_MS));
+      if (pruned > 0) this.#log.info({ pruned }, 'storage commitment: old reported requests pruned');
+    }
+    const items = lazyItemsBySop(this.#o.queue);
+    for (const id of [...this.#open]) {
       if (this.#stopped) return;
+      const record = this.store.get(id);
+      if (!record || record.state === 'reported') continue;
       let r = record;
-      if (r.state === 'waiting') r = await this.#decide(r, now);
+      if (r.state === 'waiting') r = await this.#decide(r, now, items);
       if (r.state === 'reporting' && (!r.nextReportAt || Date.parse(r.nextReportAt) <= now.getTime()) && !this.#reporting.has(r.id)) {
         const id = r.id;
         this.#reporting.set(id, this.#report(r).catch((err: Error) => this.#log.error({ err: err.message, id }, 'storage commitment report failed')).finally(() => this.#reporting.delete(id)));
@@ -159,13 +174,13 @@ export class CommitmentService {
   }
 
   /** Is every instance committed (or is the deadline past)? Records the result when known. */
-  async #decide(record: CommitmentRecord, now: Date): Promise<CommitmentRecord> {
+  async #decide(record: CommitmentRecord, now: Date, items: (sop: string) => QueueItem[]): Promise<CommitmentRecord> {
     const committed: SopReference[] = [];
     const failed: FailedSop[] = [];
     const why: Record<string, string> = {};
     const waitingFor: Record<string, string> = {};
     for (const ref of record.referenced) {
-      const v = this.#verdict(record, ref);
+      const v = this.#verdict(record, ref, items);
       if ('committed' in v) committed.push(ref);
       else if ('failed' in v) {
         failed.push({ ...ref, failureReason: v.failed });
@@ -196,14 +211,14 @@ export class CommitmentService {
     return updated;
   }
 
-  #verdict(record: CommitmentRecord, ref: SopReference): Verdict {
+  #verdict(record: CommitmentRecord, ref: SopReference, itemsOf: (sop: string) => QueueItem[]): Verdict {
     const stored = this.#o.spool.get(ref.sopInstanceUid);
     if (!stored) return { failed: FailureReason.NO_SUCH_OBJECT_INSTANCE, why: 'not received by the router' };
     if (stored.sopClassUid !== ref.sopClassUid) return { failed: FailureReason.CLASS_INSTANCE_CONFLICT, why: `stored with SOP class ${stored.sopClassUid}` };
     if (record.commitWhen === 'stored') return { committed: true };
     if (this.#o.holds?.(ref.sopInstanceUid)) return { waiting: 'held until its series/study is complete' };
     if (this.#o.queue.outstanding(ref.sopInstanceUid) > 0) {
-      const items = this.#o.queue.list().filter((i) => i.sopInstanceUid === ref.sopInstanceUid);
+      const items = itemsOf(ref.sopInstanceUid);
       const dead = items.filter((i) => i.state === 'dead');
       if (dead.length > 0) return { waiting: `dead letter at ${dead.map((i) => `${i.peer} (${i.deadReason ?? i.lastError ?? 'failed'})`).join(', ')}` };
       return { waiting: `not yet delivered to ${items.map((i) => i.peer).join(', ')}${items.some((i) => i.lastError) ? ` (last error: ${items.find((i) => i.lastError)!.lastError})` : ''}` };
@@ -253,14 +268,28 @@ export class CommitmentService {
   }
 
   #hold(record: CommitmentRecord): void {
+    this.#open.add(record.id);
     for (const s of record.referenced) this.#pendingSops.set(s.sopInstanceUid, (this.#pendingSops.get(s.sopInstanceUid) ?? 0) + 1);
   }
 
   #release(record: CommitmentRecord): void {
+    this.#open.delete(record.id);
     for (const s of record.referenced) {
       const n = (this.#pendingSops.get(s.sopInstanceUid) ?? 1) - 1;
       if (n <= 0) this.#pendingSops.delete(s.sopInstanceUid);
       else this.#pendingSops.set(s.sopInstanceUid, n);
     }
   }
+}
+
+/** The queue items of an instance, from one scan of the queue made on first need in a check (only instances still outstanding ask). */
+function lazyItemsBySop(queue: OutboundQueue): (sop: string) => QueueItem[] {
+  let bySop: Map<string, QueueItem[]> | undefined;
+  return (sop) => {
+    if (!bySop) {
+      bySop = new Map();
+      for (const item of queue.list()) bySop.set(item.sopInstanceUid, [...(bySop.get(item.sopInstanceUid) ?? []), item]);
+    }
+    return bySop.get(sop) ?? [];
+  };
 }
