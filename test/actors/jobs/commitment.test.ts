@@ -141,3 +141,23 @@ test('a requester that cannot be reached: the report is retried with its peer\'s
   t.is(ls.code, 0, ls.stderr);
   t.regex(ls.stdout, /storage commitment reports not yet acknowledged: 1\n  1\.2\.826\.0\.1\.4  from REQ  report to REQ: \d+ attempts, next \S+, last: /);
 });
+
+test('a commitment not reached within timeoutHours is reported failed (0110) and the record says why', async (t) => {
+  const wsPort = await freePort(); // nobody listens: the forward cannot be delivered
+  const peers = [
+    { name: 'REQ', aeTitle: 'REQ', host: '127.0.0.1', port: await freePort() },
+    { name: 'WS', aeTitle: 'WS', host: '127.0.0.1', port: wsPort, retry: { attempts: 1000, initialBackoffSeconds: 1, maxBackoffSeconds: 1 }, timeouts: { connectSeconds: 1, dimseSeconds: 5 } },
+  ];
+  // 0.0005 h: 1.8 s.
+  const router = await routerWith(peers, 'rules:\n  - name: all\n    then: { forward: [WS] }\n', { listener: { storageCommitment: { enabled: true, commitWhen: 'delivered', timeoutHours: 0.0005 } } });
+  t.teardown(() => router.stop());
+  const sops = await send(router.port, router.dir, [{}], 'REQ');
+  const req = await requester(router.port);
+  t.is((await req.nAction(request('1.2.826.0.1.5', sops))).status, Status.SUCCESS);
+  await eventually(t, 'the timeout report', () => req.reports.length === 1, 30_000);
+  t.is(req.reports[0].eventType, 2);
+  t.deepEqual(req.reports[0].result.failed, [{ sopClassUid: SOP.ct, sopInstanceUid: sops[0], failureReason: 0x0110 }]);
+  t.regex(router.commitment.store.get('1.2.826.0.1.5')!.why![sops[0]], /^not committed within the timeout: not yet delivered to WS/);
+  t.is(router.queue.outstanding(sops[0]), 1, 'the forward itself carries on');
+  await req.scu.release();
+});
