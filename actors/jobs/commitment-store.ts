@@ -93,7 +93,10 @@ export class CommitmentStore {
     return old.length;
   }
 
+  /** Through the root's transaction(), which waits for the journal to be quiet like every write outside it (actors/ingest/redo-capture.ts). */
   async put(record: CommitmentRecord): Promise<void> {
-    await this.#db.put(record.id, record);
+    await this.#spool.db.transaction(() => {
+      this.#db.put(record.id, record);
+    });
   }
 }
