@@ -182,6 +182,14 @@ export async function startRouter(
   const commitment = new CommitmentService({
     spool, queue, peers: config.peers, listeners: config.listeners, logger: log.child({ actor: 'commitment' }),
     holds: (sop) => completion.holds(sop),
+    // Each open request is a child of the root too (machines/commitment.machine.ts).
+    jobs: {
+      start: (id, logic, input) => {
+        actor.send({ type: 'JOB_STARTED', id, logic, input });
+        return actor.getSnapshot().children[id] as AnyActorRef | undefined;
+      },
+      end: (id) => actor.send({ type: 'JOB_ENDED', id }),
+    },
   });
   actor.start();
   // Circuit open/closed and backoffs, once each, in the log.

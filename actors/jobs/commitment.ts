@@ -9,6 +9,9 @@
 // A request not committed by its deadline (timeoutHours) reports the instances still waiting as
 // failed, 0110, and the log and the record say why (dead letter, still queued, held).
 import type { Logger } from 'pino';
+import type { AnyActorRef } from 'xstate';
+import { commitmentMachine } from '../../machines/commitment.machine.ts';
+import type { CommitmentJobEvent, CommitmentJobInput } from '../../machines/commitment.machine.ts';
 import type { ListenerConfig, PeerConfig, StorageCommitmentConfig } from '../../config/config.ts';
 import type { StoreResult } from '../../machines/dimse/dimse.events.ts';
 import { Status } from '../../protocol/status.ts';
@@ -42,10 +45,15 @@ export type CommitmentServiceOptions = {
   holds?: (sopInstanceUid: string) => boolean;
   /** How often open requests are looked at (deliveries, deadlines, reports due). */
   checkEveryMs?: number;
+  /** Where each open request's machine lives (children of the root: the actor tree and the inspector). */
+  jobs?: { start(id: string, logic: typeof commitmentMachine, input: CommitmentJobInput): AnyActorRef | undefined; end(id: string): void };
   /** A requester that keeps its association after the N-ACTION-RSP gets the report there; one that
    *  releases at once (most do, Orthanc too) is not raced with a report: it is sent no sooner than this. */
   sameAssociationGraceMs?: number;
 };
+
+/** The id of a request's machine among the root's children. */
+export const jobId = (recordId: string) => `commitment-${recordId}`;
 
 /** A reported request stays this long (the operator can look it up; a reused Transaction UID is recognised). */
 const KEEP_REPORTED_MS = 7 * 24 * 3600_000;
@@ -64,6 +72,7 @@ export class CommitmentService {
   /** Ids of the records not reported yet: a check reads only these (reported ones stay for `keepReportedMs`). */
   readonly #open = new Set<string>();
   #lastPrune = 0;
+  readonly #jobRefs = new Map<string, AnyActorRef>();
   /** Reports under way, by record id (stop() waits for them: they write to the spool's LMDB). */
   readonly #reporting = new Map<string, Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
@@ -74,7 +83,6 @@ export class CommitmentService {
     this.#o = opts;
     this.#log = opts.logger;
     this.store = new CommitmentStore(opts.spool);
-    for (const r of this.store.open()) this.#hold(r);
   }
 
   /** The listener's storage commitment settings, if it performs it. */
@@ -83,8 +91,9 @@ export class CommitmentService {
     return c?.enabled ? c : undefined;
   }
 
-  /** Checks open requests now and every checkEveryMs. */
+  /** Resumes the open requests (their machines, their retention holds), then checks them now and every checkEveryMs. */
   start(): void {
+    for (const r of this.store.open()) this.#hold(r);
     this.#timer = setInterval(() => this.check(), this.#o.checkEveryMs ?? 1000);
     this.#timer.unref();
     this.check();
@@ -192,6 +201,7 @@ export class CommitmentService {
       if (JSON.stringify(waitingFor) !== JSON.stringify(record.waitingFor ?? {})) {
         const updated = { ...record, waitingFor };
         await this.store.put(updated);
+        this.#tell(record.id, { type: 'PROGRESS', waitingFor: Object.keys(waitingFor).length });
         return updated;
       }
       return record;
@@ -204,6 +214,7 @@ export class CommitmentService {
     const result: CommitmentResult = { transactionUid: record.transactionUid, committed, failed };
     const updated: CommitmentRecord = { ...record, state: 'reporting', result, why, waitingFor: {} };
     await this.store.put(updated);
+    this.#tell(record.id, { type: 'DECIDED', committed: committed.length, failed: failed.length });
     this.#log.info(
       { transactionUid: record.transactionUid, committed: committed.length, failed: failed.map((f) => ({ sopInstanceUid: f.sopInstanceUid, reason: f.failureReason.toString(16).padStart(4, '0'), why: why[f.sopInstanceUid] })) },
       failed.length === 0 ? 'storage commitment: every instance committed' : 'storage commitment: some instances failed',
@@ -255,6 +266,7 @@ export class CommitmentService {
     const current = this.store.get(record.id) ?? record;
     if (via) {
       await this.store.put({ ...current, state: 'reported', reportedAt: new Date().toISOString(), reportedVia: via, reportAttempts: current.reportAttempts + 1, nextReportAt: undefined, lastReportError: undefined });
+      this.#tell(record.id, { type: 'REPORTED', via });
       this.#release(record);
       log.info({ via, eventType: result.failed.length === 0 ? 1 : 2 }, 'storage commitment reported');
       return;
@@ -264,16 +276,31 @@ export class CommitmentService {
     const delay = backoffMs(attempts, { attempts: Number.MAX_SAFE_INTEGER, initialBackoffMs: retry.initialBackoffSeconds * 1000, maxBackoffMs: retry.maxBackoffSeconds * 1000, jitter: retry.jitter });
     const nextReportAt = new Date(Date.now() + delay).toISOString();
     await this.store.put({ ...current, reportAttempts: attempts, lastReportError: error, nextReportAt });
+    this.#tell(record.id, { type: 'REPORT_FAILED', attempts, nextReportAt, error: error ?? 'unknown' });
     log.warn({ why: error, attempts, nextReportAt }, 'storage commitment report not delivered: will retry');
+  }
+
+  /** Tells the request's machine what happened to it. */
+  #tell(id: string, event: CommitmentJobEvent): void {
+    this.#jobRefs.get(id)?.send(event);
   }
 
   #hold(record: CommitmentRecord): void {
     this.#open.add(record.id);
+    const ref = this.#o.jobs?.start(jobId(record.id), commitmentMachine, {
+      id: record.id, transactionUid: record.transactionUid, requester: record.callingAeTitle, commitWhen: record.commitWhen,
+      instances: record.referenced.length, deadline: record.deadline, state: record.state === 'reporting' ? 'reporting' : 'waiting',
+      waitingFor: Object.keys(record.waitingFor ?? {}).length, reportAttempts: record.reportAttempts,
+      ...(record.nextReportAt ? { nextReportAt: record.nextReportAt } : {}), ...(record.lastReportError ? { lastReportError: record.lastReportError } : {}),
+    });
+    if (ref) this.#jobRefs.set(record.id, ref);
     for (const s of record.referenced) this.#pendingSops.set(s.sopInstanceUid, (this.#pendingSops.get(s.sopInstanceUid) ?? 0) + 1);
   }
 
   #release(record: CommitmentRecord): void {
     this.#open.delete(record.id);
+    this.#jobRefs.delete(record.id);
+    this.#o.jobs?.end(jobId(record.id));
     for (const s of record.referenced) {
       const n = (this.#pendingSops.get(s.sopInstanceUid) ?? 1) - 1;
       if (n <= 0) this.#pendingSops.delete(s.sopInstanceUid);

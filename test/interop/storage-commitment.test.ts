@@ -5,6 +5,7 @@
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { join } from 'node:path';
+import type { AnyActorRef } from 'xstate';
 import { readPart10File } from '../../actors/ingest/part10-file.ts';
 import { eventually, routerWith } from '../helpers/in-process-router.ts';
 import { newUid, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
@@ -112,6 +113,9 @@ test('commitWhen delivered: the report waits while the destination is down, then
   t.regex(waiting.waitingFor![sops[0]], /not yet delivered to WS/);
   t.is((await reportOf(orthanc, uid)).Status, 'Pending');
   t.true(router.commitment.holds(sops[0]), 'retention keeps an instance whose commitment is pending');
+  const job = router.actor.getSnapshot().children[`commitment-${uid}`] as AnyActorRef | undefined;
+  t.is(job?.getSnapshot().value, 'waiting', 'the request is a job in the actor tree');
+  t.is(job?.getSnapshot().context.waitingFor, sops.length);
   const received = tempDir('stgcmt-ws-');
   const storescp = await startStorescp(received, { port: wsPort, aeTitle: 'STORESCP' });
   t.teardown(() => storescp.stop());
@@ -120,6 +124,7 @@ test('commitWhen delivered: the report waits while the destination is down, then
   t.is(router.queue.deliveries(sops[0]).length, 1, 'committed only once delivered');
   t.is(router.queue.deliveries(sops[1]).length, 1);
   t.false(router.commitment.holds(sops[0]));
+  await eventually(t, 'the job leaves the tree once reported', () => router.actor.getSnapshot().children[`commitment-${uid}`] === undefined, 5000);
 });
 
 test('a restart between the request and the report: the request is kept and reported by the new process', async (t) => {
@@ -141,6 +146,7 @@ test('a restart between the request and the report: the request is kept and repo
   const second = await start();
   t.teardown(() => second.stop());
   t.is(second.commitment.store.get(uid)?.state, 'waiting');
+  t.is((second.actor.getSnapshot().children[`commitment-${uid}`] as AnyActorRef | undefined)?.getSnapshot().value, 'waiting', 'resumed as a job');
   t.true(second.commitment.holds(sops[0]), 'the new process holds its instances back from retention too');
   const received = tempDir('stgcmt-ws-');
   const storescp = await startStorescp(received, { port: wsPort, aeTitle: 'STORESCP' });
