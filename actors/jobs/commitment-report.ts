@@ -86,9 +86,29 @@ export async function reportOnNewAssociation(peer: PeerConfig, callingAeTitle: s
       kind: 'bytes', data: encodeCommitmentResult(result, context.transferSyntax),
     });
     const why = reportFailure(outcome);
-    if (why) throw new Error(why);
+    if (why) throw refused(outcome) ? new ReportRefusedError(outcome.status!, why) : new Error(why);
   } finally {
     await scu.release().catch(() => scu.abort());
+  }
+}
+
+/**
+ * N-EVENT-REPORT-RSP statuses that are the requester's final word on this report (the GEMINI TF's
+ * conformance statement, Table 21: 0211 transaction UID not recognized, 0213 expired, 0113 no such
+ * event type, 0115 instances not in the request): sending it again cannot change them. Anything else
+ * (0110, no answer, no association) is retried. A refused report leaves the modality without a
+ * commitment: it keeps its images, the safe side.
+ */
+const FINAL_REFUSALS = new Set([0x0211, 0x0213, 0x0113, 0x0115]);
+
+export const refused = (outcome: DimseOutcome): boolean => outcome.status !== undefined && FINAL_REFUSALS.has(outcome.status);
+
+/** The requester answered the report with a final refusal (see FINAL_REFUSALS). */
+export class ReportRefusedError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
   }
 }
 

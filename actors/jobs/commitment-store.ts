@@ -37,6 +37,8 @@ export type CommitmentRecord = {
   nextReportAt?: string;
   lastReportError?: string;
   reportedAt?: string;
+  /** The requester answered the report with a final refusal (e.g. 0211 transaction not recognized): not sent again. */
+  reportRefused?: string;
   /** How it was reported: on the requester's association, or on one of ours. */
   reportedVia?: 'same-association' | 'new-association';
 };

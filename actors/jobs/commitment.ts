@@ -22,7 +22,7 @@ import { backoffMs } from '../forward/retry-policy.ts';
 import type { Spool } from '../ingest/spool.ts';
 import { CommitmentStore } from './commitment-store.ts';
 import type { CommitmentRecord } from './commitment-store.ts';
-import { reportFailure, reportOnNewAssociation } from './commitment-report.ts';
+import { refused, reportFailure, ReportRefusedError, reportOnNewAssociation } from './commitment-report.ts';
 import type { SameAssociationReporter } from './commitment-report.ts';
 
 /** Who asked, where: the N-ACTION's association. */
@@ -168,6 +168,8 @@ export class CommitmentService {
       const pruned = await this.store.pruneReported(new Date(now.getTime() - KEEP_REPORTED_MS));
       if (pruned > 0) this.#log.info({ pruned }, 'storage commitment: old reported requests pruned');
     }
+    // A requester's association that has ended is let go (its requests report on new associations).
+    for (const [id, reporter] of this.#reporters) if (!reporter.isOpen() && !this.#reporting.has(id)) this.#reporters.delete(id);
     const items = lazyItemsBySop(this.#o.queue);
     for (const id of [...this.#open]) {
       if (this.#stopped) return;
@@ -243,10 +245,15 @@ export class CommitmentService {
     const reporter = this.#reporters.get(record.id);
     let via: CommitmentRecord['reportedVia'];
     let error: string | undefined;
+    let refusal: string | undefined;
     if (reporter?.isOpen()) {
-      error = reportFailure(await reporter.send(result));
+      const outcome = await reporter.send(result);
+      error = reportFailure(outcome);
       if (error === undefined) via = 'same-association';
-      else log.info({ why: error }, 'storage commitment report not taken on the requester\'s association: trying a new one');
+      else if (refused(outcome)) {
+        via = 'same-association';
+        refusal = error;
+      } else log.info({ why: error }, 'storage commitment report not taken on the requester\'s association: trying a new one');
     }
     const peer = this.#o.peers.find((p) => p.name === record.peer);
     if (!via) {
@@ -258,17 +265,26 @@ export class CommitmentService {
           error = undefined;
         } catch (err) {
           error = err instanceof Error ? err.message : String(err);
+          if (err instanceof ReportRefusedError) {
+            via = 'new-association';
+            refusal = error;
+          }
         }
       }
     }
-    this.#reporters.delete(record.id);
+    // The requester's association serves the retries too, while it lasts.
+    if (via || !reporter?.isOpen()) this.#reporters.delete(record.id);
     if (this.#stopped && !via) return;
     const current = this.store.get(record.id) ?? record;
     if (via) {
-      await this.store.put({ ...current, state: 'reported', reportedAt: new Date().toISOString(), reportedVia: via, reportAttempts: current.reportAttempts + 1, nextReportAt: undefined, lastReportError: undefined });
+      await this.store.put({
+        ...current, state: 'reported', reportedAt: new Date().toISOString(), reportedVia: via, reportAttempts: current.reportAttempts + 1,
+        nextReportAt: undefined, lastReportError: undefined, ...(refusal ? { reportRefused: refusal } : {}),
+      });
       this.#tell(record.id, { type: 'REPORTED', via });
       this.#release(record);
-      log.info({ via, eventType: result.failed.length === 0 ? 1 : 2 }, 'storage commitment reported');
+      if (refusal) log.warn({ via, why: refusal }, 'storage commitment report refused by the requester: not sent again');
+      else log.info({ via, eventType: result.failed.length === 0 ? 1 : 2 }, 'storage commitment reported');
       return;
     }
     const attempts = current.reportAttempts + 1;

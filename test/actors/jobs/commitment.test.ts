@@ -20,7 +20,7 @@ import { freePort, REPO, run, tempDir, writeConfig } from '../../helpers/process
 type Requester = { scu: ScuAssociation; reports: { eventType: number; result: CommitmentResult }[]; nAction(dataset: Uint8Array | undefined, extra?: Partial<Command>): ReturnType<ScuAssociation['runTransaction']> };
 
 /** A requester holding its association open and answering every N-EVENT-REPORT with Success. */
-async function requester(port: number, callingAeTitle = 'REQ'): Promise<Requester> {
+async function requester(port: number, callingAeTitle = 'REQ', answer: () => number = () => Status.SUCCESS): Promise<Requester> {
   const reports: Requester['reports'] = [];
   let scu: ScuAssociation | undefined;
   const onRequest = (contextId: number, command: Command): DatasetSink | undefined => {
@@ -30,7 +30,7 @@ async function requester(port: number, callingAeTitle = 'REQ'): Promise<Requeste
       drained: () => Promise.resolve(),
       end: () => {
         reports.push({ eventType: command.EventTypeID!, result: decodeCommitmentResult(Buffer.concat(chunks), EXPLICIT_VR_LITTLE_ENDIAN) });
-        void scu!.association.sendDimse(contextId, responseFor(command, Status.SUCCESS));
+        void scu!.association.sendDimse(contextId, responseFor(command, answer()));
       },
     };
   };
@@ -159,5 +159,20 @@ test('a commitment not reached within timeoutHours is reported failed (0110) and
   t.deepEqual(req.reports[0].result.failed, [{ sopClassUid: SOP.ct, sopInstanceUid: sops[0], failureReason: 0x0110 }]);
   t.regex(router.commitment.store.get('1.2.826.0.1.5')!.why![sops[0]], /^not committed within the timeout: not yet delivered to WS/);
   t.is(router.queue.outstanding(sops[0]), 1, 'the forward itself carries on');
+  await req.scu.release();
+});
+
+test('a report the requester refuses for good (0211: transaction not recognized) is not sent again; 0110 is retried', async (t) => {
+  const router = await routerForRequester(t);
+  const sops = await send(router.port, router.dir, [{}], 'REQ');
+  const answers = [0x0110, 0x0211];
+  const req = await requester(router.port, 'REQ', () => answers.shift() ?? Status.SUCCESS);
+  t.is((await req.nAction(request('1.2.826.0.1.6', sops))).status, Status.SUCCESS);
+  await eventually(t, 'the refusal recorded', () => router.commitment.store.get('1.2.826.0.1.6')?.state === 'reported', 20_000);
+  const record = router.commitment.store.get('1.2.826.0.1.6')!;
+  t.regex(record.reportRefused ?? '', /status 0211/);
+  t.is(record.reportAttempts, 2, 'the 0110 was retried once, the 0211 ended it');
+  t.is(req.reports.length, 2);
+  t.false(router.commitment.holds(sops[0]));
   await req.scu.release();
 });
