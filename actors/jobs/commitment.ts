@@ -150,7 +150,7 @@ export class CommitmentService {
     this.#hold(record);
     if (ctx.reporter && record.report === 'same-association-first') this.#reporters.set(record.id, ctx.reporter);
     // Answered first (the N-ACTION-RSP goes out when this resolves), then looked at.
-    setTimeout(() => this.check(), this.#o.sameAssociationGraceMs ?? 500).unref();
+    setTimeout(() => this.check(), (this.#o.sameAssociationGraceMs ?? 500) + 10).unref();
     return { status: Status.SUCCESS };
   }
 
@@ -177,6 +177,9 @@ export class CommitmentService {
       if (!record || record.state === 'reported') continue;
       let r = record;
       if (r.state === 'waiting') r = await this.#decide(r, now, items);
+      // Not on the requester's association before the grace time: it may be releasing it right now.
+      const graceUntil = Date.parse(r.receivedAt) + (this.#o.sameAssociationGraceMs ?? 500);
+      if (this.#reporters.has(r.id) && now.getTime() < graceUntil) continue;
       if (r.state === 'reporting' && (!r.nextReportAt || Date.parse(r.nextReportAt) <= now.getTime()) && !this.#reporting.has(r.id)) {
         const id = r.id;
         this.#reporting.set(id, this.#report(r).catch((err: Error) => this.#log.error({ err: err.message, id }, 'storage commitment report failed')).finally(() => this.#reporting.delete(id)));
