@@ -4,6 +4,12 @@
 // Transaction UID (0131), and a requester that cannot be reached (retried, durably).
 import test from 'ava';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { acceptorPolicy } from '../../../actors/router.ts';
+import { parseConfig } from '../../../config/config.ts';
+import { negotiate } from '../../../protocol/negotiation.ts';
+import { DICOM_APPLICATION_CONTEXT } from '../../../protocol/pdu.types.ts';
+import type { AssociateRq } from '../../../protocol/pdu.types.ts';
 import type { ExecutionContext } from 'ava';
 import { ScuAssociation } from '../../../actors/net/scu.ts';
 import type { DatasetSink } from '../../../actors/net/association.ts';
@@ -175,4 +181,26 @@ test('a report the requester refuses for good (0211: transaction not recognized)
   t.is(req.reports.length, 2);
   t.false(router.commitment.holds(sops[0]));
   await req.scu.release();
+});
+
+test('negotiation: a listener with storage commitment accepts the Push Model class and answers role selection for it; one without does not', (t) => {
+  const listener = (storageCommitment: Record<string, unknown>) =>
+    parseConfig(stringify({ listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 11112, storageCommitment }] }), 'router.yaml').listeners[0];
+  const associateRq: AssociateRq = {
+    type: 'A-ASSOCIATE-RQ', protocolVersion: 1, calledAeTitle: 'DICOM_ROUTER', callingAeTitle: 'PETCT', applicationContext: DICOM_APPLICATION_CONTEXT,
+    presentationContexts: [{ id: 1, abstractSyntax: STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, transferSyntaxes: [EXPLICIT_VR_LITTLE_ENDIAN] }],
+    userInformation: {
+      maxPduLength: 16384, implementationClassUid: '1.2.3', sopClassExtended: [], sopClassCommonExtended: [],
+      roleSelections: [{ sopClassUid: STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, scuRole: true, scpRole: true }],
+    },
+  };
+  const on = negotiate(associateRq, acceptorPolicy(listener({ enabled: true })));
+  if (!on.accepted) return void t.fail(on.why);
+  t.deepEqual(on.ac.presentationContexts, [{ id: 1, result: 0, transferSyntax: EXPLICIT_VR_LITTLE_ENDIAN }]);
+  // The requester may be the SCU; the router does not take the SCU's part on the requester's association.
+  t.deepEqual(on.ac.userInformation.roleSelections, [{ sopClassUid: STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, scuRole: true, scpRole: false }]);
+  const off = negotiate(associateRq, acceptorPolicy(listener({ enabled: false })));
+  if (!off.accepted) return void t.fail(off.why);
+  t.is(off.ac.presentationContexts[0].result, 3, 'abstract syntax not supported');
+  t.deepEqual(off.ac.userInformation.roleSelections, []);
 });
