@@ -1,7 +1,7 @@
 // Storage Commitment Push Model (PS3.4 Annex J): the N-ACTION-RQ's Action Information (J.3.2.1.1)
 // and the N-EVENT-REPORT-RQ's Event Information (J.3.3.1.1), as datasets encoded/decoded with dcmjs
 // in the presentation context's transfer syntax. Pure code: bytes in, checked plain objects out.
-import { data } from 'dcmjs';
+import { data, log } from 'dcmjs';
 import type { DenaturalizedDataset } from 'dcmjs';
 import { part10Header } from './part10.ts';
 import { Status } from './status.ts';
@@ -35,6 +35,10 @@ export class ActionInformationError extends Error {
     this.status = status;
   }
 }
+
+// dcmjs reports what it tolerates (an unknown VR read as UN) with console.log: the router writes only
+// pino JSON to stdout, and malformed input is reported by our own checks.
+log.setLevel('silent');
 
 const UID = /^(?=.{1,64}$)(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
 const PLACEHOLDER_UID = '1.2.3';

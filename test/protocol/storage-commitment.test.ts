@@ -1,6 +1,7 @@
 // The Storage Commitment datasets: what DCMTK writes we read, what we write DCMTK reads, and a
 // malformed Action Information gets the N-ACTION status and Error Comment PS3.7 10.1.4 / PS3.4 J.3.2 call for.
 import test from 'ava';
+import fc from 'fast-check';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPart10File } from '../../actors/ingest/part10-file.ts';
@@ -11,6 +12,7 @@ import { part10Header } from '../../protocol/part10.ts';
 import { Status } from '../../protocol/status.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN as EXPLICIT, IMPLICIT_VR_LITTLE_ENDIAN as IMPLICIT } from '../../protocol/uids.ts';
 import { run, tempDir } from '../helpers/processes.ts';
+import { fuzzRuns } from '../helpers/fuzz-runs.ts';
 
 const CT = '1.2.840.10008.5.1.4.1.1.2';
 
@@ -82,4 +84,27 @@ test('malformed Action Information: missing or invalid attributes get the N-ACTI
   const err = t.throws(() => decodeCommitmentRequest(noUid, EXPLICIT), { instanceOf: ActionInformationError });
   t.is(err!.status, Status.MISSING_ATTRIBUTE);
   t.regex(err!.message, /Transaction UID \(0008,1195\) is missing/);
+});
+
+test('property: any bytes as Action Information give a request or an ActionInformationError with a failure status, never anything else', (t) => {
+  const valid = encodeCommitmentRequest({ transactionUid: '1.2.3.4', referenced: [{ sopClassUid: CT, sopInstanceUid: '1.2.3.4.1' }, { sopClassUid: CT, sopInstanceUid: '1.2.3.4.2' }] }, EXPLICIT);
+  // Random bytes, and the valid dataset cut short or with bytes flipped.
+  const inputs = fc.oneof(
+    fc.uint8Array({ maxLength: 300 }),
+    fc.nat({ max: valid.length }).map((n) => valid.subarray(0, n)),
+    fc.array(fc.tuple(fc.nat({ max: valid.length - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }).map((flips) => {
+      const b = Uint8Array.from(valid);
+      for (const [at, v] of flips) b[at] = v;
+      return b;
+    }),
+  );
+  fc.assert(fc.property(inputs, fc.constantFrom(EXPLICIT, IMPLICIT), (bytes, ts) => {
+    try {
+      const r = decodeCommitmentRequest(bytes, ts);
+      return r.referenced.length > 0 && typeof r.transactionUid === 'string';
+    } catch (err) {
+      return err instanceof ActionInformationError && err.status >= 0x0100 && err.message.length > 0;
+    }
+  }), { numRuns: fuzzRuns(300) });
+  t.pass();
 });
