@@ -36,9 +36,11 @@ export class ActionInformationError extends Error {
   }
 }
 
-// dcmjs reports what it tolerates (an unknown VR read as UN) with console.log: the router writes only
-// pino JSON to stdout, and malformed input is reported by our own checks.
+// dcmjs reports what it tolerates (an unknown VR read as UN) through loglevel, to the console: the
+// router writes only pino JSON to stdout, and malformed input is reported by our own checks. Its
+// 'validation.dcmjs' logger keeps a level of its own.
 log.setLevel('silent');
+log.getLogger('validation.dcmjs').setLevel('silent');
 
 const UID = /^(?=.{1,64}$)(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
 const PLACEHOLDER_UID = '1.2.3';
