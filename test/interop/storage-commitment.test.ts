@@ -3,6 +3,7 @@
 // /modalities/{id}/storage-commitment: N-ACTION), and receives the N-EVENT-REPORT on its own DICOM
 // port; the outcome is read back from Orthanc's REST API (/storage-commitment/{transaction}).
 import test from 'ava';
+import { rmSync } from 'node:fs';
 import type { ExecutionContext } from 'ava';
 import { join } from 'node:path';
 import type { AnyActorRef } from 'xstate';
@@ -12,6 +13,14 @@ import { newUid, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
 import { startOrthanc } from '../helpers/orthanc.ts';
 import type { Orthanc } from '../helpers/orthanc.ts';
 import { freePort, startStorescp, tempDir } from '../helpers/processes.ts';
+
+/** The router stopped and its temp folder (spool, journal segments: tens of MB) removed. */
+async function stopAndRemove(router: { stop(): Promise<void>; dir: string }): Promise<void> {
+  await router.stop();
+  rm(router.dir);
+}
+const rm = (dir: string) => rmSync(dir, { recursive: true, force: true });
+
 
 type OrthancReport = { Status: string; Success?: { SOPClassUID: string; SOPInstanceUID: string }[]; Failures?: { SOPClassUID: string; SOPInstanceUID: string; FailureReason: number; Description?: string }[] };
 
@@ -29,6 +38,7 @@ async function orthancWithImages(port: number, routerPort: number, count: number
   const files = writeDataset(join(dir, 'study'), { sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, count, pixelBytes: 256, studyInstanceUid: newUid() });
   await orthanc.store(files);
   const sops = await Promise.all(files.map(async (f) => (await readPart10File(f)).sopInstanceUid));
+  rm(dir);
   return { orthanc, sops };
 }
 
@@ -66,9 +76,9 @@ const orthancPeer = (port: number) => ({ name: 'MODALITY', aeTitle: 'MODALITY', 
 test('commitWhen stored: Orthanc sends, asks, and gets every instance committed on a new association', async (t) => {
   const orthancPort = await freePort();
   const router = await routerWith([orthancPeer(orthancPort)], 'rules: []\n', { listener: { storageCommitment: { enabled: true, commitWhen: 'stored' } } });
-  t.teardown(() => router.stop());
+  t.teardown(() => stopAndRemove(router));
   const { orthanc, sops } = await orthancWithImages(orthancPort, router.port, 3);
-  t.teardown(() => orthanc.stop());
+  t.teardown(async () => { await orthanc.stop(); rm(orthanc.dir); });
   await sendAllToRouter(orthanc);
   const uid = await requestCommitment(orthanc, sops);
   const report = await settledReport(t, orthanc, uid);
@@ -82,9 +92,9 @@ test('commitWhen stored: Orthanc sends, asks, and gets every instance committed 
 test('an instance the router never received is reported failed with 0112; the others committed', async (t) => {
   const orthancPort = await freePort();
   const router = await routerWith([orthancPeer(orthancPort)], 'rules: []\n', { listener: { storageCommitment: { enabled: true, commitWhen: 'stored' } } });
-  t.teardown(() => router.stop());
+  t.teardown(() => stopAndRemove(router));
   const { orthanc, sops } = await orthancWithImages(orthancPort, router.port, 2);
-  t.teardown(() => orthanc.stop());
+  t.teardown(async () => { await orthanc.stop(); rm(orthanc.dir); });
   await sendAllToRouter(orthanc);
   const missing = newUid();
   const uid = await requestCommitment(orthanc, [...sops, missing]);
@@ -100,9 +110,9 @@ test('commitWhen delivered: the report waits while the destination is down, then
   const wsPort = await freePort();
   const ws = { name: 'WS', aeTitle: 'STORESCP', host: '127.0.0.1', port: wsPort, retry: { attempts: 1000, initialBackoffSeconds: 1, maxBackoffSeconds: 1 }, timeouts: { connectSeconds: 2, dimseSeconds: 10 } };
   const router = await routerWith([orthancPeer(orthancPort), ws], 'rules:\n  - name: all-to-ws\n    then: { forward: [WS] }\n', { listener: { storageCommitment: { enabled: true, commitWhen: 'delivered' } } });
-  t.teardown(() => router.stop());
+  t.teardown(() => stopAndRemove(router));
   const { orthanc, sops } = await orthancWithImages(orthancPort, router.port, 2);
-  t.teardown(() => orthanc.stop());
+  t.teardown(async () => { await orthanc.stop(); rm(orthanc.dir); });
   await sendAllToRouter(orthanc);
   const uid = await requestCommitment(orthanc, sops);
   // Waiting, and saying for what, while WS is down (its queue items retried).
@@ -118,7 +128,7 @@ test('commitWhen delivered: the report waits while the destination is down, then
   t.is(job?.getSnapshot().context.waitingFor, sops.length);
   const received = tempDir('stgcmt-ws-');
   const storescp = await startStorescp(received, { port: wsPort, aeTitle: 'STORESCP' });
-  t.teardown(() => storescp.stop());
+  t.teardown(async () => { await storescp.stop(); rm(received); });
   const report = await settledReport(t, orthanc, uid);
   t.is(report.Status, 'Success', JSON.stringify(report));
   t.is(router.queue.deliveries(sops[0]).length, 1, 'committed only once delivered');
@@ -135,22 +145,22 @@ test('a restart between the request and the report: the request is kept and repo
   const start = () => routerWith([orthancPeer(orthancPort), ws], 'rules:\n  - name: all-to-ws\n    then: { forward: [WS] }\n', { storageDir, listener: { storageCommitment: { enabled: true, commitWhen: 'delivered' } } });
   const first = await start();
   let firstStopped = false;
-  t.teardown(() => (firstStopped ? undefined : first.stop()));
+  t.teardown(() => (firstStopped ? rm(first.dir) : stopAndRemove(first)));
   const { orthanc, sops } = await orthancWithImages(orthancPort, first.port, 2);
-  t.teardown(() => orthanc.stop());
+  t.teardown(async () => { await orthanc.stop(); rm(orthanc.dir); });
   await sendAllToRouter(orthanc);
   const uid = await requestCommitment(orthanc, sops);
   await eventually(t, 'the request recorded and waiting for WS', () => Object.keys(first.commitment.store.get(uid)?.waitingFor ?? {}).length === sops.length, 30_000);
   await first.stop();
   firstStopped = true;
   const second = await start();
-  t.teardown(() => second.stop());
+  t.teardown(async () => { await stopAndRemove(second); rm(join(storageDir, '..')); });
   t.is(second.commitment.store.get(uid)?.state, 'waiting');
   t.is((second.actor.getSnapshot().children[`commitment-${uid}`] as AnyActorRef | undefined)?.getSnapshot().value, 'waiting', 'resumed as a job');
   t.true(second.commitment.holds(sops[0]), 'the new process holds its instances back from retention too');
   const received = tempDir('stgcmt-ws-');
   const storescp = await startStorescp(received, { port: wsPort, aeTitle: 'STORESCP' });
-  t.teardown(() => storescp.stop());
+  t.teardown(async () => { await storescp.stop(); rm(received); });
   const report = await settledReport(t, orthanc, uid);
   t.is(report.Status, 'Success', JSON.stringify(report));
   t.is(second.commitment.store.get(uid)?.reportedVia, 'new-association');

@@ -3,6 +3,7 @@
 // the standard status and an Error Comment, a requester the router has no peer for, a reused
 // Transaction UID (0131), and a requester that cannot be reached (retried, durably).
 import test from 'ava';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { acceptorPolicy } from '../../../actors/router.ts';
@@ -22,6 +23,14 @@ import { EXPLICIT_VR_LITTLE_ENDIAN, STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, STO
 import { eventually, routerWith, send, silent } from '../../helpers/in-process-router.ts';
 import { SOP } from '../../helpers/dicom-files.ts';
 import { freePort, REPO, run, tempDir, writeConfig } from '../../helpers/processes.ts';
+
+/** The router stopped and its temp folder (spool, journal segments: tens of MB) removed. */
+async function stopAndRemove(router: { stop(): Promise<void>; dir: string }): Promise<void> {
+  await router.stop();
+  rm(router.dir);
+}
+const rm = (dir: string) => rmSync(dir, { recursive: true, force: true });
+
 
 type Requester = { scu: ScuAssociation; reports: { eventType: number; result: CommitmentResult }[]; nAction(dataset: Uint8Array | undefined, extra?: Partial<Command>): ReturnType<ScuAssociation['runTransaction']> };
 
@@ -65,7 +74,7 @@ const request = (transactionUid: string, sops: string[]) =>
 async function routerForRequester(t: ExecutionContext, requesterPort?: number) {
   const peer = { name: 'REQ', aeTitle: 'REQ', host: '127.0.0.1', port: requesterPort ?? (await freePort()), retry: { attempts: 3, initialBackoffSeconds: 1, maxBackoffSeconds: 1 }, timeouts: { connectSeconds: 2, dimseSeconds: 5 } };
   const router = await routerWith([peer], 'rules: []\n', { listener: { storageCommitment: { enabled: true, commitWhen: 'stored' } } });
-  t.teardown(() => router.stop());
+  t.teardown(() => stopAndRemove(router));
   return router;
 }
 
@@ -142,7 +151,9 @@ test('a requester that cannot be reached: the report is retried with its peer\'s
   t.deepEqual(record.result?.committed.map((c) => c.sopInstanceUid), sops);
   t.true(router.commitment.holds(sops[0]), 'retention keeps it until the report is acknowledged');
   // Visible to the operator beside the queues.
-  const config = writeConfig(tempDir('stgcmt-cli-'), { storage: { dir: join(router.dir, 'data'), fsync: false }, listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 11112 }], peers: [{ name: 'REQ', aeTitle: 'REQ', host: '127.0.0.1', port: 1 }] });
+  const cliDir = tempDir('stgcmt-cli-');
+  t.teardown(() => rm(cliDir));
+  const config = writeConfig(cliDir, { storage: { dir: join(router.dir, 'data'), fsync: false }, listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 11112 }], peers: [{ name: 'REQ', aeTitle: 'REQ', host: '127.0.0.1', port: 1 }] });
   const ls = await run(process.execPath, [join(REPO, 'scripts/router.ts'), 'queue', 'ls', '--config', config]);
   t.is(ls.code, 0, ls.stderr);
   t.regex(ls.stdout, /storage commitment reports not yet acknowledged: 1\n  1\.2\.826\.0\.1\.4  from REQ  report to REQ: \d+ attempts, next \S+, last: /);
@@ -156,7 +167,7 @@ test('a commitment not reached within timeoutHours is reported failed (0110) and
   ];
   // 0.0005 h: 1.8 s.
   const router = await routerWith(peers, 'rules:\n  - name: all\n    then: { forward: [WS] }\n', { listener: { storageCommitment: { enabled: true, commitWhen: 'delivered', timeoutHours: 0.0005 } } });
-  t.teardown(() => router.stop());
+  t.teardown(() => stopAndRemove(router));
   const sops = await send(router.port, router.dir, [{}], 'REQ');
   const req = await requester(router.port);
   t.is((await req.nAction(request('1.2.826.0.1.5', sops))).status, Status.SUCCESS);
