@@ -2,7 +2,7 @@
 // malformed Action Information gets the N-ACTION status and Error Comment PS3.7 10.1.4 / PS3.4 J.3.2 call for.
 import test from 'ava';
 import fc from 'fast-check';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPart10File } from '../../actors/ingest/part10-file.ts';
 import {
@@ -19,6 +19,7 @@ const CT = '1.2.840.10008.5.1.4.1.1.2';
 for (const ts of [IMPLICIT, EXPLICIT]) {
   test(`Action Information written by DCMTK (dump2dcm) is read, in ${ts}`, async (t) => {
     const dir = tempDir('stgcmt-');
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     const dump = join(dir, 'action.dump');
     writeFileSync(dump, [
       '(0008,1195) UI [1.2.3.4.5]',
@@ -49,6 +50,7 @@ for (const ts of [IMPLICIT, EXPLICIT]) {
     t.deepEqual(decodeCommitmentResult(bytes, ts), result);
     t.is(eventTypeOf(result), 2);
     const dir = tempDir('stgcmt-');
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, 'event.dcm');
     writeFileSync(file, Buffer.concat([part10Header({ sopClassUid: '1.2.840.10008.1.20.1', sopInstanceUid: '1.2.840.10008.1.20.1.1', transferSyntaxUid: ts, implementationClassUid: '1.2.3', implementationVersionName: 'T' }), bytes]));
     const r = await run('dcmdump', ['-q', file]);
