@@ -84,9 +84,9 @@ test('commitWhen stored: Orthanc sends, asks, and gets every instance committed 
   const report = await settledReport(t, orthanc, uid);
   t.is(report.Status, 'Success', JSON.stringify(report));
   t.deepEqual((report.Success ?? []).map((s) => s.SOPInstanceUID).sort(), [...sops].sort());
-  const record = router.commitment.store.get(uid)!;
-  t.is(record.state, 'reported');
-  t.is(record.reportedVia, 'new-association');
+  // Orthanc shows the report once it has it; the router records it once Orthanc's N-EVENT-REPORT-RSP is in.
+  await eventually(t, 'the router records the report acknowledged', () => router.commitment.store.get(uid)?.state === 'reported', 10_000);
+  t.is(router.commitment.store.get(uid)!.reportedVia, 'new-association');
 });
 
 test('an instance the router never received is reported failed with 0112; the others committed', async (t) => {
@@ -133,6 +133,7 @@ test('commitWhen delivered: the report waits while the destination is down, then
   t.is(report.Status, 'Success', JSON.stringify(report));
   t.is(router.queue.deliveries(sops[0]).length, 1, 'committed only once delivered');
   t.is(router.queue.deliveries(sops[1]).length, 1);
+  await eventually(t, 'the router records the report acknowledged', () => router.commitment.store.get(uid)?.state === 'reported', 10_000);
   t.false(router.commitment.holds(sops[0]));
   await eventually(t, 'the job leaves the tree once reported', () => router.actor.getSnapshot().children[`commitment-${uid}`] === undefined, 5000);
 });
@@ -163,5 +164,6 @@ test('a restart between the request and the report: the request is kept and repo
   t.teardown(async () => { await storescp.stop(); rm(received); });
   const report = await settledReport(t, orthanc, uid);
   t.is(report.Status, 'Success', JSON.stringify(report));
+  await eventually(t, 'the router records the report acknowledged', () => second.commitment.store.get(uid)?.state === 'reported', 10_000);
   t.is(second.commitment.store.get(uid)?.reportedVia, 'new-association');
 });
