@@ -10,7 +10,7 @@ import { peerMachine } from '../machines/peer.machine.ts';
 import type { PeerActorInput, PeerActorRef, PeerInput } from '../machines/peer.machine.ts';
 import { listenerId, peerId, routerMachine } from '../machines/router.machine.ts';
 import type { AcceptorPolicy } from '../protocol/negotiation.ts';
-import { DEFAULT_STORAGE_SOP_CLASSES, DEFAULT_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
+import { DEFAULT_STORAGE_SOP_CLASSES, DEFAULT_TRANSFER_SYNTAXES, STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
 import type { RoutingRuntime } from './net/acceptor.ts';
 import type { StoredInstance } from './jobs/qr-scp.ts';
 import { PeerForwarder } from './forward/forwarder.ts';
@@ -18,6 +18,7 @@ import { OutboundQueue } from './forward/outbound-queue.ts';
 import { PrefetchService } from './jobs/prefetch.ts';
 import { AssociationSlots, QR_SCP_SOP_CLASSES, StoredInstances } from './jobs/qr-scp.ts';
 import { CompletionTracker } from './jobs/completion.ts';
+import { CommitmentService } from './jobs/commitment.ts';
 import { AuditTrail } from './observe/audit.ts';
 import { DomainEvents } from './observe/domain-events.ts';
 import { startRetention } from './ingest/retention.ts';
@@ -39,6 +40,8 @@ export type RunningRouter = {
   prefetch: PrefetchService;
   /** Series/studies waiting for completion (actors/jobs/completion.ts). */
   completion: CompletionTracker;
+  /** Storage commitment requests (actors/jobs/commitment.ts). */
+  commitment: CommitmentService;
   rules: RulesWatcher;
   /** The router's domain events (instance stored/forwarded/failed, associations): RxJS streams. */
   events: DomainEvents;
@@ -95,11 +98,13 @@ export function slotsOf(peer: PeerConfig): string[] {
 
 export function acceptorPolicy(listener: ListenerConfig): AcceptorPolicy {
   const sopClasses = listener.sopClasses === 'default' ? [VERIFICATION_SOP_CLASS, ...DEFAULT_STORAGE_SOP_CLASSES] : listener.sopClasses;
+  // Storage commitment enabled: its SOP class is accepted (with the requester's SCU role) whatever the list says.
+  const commitment = listener.storageCommitment?.enabled && !sopClasses.includes(STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS) ? [STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS] : [];
   return {
     aeTitles: listener.aeTitles,
     acceptCallingAeTitles: listener.acceptCallingAeTitles,
     // A listener with queryRetrieve offers Patient Root and Study Root C-FIND, C-MOVE and C-GET too.
-    sopClasses: listener.queryRetrieve ? [...new Set([...sopClasses, ...QR_SCP_SOP_CLASSES])] : sopClasses,
+    sopClasses: [...new Set([...sopClasses, ...commitment, ...(listener.queryRetrieve ? QR_SCP_SOP_CLASSES : [])])],
     transferSyntaxes: listener.transferSyntaxes === 'default' ? DEFAULT_TRANSFER_SYNTAXES : listener.transferSyntaxes,
     transferSyntaxPolicy: listener.transferSyntaxPolicy,
     maxPduLength: listener.maxPduLength,
@@ -192,6 +197,18 @@ export async function startRouter(
     },
   });
   const routing: RoutingRuntime = { rules: () => rules.current, queue, wake, prefetch, completion };
+  const commitment = new CommitmentService({
+    spool, queue, peers: config.peers, listeners: config.listeners, logger: log.child({ actor: 'commitment' }),
+    holds: (sop) => completion.holds(sop),
+    // Each open request is a child of the root too (machines/commitment.machine.ts).
+    jobs: {
+      start: (id, logic, input) => {
+        actor.send({ type: 'JOB_STARTED', id, logic, input });
+        return actor.getSnapshot().children[id] as AnyActorRef | undefined;
+      },
+      end: (id) => actor.send({ type: 'JOB_ENDED', id }),
+    },
+  });
   actor.start();
   // Circuit open/closed and backoffs, once each, in the log.
   for (const p of config.peers) {
@@ -206,7 +223,11 @@ export async function startRouter(
   prefetch.resume();
   // Whatever was queued before a restart goes out again.
   wake(config.peers.filter((p) => queue.depth(p.name).pending > 0).map((p) => p.name));
-  const stopRetention = startRetention(spool, queue, config.routing.retentionHours * 3600_000, log.child({ actor: 'retention' }), undefined, completion);
+  // Requests a restart interrupted are decided and reported.
+  commitment.start();
+  // Retention keeps what a completion group or a storage commitment request still needs.
+  const held = { holds: (sop: string) => completion.holds(sop) || commitment.holds(sop), prune: (keepMs: number) => completion.prune(keepMs) };
+  const stopRetention = startRetention(spool, queue, config.routing.retentionHours * 3600_000, log.child({ actor: 'retention' }), undefined, held);
   const listeners: RunningListener[] = [];
   const ports = new Map<string, number>();
   // Q/R SCP: upstream associations within each archive's maxAssociations, across every listener.
@@ -241,6 +262,7 @@ export async function startRouter(
           ...(l.queryRetrieve ? { qr: { config: l.queryRetrieve, spool, peers: peersByName, slots: qrSlots, stored, jobs: qrJobs, logger: log.child({ actor: 'qr-scp' }) } } : {}),
           // Retrieve-through moves instances into the router, on whichever listener the archive reaches.
           ...(retrieveThrough ? { onStored: (i: StoredInstance) => stored.notify(i) } : {}),
+          ...(l.storageCommitment?.enabled ? { commitment } : {}),
         },
         {
           bind: l.bind, port: l.port, allowedSources: l.allowedSources, rateLimit: l.rateLimit,
@@ -258,6 +280,7 @@ export async function startRouter(
     rules.stop();
     prefetch.stop();
     completion.stop();
+    await commitment.stop();
     await stopRetention();
     audit.close();
     await spool.close();
@@ -270,6 +293,7 @@ export async function startRouter(
     queue,
     prefetch,
     completion,
+    commitment,
     rules,
     events,
     associationParties: (id) => parties.get(id),
@@ -285,6 +309,7 @@ export async function startRouter(
       rules.stop();
       tls.stop();
       const retentionStopped = stopRetention();
+      const commitmentStopped = commitment.stop();
       prefetch.stop();
       completion.stop();
       // What the drain did not end in time is released now (an item cut in flight stays pending).
@@ -296,6 +321,7 @@ export async function startRouter(
       // An open that was under way may have left an association: released too.
       await Promise.all([...forwarders.values()].map((f) => f.release().catch(() => {})));
       await retentionStopped;
+      await commitmentStopped;
       actor.stop();
       audited.unsubscribe();
       audit.applicationActivity(false);

@@ -48,6 +48,16 @@ export type ListenerConfig = {
   tls?: ListenerTlsConfig;
   /** Absent: the listener offers no Query/Retrieve contexts. */
   queryRetrieve?: QueryRetrieveConfig;
+  /** Storage Commitment Push Model SCP (issue 15; actors/jobs/commitment.ts). */
+  storageCommitment: StorageCommitmentConfig;
+};
+/** When an instance counts as committed (issue 15). */
+export type CommitWhen = 'stored' | 'delivered' | 'committed-downstream';
+export type StorageCommitmentConfig = {
+  enabled: boolean;
+  commitWhen: CommitWhen;
+  report: 'same-association-first' | 'always-new-association';
+  timeoutHours: number;
 };
 /** Where a listener's C-FIND is answered from: configured peers' names, and/or the router's own spool. */
 export const LOCAL_SOURCE = 'local';
@@ -174,6 +184,7 @@ function toRouterConfig(c: RouterConfig, file: string): RouterConfig {
       timeouts: { ...l.timeouts },
       rateLimit: { ...l.rateLimit },
       ...(l.queryRetrieve ? { queryRetrieve: { sources: [...l.queryRetrieve.sources], move: l.queryRetrieve.move } } : {}),
+      storageCommitment: { ...l.storageCommitment },
       ...(l.tls ? {
         tls: {
           profile: l.tls.profile, key: path(l.tls.key), cert: path(l.tls.cert), ca: path(l.tls.ca),
@@ -246,6 +257,11 @@ function semanticProblems(data: unknown): RawProblem[] {
       const clash = bound.find((b) => b.port === port && bindsOverlap(b.bind, l.bind as string));
       if (clash) out.push({ path: [...base, 'port'], target: 'value', message: `port ${port} on ${l.bind} is already used by listeners[${clash.index}] (bound to ${clash.bind})` });
       bound.push({ bind: l.bind, port, index: i });
+    }
+    const commitment = isObject(l.storageCommitment) ? l.storageCommitment : undefined;
+    if (commitment?.commitWhen === 'committed-downstream') {
+      // Named in the issue so integrators' files agree, but the router is not yet a Storage Commitment SCU.
+      out.push({ path: [...base, 'storageCommitment', 'commitWhen'], target: 'value', message: "'committed-downstream' is not supported yet: use 'stored' or 'delivered'" });
     }
     const tls = isObject(l.tls) ? l.tls : undefined;
     if (tls && Array.isArray(tls.aeTitleBindings)) {

@@ -28,6 +28,7 @@ export const EXPECTED: Record<string, string> = {
   listenerTls: 'a map with profile, key, cert, ca (and requireClientCert, handshakeSeconds, aeTitleBindings)',
   peerTls: 'a map with profile and ca (and key, cert, serverName)',
   aeTitleBinding: 'a map with aeTitle and subject and/or san',
+  storageCommitment: 'a map with enabled, commitWhen, report, timeoutHours',
 };
 
 const words = new SchemaWords({

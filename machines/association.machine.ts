@@ -18,6 +18,7 @@ import type { Abort, AssociateAc, AssociateRj, AssociateRq, PDataTf, Pdu } from 
 import type { Command } from '../protocol/dimse.ts';
 import { cEchoScpMachine } from './dimse/c-echo-scp.machine.ts';
 import { cStoreScpMachine } from './dimse/c-store-scp.machine.ts';
+import { nActionScpMachine } from './dimse/n-action-scp.machine.ts';
 import type { DatasetSource, DimseInput, DimseOutcome, DimseToAssociation } from './dimse/dimse.events.ts';
 import { refusedRequestMachine } from './dimse/refused-request.machine.ts';
 import { scuRequestMachine } from './dimse/scu-request.machine.ts';
@@ -54,7 +55,7 @@ export type DulEvent =
 export type DulEventType = DulEvent['type'];
 
 /** The DIMSE transaction machines an association spawns, one per transaction (PS3.7 9). */
-export type DimseService = 'cEchoScp' | 'cStoreScp' | 'cFindScp' | 'cMoveScp' | 'cGetScp' | 'refusedRequest' | ScuService;
+export type DimseService = 'cEchoScp' | 'cStoreScp' | 'cFindScp' | 'cMoveScp' | 'cGetScp' | 'nActionScp' | 'refusedRequest' | ScuService;
 /** The SCU transactions: one request/response, or C-FIND / C-MOVE with pending responses (PS3.7 9.1.2, 9.1.4). */
 export type ScuService = 'scuRequest' | 'cFindScu' | 'cMoveScu';
 
@@ -158,6 +159,7 @@ const dul = setup({
     cMoveScp: cMoveScpMachine,
     // C-GET has C-MOVE's responses (pending counts, final status); its sub-operations go back on this association.
     cGetScp: cMoveScpMachine,
+    nActionScp: nActionScpMachine,
     refusedRequest: refusedRequestMachine,
     scuRequest: scuRequestMachine,
     cFindScu: cFindScuMachine,

@@ -11,6 +11,7 @@ import { formatStatus, statusCategory } from '../protocol/status.ts';
 import { VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
 import { createInterface } from 'node:readline/promises';
 import { readFileSync } from 'node:fs';
+import { CommitmentStore } from '../actors/jobs/commitment-store.ts';
 import { OutboundQueue } from '../actors/forward/outbound-queue.ts';
 import { Spool } from '../actors/ingest/spool.ts';
 import { readHeaderKeys } from '../actors/ingest/part10-file.ts';
@@ -241,7 +242,7 @@ rules
 /** Skipped duplicates `queue ls` lists per peer without --all. */
 const RECENT_SKIPPED = 10;
 const queueCmd = program.command('queue').description('outbound queues: list, retry, purge');
-const withQueue = async <T>(configFile: string, fn: (queue: OutboundQueue) => Promise<T> | T): Promise<T | undefined> => {
+const withQueue = async <T>(configFile: string, fn: (queue: OutboundQueue, spool: Spool) => Promise<T> | T): Promise<T | undefined> => {
   const config = configOrExit(configFile);
   // Nothing was ever stored: there is no queue, and looking must not create one.
   if (!Spool.exists(config.storage.dir)) {
@@ -251,7 +252,7 @@ const withQueue = async <T>(configFile: string, fn: (queue: OutboundQueue) => Pr
   // ingest: false: the router may be running and owns the journal; the CLI reads and edits the index only.
   const spool = await Spool.open({ dir: config.storage.dir, fsync: config.storage.fsync, verify: false, ingest: false, logger: createLogger('warn', process.stderr) });
   try {
-    return await fn(OutboundQueue.open(spool, { duplicates: Object.fromEntries(config.peers.map((p) => [p.name, p.duplicates])) }));
+    return await fn(OutboundQueue.open(spool, { duplicates: Object.fromEntries(config.peers.map((p) => [p.name, p.duplicates])) }), spool);
   } finally {
     await spool.close();
   }
@@ -264,14 +265,16 @@ queueCmd
   .option('--json', 'print JSON: { peers, items, skipped }')
   .option('--all', `list every skipped duplicate (default: the ${RECENT_SKIPPED} most recent per peer)`)
   .action((peer: string | undefined, opts: { config: string; json?: boolean; all?: boolean }) =>
-    withQueue(opts.config, async (queue) => {
+    withQueue(opts.config, async (queue, spool) => {
       // A running router knows which peers are backing off or have their circuit open: their items wait longer.
       const holds = await runningPeerHolds(configOrExit(opts.config));
       const items = queue.list(peer).map((i) => (i.state === 'pending' ? { ...i, nextAttempt: trueNextAttempt(i, holds.get(i.peer)) } : i));
+      // Storage commitment requests not reported yet (waiting for their instances, or their report not yet taken).
+      const commitments = new CommitmentStore(spool).open().filter((c) => !peer || c.peer === peer);
       const skippedPeers = new Set(queue.skipped(peer).map((s) => s.peer));
       const names = peer ? [peer] : [...new Set([...configOrExit(opts.config).peers.map((p) => p.name), ...queue.peers(), ...skippedPeers])];
       const peers = names.map((name) => ({ peer: name, duplicates: queue.policyOf(name), ...queue.depth(name), skipped: queue.skippedCount(name), statusOverrides: queue.overridesApplied(name) }));
-      if (opts.json) return console.log(JSON.stringify({ peers, items, skipped: queue.skipped(peer) }, null, 2));
+      if (opts.json) return console.log(JSON.stringify({ peers, items, skipped: queue.skipped(peer), commitments }, null, 2));
       for (const p of peers) {
         const skipped = p.skipped > 0 ? `, ${p.skipped} duplicates skipped` : '';
         console.log(`${p.peer}: ${p.pending} pending, ${p.dead} dead${skipped} (duplicates: ${p.duplicates})`);
@@ -286,6 +289,13 @@ queueCmd
         const recent = queue.skipped(p.peer, opts.all ? {} : { limit: RECENT_SKIPPED });
         if (recent.length < p.skipped) console.log(`  (${p.skipped - recent.length} older skipped duplicates: --all lists them)`);
         for (const s of recent) console.log(`  ${s.id}  skipped ${s.at}  ${s.sopInstanceUid}  rule ${s.rule}: ${s.why}`);
+      }
+      if (commitments.length > 0) console.log(`storage commitment reports not yet acknowledged: ${commitments.length}`);
+      for (const c of commitments) {
+        const detail = c.state === 'waiting'
+          ? `waiting (${c.commitWhen}) for ${Object.keys(c.waitingFor ?? {}).length} of ${c.referenced.length} instances until ${c.deadline}`
+          : `report to ${c.peer}: ${c.reportAttempts} attempts${c.nextReportAt ? `, next ${c.nextReportAt}` : ''}${c.lastReportError ? `, last: ${c.lastReportError}` : ''}`;
+        console.log(`  ${c.id}  from ${c.callingAeTitle}  ${detail}`);
       }
     }),
   );

@@ -108,6 +108,8 @@ declare module 'dcmjs' {
   export const log: {
     setLevel(level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent'): void;
     getLevel(): number;
+    /** loglevel's named loggers (e.g. 'validation.dcmjs'): they keep their own level. */
+    getLogger(name: string): { setLevel(level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent'): void };
   };
 
   const dcmjs: { data: typeof data; log: typeof log };

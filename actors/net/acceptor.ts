@@ -37,6 +37,8 @@ import { runFind } from '../jobs/qr-scp-find.ts';
 import { runMove } from '../jobs/qr-scp-move.ts';
 import { runGet } from '../jobs/qr-scp-get.ts';
 import { RequesterSender } from '../jobs/qr-requester-sender.ts';
+import type { CommitmentService } from '../jobs/commitment.ts';
+import { receiveNAction } from '../jobs/commitment-scp.ts';
 import type { CertificateIdentity } from './tls-identity.ts';
 
 /** What a listener needs to route: the rules in force, the outbound queue, and a way to wake peers. */
@@ -67,6 +69,8 @@ export type ListenerRuntime = {
   qr?: QrContext;
   /** Told of each instance once it is durable (retrieve-through waits for what it moved into the router). */
   onStored?: (instance: StoredInstance) => void;
+  /** Storage Commitment Push Model SCP, on a listener that performs it (actors/jobs/commitment.ts). */
+  commitment?: CommitmentService;
 };
 
 type PendingStore = { sink: StoreSink; verdict?: StoreVerdict; decision?: RoutingDecision };
@@ -174,6 +178,10 @@ export class Acceptor {
     }
     const qr = this.qrRequest(context.abstractSyntax, command, expectsDataset);
     if (qr) return qr(input, context.transferSyntax);
+    if (command.CommandField === CommandField.N_ACTION_RQ && this.listener.commitment) {
+      const { listener, callingAeTitle, calledAeTitle } = this.ctx;
+      return receiveNAction(a, this.listener.commitment, input, { listener, callingAeTitle, calledAeTitle }, expectsDataset);
+    }
     if (command.CommandField !== CommandField.C_STORE_RQ || !expectsDataset) {
       a.log.warn({ command: command.CommandField }, 'request not supported here: answering 0211');
       a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'refusedRequest', input });

@@ -12,11 +12,11 @@ import type { Command } from '../../protocol/dimse.ts';
 import { CommandField, NO_DATASET, Priority } from '../../protocol/dimse.ts';
 import type { AcceptedContext } from '../../protocol/negotiation.ts';
 import { isPermanentReject } from '../../protocol/association-reject.ts';
-import type { AssociateRj, PresentationContextRq } from '../../protocol/pdu.types.ts';
+import type { AssociateRj, PresentationContextRq, RoleSelection } from '../../protocol/pdu.types.ts';
 import { DICOM_APPLICATION_CONTEXT } from '../../protocol/pdu.types.ts';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, VERIFICATION_SOP_CLASS } from '../../protocol/uids.ts';
 import { Association } from './association.ts';
-import type { AssociationMachineRef } from './association.ts';
+import type { AssociationHandlers, AssociationMachineRef } from './association.ts';
 import type { Part10File } from '../ingest/part10-file.ts';
 import type { PeerTlsConfig } from '../../config/config.ts';
 import { clientSecureContext, warnIfPeerCertificateExpiring } from './tls.ts';
@@ -33,6 +33,11 @@ export type ScuOptions = {
   idleTimeoutMs?: number;
   /** Connect over TLS with this profile and material (files read at each connect). Absent: plain TCP. */
   tls?: PeerTlsConfig;
+  /** SCP/SCU role selection proposed (PS3.7 D.3.3.4), e.g. SCP role for a Storage Commitment report. */
+  roleSelections?: RoleSelection[];
+  /** A request the peer sends on this association (e.g. a Storage Commitment N-EVENT-REPORT): where its
+   *  dataset goes. Absent: such requests get no machine of ours. */
+  onRequest?: AssociationHandlers['onRequest'];
   /**
    * Drive this upper-layer machine (in Sta1, owned by another actor, e.g. a peer machine's
    * 'association' child, so the association is in the actor tree) instead of creating a standalone
@@ -108,8 +113,8 @@ export class ScuAssociation {
       maxReceivePduLength: opts.maxPduLength ?? 16384,
       idleTimeoutMs: opts.idleTimeoutMs ?? 120_000,
       handlers: {
-        // We are the SCU here; a peer request on this association gets no machine of ours.
-        onRequest: () => undefined,
+        // We are the SCU here; a peer request on this association gets no machine of ours unless asked for.
+        onRequest: opts.onRequest ?? (() => undefined),
         // Transactions still waiting end now, as failures: nothing will answer them any more.
         onClosed: (reason) => {
           for (const child of Object.values(machine.getSnapshot().children)) child?.send({ type: 'ASSOCIATION_ENDED', reason: reason ?? 'association closed' });
@@ -128,7 +133,7 @@ export class ScuAssociation {
         maxPduLength: opts.maxPduLength ?? 16384,
         implementationClassUid: IMPLEMENTATION_CLASS_UID,
         implementationVersionName: IMPLEMENTATION_VERSION_NAME,
-        roleSelections: [],
+        roleSelections: opts.roleSelections ?? [],
         sopClassExtended: [],
         sopClassCommonExtended: [],
       },

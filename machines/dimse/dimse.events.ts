@@ -70,4 +70,6 @@ export type DimseInput = {
   find?: SearchRunner;
   /** C-MOVE SCP: the retrieval that performs this request's sub-operations. */
   retrieve?: RetrieveRunner;
+  /** N-ACTION SCP: acts on the received Action Information (validates, records durably) and says with which status. */
+  record?: () => Promise<StoreResult>;
 };

@@ -25,6 +25,7 @@ const DEFAULT_LISTENER: Omit<ListenerConfig, 'name' | 'aeTitles' | 'port'> = {
   maxAssociations: 50,
   timeouts: { artimSeconds: 30, idleSeconds: 120, dimseSeconds: 60 },
   rateLimit: { attempts: 100, perSeconds: 10 },
+  storageCommitment: { enabled: false, commitWhen: 'delivered', report: 'same-association-first', timeoutHours: 24 },
 };
 
 function expected(file: string): RouterConfig {
@@ -88,10 +89,11 @@ test('the JSON Schema documents every field and its defaults', (t) => {
   const listener = schema.definitions.listener.properties;
   for (const [name, field] of Object.entries<{ description?: string }>(listener)) t.truthy(field.description, `listener.${name} has a description`);
   for (const [name, value] of Object.entries(DEFAULT_LISTENER)) {
-    if (name !== 'timeouts' && name !== 'rateLimit') t.deepEqual(listener[name].default, value, `default of ${name}`);
+    if (name !== 'timeouts' && name !== 'rateLimit' && name !== 'storageCommitment') t.deepEqual(listener[name].default, value, `default of ${name}`);
   }
   t.is(listener.timeouts.properties.idleSeconds.default, 120);
   t.is(listener.rateLimit.properties.attempts.default, 100);
+  t.is(schema.definitions.storageCommitment.properties.commitWhen.default, 'delivered');
   t.is(schema.properties.storage.properties.dir.default, './data');
 });
 
@@ -308,4 +310,16 @@ test('peers: statusOverrides map 4-digit statuses to outcomes; exclusive peers t
   t.regex(err.message, /p\.yaml:13:7: peers\[0\]\.statusOverrides\.A7: a status must be 4 hexadecimal digits/);
   t.regex(err.message, /peers\[0\]\.statusOverrides\.A702: must be one of 'delivered', 'retry', 'dead' \(got "ignored"\)/);
   t.regex(err.message, /p\.yaml:10:22: peers\[0\]\.maxAssociations: an exclusive peer takes one association at a time: maxAssociations must be 1 \(got 2\)/);
+});
+
+test('listeners: storageCommitment is validated at load, with the documented defaults', (t) => {
+  const base = 'listeners:\n  - name: main\n    aeTitles: [DICOM_ROUTER]\n    port: 11112\n';
+  const on = parseConfig(`${base}    storageCommitment: { enabled: true, commitWhen: stored }\n`, 'router.yaml');
+  t.deepEqual(on.listeners[0].storageCommitment, { enabled: true, commitWhen: 'stored', report: 'same-association-first', timeoutHours: 24 });
+  const bad = t.throws(() => parseConfig(`${base}    storageCommitment: { enabled: true, commitWhen: deliverd, report: sometimes, timeoutHours: 0 }\n`, 'router.yaml'), { instanceOf: ConfigError });
+  t.regex(bad!.message, /listeners\[0\]\.storageCommitment\.commitWhen: must be one of 'stored', 'delivered', 'committed-downstream' \(got "deliverd"; did you mean 'delivered'\?\)/);
+  t.regex(bad!.message, /storageCommitment\.report: must be one of 'same-association-first', 'always-new-association'/);
+  t.regex(bad!.message, /storageCommitment\.timeoutHours: must be a number greater than 0/);
+  const downstream = t.throws(() => parseConfig(`${base}    storageCommitment: { enabled: true, commitWhen: committed-downstream }\n`, 'router.yaml'), { instanceOf: ConfigError });
+  t.regex(downstream!.message, /router\.yaml:5:\d+: listeners\[0\]\.storageCommitment\.commitWhen: 'committed-downstream' is not supported yet/);
 });

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { freePort, startDicomServer, tempDir } from './processes.ts';
 import type { DicomServer } from './processes.ts';
 
-export type Orthanc = DicomServer;
+/** httpPort: its REST API on 127.0.0.1. */
+export type Orthanc = DicomServer & { httpPort: number };
 
 export async function startOrthanc(opts: { aeTitle?: string; modalities?: Record<string, [string, string, number]>; dir?: string; port?: number } = {}): Promise<Orthanc> {
   const dir = opts.dir ?? tempDir('orthanc-');
@@ -34,5 +35,5 @@ export async function startOrthanc(opts: { aeTitle?: string; modalities?: Record
   };
   const file = join(dir, 'orthanc.json');
   writeFileSync(file, JSON.stringify(config, null, 2));
-  return startDicomServer('Orthanc', '/usr/sbin/Orthanc', [file], { port, aeTitle, dir });
+  return { ...(await startDicomServer('Orthanc', '/usr/sbin/Orthanc', [file], { port, aeTitle, dir })), httpPort };
 }

@@ -16,6 +16,7 @@ const listener = (qr: boolean): ListenerConfig => ({
   name: 'main', aeTitles: ['R'], port: 1, bind: '127.0.0.1', acceptCallingAeTitles: [], allowedSources: [], rateLimit: { attempts: 1, perSeconds: 1 },
   sopClasses: 'default', transferSyntaxes: 'default', transferSyntaxPolicy: 'proposal-order', maxPduLength: 16384, maxAssociations: 1,
   timeouts: { artimSeconds: 1, idleSeconds: 1, dimseSeconds: 1 },
+  storageCommitment: { enabled: false, commitWhen: 'delivered', report: 'same-association-first', timeoutHours: 24 },
   ...(qr ? { queryRetrieve: { sources: ['local'], move: 'relay' as const } } : {}),
 });
 
