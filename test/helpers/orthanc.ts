@@ -10,6 +10,17 @@ import type { DicomServer } from './processes.ts';
 export type Orthanc = DicomServer & { httpPort: number };
 
 export async function startOrthanc(opts: { aeTitle?: string; modalities?: Record<string, [string, string, number]>; dir?: string; port?: number } = {}): Promise<Orthanc> {
+  // Ports chosen here may be taken by another test's server before Orthanc binds them: try again with others.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOrthancOnce(opts);
+    } catch (err) {
+      if (opts.port !== undefined || attempt >= 3 || !/port \d+ taken|no C-ECHO answer/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startOrthancOnce(opts: { aeTitle?: string; modalities?: Record<string, [string, string, number]>; dir?: string; port?: number }): Promise<Orthanc> {
   const dir = opts.dir ?? tempDir('orthanc-');
   mkdirSync(join(dir, 'db'), { recursive: true });
   const port = opts.port ?? (await freePort());

@@ -121,6 +121,15 @@ export async function startDicomServer(
   const proc = startProcess(cmd, args, { cwd: dir, env: DCMTK_ENV });
   try {
     await waitForPort(port, where.startTimeoutMs ?? READY_MS);
+    // The port answering is not enough: another test's server may have taken it between freePort() and
+    // this one's bind (this one then exits). A C-ECHO that this server answers is.
+    const deadline = Date.now() + (where.startTimeoutMs ?? READY_MS);
+    for (;;) {
+      if (proc.child.exitCode !== null || proc.child.signalCode !== null) throw new Error(`it exited (port ${port} taken?)`);
+      if ((await run('echoscu', ['-aec', aeTitle, '127.0.0.1', String(port)], { timeoutMs: 10_000 })).code === 0) break;
+      if (Date.now() > deadline) throw new Error(`no C-ECHO answer on port ${port}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   } catch (err) {
     await proc.stop();
     throw new Error(`${name} did not start: ${(err as Error).message}\n${proc.output()}`);

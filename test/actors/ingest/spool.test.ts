@@ -391,7 +391,9 @@ test('a file that cannot be written after its acknowledgement is kept, sent from
   const written = spool.whenWritten(record.path); // starts the write now: it fails once, then is retried
   await new Promise((resolve) => setTimeout(resolve, 50));
   t.true(Buffer.from(spool.heldFile(record.path) ?? []).equals(Buffer.concat([header('later'), body])), 'still held while its file cannot be written');
-  await written;
+  // The retry's timer does not hold a process open (unref: a router stopping does not wait for it); this test does.
+  const keepAlive = setInterval(() => {}, 100);
+  await written.finally(() => clearInterval(keepAlive));
   await assertFileBytes(t, path.join(dir, record.path), Buffer.concat([header('later'), body]));
   t.is(spool.heldFile(record.path), undefined);
   await spool.close();

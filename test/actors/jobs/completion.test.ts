@@ -122,16 +122,18 @@ test('the hard limit fires with a warning; later instances go on their own (afte
   const scp = await scriptedScp();
   t.teardown(scp.close);
   const { logger, lines } = capture();
-  const r = await routerWith([{ name: 'PACS', aeTitle: 'PACS', host: '127.0.0.1', port: scp.port }], studyRule('{ per: series, quietSeconds: 1.5, maxWaitSeconds: 2 }'), { logger });
+  const r = await routerWith([{ name: 'PACS', aeTitle: 'PACS', host: '127.0.0.1', port: scp.port }], studyRule('{ per: series, quietSeconds: 3, maxWaitSeconds: 5 }'), { logger });
   t.teardown(() => r.stop(0));
   const studyInstanceUid = newUid();
   const seriesInstanceUid = newUid();
   const group = `completion:study:${studyInstanceUid}:${seriesInstanceUid}`;
+  // Sending every ~0.2 s keeps the quiet time (3 s, far above one send even on a loaded machine) from
+  // passing: only the hard limit (5 s) can end the wait.
   let sent = 0;
   while (!r.completion.get(group)?.fired) {
     await send(r.port, r.dir, [{ studyInstanceUid, seriesInstanceUid }]);
     sent++;
-    await pause(400);
+    await pause(200);
   }
   t.is(r.completion.get(group)!.fired!.reason, 'hard-limit');
   const warn = lines.find((l) => l.level === 40 && /hard limit/.test(l.msg));
