@@ -132,3 +132,6 @@ export function statusName(code: number, service?: StatusService): string {
 export function formatStatus(code: number, service?: StatusService): string {
   return `0x${code.toString(16).toUpperCase().padStart(4, '0')} ${statusName(code, service)}`;
 }
+
+/** An Error Comment (0000,0902) is LO: at most 64 characters. */
+export const errorCommentOf = (text: string): string => text.slice(0, 64);

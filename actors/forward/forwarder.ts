@@ -31,6 +31,7 @@ import type { PeerGates } from './peer-gate.ts';
 import { rejectInWords } from '../../protocol/association-reject.ts';
 import type { AssociationMachineRef } from '../net/association.ts';
 import type { Spool } from '../ingest/spool.ts';
+import { peerConnection } from '../net/peer-connection.ts';
 
 /** How a transaction's failure starts when our own dataset bytes failed mid-send (actors/net/association.ts). */
 const STREAM_FAILED = 'dataset stream failed: ';
@@ -138,15 +139,8 @@ export class PeerForwarder {
 
   private connect(contexts: { abstractSyntax: string; transferSyntaxes: string[] }[], association?: AssociationMachineRef): Promise<ScuAssociation> {
     return ScuAssociation.open({
-      host: this.peer.host,
-      port: this.peer.port,
-      callingAeTitle: this.peer.callingAeTitle,
-      calledAeTitle: this.peer.aeTitle,
+      ...peerConnection(this.peer),
       contexts,
-      maxPduLength: this.peer.maxPduLength,
-      connectTimeoutMs: this.peer.timeouts.connectSeconds * 1000,
-      dimseTimeoutMs: this.peer.timeouts.dimseSeconds * 1000,
-      ...(this.peer.tls ? { tls: this.peer.tls } : {}),
       ...(association ? { association } : {}),
       logger: this.deps.logger,
     });

@@ -14,6 +14,7 @@ import {
 } from '../../protocol/uids.ts';
 import type { Association } from '../net/association.ts';
 import { ScuAssociation } from '../net/scu.ts';
+import { peerConnection } from '../net/peer-connection.ts';
 
 /** The report's command: Event Type 1 (all committed) or 2 (failures exist), on the well-known instance. */
 export function eventReportCommand(messageId: number, result: CommitmentResult): Command {
@@ -69,13 +70,10 @@ export function sameAssociationReporter(association: Association, contextId: num
 /** Opens an association to the requester's peer with the router in SCP role, sends the report, releases. Throws with why it failed. */
 export async function reportOnNewAssociation(peer: PeerConfig, callingAeTitle: string, result: CommitmentResult, logger: Logger): Promise<void> {
   const scu = await ScuAssociation.open({
-    host: peer.host, port: peer.port, callingAeTitle, calledAeTitle: peer.aeTitle,
+    ...peerConnection(peer),
+    callingAeTitle, // the AE title the requester called
     contexts: [{ abstractSyntax: STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, transferSyntaxes: [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN] }],
     roleSelections: [{ sopClassUid: STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, scuRole: false, scpRole: true }],
-    maxPduLength: peer.maxPduLength,
-    connectTimeoutMs: peer.timeouts.connectSeconds * 1000,
-    dimseTimeoutMs: peer.timeouts.dimseSeconds * 1000,
-    ...(peer.tls ? { tls: peer.tls } : {}),
     logger,
   });
   try {

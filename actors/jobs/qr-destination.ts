@@ -8,7 +8,7 @@ import type { PeerConfig } from '../../config/config.ts';
 import type { DatasetSource, DimseOutcome } from '../../machines/dimse/dimse.events.ts';
 import type { AcceptedContext } from '../../protocol/negotiation.ts';
 import { canTranscode, isDeflated } from '../../protocol/deflated.ts';
-import { formatStatus, Status, statusCategory } from '../../protocol/status.ts';
+import { formatStatus, Status, statusCategory, errorCommentOf } from '../../protocol/status.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from '../../protocol/uids.ts';
 import { part10FileInMemory, readPart10File } from '../ingest/part10-file.ts';
 import type { InstanceRecord, Spool } from '../ingest/spool.ts';
@@ -16,7 +16,6 @@ import { ScuAssociation } from '../net/scu.ts';
 import type { SubOperations } from '../../machines/dimse/dimse.events.ts';
 import type { QrFinal } from '../../machines/dimse/qr-scp.events.ts';
 import { encodeIdentifier } from '../../protocol/dataset-encode.ts';
-import { lo } from './qr-scp.ts';
 import type { QrRequest } from './qr-scp.ts';
 
 /** Presentation context IDs are odd numbers 1..255. */
@@ -182,7 +181,7 @@ export class Tally {
     if (failed === 0 && warning === 0) return { status: Status.SUCCESS, suboperations };
     return {
       status: completed === 0 && warning === 0 && this.lost ? Status.OUT_OF_RESOURCES_SUB_OPERATIONS : Status.SUB_OPERATIONS_COMPLETE_WITH_FAILURES,
-      ...(this.lost ? { errorComment: lo(`${sender} failed: ${this.lost}`) } : {}),
+      ...(this.lost ? { errorComment: errorCommentOf(`${sender} failed: ${this.lost}`) } : {}),
       suboperations,
       ...list,
     };

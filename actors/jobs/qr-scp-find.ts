@@ -12,11 +12,11 @@ import { parseHeader } from '../../protocol/dataset-header.ts';
 import { rewriteHeader } from '../../protocol/dataset-rewrite.ts';
 import { CommandField, DATASET_PRESENT, Priority } from '../../protocol/dimse.ts';
 import { MatchMerger, UNIQUE_KEYS } from '../../protocol/qr-matching.ts';
-import { formatStatus, Status, statusCategory } from '../../protocol/status.ts';
+import { formatStatus, Status, statusCategory, errorCommentOf } from '../../protocol/status.ts';
 import { queryIndex } from '../ingest/index-query.ts';
 import type { IndexEntity } from '../ingest/index-query.ts';
 import type { ScuAssociation } from '../net/scu.ts';
-import { isFinal, lo, parseIdentifier, sourcesOf } from './qr-scp.ts';
+import { isFinal, parseIdentifier, sourcesOf } from './qr-scp.ts';
 import type { ParsedIdentifier, QrContext, QrRequest } from './qr-scp.ts';
 import { QR_SOP_CLASSES, withQrAssociation } from './qr-scu.ts';
 
@@ -72,7 +72,7 @@ export function runFind(ctx: QrContext, req: QrRequest, emit: (m: FindMatch) => 
     const sources = (local ? 1 : 0) + upstream.length;
     req.log.info({ level: parsed.level, matches: counts, duplicates: merger.duplicates, failed: failures.length, cancelled }, 'C-FIND done');
     if (cancelled) return { status: Status.CANCEL };
-    if (sources > 0 && failures.length === sources) return { status: Status.OUT_OF_RESOURCES, errorComment: lo(`every source failed: ${failures.join('; ')}`) };
+    if (sources > 0 && failures.length === sources) return { status: Status.OUT_OF_RESOURCES, errorComment: errorCommentOf(`every source failed: ${failures.join('; ')}`) };
     return { status: Status.SUCCESS };
   })();
   return {

@@ -8,7 +8,7 @@ import type { PeerConfig } from '../../config/config.ts';
 import type { SubOperations } from '../../machines/dimse/dimse.events.ts';
 import type { QrFinal, Running } from '../../machines/dimse/qr-scp.events.ts';
 import type { QueryLevel } from '../../protocol/dataset-encode.ts';
-import { Status } from '../../protocol/status.ts';
+import { Status, errorCommentOf } from '../../protocol/status.ts';
 import { recordsFor } from '../ingest/index-query.ts';
 import type { InstanceRecord } from '../ingest/spool.ts';
 import { DestinationSender, Tally } from './qr-destination.ts';
@@ -16,7 +16,7 @@ import type { SubOperationSender } from './qr-destination.ts';
 import { relayMove } from './qr-scp-relay.ts';
 import type { Control } from './qr-scp-relay.ts';
 import { retrieveThrough } from './qr-scp-through.ts';
-import { isFinal, lo, parseIdentifier, sourcesOf } from './qr-scp.ts';
+import { isFinal, parseIdentifier, sourcesOf } from './qr-scp.ts';
 import type { QrContext, QrRequest } from './qr-scp.ts';
 import { cFind, withQrAssociation } from './qr-scu.ts';
 
@@ -37,7 +37,7 @@ export function runMove(ctx: QrContext, req: QrRequest, destinationAe: string, p
     const destination = [...ctx.peers.values()].find((p) => p.aeTitle === destinationAe.trim());
     if (!destination) {
       req.log.warn({ moveDestination: destinationAe }, 'C-MOVE refused: the destination is not a configured peer');
-      return { status: Status.MOVE_DESTINATION_UNKNOWN, errorComment: lo(`move destination '${destinationAe.trim()}' is not a configured peer`) };
+      return { status: Status.MOVE_DESTINATION_UNKNOWN, errorComment: errorCommentOf(`move destination '${destinationAe.trim()}' is not a configured peer`) };
     }
     const { local, upstream } = sourcesOf(ctx);
     const held = local ? recordsFor(ctx.spool, parsed.level, parsed.keys) : [];
@@ -100,7 +100,7 @@ export async function sendFromSpool(req: QrRequest, sender: SubOperationSender, 
     await sender.open();
   } catch (err) {
     log.error({ side: 'destination', err: String(err) }, 'retrieve failed: cannot associate with the move destination');
-    return { status: Status.OUT_OF_RESOURCES_SUB_OPERATIONS, errorComment: lo(`${sender.name}: ${(err as Error).message}`), suboperations: { completed: 0, failed: 0, warning: 0 } };
+    return { status: Status.OUT_OF_RESOURCES_SUB_OPERATIONS, errorComment: errorCommentOf(`${sender.name}: ${(err as Error).message}`), suboperations: { completed: 0, failed: 0, warning: 0 } };
   }
   const tally = new Tally(records.length);
   for (const record of records) {

@@ -6,9 +6,8 @@ import { transactionId } from '../../machines/association.machine.ts';
 import type { DimseOutcome, SubOperations } from '../../machines/dimse/dimse.events.ts';
 import type { QrFinal } from '../../machines/dimse/qr-scp.events.ts';
 import { CommandField, DATASET_PRESENT, Priority } from '../../protocol/dimse.ts';
-import { formatStatus, Status, statusCategory } from '../../protocol/status.ts';
+import { formatStatus, Status, statusCategory, errorCommentOf } from '../../protocol/status.ts';
 import type { ScuAssociation } from '../net/scu.ts';
-import { lo } from './qr-scp.ts';
 import type { QrContext, QrRequest } from './qr-scp.ts';
 import { QR_SOP_CLASSES, withQrAssociation } from './qr-scu.ts';
 
@@ -37,7 +36,7 @@ export async function relayMove(ctx: QrContext, req: QrRequest, destinationAe: s
       };
       if (outcome.status === undefined) {
         log.error({ side: 'upstream', why: outcome.failure, ...final.suboperations }, 'C-MOVE relay: the archive stopped answering');
-        if (counts.completed + counts.failed + counts.warning > 0) return { ...final, errorComment: lo(`upstream ${peer.name}: ${outcome.failure ?? 'no final response'}`) };
+        if (counts.completed + counts.failed + counts.warning > 0) return { ...final, errorComment: errorCommentOf(`upstream ${peer.name}: ${outcome.failure ?? 'no final response'}`) };
         failures.push(`${peer.name}: ${outcome.failure ?? 'no final response'}`);
         continue;
       }
@@ -58,7 +57,7 @@ export async function relayMove(ctx: QrContext, req: QrRequest, destinationAe: s
     }
   }
   if (empty) return empty;
-  return { status: Status.OUT_OF_RESOURCES_SUB_OPERATIONS, errorComment: lo(`every archive failed: ${failures.join('; ')}`), suboperations: { completed: 0, failed: 0, warning: 0 } };
+  return { status: Status.OUT_OF_RESOURCES_SUB_OPERATIONS, errorComment: errorCommentOf(`every archive failed: ${failures.join('; ')}`), suboperations: { completed: 0, failed: 0, warning: 0 } };
 }
 
 /** Runs the C-MOVE SCU transaction machine; its pending counts go to `progress` as they come. */

@@ -12,7 +12,7 @@ import type { QueryLevel } from '../../protocol/dataset-encode.ts';
 import { keywordTag } from '../../protocol/dataset-encode.ts';
 import { parseHeader } from '../../protocol/dataset-header.ts';
 import { queryLevelOf, textOf } from '../../protocol/qr-matching.ts';
-import { Status } from '../../protocol/status.ts';
+import { Status, errorCommentOf } from '../../protocol/status.ts';
 import { PATIENT_ROOT_FIND, PATIENT_ROOT_GET, PATIENT_ROOT_MOVE, STUDY_ROOT_FIND, STUDY_ROOT_GET, STUDY_ROOT_MOVE } from '../../protocol/uids.ts';
 import type { Spool } from '../ingest/spool.ts';
 import type { QrModel } from './qr-scu.ts';
@@ -93,7 +93,7 @@ export function parseIdentifier(req: QrRequest): ParsedIdentifier | QrFinal {
     return { status: Status.UNABLE_TO_PROCESS, errorComment: `unreadable identifier: ${(err as Error).message}` };
   }
   const level = queryLevelOf(dataset.QueryRetrieveLevel);
-  if (!level) return { status: Status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, errorComment: lo(`QueryRetrieveLevel ${JSON.stringify(textOf(dataset.QueryRetrieveLevel))}: not PATIENT/STUDY/SERIES/IMAGE`) };
+  if (!level) return { status: Status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, errorComment: errorCommentOf(`QueryRetrieveLevel ${JSON.stringify(textOf(dataset.QueryRetrieveLevel))}: not PATIENT/STUDY/SERIES/IMAGE`) };
   if (level === 'PATIENT' && req.model === 'study-root') return { status: Status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, errorComment: 'Study Root has no PATIENT level' };
   const keys: Record<string, string> = {};
   const returnKeys: string[] = [];
@@ -145,4 +145,3 @@ export class AssociationSlots {
 }
 
 /** Error Comment (LO): at most 64 characters. */
-export const lo = (text: string) => text.slice(0, 64);

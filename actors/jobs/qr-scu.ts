@@ -14,6 +14,7 @@ import { formatStatus, statusCategory } from '../../protocol/status.ts';
 import type { StatusService } from '../../protocol/status.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, PATIENT_ROOT_FIND, PATIENT_ROOT_MOVE, STUDY_ROOT_FIND, STUDY_ROOT_MOVE } from '../../protocol/uids.ts';
 import { ScuAssociation } from '../net/scu.ts';
+import { peerConnection } from '../net/peer-connection.ts';
 
 export type QrModel = 'study-root' | 'patient-root';
 
@@ -125,15 +126,8 @@ export function cMove(scu: ScuAssociation, destination: string, level: QueryLeve
  */
 export async function withQrAssociation<T>(peer: PeerConfig, model: QrModel, logger: Logger, fn: (scu: ScuAssociation) => Promise<T>, what: 'find' | 'move' | 'both' = 'both', transferSyntaxes?: string[]): Promise<T> {
   const scu = await ScuAssociation.open({
-    host: peer.host,
-    port: peer.port,
-    callingAeTitle: peer.callingAeTitle,
-    calledAeTitle: peer.aeTitle,
+    ...peerConnection(peer),
     contexts: qrContexts(model, what, transferSyntaxes),
-    maxPduLength: peer.maxPduLength,
-    connectTimeoutMs: peer.timeouts.connectSeconds * 1000,
-    dimseTimeoutMs: peer.timeouts.dimseSeconds * 1000,
-    ...(peer.tls ? { tls: peer.tls } : {}),
     logger,
   });
   try {

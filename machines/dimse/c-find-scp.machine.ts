@@ -6,7 +6,7 @@
 // input (actors/jobs/qr-scp.ts), reached as the `runSearch` actor.
 import { assertEvent, assign, fromCallback, sendParent, setup } from 'xstate';
 import { DATASET_PRESENT, responseFor } from '../../protocol/dimse.ts';
-import { Status } from '../../protocol/status.ts';
+import { Status, errorCommentOf } from '../../protocol/status.ts';
 import { reportEnd } from './qr-runner-end.ts';
 import type { AssociationToDimse, DimseInput, DimseOutcome } from './dimse.events.ts';
 import type { QrControlEvent, SearchEvent, SearchRunner } from './qr-scp.events.ts';
@@ -15,8 +15,6 @@ type Input = DimseInput;
 type Context = Input & { matches: number; status?: number; errorComment?: string; failure?: string };
 type Event = AssociationToDimse | QrControlEvent | SearchEvent;
 
-/** Error Comment (0000,0902) is LO: at most 64 characters. */
-const lo = (text: string) => text.slice(0, 64);
 
 export const cFindScpMachine = setup({
   types: { input: {} as Input, context: {} as Context, events: {} as Event, output: {} as DimseOutcome },
@@ -49,7 +47,7 @@ export const cFindScpMachine = setup({
       return { status: event.status, errorComment: event.errorComment };
     }),
     recordCancel: assign({ status: Status.CANCEL, errorComment: undefined }),
-    recordTimeout: assign(({ context }) => ({ status: Status.OUT_OF_RESOURCES, errorComment: lo(`no answer from the query sources within ${context.dimseTimeoutMs} ms`) })),
+    recordTimeout: assign(({ context }) => ({ status: Status.OUT_OF_RESOURCES, errorComment: errorCommentOf(`no answer from the query sources within ${context.dimseTimeoutMs} ms`) })),
     recordAbandoned: assign(({ event }) => {
       assertEvent(event, 'ASSOCIATION_ENDED');
       return { failure: event.reason };
@@ -58,7 +56,7 @@ export const cFindScpMachine = setup({
       type: 'DIMSE_MESSAGE_READY',
       messageId: context.messageId,
       contextId: context.contextId,
-      command: responseFor(context.command, context.status!, context.errorComment ? { ErrorComment: lo(context.errorComment) } : undefined),
+      command: responseFor(context.command, context.status!, context.errorComment ? { ErrorComment: errorCommentOf(context.errorComment) } : undefined),
     })),
   },
 }).createMachine({

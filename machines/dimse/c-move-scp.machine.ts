@@ -8,7 +8,7 @@
 import { assertEvent, assign, fromCallback, sendParent, sendTo, setup } from 'xstate';
 import type { Command } from '../../protocol/dimse.ts';
 import { DATASET_PRESENT, responseFor } from '../../protocol/dimse.ts';
-import { Status } from '../../protocol/status.ts';
+import { Status, errorCommentOf } from '../../protocol/status.ts';
 import { reportEnd } from './qr-runner-end.ts';
 import type { AssociationToDimse, DimseInput, DimseOutcome, SubOperations } from './dimse.events.ts';
 import type { QrControlEvent, RetrieveEvent, RetrieveRunner } from './qr-scp.events.ts';
@@ -17,7 +17,6 @@ type Input = DimseInput;
 type Context = Input & { suboperations: SubOperations; status?: number; errorComment?: string; finalDataset?: Uint8Array; failure?: string };
 type Event = AssociationToDimse | QrControlEvent | RetrieveEvent;
 
-const lo = (text: string) => text.slice(0, 64);
 
 /** The sub-operation counts as command elements (PS3.7 9.1.4.1.9-12; Remaining only while pending). */
 function countFields(s: SubOperations, pending: boolean): Partial<Command> {
@@ -63,7 +62,7 @@ export const cMoveScpMachine = setup({
     }),
     recordTimeout: assign(({ context }) => ({
       status: Status.OUT_OF_RESOURCES_SUB_OPERATIONS,
-      errorComment: lo(`no progress within ${context.dimseTimeoutMs} ms`),
+      errorComment: errorCommentOf(`no progress within ${context.dimseTimeoutMs} ms`),
     })),
     recordAbandoned: assign(({ event }) => {
       assertEvent(event, 'ASSOCIATION_ENDED');
@@ -75,7 +74,7 @@ export const cMoveScpMachine = setup({
       contextId: context.contextId,
       command: responseFor(context.command, context.status!, {
         ...countFields(context.suboperations, false),
-        ...(context.errorComment ? { ErrorComment: lo(context.errorComment) } : {}),
+        ...(context.errorComment ? { ErrorComment: errorCommentOf(context.errorComment) } : {}),
         ...(context.finalDataset ? { CommandDataSetType: DATASET_PRESENT } : {}),
       }),
       ...(context.finalDataset ? { dataset: { kind: 'bytes' as const, data: context.finalDataset } } : {}),

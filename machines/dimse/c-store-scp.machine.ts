@@ -5,7 +5,7 @@
 // durable and routed (DESIGN property 1).
 import { assertEvent, assign, fromPromise, sendParent, setup } from 'xstate';
 import { responseFor } from '../../protocol/dimse.ts';
-import { Status } from '../../protocol/status.ts';
+import { Status, errorCommentOf } from '../../protocol/status.ts';
 import type { AssociationToDimse, DimseInput, DimseOutcome, StoreResult } from './dimse.events.ts';
 
 export type { StoreResult };
@@ -13,8 +13,6 @@ export type StoreInstanceInput = { associationId: string; messageId: number; sto
 
 type Context = DimseInput & { status?: number; errorComment?: string; failure?: string };
 
-/** Error Comment (0000,0902) is LO: at most 64 characters. */
-const lo = (text: string) => text.slice(0, 64);
 
 export const cStoreScpMachine = setup({
   types: {
@@ -31,7 +29,7 @@ export const cStoreScpMachine = setup({
   },
   actions: {
     recordStoreResult: assign((_, result: StoreResult) => ({ status: result.status, errorComment: result.errorComment })),
-    recordStoreError: assign((_, error: unknown) => ({ status: Status.OUT_OF_RESOURCES, errorComment: lo(`storage failed: ${String(error)}`) })),
+    recordStoreError: assign((_, error: unknown) => ({ status: Status.OUT_OF_RESOURCES, errorComment: errorCommentOf(`storage failed: ${String(error)}`) })),
     recordDatasetFailure: assign(({ event }) => {
       assertEvent(event, 'DATASET_FAILED');
       return { status: event.status, errorComment: event.errorComment };
@@ -47,7 +45,7 @@ export const cStoreScpMachine = setup({
       command: responseFor(
         context.command,
         context.status!,
-        context.errorComment ? { ErrorComment: lo(context.errorComment) } : undefined,
+        context.errorComment ? { ErrorComment: errorCommentOf(context.errorComment) } : undefined,
       ),
     })),
   },

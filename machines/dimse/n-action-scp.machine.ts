@@ -5,15 +5,13 @@
 // decided later and reported in an N-EVENT-REPORT (actors/jobs/commitment.ts).
 import { assertEvent, assign, fromPromise, sendParent, setup } from 'xstate';
 import { responseFor } from '../../protocol/dimse.ts';
-import { Status } from '../../protocol/status.ts';
+import { Status, errorCommentOf } from '../../protocol/status.ts';
 import { REQUEST_STORAGE_COMMITMENT } from '../../protocol/storage-commitment.ts';
 import { STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, STORAGE_COMMITMENT_PUSH_MODEL_SOP_INSTANCE } from '../../protocol/uids.ts';
 import type { AssociationToDimse, DimseInput, DimseOutcome, StoreResult } from './dimse.events.ts';
 
 type Context = DimseInput & { status?: number; errorComment?: string; failure?: string };
 
-/** Error Comment (0000,0902) is LO: at most 64 characters. */
-const lo = (text: string) => text.slice(0, 64);
 
 export const nActionScpMachine = setup({
   types: {
@@ -35,7 +33,7 @@ export const nActionScpMachine = setup({
   actions: {
     refuse: assign((_, params: { status: number; errorComment: string }) => params),
     recordResult: assign((_, result: StoreResult) => ({ status: result.status, errorComment: result.errorComment })),
-    recordError: assign((_, error: unknown) => ({ status: Status.PROCESSING_FAILURE, errorComment: lo(`recording the request failed: ${String(error)}`) })),
+    recordError: assign((_, error: unknown) => ({ status: Status.PROCESSING_FAILURE, errorComment: errorCommentOf(`recording the request failed: ${String(error)}`) })),
     recordDatasetFailure: assign(({ event }) => {
       assertEvent(event, 'DATASET_FAILED');
       return { status: event.status, errorComment: event.errorComment };
@@ -48,7 +46,7 @@ export const nActionScpMachine = setup({
       type: 'DIMSE_MESSAGE_READY',
       messageId: context.messageId,
       contextId: context.contextId,
-      command: responseFor(context.command, context.status!, context.errorComment ? { ErrorComment: lo(context.errorComment) } : undefined),
+      command: responseFor(context.command, context.status!, context.errorComment ? { ErrorComment: errorCommentOf(context.errorComment) } : undefined),
     })),
   },
 }).createMachine({
