@@ -1,4 +1,5 @@
 // The `router` command: start the router, and the SCU tools integrators use to test peers.
+import './v8-memory.ts'; // first: V8's heap flags before anything allocates much
 import { Command as Cli, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig } from '../config/config.ts';
 import type { RouterConfig } from '../config/config.ts';
