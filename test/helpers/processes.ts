@@ -173,7 +173,7 @@ export type RouterUnderTest = Started & { port: number; dataDir: string; configF
 
 /** Start the router (scripts/router.ts, Node 24) with a listener on a free loopback port. */
 export async function startRouter(
-  opts: { dataDir?: string; listener?: Record<string, unknown>; fsync?: boolean; logLevel?: string; peers?: Record<string, unknown>[]; rulesDir?: string; port?: number } = {},
+  opts: { dataDir?: string; listener?: Record<string, unknown>; fsync?: boolean; logLevel?: string; peers?: Record<string, unknown>[]; rulesDir?: string; port?: number; attempt?: number } = {},
 ): Promise<RouterUnderTest> {
   const dir = tempDir();
   const dataDir = opts.dataDir ?? join(dir, 'data');
@@ -195,6 +195,10 @@ export async function startRouter(
     await waitForOutput(proc, '"msg":"router started"');
   } catch (err) {
     await proc.stop();
+    // The free port was taken by another test's server before the router bound it: again, on another.
+    if (opts.port === undefined && (opts.listener?.port === undefined) && proc.output().includes('EADDRINUSE') && (opts.attempt ?? 1) < 3) {
+      return startRouter({ ...opts, attempt: (opts.attempt ?? 1) + 1 });
+    }
     throw new Error(`router did not start: ${(err as Error).message}\n${proc.output()}`);
   }
   return { ...proc, port: Number(listener.port), dataDir, configFile, aeTitle: (listener.aeTitles as string[])[0] };

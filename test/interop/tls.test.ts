@@ -179,6 +179,8 @@ test('forwarding to a DCMTK storescp +tls peer (the router presents its certific
   t.is(sent.code, 0, sent.stdout + sent.stderr);
   const received = () => readdirSync(out).filter((f) => !f.startsWith('.')).length;
   await eventually(t, 'storescp +tls received all three', () => received() === 3);
+  // The router logs each delivery once storescp's answer is in: after the file, through a pipe.
+  await eventually(t, 'three deliveries logged', () => logLines(fwd).filter((l) => l.msg === 'delivered').length === 3);
   const lines = logLines(fwd);
   t.true(lines.some((l) => l.msg === 'TLS handshake completed' && l.calledAe === 'TLS_PACS'), 'the association to the peer ran over TLS');
   t.is(lines.filter((l) => l.msg === 'delivered').length, 3);

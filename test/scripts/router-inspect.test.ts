@@ -9,16 +9,28 @@ const ROUTER = join(REPO, 'scripts/router.ts');
 
 test('router inspect --json, --once and live against a running router with a token', async (t) => {
   const dir = tempDir();
-  const inspectPort = await freePort();
-  const configFile = writeConfig(dir, {
-    storage: { dir: join(dir, 'data'), fsync: false },
-    listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: await freePort(), bind: '127.0.0.1' }],
-    routing: { rulesDir: join(dir, 'rules') },
-    inspect: { enabled: true, port: inspectPort, token: 'token-for-the-cli-test' },
-  });
-  const router = startProcess(process.execPath, [ROUTER, 'start', '--config', configFile]);
+  // A free port may be taken by another test run's server before the router binds it: then new ports.
+  let inspectPort = 0;
+  let configFile = '';
+  let router: ReturnType<typeof startProcess> | undefined;
+  for (let attempt = 1; !router; attempt++) {
+    inspectPort = await freePort();
+    configFile = writeConfig(dir, {
+      storage: { dir: join(dir, 'data'), fsync: false },
+      listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: await freePort(), bind: '127.0.0.1' }],
+      routing: { rulesDir: join(dir, 'rules') },
+      inspect: { enabled: true, port: inspectPort, token: 'token-for-the-cli-test' },
+    });
+    const started = startProcess(process.execPath, [ROUTER, 'start', '--config', configFile]);
+    try {
+      await waitForOutput(started, '"msg":"router started"');
+      router = started;
+    } catch (err) {
+      await started.stop();
+      if (attempt >= 3 || !started.output().includes('EADDRINUSE')) throw err;
+    }
+  }
   t.teardown(() => router.stop());
-  await waitForOutput(router, '"msg":"router started"');
   t.regex(router.output(), new RegExp(`"inspector":"http://127.0.0.1:${inspectPort}"`));
 
   const json = await run(process.execPath, [ROUTER, 'inspect', '--json', '-c', configFile]);
