@@ -8,6 +8,7 @@ import { assertEvent, assign, fromCallback, sendParent, setup } from 'xstate';
 import { DATASET_PRESENT, responseFor } from '../../protocol/dimse.ts';
 import { Status, errorCommentOf } from '../../protocol/status.ts';
 import { reportEnd } from './qr-runner-end.ts';
+import { outcomeOf } from './scp-ending.ts';
 import type { AssociationToDimse, DimseInput, DimseOutcome } from './dimse.events.ts';
 import type { QrControlEvent, SearchEvent, SearchRunner } from './qr-scp.events.ts';
 
@@ -84,8 +85,5 @@ export const cFindScpMachine = setup({
     // The requester went away: nothing is owed; leaving 'searching' stopped the search.
     abandoned: { type: 'final' },
   },
-  output: ({ context }): DimseOutcome =>
-    context.failure !== undefined
-      ? { messageId: context.messageId, failure: context.failure }
-      : { messageId: context.messageId, status: context.status, errorComment: context.errorComment },
+  output: ({ context }): DimseOutcome => outcomeOf(context),
 });

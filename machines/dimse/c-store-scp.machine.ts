@@ -4,14 +4,15 @@
 // answers. The response status is whatever the store says: Success only once the instance is
 // durable and routed (DESIGN property 1).
 import { assertEvent, assign, fromPromise, sendParent, setup } from 'xstate';
-import { responseFor } from '../../protocol/dimse.ts';
 import { Status, errorCommentOf } from '../../protocol/status.ts';
+import { outcomeOf, responseOf } from './scp-ending.ts';
+import type { Settled } from './scp-ending.ts';
 import type { AssociationToDimse, DimseInput, DimseOutcome, StoreResult } from './dimse.events.ts';
 
 export type { StoreResult };
 export type StoreInstanceInput = { associationId: string; messageId: number; store?: () => Promise<StoreResult> };
 
-type Context = DimseInput & { status?: number; errorComment?: string; failure?: string };
+type Context = Settled;
 
 
 export const cStoreScpMachine = setup({
@@ -38,16 +39,7 @@ export const cStoreScpMachine = setup({
       assertEvent(event, 'ASSOCIATION_ENDED');
       return { failure: event.reason };
     }),
-    sendResponse: sendParent(({ context }) => ({
-      type: 'DIMSE_MESSAGE_READY',
-      messageId: context.messageId,
-      contextId: context.contextId,
-      command: responseFor(
-        context.command,
-        context.status!,
-        context.errorComment ? { ErrorComment: errorCommentOf(context.errorComment) } : undefined,
-      ),
-    })),
+    sendResponse: sendParent(({ context }) => responseOf(context)),
   },
 }).createMachine({
   id: 'cStoreScp',
@@ -75,8 +67,5 @@ export const cStoreScpMachine = setup({
     abandoned: { type: 'final' },
   },
   // What the association reports when this transaction is done (DIMSE_COMPLETED).
-  output: ({ context }): DimseOutcome =>
-    context.failure !== undefined
-      ? { messageId: context.messageId, failure: context.failure }
-      : { messageId: context.messageId, status: context.status, errorComment: context.errorComment },
+  output: ({ context }): DimseOutcome => outcomeOf(context),
 });

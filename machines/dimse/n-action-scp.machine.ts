@@ -4,13 +4,14 @@
 // `record` of its input, given by the acceptor), then answers at once: the commitment itself is
 // decided later and reported in an N-EVENT-REPORT (actors/jobs/commitment.ts).
 import { assertEvent, assign, fromPromise, sendParent, setup } from 'xstate';
-import { responseFor } from '../../protocol/dimse.ts';
 import { Status, errorCommentOf } from '../../protocol/status.ts';
 import { REQUEST_STORAGE_COMMITMENT } from '../../protocol/storage-commitment.ts';
 import { STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, STORAGE_COMMITMENT_PUSH_MODEL_SOP_INSTANCE } from '../../protocol/uids.ts';
+import { outcomeOf, responseOf } from './scp-ending.ts';
+import type { Settled } from './scp-ending.ts';
 import type { AssociationToDimse, DimseInput, DimseOutcome, StoreResult } from './dimse.events.ts';
 
-type Context = DimseInput & { status?: number; errorComment?: string; failure?: string };
+type Context = Settled;
 
 
 export const nActionScpMachine = setup({
@@ -42,12 +43,7 @@ export const nActionScpMachine = setup({
       assertEvent(event, 'ASSOCIATION_ENDED');
       return { failure: event.reason };
     }),
-    sendResponse: sendParent(({ context }) => ({
-      type: 'DIMSE_MESSAGE_READY',
-      messageId: context.messageId,
-      contextId: context.contextId,
-      command: responseFor(context.command, context.status!, context.errorComment ? { ErrorComment: errorCommentOf(context.errorComment) } : undefined),
-    })),
+    sendResponse: sendParent(({ context }) => responseOf(context)),
   },
 }).createMachine({
   id: 'nActionScp',
@@ -79,8 +75,5 @@ export const nActionScpMachine = setup({
     // The requester went away before the answer: if the request was recorded, its report still goes out.
     abandoned: { type: 'final' },
   },
-  output: ({ context }): DimseOutcome =>
-    context.failure !== undefined
-      ? { messageId: context.messageId, failure: context.failure }
-      : { messageId: context.messageId, status: context.status, errorComment: context.errorComment },
+  output: ({ context }): DimseOutcome => outcomeOf(context),
 });
