@@ -18,13 +18,15 @@ command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
 command -v gdcmscu >/dev/null 2>&1 || missing+=(libgdcm-tools)
 # `router certs init` (and its tests) make the lab PKI with the openssl command.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# The cluster tests start private PostgreSQL clusters (initdb, pg_ctl from Debian's postgresql).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing Debian packages: ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "The interop tests need DCMTK, Orthanc, Chromium, PixelMed, a Java runtime and GDCM. Run: sudo apt-get install -y ${missing[*]}" >&2
+    echo "The interop tests need DCMTK, Orthanc, Chromium, PixelMed, a Java runtime, GDCM and PostgreSQL. Run: sudo apt-get install -y ${missing[*]}" >&2
     exit 1
   fi
 fi
