@@ -196,6 +196,8 @@ export async function startRouter(
       end: (id) => actor.send({ type: 'JOB_ENDED', id }),
     },
   });
+  // The tracker hears of each committed instance's group notes by the instance-stored domain event.
+  completion.follow(events);
   const routing: RoutingRuntime = { rules: () => rules.current, queue, wake, prefetch, completion };
   const commitment = new CommitmentService({
     spool, queue, peers: config.peers, listeners: config.listeners, logger: log.child({ actor: 'commitment' }),

@@ -8,6 +8,7 @@
 //   completion-held     sop → group id (dupSort): instances of waiting groups, which retention must keep
 import type { Database, RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
+import type { Subscription } from 'rxjs';
 import { createActor, fromPromise } from 'xstate';
 import type { AnyActorLogic, AnyActorRef } from 'xstate';
 import { completionMachine } from '../../machines/completion.machine.ts';
@@ -18,6 +19,7 @@ import type { Completion, Forward, Modification } from '../../routing/rule.types
 import { queueItemFor } from '../forward/outbound-queue.ts';
 import type { OutboundQueue } from '../forward/outbound-queue.ts';
 import type { InstanceRecord, Spool } from '../ingest/spool.ts';
+import type { DomainEvents } from '../observe/domain-events.ts';
 
 type GroupKey = [string, string, string];
 
@@ -53,10 +55,9 @@ export type Member = {
 /** What hold() did inside the instance's transaction; acted on once it committed. */
 export type HoldNote = { group: string; sop: string; action: 'start' | 'added' | 'late-forwarded' | 'late-ignored' | 'late-not-forwarded'; event?: InstanceAdded; peers?: string[] };
 
-/** The narrow interface the acceptor uses (RoutingRuntime.completion). */
+/** The narrow interface the acceptor uses (RoutingRuntime.completion); the rest comes by the instance-stored event. */
 export type CompletionHolder = {
   hold(record: InstanceRecord, forwards: Forward[], facts: { seriesDescription?: string }): HoldNote[];
-  afterCommit(notes: HoldNote[]): void;
 };
 
 /** Where the group machines live: the root machine's JOB_STARTED / JOB_ENDED, or standalone actors. */
@@ -164,6 +165,22 @@ export class CompletionTracker implements CompletionHolder {
       this.#groups.put(key, g);
     }
     return notes;
+  }
+
+  /**
+   * Acts on every committed instance's completion notes, as the domain events tell (the acceptor publishes
+   * them with the instance-stored event once its transaction is durable).
+   */
+  follow(events: DomainEvents): Subscription {
+    return events.of('instance-stored').subscribe((e) => {
+      if (e.completion.length === 0) return;
+      // A subscriber's throw would surface as an uncaught error (domain-events.ts): log it here.
+      try {
+        this.afterCommit(e.completion);
+      } catch (err) {
+        this.#log.error({ err, sopInstanceUid: e.sopInstanceUid }, 'completion tracking failed for an instance; its group resumes at the next start');
+      }
+    });
   }
 
   /** After the instance's transaction committed: start or feed the group machines, wake peers. */

@@ -5,6 +5,7 @@
 // has none). Emitting costs one check when nobody subscribes.
 import { filter, Subject } from 'rxjs';
 import type { Observable } from 'rxjs';
+import type { HoldNote } from '../jobs/completion.ts';
 
 /** Why an association (or a connection before it) was refused. */
 export type RejectionReason =
@@ -39,6 +40,8 @@ export type InstanceStored = {
   queued: string[];
   held: string[];
   skipped: string[];
+  /** What the instance's transaction decided for completion groups: the tracker acts on it once committed. */
+  completion: HoldNote[];
 };
 
 export type InstanceForwarded = {
