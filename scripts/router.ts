@@ -301,18 +301,23 @@ queueCmd
     }),
   );
 
-/** The peer slots of the running router (from its inspector), by peer; none when it does not answer. */
-async function runningPeerHolds(config: RouterConfig): Promise<Map<string, PeerSlotHold[]>> {
-  if (!config.inspect.enabled) return new Map();
+/** A request to the running router's inspector; undefined when it is not running (or does not answer). */
+async function askRunningRouter(config: RouterConfig, path: string, method: 'GET' | 'POST' = 'GET'): Promise<unknown> {
+  if (!config.inspect.enabled) return undefined;
   try {
     const { inspectorUrl } = await import('./inspect-cli.ts');
-    const res = await fetch(`${inspectorUrl(config)}/api/peers`, { headers: config.inspect.token ? { authorization: `Bearer ${config.inspect.token}` } : {}, signal: AbortSignal.timeout(2000) });
-    if (!res.ok) return new Map();
-    const peers = (await res.json()) as { name: string; slots: PeerSlotHold[] }[];
-    return new Map(peers.map((p) => [p.name, p.slots]));
+    const res = await fetch(`${inspectorUrl(config)}${path}`, { method, headers: config.inspect.token ? { authorization: `Bearer ${config.inspect.token}` } : {}, signal: AbortSignal.timeout(2000) });
+    return res.ok ? await res.json() : undefined;
   } catch {
-    return new Map(); // not running: the items' own times are the truth
+    return undefined;
   }
+}
+
+/** The peer slots of the running router (from its inspector), by peer; none when it does not answer. */
+async function runningPeerHolds(config: RouterConfig): Promise<Map<string, PeerSlotHold[]>> {
+  // Not running: the items' own times are the truth.
+  const peers = (await askRunningRouter(config, '/api/peers')) as { name: string; slots: PeerSlotHold[] }[] | undefined;
+  return new Map((peers ?? []).map((p) => [p.name, p.slots]));
 }
 
 queueCmd
@@ -324,19 +329,28 @@ queueCmd
     withQueue(opts.config, async (queue) => {
       const list = opts.all ? queue.peers() : targets;
       if (list.length === 0) fail(new Error(opts.all ? 'no queued items' : 'name a peer or an item id, or use --all'));
+      const retriedPeers = new Set<string>();
       // Each target is one LMDB transaction (all of a peer's items at once, atomically): progress is
       // counted per target. On a terminal one line counts up; in a pipe or a log, a line per target.
       const progress = process.stdout.isTTY && list.length > 1;
       let total = 0;
       for (const [i, target] of list.entries()) {
         if (progress) process.stdout.write(`\r\x1b[K${i}/${list.length} retrying ${target}…`);
+        const peer = queue.get(target)?.peer ?? target;
         const n = await queue.retry(target);
+        if (n > 0) retriedPeers.add(peer);
         total += n;
         if (progress) process.stdout.write(`\r\x1b[K${i + 1}/${list.length} (${count(total, 'item')} due now)`);
         else if (list.length > 1) console.log(`${target}: ${count(n, 'item')} due now`);
       }
       if (progress) process.stdout.write('\r\x1b[K');
       console.log(`${count(total, 'item')} due now`);
+      // A running router would otherwise wait out the peer's backoff or open circuit before trying.
+      const config = configOrExit(opts.config);
+      for (const peer of retriedPeers) {
+        const woken = (await askRunningRouter(config, `/api/peers/${encodeURIComponent(peer)}/wake`, 'POST')) as { woken: number } | undefined;
+        if (woken && woken.woken > 0) console.log(`${peer}: the running router tries it now`);
+      }
     }),
   );
 

@@ -218,6 +218,18 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
     return { ready: ok, shuttingDown: deps.isShuttingDown(), listeners, spoolWritable, lmdbOpen };
   };
 
+  /** A running peer machine picks its items up now, not at its next idle wake-up, backoff end or half-open try. */
+  const wakePeer = (peer: string): number => {
+    const peerConfig = config.peers.find((p) => p.name === peer)!;
+    let woken = 0;
+    for (const slot of slotsOf(peerConfig)) {
+      const ref = root.system.get(peerId(slot)) as AnyActorRef | undefined;
+      ref?.send({ type: 'RETRY_REQUESTED' });
+      if (ref) woken++;
+    }
+    return woken;
+  };
+
   let consoleCache: { at: number; view: unknown } | undefined;
   const api = async (req: IncomingMessage, url: URL): Promise<[number, unknown]> => {
     const path = url.pathname;
@@ -230,10 +242,19 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
       deps.queueChanged();
       if (queueAction[2] === 'purge') return [200, { peer, purged: await router.queue.purge(peer) }];
       const count = await router.queue.retry(peer);
-      // A running peer machine picks the items up now, not at its next idle wake-up.
-      const peerConfig = config.peers.find((p) => p.name === peer)!;
-      for (const slot of slotsOf(peerConfig)) (root.system.get(peerId(slot)) as AnyActorRef | undefined)?.send({ type: 'RETRY_REQUESTED' });
+      wakePeer(peer);
       return [200, { peer, retried: count }];
+    }
+    // `router queue retry` edits the queue itself (it may name single items), then asks the running router
+    // to try the peer now: out of its backoff or open circuit.
+    const wake = /^\/api\/peers\/([^/]+)\/wake$/.exec(path);
+    if (wake) {
+      if (req.method !== 'POST') return [405, { error: 'use POST' }];
+      const peer = decodeURIComponent(wake[1]);
+      if (!peerNames.has(peer)) return [404, { error: `no peer named '${peer}'` }];
+      consoleCache = undefined;
+      deps.queueChanged();
+      return [200, { peer, woken: wakePeer(peer) }];
     }
     if (req.method !== 'GET') return [405, { error: 'use GET' }];
     if (path === '/api/console') {

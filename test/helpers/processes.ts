@@ -173,7 +173,11 @@ export type RouterUnderTest = Started & { port: number; dataDir: string; configF
 
 /** Start the router (scripts/router.ts, Node 24) with a listener on a free loopback port. */
 export async function startRouter(
-  opts: { dataDir?: string; listener?: Record<string, unknown>; fsync?: boolean; logLevel?: string; peers?: Record<string, unknown>[]; rulesDir?: string; port?: number; attempt?: number } = {},
+  opts: {
+    dataDir?: string; listener?: Record<string, unknown>; fsync?: boolean; logLevel?: string; peers?: Record<string, unknown>[]; rulesDir?: string; port?: number; attempt?: number;
+    /** The inspector's settings: enabled on a free port of its own. */
+    inspect?: Record<string, unknown>;
+  } = {},
 ): Promise<RouterUnderTest> {
   const dir = tempDir();
   const dataDir = opts.dataDir ?? join(dir, 'data');
@@ -188,6 +192,7 @@ export async function startRouter(
       listeners: [listener],
       peers: opts.peers ?? [],
       routing: { rulesDir: opts.rulesDir ?? join(dir, 'routing-rules') },
+      ...(opts.inspect ? { inspect: { enabled: true, port: await freePort(), ...opts.inspect } } : {}),
     }),
   );
   const proc = startProcess(process.execPath, [join(REPO, 'scripts/router.ts'), 'start', '--config', configFile]);

@@ -1,10 +1,10 @@
 // `router rules check|explain` and `router queue ls|retry|purge` as an integrator runs them.
 import test from 'ava';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { makeInstance, SOP, TS } from '../helpers/dicom-files.ts';
-import { REPO, run, startRouter, tempDir } from '../helpers/processes.ts';
+import { freePort, REPO, run, startRouter, startStorescp, tempDir, waitForOutput } from '../helpers/processes.ts';
 
 const router = (...args: string[]) => run(process.execPath, [join(REPO, 'scripts/router.ts'), ...args]);
 
@@ -87,6 +87,35 @@ test('queue ls shows what waits for an unreachable peer; retry and purge act on 
   const purged = await router('queue', 'purge', json[0].id, '--yes', '--config', running.configFile);
   t.regex(purged.stdout, /^1 item purged$/m);
   t.regex((await router('queue', 'ls', '--config', running.configFile)).stdout, /^$|PACS: 0 pending, 0 dead/m);
+});
+
+test('queue retry wakes the running router: a peer whose circuit is open is tried at once, not after the circuit\'s minute', async (t) => {
+  const s = setup('rules:\n  - name: all\n    then: { forward: [PACS] }\n');
+  // Nothing listens on the peer's port yet: five quick failures open the circuit (for 60 s).
+  const peerPort = await freePort();
+  const running = await startRouter({
+    dataDir: join(s.dir, 'data'),
+    rulesDir: s.rulesDir,
+    inspect: {},
+    peers: [{ aeTitle: 'PACS', host: '127.0.0.1', port: peerPort, retry: { attempts: 1000, initialBackoffSeconds: 0.05, maxBackoffSeconds: 0.05, jitter: 0 } }],
+  });
+  t.teardown(() => running.stop());
+  const file = join(s.dir, 'ct.dcm');
+  writeFileSync(file, makeInstance({ sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE }));
+  const sent = await router('send', `DICOM_ROUTER@127.0.0.1:${running.port}`, file);
+  t.is(sent.code, 0, sent.stdout + sent.stderr);
+  await waitForOutput(running, 'circuit open: no attempts to this peer');
+  // The peer comes back; only the operator's retry (or the circuit's end, a minute away) makes the router try.
+  const received = join(s.dir, 'received');
+  mkdirSync(received);
+  const pacs = await startStorescp(received, { aeTitle: 'PACS', port: peerPort });
+  t.teardown(() => pacs.stop());
+  const retried = await router('queue', 'retry', 'PACS', '--config', running.configFile);
+  t.is(retried.code, 0, retried.stderr);
+  t.regex(retried.stdout, /^1 item due now$/m);
+  t.regex(retried.stdout, /^PACS: the running router tries it now$/m);
+  await waitForOutput(running, '"msg":"delivered"', 40_000);
+  t.is(readdirSync(received).length, 1, running.output());
 });
 
 test('queue ls shows each peer\'s duplicates policy and the duplicates it skipped (count, recent ones, all with --all, in --json)', async (t) => {
