@@ -22,6 +22,7 @@ import { CommitmentService } from './jobs/commitment.ts';
 import { AuditTrail } from './observe/audit.ts';
 import { DomainEvents } from './observe/domain-events.ts';
 import { startRetention } from './ingest/retention.ts';
+import type { JournalIo } from './ingest/journal.ts';
 import { RulesWatcher } from './rules-watcher.ts';
 import { startListener } from './net/listener.ts';
 import type { RunningListener } from './net/listener.ts';
@@ -114,7 +115,11 @@ export function acceptorPolicy(listener: ListenerConfig): AcceptorPolicy {
 
 export async function startRouter(
   config: RouterConfig,
-  opts: { logger: Logger; inspect?: (event: InspectionEvent) => void; watchRules?: boolean },
+  opts: {
+    logger: Logger; inspect?: (event: InspectionEvent) => void; watchRules?: boolean;
+    /** The journal's file I/O (tests inject faults: a failing fdatasync). */
+    journalIo?: Partial<JournalIo>;
+  },
 ): Promise<RunningRouter> {
   const log = opts.logger;
   const events = new DomainEvents();
@@ -132,6 +137,7 @@ export async function startRouter(
     logger: log.child({ actor: 'spool' }),
     // The dataset's SHA-256 only serves `duplicates: if-changed` (fingerprints): ~0.45 ms per 512 KB otherwise spent for nothing.
     hashDatasets: config.peers.some((p) => p.duplicates === 'if-changed'),
+    ...(opts.journalIo ? { journal: { io: opts.journalIo } } : {}),
   }).catch((err) => {
     tls.stop();
     throw err;

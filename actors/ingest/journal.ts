@@ -91,6 +91,8 @@ export class Journal {
   #busy: Promise<void> | undefined;
   #keep: number;
   readonly times: GroupTimes = { groups: 0, commits: 0, capture: 0, write: 0, flush: 0, apply: 0 };
+  /** Why the journal takes no more commits (a failed fdatasync) and since when; undefined while it works. */
+  stopped: { reason: string; since: string } | undefined;
 
   private constructor(pool: SegmentPool, io: JournalIo, fsync: boolean, log: Logger, file: string, cp: number, keep: number) {
     this.#pool = pool;
@@ -400,6 +402,7 @@ export class Journal {
       // After a failed fdatasync the kernel may have dropped the pages: nothing written since the last
       // good flush can be trusted. Fail everything until a restart replays what is durable.
       this.#failed = Object.assign(new Error(`journal fdatasync failed: ${(err as Error).message}`), { code: (err as { code?: string }).code ?? 'EIO' });
+      this.stopped = { reason: this.#failed.message, since: new Date().toISOString() };
       this.#log.error({ err: String(err) }, 'journal flush failed: ingest stopped until restart');
       throw this.#failed;
     }

@@ -263,6 +263,14 @@ export class Spool {
     return this.#instances.get(sopInstanceUid);
   }
 
+  /**
+   * Why ingest has stopped (the journal could not be flushed: every C-STORE is refused with A700 until a
+   * restart replays what is durable), and since when; undefined while the spool takes instances.
+   */
+  get ingestStopped(): { reason: string; since: string } | undefined {
+    return this.#journal?.stopped;
+  }
+
   count(): number {
     this.#readable();
     return (this.#instances.getStats() as { entryCount: number }).entryCount;

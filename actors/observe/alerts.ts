@@ -1,4 +1,4 @@
-// The console's alerts (issue 14): a peer's circuit open, dead letters present, spool disk above 80 %,
+// The console's alerts (issue 14): ingest stopped (the journal could not be flushed), a peer's circuit open, dead letters present, spool disk above 80 %,
 // a certificate expiring within 30 days, a rule file refused. Conditions are evaluated from the
 // router's state every few seconds; each alert is logged once when it starts (warn) and once when it
 // ends (info), and is the `dicom_router_alert{kind,subject}` gauge (1 while active, 0 once ended).
@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 
-export type AlertKind = 'circuit-open' | 'dead-letters' | 'disk-full' | 'certificate-expiring' | 'rules-refused';
+export type AlertKind = 'ingest-stopped' | 'circuit-open' | 'dead-letters' | 'disk-full' | 'certificate-expiring' | 'rules-refused';
 
 export type AlertCondition = { kind: AlertKind; subject: string; message: string };
 export type Alert = AlertCondition & { since: string };
@@ -23,7 +23,7 @@ export class Alerts {
     this.log = log;
     this.gauge = new Gauge({
       name: 'dicom_router_alert',
-      help: 'Console alerts: 1 while active, 0 once ended (kind: circuit-open, dead-letters, disk-full, certificate-expiring, rules-refused; subject: the peer, certificate, disk or rules folder)',
+      help: 'Console alerts: 1 while active, 0 once ended (kind: ingest-stopped, circuit-open, dead-letters, disk-full, certificate-expiring, rules-refused; subject: the peer, certificate, disk or rules folder)',
       labelNames: ['kind', 'subject'],
       registers: [registry],
     });

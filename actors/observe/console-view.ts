@@ -111,6 +111,8 @@ export function alertConditions(deps: ConsoleDeps, now = Date.now(), disk = disk
   const { config, router } = deps;
   const root = router.actor as unknown as AnyActorRef;
   const out: AlertCondition[] = [];
+  const stopped = safe(() => router.spool.ingestStopped, undefined);
+  if (stopped) out.push({ kind: 'ingest-stopped', subject: router.spool.dir, message: `ingest stopped: ${stopped.reason}; every C-STORE is refused (A700) until the router is restarted, which replays what was acknowledged` });
   for (const p of config.peers) {
     const words = peerInWords(peerSlots(root, p), now);
     if (words.condition === 'circuit-open') out.push({ kind: 'circuit-open', subject: p.name, message: `${p.name}: ${words.words}` });

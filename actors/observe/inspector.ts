@@ -214,8 +214,10 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
     } catch {
       lmdbOpen = false;
     }
-    const ok = !deps.isShuttingDown() && listeners.every((l) => l.state === 'listening') && spoolWritable && lmdbOpen;
-    return { ready: ok, shuttingDown: deps.isShuttingDown(), listeners, spoolWritable, lmdbOpen };
+    // A stopped journal refuses every C-STORE: a load balancer should send the modalities elsewhere.
+    const ingestStopped = router.spool.ingestStopped;
+    const ok = !deps.isShuttingDown() && listeners.every((l) => l.state === 'listening') && spoolWritable && lmdbOpen && !ingestStopped;
+    return { ready: ok, shuttingDown: deps.isShuttingDown(), listeners, spoolWritable, lmdbOpen, ...(ingestStopped ? { ingestStopped } : {}) };
   };
 
   /** A running peer machine picks its items up now, not at its next idle wake-up, backoff end or half-open try. */

@@ -5,6 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { createInspection } from '../../actors/observe/inspector.ts';
+import type { JournalIo } from '../../actors/ingest/journal.ts';
 import type { InspectorServer } from '../../actors/observe/inspector.ts';
 import { startRouter } from '../../actors/router.ts';
 import { parseConfig } from '../../config/config.ts';
@@ -19,6 +20,10 @@ export type InspectedRouterOptions = {
   listener?: Record<string, unknown>;
   /** Merged into `inspect` (enabled, port 0). */
   inspect?: Record<string, unknown>;
+  /** Merged into `storage` (fsync off unless said). */
+  storage?: Record<string, unknown>;
+  /** The journal's file I/O (faults). */
+  journalIo?: Partial<JournalIo>;
 };
 
 export async function inspectedRouter(t: ExecutionContext, opts: InspectedRouterOptions = {}) {
@@ -28,7 +33,7 @@ export async function inspectedRouter(t: ExecutionContext, opts: InspectedRouter
   if (opts.rules !== undefined) writeFileSync(join(rulesDir, 'r.yaml'), opts.rules);
   const config = parseConfig(
     stringify({
-      storage: { dir: join(dir, 'data'), fsync: false },
+      storage: { dir: join(dir, 'data'), fsync: false, ...opts.storage },
       listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 1, bind: '127.0.0.1', ...opts.listener }],
       ...(opts.peers ? { peers: opts.peers } : {}),
       routing: { rulesDir },
@@ -38,7 +43,7 @@ export async function inspectedRouter(t: ExecutionContext, opts: InspectedRouter
   );
   config.listeners[0].port = 0;
   const inspection = createInspection(config, silent);
-  const router = await startRouter(config, { logger: silent, inspect: inspection.inspect, watchRules: false });
+  const router = await startRouter(config, { logger: silent, inspect: inspection.inspect, watchRules: false, ...(opts.journalIo ? { journalIo: opts.journalIo } : {}) });
   const server = (await inspection.attach(router)) as InspectorServer; // undefined when inspect.enabled is false
   t.teardown(async () => {
     await inspection.stop();

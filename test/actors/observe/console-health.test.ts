@@ -2,13 +2,15 @@
 // is listed with its days left and raises the certificate alert; rules in force are listed; a dead
 // letter with its status and Error Comment; patient data masked unless showPhi.
 import test from 'ava';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MASK } from '../../../actors/observe/inspector-model.ts';
 import type { AlertCondition } from '../../../actors/observe/alerts.ts';
 import { ConsoleModel } from '../../../actors/observe/console-model.ts';
 import { alertConditions } from '../../../actors/observe/console-view.ts';
-import { send } from '../../helpers/in-process-router.ts';
+import { realJournalIo } from '../../../actors/ingest/journal-segments.ts';
+import { send, storeFile } from '../../helpers/in-process-router.ts';
+import { makeInstance, SOP, TS } from '../../helpers/dicom-files.ts';
 import { initLabCerts, LAB_FILES } from '../../../scripts/certs.ts';
 import { inspectedRouter } from '../../helpers/inspected-router.ts';
 import { tempDir } from '../../helpers/processes.ts';
@@ -88,4 +90,34 @@ test('with a token, the page and the API need it; the charting library does not 
   t.regex(lib.headers.get('content-type') ?? '', /javascript/);
   t.regex(await lib.text(), /uPlot/);
   t.is((await fetch(`${server.url}/vendor/uPlot.min.css`)).status, 200);
+});
+
+test('a journal that cannot be flushed stops ingest: C-STORE answered A700, /readyz 503 with the reason, the ingest-stopped alert', async (t) => {
+  let failing = false;
+  const { dir, port, json, get, router } = await inspectedRouter(t, {
+    storage: { fsync: true },
+    // The disk answers EIO to the journal's fdatasync once `failing`: the kernel may have dropped the pages.
+    journalIo: { datasync: async (fd) => (failing ? Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })) : realJournalIo.datasync(fd)) },
+  });
+  mkdirSync(join(dir, 'in'));
+  const [first] = await send(port, join(dir, 'in'), [{ modality: 'CT' }]);
+  t.truthy(router.spool.get(first));
+  t.is((await get('/readyz')).status, 200);
+  t.false((await json('/api/alerts')).some((a: AlertCondition) => a.kind === 'ingest-stopped'));
+
+  failing = true;
+  const file = join(dir, 'in', 'second.dcm');
+  writeFileSync(file, makeInstance({ sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE }));
+  const refused = await storeFile(port, file);
+  t.is(refused.status, 0xa700, 'not acknowledged: the sender keeps its copy');
+  // Every later C-STORE too, until a restart: the journal no longer takes commits.
+  failing = false;
+  t.is((await storeFile(port, file)).status, 0xa700);
+  const ready = await get('/readyz');
+  t.is(ready.status, 503);
+  t.like(await ready.json(), { ready: false, ingestStopped: { reason: 'journal fdatasync failed: EIO: i/o error, fdatasync' } });
+  const alert = (await json('/api/alerts')).find((a: AlertCondition) => a.kind === 'ingest-stopped');
+  t.truthy(alert);
+  t.regex(alert.message, /^ingest stopped: journal fdatasync failed: EIO.*refused \(A700\) until the router is restarted/);
+  t.truthy(router.spool.get(first), 'what was acknowledged before stays');
 });
