@@ -11,6 +11,8 @@ import { SEGMENT_HEADER_SIZE, decodeSegmentHeader, encodeSegmentHeader } from '.
 /** The journal's synchronous file operations; tests replace them to crash (SIGKILL) at a chosen step. */
 export type JournalIo = {
   writeSync(fd: number, data: Uint8Array, position: number): void;
+  /** A group's records in one positioned writev: its instances' bytes are not copied into one buffer first. */
+  writevSync(fd: number, chunks: readonly Uint8Array[], position: number): void;
   /** The one durable barrier of a group commit (on the thread pool). */
   datasync(fd: number): Promise<void>;
   /** Replace the checkpoint file durably (temp, fsync, rename, directory fsync). */
@@ -21,6 +23,16 @@ export const realJournalIo: JournalIo = {
   writeSync: (fd, data, position) => {
     let done = 0;
     while (done < data.byteLength) done += fs.writeSync(fd, data, done, data.byteLength - done, position + done);
+  },
+  writevSync: (fd, chunks, position) => {
+    let pending = chunks;
+    let pos = position;
+    while (pending.length > 0) {
+      const wrote = fs.writevSync(fd, pending.slice(0, IOV_MAX), pos);
+      if (wrote <= 0) throw Object.assign(new Error('writev wrote nothing'), { code: 'EIO' });
+      pos += wrote;
+      pending = split(pending, wrote)[1];
+    }
   },
   datasync: (fd) => new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()))),
   writeCheckpoint: async (file, data) => {
@@ -188,7 +200,7 @@ function slotNumber(name: string): number {
 const IOV_MAX = 1024;
 
 /** The first `n` bytes of `chunks` and the rest, as views (no copy). */
-export function split(chunks: Uint8Array[], n: number): [Uint8Array[], Uint8Array[]] {
+export function split(chunks: readonly Uint8Array[], n: number): [Uint8Array[], Uint8Array[]] {
   const head: Uint8Array[] = [];
   let left = n;
   let i = 0;

@@ -381,7 +381,7 @@ export class Journal {
   }
 
   #writeBatch(batch: Batch): void {
-    if (batch.slot && batch.buffers.length > 0) this.#io.writeSync(batch.slot.fd, Buffer.concat(batch.buffers), batch.pos);
+    if (batch.slot && batch.buffers.length > 0) this.#io.writevSync(batch.slot.fd, batch.buffers, batch.pos);
     batch.slot = undefined;
     batch.buffers = [];
   }
