@@ -470,13 +470,24 @@ test.serial('DISK_FULL for real on a small file system, and storage resumes when
     });
     await assertNothingPartial(t, spool, dir, 1);
 
-    // Fill the disk with something else; even a small instance fails; free it; it works again.
+    // Fill the disk with something else. A small instance is held in memory and its commit needs no new
+    // space when the journal's preallocated segment has room: then it is acknowledged (durable in the
+    // journal) and its file is written once space returns. When the commit needs space (a new segment,
+    // LMDB growth), it fails DISK_FULL and leaves nothing. Which one depends on where the journal stands.
     await fillUp(path.join(fsys.dir, 'filler'));
-    const small = await t.throwsAsync(store(spool, '1.12.3', pattern(64 * 1024, 3)), { instanceOf: SpoolError });
-    t.is(small?.code, 'DISK_FULL');
-    await assertNothingPartial(t, spool, dir, 1);
+    const early = await store(spool, '1.12.3', pattern(64 * 1024, 3)).catch((err: unknown) => err);
+    if (early instanceof SpoolError) {
+      t.is(early.code, 'DISK_FULL');
+      await assertNothingPartial(t, spool, dir, 1);
+    } else {
+      t.log('acknowledged from the journal while the disk was full; its file follows');
+      t.truthy(spool.get('1.12.3'));
+    }
     await fsp.rm(path.join(fsys.dir, 'filler'));
-    const ok = await store(spool, '1.12.3', pattern(64 * 1024, 3));
+    const ok = early instanceof SpoolError ? await store(spool, '1.12.3', pattern(64 * 1024, 3)) : spool.get('1.12.3')!;
+    // The retry's timer does not hold a process open; this test does while the file is written.
+    const keepAlive = setInterval(() => {}, 100);
+    await spool.whenWritten(ok.path).finally(() => clearInterval(keepAlive));
     await assertFileBytes(t, path.join(dir, ok.path), Buffer.concat([header('1.12.3'), pattern(64 * 1024, 3)]));
     t.is(spool.count(), 2);
   } finally {
