@@ -314,6 +314,8 @@ export class CommitmentScuService {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([decided, scu.closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#o.sameAssociationWaitMs ?? 3000)))]);
       clearTimeout(timer);
+      // A report taken here is answered before the release (its N-EVENT-REPORT-RSP must not follow the A-RELEASE-RQ).
+      await transactionsEnded(scu.association, peer.timeouts.dimseSeconds * 1000);
     } finally {
       this.#decided.delete(transactionUid);
       await scu.release().catch(() => scu!.abort());
@@ -429,4 +431,20 @@ export class CommitmentScuService {
     const pruned = await this.store.pruneRequests(new Date(now.getTime() - KEEP_DECIDED_REQUESTS_MS));
     if (pruned > 0) this.#log.info({ pruned }, 'storage commitment: old requests to peers pruned');
   }
+}
+
+/** Resolves once the association runs no transaction (or after `limitMs`, or when it closes). */
+function transactionsEnded(association: Association, limitMs: number): Promise<void> {
+  const busy = () => association.machine.getSnapshot().status === 'active' && Object.keys(association.machine.getSnapshot().children).length > 0;
+  if (!busy()) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(done, limitMs);
+    const sub = association.machine.subscribe({ next: () => { if (!busy()) done(); }, complete: done, error: done });
+    void association.done.then(done);
+    function done() {
+      clearTimeout(timer);
+      sub.unsubscribe();
+      resolve();
+    }
+  });
 }
