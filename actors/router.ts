@@ -207,6 +207,7 @@ export async function startRouter(
     spool, queue, peers: config.peers, listeners: config.listeners, logger: log.child({ actor: 'commitment' }),
     holds: (sop) => completion.holds(sop),
     downstream: (sop) => commitmentScu.downstream(sop),
+    ruleCommitWhen: (rule) => rules.current.rules.find((r) => r.name === rule)?.commitWhen,
     // Each open request is a child of the root too (machines/commitment.machine.ts).
     jobs: {
       start: (id, logic, input) => {

@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import type { AnyActorRef } from 'xstate';
 import { commitmentMachine } from '../../machines/commitment.machine.ts';
 import type { CommitmentJobEvent, CommitmentJobInput } from '../../machines/commitment.machine.ts';
-import type { ListenerConfig, PeerConfig, StorageCommitmentConfig } from '../../config/config.ts';
+import type { CommitWhen, ListenerConfig, PeerConfig, StorageCommitmentConfig } from '../../config/config.ts';
 import type { StoreResult } from '../../machines/dimse/dimse.events.ts';
 import { Status } from '../../protocol/status.ts';
 import { ActionInformationError, decodeCommitmentRequest, FailureReason } from '../../protocol/storage-commitment.ts';
@@ -47,6 +47,8 @@ export type CommitmentServiceOptions = {
   logger: Logger;
   /** commitWhen committed-downstream: what the storage commitment peers it was delivered to say (actors/jobs/commitment-scu.ts). */
   downstream?: (sopInstanceUid: string) => DownstreamVerdict;
+  /** A routing rule's own commitWhen, by rule name (the rules in force). */
+  ruleCommitWhen?: (rule: string) => CommitWhen | undefined;
   /** Instances something else still holds back from sending (completion groups). */
   holds?: (sopInstanceUid: string) => boolean;
   /** How often open requests are looked at (deliveries, deadlines, reports due). */
@@ -237,9 +239,10 @@ export class CommitmentService {
     const stored = this.#o.spool.get(ref.sopInstanceUid);
     if (!stored) return { failed: FailureReason.NO_SUCH_OBJECT_INSTANCE, why: 'not received by the router' };
     if (stored.sopClassUid !== ref.sopClassUid) return { failed: FailureReason.CLASS_INSTANCE_CONFLICT, why: `stored with SOP class ${stored.sopClassUid}` };
-    if (record.commitWhen === 'stored') return { committed: true };
+    const commitWhen = this.#commitWhenOf(record, ref.sopInstanceUid, itemsOf);
+    if (commitWhen === 'stored') return { committed: true };
     // A destination's failed commitment fails the instance upstream at once (its dead letter may be retried, but not for this request).
-    const downstream = record.commitWhen === 'committed-downstream' ? this.#o.downstream?.(ref.sopInstanceUid) : undefined;
+    const downstream = commitWhen === 'committed-downstream' ? this.#o.downstream?.(ref.sopInstanceUid) : undefined;
     if (downstream && 'failed' in downstream) return { failed: FailureReason.PROCESSING_FAILURE, why: downstream.failed };
     if (this.#o.holds?.(ref.sopInstanceUid)) return { waiting: 'held until its series/study is complete' };
     if (this.#o.queue.outstanding(ref.sopInstanceUid) > 0) {
@@ -250,6 +253,18 @@ export class CommitmentService {
     }
     if (downstream && 'waiting' in downstream) return downstream;
     return { committed: true };
+  }
+
+  /**
+   * The commitWhen for one instance: the strictest of the listener's (recorded with the request) and of
+   * every rule that forwarded it (its queue items and deliveries name them). A rule can only tighten it.
+   */
+  #commitWhenOf(record: CommitmentRecord, sop: string, itemsOf: (sop: string) => QueueItem[]): CommitWhen {
+    const ruleOf = this.#o.ruleCommitWhen;
+    if (!ruleOf || record.commitWhen === 'committed-downstream') return record.commitWhen;
+    const rules = new Set(this.#o.queue.deliveries(sop).map((d) => d.rule));
+    if (this.#o.queue.outstanding(sop) > 0) for (const i of itemsOf(sop)) rules.add(i.rule);
+    return [...rules].reduce<CommitWhen>((strictest, rule) => stricter(strictest, ruleOf(rule)), record.commitWhen);
   }
 
   async #report(record: CommitmentRecord): Promise<void> {
@@ -336,6 +351,13 @@ export class CommitmentService {
       else this.#pendingSops.set(s.sopInstanceUid, n);
     }
   }
+}
+
+const STRICTNESS: readonly CommitWhen[] = ['stored', 'delivered', 'committed-downstream'];
+
+/** The stricter of two commitWhen (an absent one does not count). */
+export function stricter(a: CommitWhen, b: CommitWhen | undefined): CommitWhen {
+  return b !== undefined && STRICTNESS.indexOf(b) > STRICTNESS.indexOf(a) ? b : a;
 }
 
 /** The queue items of an instance, from one scan of the queue made on first need in a check (only instances still outstanding ask). */
