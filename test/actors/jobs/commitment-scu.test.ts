@@ -3,6 +3,7 @@
 // turns what the peer does not commit (a refusal, no report within waitHours) into dead letters for it.
 import test from 'ava';
 import { rmSync } from 'node:fs';
+import { commitmentsView } from '../../../actors/observe/console-commitments.ts';
 import { eventually, routerWith, send } from '../../helpers/in-process-router.ts';
 import { tempDir } from '../../helpers/processes.ts';
 import { scriptedCommitmentScp } from '../../helpers/scripted-commitment-scp.ts';
@@ -39,6 +40,8 @@ test('a report on the same association: the instances committed, the report answ
   t.is(scp.reportResponses[0].Status, 0);
   t.false(router.commitmentScu.holds(sops[0]));
   t.is(router.queue.list('ARCHIVE').length, 0, 'no dead letter');
+  // The console lists it among the requests sent to peers.
+  t.like(commitmentsView(router).sent[0], { peer: 'ARCHIVE', state: 'done', instances: 3, committed: 3, failed: 0, reportedVia: 'same-association' });
 });
 
 test('batch: no request carries more than `batch` instances', async (t) => {
