@@ -99,6 +99,13 @@ export class CommitmentScuStore {
     });
   }
 
+  /** Removes instances' entries (decided ones whose instance has left the spool). */
+  async remove(instances: readonly SentInstance[]): Promise<void> {
+    await this.#spool.db.transaction(() => {
+      for (const s of instances) this.#sops.remove([s.peer, s.sopInstanceUid]);
+    });
+  }
+
   /** Removes decided requests older than `before` (their instances' entries stay: committed-downstream reads them). */
   async pruneRequests(before: Date): Promise<number> {
     const old = this.requests().filter((r) => (r.state === 'done' || r.state === 'abandoned') && Date.parse(r.decidedAt ?? r.createdAt) < before.getTime());

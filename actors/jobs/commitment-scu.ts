@@ -257,7 +257,8 @@ export class CommitmentScuService {
     const waitUntil = new Date(now.getTime() + peer.storageCommitment.waitHours * 3600_000).toISOString();
     const referenced = due.map((s) => ({ sopClassUid: s.sopClassUid, sopInstanceUid: s.sopInstanceUid }));
     let request: SentRequest = { transactionUid, peer: peer.name, referenced, state: 'sending', createdAt: at };
-    const requested = due.map((s): SentInstance => ({ ...s, state: 'requested', transactionUid, requestedAt: at, waitUntil }));
+    // waitHours counts from the first request for this delivery (asking again, after no answer or a restart, does not extend it).
+    const requested = due.map((s): SentInstance => ({ ...s, state: 'requested', transactionUid, requestedAt: at, waitUntil: s.waitUntil ?? waitUntil }));
     await this.store.write([request], requested);
     const log = this.#log.child({ peer: peer.name, transactionUid });
     log.info({ instances: referenced.length }, 'storage commitment: asking the peer');
@@ -429,7 +430,10 @@ export class CommitmentScuService {
 
   async #prune(now: Date): Promise<void> {
     const pruned = await this.store.pruneRequests(new Date(now.getTime() - KEEP_DECIDED_REQUESTS_MS));
-    if (pruned > 0) this.#log.info({ pruned }, 'storage commitment: old requests to peers pruned');
+    // A decided instance retention has removed from the spool is needed by nobody (committed-downstream reads only instances it holds).
+    const gone = this.store.instances().filter((s) => (s.state === 'committed' || s.state === 'failed') && this.#o.spool.get(s.sopInstanceUid) === undefined);
+    if (gone.length > 0) await this.store.remove(gone);
+    if (pruned + gone.length > 0) this.#log.info({ requests: pruned, instances: gone.length }, 'storage commitment: old records of requests to peers pruned');
   }
 }
 
