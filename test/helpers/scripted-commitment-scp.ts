@@ -30,6 +30,8 @@ export async function scriptedCommitmentScp(opts: {
   actionStatus?: number;
   /** Where the report goes: on the N-ACTION's association at once, or nowhere (default same-association). */
   report?: 'same-association' | 'none';
+  /** Leave this many first N-ACTIONs unanswered (the router's DIMSE timeout ends them). */
+  silentActions?: number;
   /** The report for a request (default: all committed). */
   result?: (request: CommitmentRequest) => CommitmentResult;
 } = {}): Promise<ScriptedCommitmentScp> {
@@ -75,6 +77,7 @@ export async function scriptedCommitmentScp(opts: {
             } else if (rq.CommandField === 0x0130) {
               const request = decodeCommitmentRequest(bytes, syntaxes.get(pdv.contextId)!);
               state.requests.push(request);
+              if (state.requests.length <= (opts.silentActions ?? 0)) continue;
               send(pdv.contextId, responseFor(rq, opts.actionStatus ?? 0));
               if ((opts.report ?? 'same-association') === 'same-association' && (opts.actionStatus ?? 0) === 0) {
                 const result = opts.result?.(request) ?? { transactionUid: request.transactionUid, committed: request.referenced, failed: [] };

@@ -90,3 +90,32 @@ test('no report within waitHours: failed, a dead letter saying so', async (t) =>
   t.regex(router.queue.list('ARCHIVE')[0].deadReason!, /no storage commitment report within 0\.0005 h/);
   t.false(router.commitmentScu.holds(sop));
 });
+
+test('an N-ACTION left unanswered is asked again after the backoff, under a new Transaction UID', async (t) => {
+  const scp = await scriptedCommitmentScp({ silentActions: 1 });
+  t.teardown(() => scp.close());
+  const peer = { ...archive(scp, {}), timeouts: { connectSeconds: 5, dimseSeconds: 1 } };
+  const router = await routerWith([peer], RULES);
+  t.teardown(async () => { await router.stop(); rmSync(router.dir, { recursive: true, force: true }); });
+  const dir = tempDir('stgscu-in-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const [sop] = await send(router.port, dir, [{}]);
+  await eventually(t, 'committed on the second request', () => router.commitmentScu.store.instance('ARCHIVE', sop)?.state === 'committed', 30_000);
+  t.is(scp.requests.length, 2);
+  t.not(scp.requests[0].transactionUid, scp.requests[1].transactionUid);
+  const first = router.commitmentScu.store.request(scp.requests[0].transactionUid)!;
+  t.is(first.state, 'abandoned');
+  t.regex(first.error!, /no response within 1000 ms/);
+  t.is(router.commitmentScu.store.instance('ARCHIVE', sop)!.attempts, 1);
+});
+
+test('a report for a transaction the router did not ask is answered 0110 with an Error Comment; its instances stay asked', async (t) => {
+  const scp = await scriptedCommitmentScp({ result: (r) => ({ transactionUid: '1.2.3.999', committed: r.referenced, failed: [] }) });
+  const { router, dir } = await setup(t, scp);
+  const [sop] = await send(router.port, dir, [{}]);
+  await eventually(t, 'the router answered the report', () => scp.reportResponses.length === 1, 30_000);
+  t.is(scp.reportResponses[0].Status, 0x0110);
+  t.regex(scp.reportResponses[0].ErrorComment!, /1\.2\.3\.999 is not one the router asked/);
+  t.is(router.commitmentScu.store.instance('ARCHIVE', sop)!.state, 'requested');
+  t.true(router.commitmentScu.holds(sop));
+});
