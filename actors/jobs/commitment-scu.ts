@@ -17,22 +17,17 @@ import type { Logger } from 'pino';
 import type { Subscription } from 'rxjs';
 import type { PeerConfig } from '../../config/config.ts';
 import type { StoreResult } from '../../machines/dimse/dimse.events.ts';
-import { CommandField, DATASET_PRESENT } from '../../protocol/dimse.ts';
-import type { Command } from '../../protocol/dimse.ts';
 import { Status } from '../../protocol/status.ts';
-import { decodeCommitmentResult, encodeCommitmentRequest, failureReasonText, REQUEST_STORAGE_COMMITMENT } from '../../protocol/storage-commitment.ts';
+import { decodeCommitmentResult, failureReasonText } from '../../protocol/storage-commitment.ts';
 import type { CommitmentResult } from '../../protocol/storage-commitment.ts';
-import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, isValidUid, STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, STORAGE_COMMITMENT_PUSH_MODEL_SOP_INSTANCE } from '../../protocol/uids.ts';
+import { isValidUid } from '../../protocol/uids.ts';
 import type { RuleSet } from '../../routing/rule.types.ts';
 import type { OutboundQueue } from '../forward/outbound-queue.ts';
 import { queueItemFor } from '../forward/outbound-queue.ts';
-import { backoffMs, classifyAssociationFailure } from '../forward/retry-policy.ts';
+import { backoffMs } from '../forward/retry-policy.ts';
 import type { Spool } from '../ingest/spool.ts';
-import type { Association } from '../net/association.ts';
-import { peerConnection } from '../net/peer-connection.ts';
-import { ScuAssociation } from '../net/scu.ts';
 import type { DomainEvents } from '../observe/domain-events.ts';
-import { receiveNEventReport } from './commitment-scu-report.ts';
+import { askPeer } from './commitment-scu-ask.ts';
 import { CommitmentScuStore } from './commitment-scu-store.ts';
 import type { SentInstance, SentRequest } from './commitment-scu-store.ts';
 
@@ -256,70 +251,28 @@ export class CommitmentScuService {
     const at = now.toISOString();
     const waitUntil = new Date(now.getTime() + peer.storageCommitment.waitHours * 3600_000).toISOString();
     const referenced = due.map((s) => ({ sopClassUid: s.sopClassUid, sopInstanceUid: s.sopInstanceUid }));
-    let request: SentRequest = { transactionUid, peer: peer.name, referenced, state: 'sending', createdAt: at };
+    const request: SentRequest = { transactionUid, peer: peer.name, referenced, state: 'sending', createdAt: at };
     // waitHours counts from the first request for this delivery (asking again, after no answer or a restart, does not extend it).
     const requested = due.map((s): SentInstance => ({ ...s, state: 'requested', transactionUid, requestedAt: at, waitUntil: s.waitUntil ?? waitUntil }));
     await this.store.write([request], requested);
     const log = this.#log.child({ peer: peer.name, transactionUid });
     log.info({ instances: referenced.length }, 'storage commitment: asking the peer');
-    let scu: ScuAssociation | undefined;
-    let association: Association | undefined;
+    const decided = new Promise<void>((resolve) => this.#decided.set(transactionUid, resolve));
     try {
-      scu = await ScuAssociation.open({
-        ...peerConnection(peer),
-        contexts: [{ abstractSyntax: STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, transferSyntaxes: [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN] }],
-        // A peer that reports on this association: its N-EVENT-REPORT-RQ is taken here.
-        onRequest: (contextId, command, expectsDataset) => {
-          if (!association) return undefined;
-          const input = { associationId: association.id, messageId: command.MessageID ?? 0, contextId, command, dimseTimeoutMs: peer.timeouts.dimseSeconds * 1000 };
-          if (command.CommandField !== CommandField.N_EVENT_REPORT_RQ) {
-            association.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'refusedRequest', input });
-            return undefined;
-          }
-          return receiveNEventReport(association, input, (bytes, ts) => this.report(peer.aeTitle, 'same-association', bytes, ts), expectsDataset);
+      const outcome = await askPeer({
+        peer, transactionUid, referenced, logger: log, decided, holdMs: this.#o.sameAssociationWaitMs ?? 3000,
+        onReport: (bytes, ts) => this.report(peer.aeTitle, 'same-association', bytes, ts),
+        taken: async () => {
+          // The report may already have come (on this association, or on the listener) and decided it.
+          const current = this.store.request(transactionUid) ?? request;
+          if (current.state === 'sending') await this.store.write([{ ...current, state: 'requested', requestedAt: new Date().toISOString() }], []);
+          log.info({ instances: referenced.length }, 'storage commitment requested: waiting for the report');
         },
-        logger: log,
       });
-      association = scu.association;
-    } catch (err) {
-      const message = (err as Error).message;
-      if (classifyAssociationFailure(err) === 'dead') return this.#refused(peer, request, requested, `association refused: ${message}`, log);
-      return this.#notAsked(peer, request, requested, message, log);
-    }
-    try {
-      const context = scu.contextFor(STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS);
-      if (!context) return await this.#refused(peer, request, requested, 'the peer did not accept the Storage Commitment Push Model SOP class', log);
-      const messageId = scu.newMessageId();
-      const command: Command = {
-        CommandField: CommandField.N_ACTION_RQ, MessageID: messageId, RequestedSOPClassUID: STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS,
-        RequestedSOPInstanceUID: STORAGE_COMMITMENT_PUSH_MODEL_SOP_INSTANCE, ActionTypeID: REQUEST_STORAGE_COMMITMENT, CommandDataSetType: DATASET_PRESENT,
-      };
-      const decided = new Promise<void>((resolve) => this.#decided.set(transactionUid, resolve));
-      const outcome = await scu.runTransaction('nActionScu', context.id, command, { kind: 'bytes', data: encodeCommitmentRequest({ transactionUid, referenced }, context.transferSyntax) });
-      if (outcome.status === undefined) {
-        if (outcome.timedOut) scu.abort();
-        return await this.#notAsked(peer, request, requested, outcome.failure ?? 'no N-ACTION-RSP', log);
-      }
-      if (outcome.status !== Status.SUCCESS) {
-        const why = `N-ACTION-RSP status ${outcome.status.toString(16).padStart(4, '0')}${outcome.errorComment ? ` (${outcome.errorComment})` : ''}`;
-        return await this.#refused(peer, request, requested, why, log);
-      }
-      // The report may already have come (on this association, or on the listener) and decided it.
-      const current = this.store.request(transactionUid) ?? request;
-      if (current.state === 'sending') {
-        request = { ...current, state: 'requested', requestedAt: new Date().toISOString() };
-        await this.store.write([request], []);
-      }
-      log.info({ instances: referenced.length }, 'storage commitment requested: waiting for the report');
-      // Held a little while for a report on this association; released at once when it comes (here or on the listener).
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([decided, scu.closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#o.sameAssociationWaitMs ?? 3000)))]);
-      clearTimeout(timer);
-      // A report taken here is answered before the release (its N-EVENT-REPORT-RSP must not follow the A-RELEASE-RQ).
-      await transactionsEnded(scu.association, peer.timeouts.dimseSeconds * 1000);
+      if (outcome.outcome === 'refused') await this.#refused(peer, request, requested, outcome.why, log);
+      else if (outcome.outcome === 'unanswered') await this.#notAsked(peer, request, requested, outcome.why, log);
     } finally {
       this.#decided.delete(transactionUid);
-      await scu.release().catch(() => scu!.abort());
     }
   }
 
@@ -437,18 +390,3 @@ export class CommitmentScuService {
   }
 }
 
-/** Resolves once the association runs no transaction (or after `limitMs`, or when it closes). */
-function transactionsEnded(association: Association, limitMs: number): Promise<void> {
-  const busy = () => association.machine.getSnapshot().status === 'active' && Object.keys(association.machine.getSnapshot().children).length > 0;
-  if (!busy()) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(done, limitMs);
-    const sub = association.machine.subscribe({ next: () => { if (!busy()) done(); }, complete: done, error: done });
-    void association.done.then(done);
-    function done() {
-      clearTimeout(timer);
-      sub.unsubscribe();
-      resolve();
-    }
-  });
-}
