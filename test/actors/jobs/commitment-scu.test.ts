@@ -4,7 +4,8 @@
 import test from 'ava';
 import { rmSync } from 'node:fs';
 import { commitmentsView } from '../../../actors/observe/console-commitments.ts';
-import { eventually, routerWith, send } from '../../helpers/in-process-router.ts';
+import { sweepSpool } from '../../../actors/ingest/retention.ts';
+import { eventually, routerWith, send, silent } from '../../helpers/in-process-router.ts';
 import { tempDir } from '../../helpers/processes.ts';
 import { scriptedCommitmentScp } from '../../helpers/scripted-commitment-scp.ts';
 import type { ScriptedCommitmentScp } from '../../helpers/scripted-commitment-scp.ts';
@@ -85,6 +86,10 @@ test('no report within waitHours: failed, a dead letter saying so', async (t) =>
   const [sop] = await send(router.port, dir, [{}]);
   await eventually(t, 'asked', () => scp.requests.length === 1, 30_000);
   t.true(router.commitmentScu.holds(sop), 'held while the report is awaited');
+  // Retention with no keep period, as the router wires it: the instance stays while its commitment is awaited.
+  const swept = await sweepSpool(router.spool, router.queue, 0, silent, Date.now(), { holds: (s) => router.commitmentScu.holds(s) });
+  t.is(swept.removed, 0);
+  t.truthy(router.spool.get(sop));
   await eventually(t, 'failed for want of a report', () => router.commitmentScu.store.instance('ARCHIVE', sop)?.state === 'failed', 30_000);
   t.regex(router.commitmentScu.store.instance('ARCHIVE', sop)!.why!, /no storage commitment report within 0\.0005 h/);
   t.regex(router.queue.list('ARCHIVE')[0].deadReason!, /no storage commitment report within 0\.0005 h/);
