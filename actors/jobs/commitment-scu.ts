@@ -72,6 +72,8 @@ export class CommitmentScuService {
   readonly #recording = new Set<Promise<void>>();
   /** Instances whose commitment is not decided yet, with how many peers it is pending at (retention keeps them). */
   readonly #pending = new Map<string, number>();
+  /** The undecided entries (delivered or requested), by peer: what a check looks at. */
+  readonly #open = new Map<string, Set<string>>();
   /** Transactions whose report has come, for an association held open for it. */
   readonly #decided = new Map<string, () => void>();
   #lastPrune = 0;
@@ -110,7 +112,7 @@ export class CommitmentScuService {
     }
     for (const s of this.store.instances()) {
       if (s.state === 'requested') again.push({ ...s, state: 'delivered', nextAttemptAt: now });
-      if (s.state === 'requested' || s.state === 'delivered') this.#hold(s.sopInstanceUid);
+      if (s.state === 'requested' || s.state === 'delivered') this.#hold(s.peer, s.sopInstanceUid);
     }
     if (requests.length > 0 || again.length > 0) {
       await this.store.write(requests, again);
@@ -193,11 +195,10 @@ export class CommitmentScuService {
   // ---- deliveries ----
 
   async #delivered(peer: string, sopInstanceUid: string, sopClassUid: string): Promise<void> {
-    const previous = this.store.instance(peer, sopInstanceUid);
     const rule = this.#o.queue.deliveries(sopInstanceUid).find((d) => d.peer === peer)?.rule;
     const entry: SentInstance = { peer, sopInstanceUid, sopClassUid, state: 'delivered', deliveredAt: new Date().toISOString(), attempts: 0, ...(rule ? { rule } : {}) };
     await this.store.write([], [entry]);
-    if (!previous || previous.state === 'committed' || previous.state === 'failed') this.#hold(sopInstanceUid);
+    this.#hold(peer, sopInstanceUid);
   }
 
   // ---- the pass ----
@@ -222,7 +223,7 @@ export class CommitmentScuService {
 
   /** The next batch to ask the peer for, or none yet (fewer than `batch` and deliveries still coming). */
   #due(peer: PeerConfig, now: Date): SentInstance[] {
-    const ready = this.store.instances(peer.name, 'delivered').filter((s) => !s.nextAttemptAt || Date.parse(s.nextAttemptAt) <= now.getTime());
+    const ready = this.#openEntries(peer.name, 'delivered').filter((s) => !s.nextAttemptAt || Date.parse(s.nextAttemptAt) <= now.getTime());
     if (ready.length === 0) return [];
     const batch = peer.storageCommitment.batch;
     ready.sort((a, b) => a.deliveredAt.localeCompare(b.deliveredAt));
@@ -233,7 +234,7 @@ export class CommitmentScuService {
 
   /** Requested instances with no report by their waitUntil: failed, dead letters. */
   async #expire(peer: PeerConfig, now: Date): Promise<void> {
-    const late = this.store.instances(peer.name, 'requested').filter((s) => s.waitUntil && Date.parse(s.waitUntil) <= now.getTime());
+    const late = this.#openEntries(peer.name, 'requested').filter((s) => s.waitUntil && Date.parse(s.waitUntil) <= now.getTime());
     if (late.length === 0) return;
     const decidedAt = now.toISOString();
     const failed = late.map((s): SentInstance => ({
@@ -333,7 +334,7 @@ export class CommitmentScuService {
       ...(left.length === 0 ? { state: 'done' as const, decidedAt } : {}),
     };
     await this.store.write([updated], [...committed, ...failed]);
-    for (const s of [...committed, ...failed]) this.#release(s.sopInstanceUid);
+    for (const s of [...committed, ...failed]) this.#release(s.peer, s.sopInstanceUid);
     if (left.length === 0) this.#decided.get(request.transactionUid)?.();
     log.info(
       { transactionUid: request.transactionUid, peer: request.peer, committed: committed.length, failed: failed.map((s) => ({ sopInstanceUid: s.sopInstanceUid, why: s.why })), stillWaiting: left.length },
@@ -345,7 +346,7 @@ export class CommitmentScuService {
   async #fail(peer: PeerConfig, failed: SentInstance[]): Promise<void> {
     await this.#deadLetters(peer, failed);
     await this.store.write([], failed);
-    for (const s of failed) this.#release(s.sopInstanceUid);
+    for (const s of failed) this.#release(s.peer, s.sopInstanceUid);
   }
 
   /**
@@ -371,14 +372,30 @@ export class CommitmentScuService {
 
   // ---- retention holds, pruning ----
 
-  #hold(sop: string): void {
+  /** An entry not decided yet: followed by the checks (no scan of the decided ones), its instance kept from retention. */
+  #hold(peer: string, sop: string): void {
+    let open = this.#open.get(peer);
+    if (!open) this.#open.set(peer, (open = new Set()));
+    if (open.has(sop)) return;
+    open.add(sop);
     this.#pending.set(sop, (this.#pending.get(sop) ?? 0) + 1);
   }
 
-  #release(sop: string): void {
+  #release(peer: string, sop: string): void {
+    if (!this.#open.get(peer)?.delete(sop)) return;
     const n = (this.#pending.get(sop) ?? 1) - 1;
     if (n <= 0) this.#pending.delete(sop);
     else this.#pending.set(sop, n);
+  }
+
+  /** A peer's undecided entries in a state, from LMDB. */
+  #openEntries(peer: string, state: 'delivered' | 'requested'): SentInstance[] {
+    const out: SentInstance[] = [];
+    for (const sop of this.#open.get(peer) ?? []) {
+      const s = this.store.instance(peer, sop);
+      if (s?.state === state) out.push(s);
+    }
+    return out;
   }
 
   async #prune(now: Date): Promise<void> {
