@@ -201,7 +201,7 @@ export async function startRouter(
   });
   const routing: RoutingRuntime = { rules: () => rules.current, queue, wake, prefetch, completion };
   const commitmentScu = new CommitmentScuService({
-    spool, queue, peers: config.peers, events, logger: log.child({ actor: 'commitment-scu' }), rules: () => rules.current,
+    spool, queue, peers: config.peers, events, logger: log.child({ actor: 'commitment-scu' }), rules: () => rules.current, gates,
   });
   const commitment = new CommitmentService({
     spool, queue, peers: config.peers, listeners: config.listeners, logger: log.child({ actor: 'commitment' }),

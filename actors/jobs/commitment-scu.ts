@@ -39,6 +39,8 @@ export type CommitmentScuOptions = {
   logger: Logger;
   /** The routing rules in force: a dead letter is resent with the modifications of the rule that delivered it. */
   rules: () => RuleSet | undefined;
+  /** Turns for peers that take one association at a time (peers[].exclusive): a request waits for its turn. */
+  gates?: { acquire(peer: string): Promise<() => void> };
   /** How often deliveries, deadlines and requests to send are looked at. */
   checkEveryMs?: number;
   /** A peer's deliveries are asked for once none has come for this long (or `batch` are waiting). */
@@ -259,6 +261,7 @@ export class CommitmentScuService {
     const log = this.#log.child({ peer: peer.name, transactionUid });
     log.info({ instances: referenced.length }, 'storage commitment: asking the peer');
     const decided = new Promise<void>((resolve) => this.#decided.set(transactionUid, resolve));
+    const release = await (this.#o.gates?.acquire(peer.name) ?? Promise.resolve(() => {}));
     try {
       const outcome = await askPeer({
         peer, transactionUid, referenced, logger: log, decided, holdMs: this.#o.sameAssociationWaitMs ?? 3000,
@@ -273,6 +276,7 @@ export class CommitmentScuService {
       if (outcome.outcome === 'refused') await this.#refused(peer, request, requested, outcome.why, log);
       else if (outcome.outcome === 'unanswered') await this.#notAsked(peer, request, requested, outcome.why, log);
     } finally {
+      release();
       this.#decided.delete(transactionUid);
     }
   }

@@ -22,6 +22,8 @@ export type ScriptedCommitmentScp = {
   stored: string[];
   /** Associations released by the router. */
   releases: number;
+  /** Most connections open at the same time. */
+  maxConcurrent: number;
   close(): Promise<void>;
 };
 
@@ -35,10 +37,11 @@ export async function scriptedCommitmentScp(opts: {
   /** The report for a request (default: all committed). */
   result?: (request: CommitmentRequest) => CommitmentResult;
 } = {}): Promise<ScriptedCommitmentScp> {
-  const state = { requests: [] as CommitmentRequest[], reportResponses: [] as Command[], stored: [] as string[], releases: 0 };
+  const state = { requests: [] as CommitmentRequest[], reportResponses: [] as Command[], stored: [] as string[], releases: 0, maxConcurrent: 0 };
   const sockets = new Set<import('node:net').Socket>();
   const server: Server = createServer((socket) => {
     sockets.add(socket);
+    state.maxConcurrent = Math.max(state.maxConcurrent, sockets.size);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     const framer = new PduFramer({ maxPduLength: 1 << 24 });
@@ -99,6 +102,7 @@ export async function scriptedCommitmentScp(opts: {
     get reportResponses() { return state.reportResponses; },
     get stored() { return state.stored; },
     get releases() { return state.releases; },
+    get maxConcurrent() { return state.maxConcurrent; },
     close: () => new Promise((r) => {
       for (const s of sockets) s.destroy();
       server.close(() => r());

@@ -124,3 +124,19 @@ test('a report for a transaction the router did not ask is answered 0110 with an
   t.is(router.commitmentScu.store.instance('ARCHIVE', sop)!.state, 'requested');
   t.true(router.commitmentScu.holds(sop));
 });
+
+test('an exclusive peer: the commitment association takes its turn with the forwarding one, never beside it', async (t) => {
+  // No report: the router holds its commitment association for a report a while; deliveries meanwhile wait for their turn.
+  const scp = await scriptedCommitmentScp({ report: 'none' });
+  t.teardown(() => scp.close());
+  const router = await routerWith([{ ...archive(scp, {}), exclusive: true, maxAssociations: 1 }], RULES);
+  t.teardown(async () => { await router.stop(); rmSync(router.dir, { recursive: true, force: true }); });
+  const dir = tempDir('stgscu-in-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const first = await send(router.port, dir, [{}, {}]);
+  await eventually(t, 'asked for the first two', () => scp.requests.length === 1, 30_000);
+  const second = await send(router.port, dir, [{}, {}]);
+  await eventually(t, 'the next two delivered, then asked', () => scp.requests.length === 2, 30_000);
+  t.deepEqual(scp.stored.sort(), [...first, ...second].sort());
+  t.is(scp.maxConcurrent, 1, 'one association at a time');
+});
