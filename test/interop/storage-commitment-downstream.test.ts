@@ -93,7 +93,7 @@ end
 
 test('an instance the archive does not hold: failed upstream naming the archive and its reason, a dead letter, resent by queue retry', async (t) => {
   const [modalityPort, archivePort, routerPort] = [await freePort(), await freePort(), await freePort()];
-  const router = await routerWith(peers(modalityPort, archivePort), RULES, { port: routerPort, listener: downstream, ...(process.env.DEBUG_LOG ? { logger: (await import('pino')).pino({ level: 'debug' }, (await import('pino')).destination(process.env.DEBUG_LOG)) } : {}) });
+  const router = await routerWith(peers(modalityPort, archivePort), RULES, { port: routerPort, listener: downstream });
   t.teardown(async () => { await router.stop(); rm(router.dir); });
   await archive(t, archivePort, routerPort, LOSE_SECOND);
   const { orthanc: modality, sops } = await orthancWithImages(modalityPort, routerPort, 2);
