@@ -98,10 +98,6 @@ export class CommitmentScuService {
     return [...this.#peers.values()].some((p) => p.aeTitle === aeTitle);
   }
 
-  isCommitmentPeer(name: string): boolean {
-    return this.#peers.has(name);
-  }
-
   /** Resumes: interrupted N-ACTIONs and requests still waiting for a report are asked again; deliveries are followed. */
   async start(): Promise<void> {
     if (!this.enabled) return;
