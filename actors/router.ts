@@ -19,6 +19,7 @@ import { PrefetchService } from './jobs/prefetch.ts';
 import { AssociationSlots, QR_SCP_SOP_CLASSES, StoredInstances } from './jobs/qr-scp.ts';
 import { CompletionTracker } from './jobs/completion.ts';
 import { CommitmentService } from './jobs/commitment.ts';
+import { CommitmentScuService } from './jobs/commitment-scu.ts';
 import { AuditTrail } from './observe/audit.ts';
 import { DomainEvents } from './observe/domain-events.ts';
 import { startRetention } from './ingest/retention.ts';
@@ -43,6 +44,8 @@ export type RunningRouter = {
   completion: CompletionTracker;
   /** Storage commitment requests (actors/jobs/commitment.ts). */
   commitment: CommitmentService;
+  /** Storage commitment asked of peers (actors/jobs/commitment-scu.ts). */
+  commitmentScu: CommitmentScuService;
   rules: RulesWatcher;
   /** The router's domain events (instance stored/forwarded/failed, associations): RxJS streams. */
   events: DomainEvents;
@@ -205,9 +208,14 @@ export async function startRouter(
   // The tracker hears of each committed instance's group notes by the instance-stored domain event.
   completion.follow(events);
   const routing: RoutingRuntime = { rules: () => rules.current, queue, wake, prefetch, completion };
+  const commitmentScu = new CommitmentScuService({
+    spool, queue, peers: config.peers, events, logger: log.child({ actor: 'commitment-scu' }), rules: () => rules.current, gates,
+  });
   const commitment = new CommitmentService({
     spool, queue, peers: config.peers, listeners: config.listeners, logger: log.child({ actor: 'commitment' }),
     holds: (sop) => completion.holds(sop),
+    downstream: (sop) => commitmentScu.downstream(sop),
+    ruleCommitWhen: (rule) => rules.current.rules.find((r) => r.name === rule)?.commitWhen,
     // Each open request is a child of the root too (machines/commitment.machine.ts).
     jobs: {
       start: (id, logic, input) => {
@@ -229,12 +237,14 @@ export async function startRouter(
   completion.resume();
   // Prefetch jobs a restart interrupted carry on.
   prefetch.resume();
+  // Deliveries to storage commitment peers are followed before any goes out; requests a restart left without report are asked again.
+  await commitmentScu.start();
   // Whatever was queued before a restart goes out again.
   wake(config.peers.filter((p) => queue.depth(p.name).pending > 0).map((p) => p.name));
   // Requests a restart interrupted are decided and reported.
   commitment.start();
   // Retention keeps what a completion group or a storage commitment request still needs.
-  const held = { holds: (sop: string) => completion.holds(sop) || commitment.holds(sop), prune: (keepMs: number) => completion.prune(keepMs) };
+  const held = { holds: (sop: string) => completion.holds(sop) || commitment.holds(sop) || commitmentScu.holds(sop), prune: (keepMs: number) => completion.prune(keepMs) };
   const stopRetention = startRetention(spool, queue, config.routing.retentionHours * 3600_000, log.child({ actor: 'retention' }), undefined, held);
   const listeners: RunningListener[] = [];
   const ports = new Map<string, number>();
@@ -271,6 +281,8 @@ export async function startRouter(
           // Retrieve-through moves instances into the router, on whichever listener the archive reaches.
           ...(retrieveThrough ? { onStored: (i: StoredInstance) => stored.notify(i) } : {}),
           ...(l.storageCommitment?.enabled ? { commitment } : {}),
+          // Reports from storage commitment peers come to any listener (the peer in SCP role).
+          ...(commitmentScu.enabled ? { commitmentScu } : {}),
         },
         {
           bind: l.bind, port: l.port, allowedSources: l.allowedSources, rateLimit: l.rateLimit,
@@ -289,6 +301,7 @@ export async function startRouter(
     prefetch.stop();
     completion.stop();
     await commitment.stop();
+    await commitmentScu.stop();
     await stopRetention();
     audit.close();
     await spool.close();
@@ -302,6 +315,7 @@ export async function startRouter(
     prefetch,
     completion,
     commitment,
+    commitmentScu,
     rules,
     events,
     associationParties: (id) => parties.get(id),
@@ -328,6 +342,8 @@ export async function startRouter(
       await Promise.all([...forwarders.values()].map((f) => f.settled()));
       // An open that was under way may have left an association: released too.
       await Promise.all([...forwarders.values()].map((f) => f.release().catch(() => {})));
+      // After the last delivery event: each one is recorded for its commitment before the spool closes.
+      await commitmentScu.stop();
       await retentionStopped;
       await commitmentStopped;
       actor.stop();

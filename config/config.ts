@@ -80,7 +80,10 @@ export type PeerConfig = {
   duplicates: DuplicatePolicy;
   /** Absent: plain TCP. */
   tls?: PeerTlsConfig;
+  /** Storage Commitment Push Model SCU toward this peer (issue 15; actors/jobs/commitment-scu.ts). */
+  storageCommitment: PeerStorageCommitmentConfig;
 };
+export type PeerStorageCommitmentConfig = { enabled: boolean; batch: number; waitHours: number };
 export type RoutingConfig = { rulesDir: string; retentionHours: number };
 /** The inspector server (actors/observe/inspector.ts); a non-loopback bind requires a token (checked at load). */
 export type InspectConfig = { enabled: boolean; bind: string; port: number; token?: string; showPhi: boolean; stately?: { url: string } };
@@ -198,7 +201,7 @@ function toRouterConfig(c: RouterConfig, file: string): RouterConfig {
       maxAssociations: p.maxAssociations, maxPduLength: p.maxPduLength,
       transferSyntaxes: p.transferSyntaxes === 'default' ? 'default' : [...p.transferSyntaxes],
       retry: { ...p.retry }, idleReleaseSeconds: p.idleReleaseSeconds, timeouts: { ...p.timeouts }, duplicates: p.duplicates,
-      exclusive: p.exclusive,
+      exclusive: p.exclusive, storageCommitment: { ...p.storageCommitment },
       statusOverrides: Object.fromEntries(Object.entries(p.statusOverrides).map(([code, outcome]) => [code.toUpperCase(), outcome])),
       ...(p.tls ? {
         tls: {
@@ -257,11 +260,6 @@ function semanticProblems(data: unknown): RawProblem[] {
       const clash = bound.find((b) => b.port === port && bindsOverlap(b.bind, l.bind as string));
       if (clash) out.push({ path: [...base, 'port'], target: 'value', message: `port ${port} on ${l.bind} is already used by listeners[${clash.index}] (bound to ${clash.bind})` });
       bound.push({ bind: l.bind, port, index: i });
-    }
-    const commitment = isObject(l.storageCommitment) ? l.storageCommitment : undefined;
-    if (commitment?.commitWhen === 'committed-downstream') {
-      // Named in the issue so integrators' files agree, but the router is not yet a Storage Commitment SCU.
-      out.push({ path: [...base, 'storageCommitment', 'commitWhen'], target: 'value', message: "'committed-downstream' is not supported yet: use 'stored' or 'delivered'" });
     }
     const tls = isObject(l.tls) ? l.tls : undefined;
     if (tls && Array.isArray(tls.aeTitleBindings)) {

@@ -29,6 +29,7 @@ export const EXPECTED: Record<string, string> = {
   peerTls: 'a map with profile and ca (and key, cert, serverName)',
   aeTitleBinding: 'a map with aeTitle and subject and/or san',
   storageCommitment: 'a map with enabled, commitWhen, report, timeoutHours',
+  peerStorageCommitment: 'a map with enabled, batch, waitHours',
 };
 
 const words = new SchemaWords({

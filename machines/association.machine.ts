@@ -19,6 +19,8 @@ import type { Command } from '../protocol/dimse.ts';
 import { cEchoScpMachine } from './dimse/c-echo-scp.machine.ts';
 import { cStoreScpMachine } from './dimse/c-store-scp.machine.ts';
 import { nActionScpMachine } from './dimse/n-action-scp.machine.ts';
+import { nActionScuMachine } from './dimse/n-action-scu.machine.ts';
+import { nEventReportScpMachine } from './dimse/n-event-report-scp.machine.ts';
 import type { DatasetSource, DimseInput, DimseOutcome, DimseToAssociation } from './dimse/dimse.events.ts';
 import { refusedRequestMachine } from './dimse/refused-request.machine.ts';
 import { scuRequestMachine } from './dimse/scu-request.machine.ts';
@@ -55,9 +57,9 @@ export type DulEvent =
 export type DulEventType = DulEvent['type'];
 
 /** The DIMSE transaction machines an association spawns, one per transaction (PS3.7 9). */
-export type DimseService = 'cEchoScp' | 'cStoreScp' | 'cFindScp' | 'cMoveScp' | 'cGetScp' | 'nActionScp' | 'refusedRequest' | ScuService;
+export type DimseService = 'cEchoScp' | 'cStoreScp' | 'cFindScp' | 'cMoveScp' | 'cGetScp' | 'nActionScp' | 'nEventReportScp' | 'refusedRequest' | ScuService;
 /** The SCU transactions: one request/response, or C-FIND / C-MOVE with pending responses (PS3.7 9.1.2, 9.1.4). */
-export type ScuService = 'scuRequest' | 'cFindScu' | 'cMoveScu';
+export type ScuService = 'scuRequest' | 'cFindScu' | 'cMoveScu' | 'nActionScu';
 
 /** The DIMSE layer above the DUL: transactions are spawned here, keyed `dimse-<Message ID>`. */
 export type DimseEvent =
@@ -160,10 +162,12 @@ const dul = setup({
     // C-GET has C-MOVE's responses (pending counts, final status); its sub-operations go back on this association.
     cGetScp: cMoveScpMachine,
     nActionScp: nActionScpMachine,
+    nEventReportScp: nEventReportScpMachine,
     refusedRequest: refusedRequestMachine,
     scuRequest: scuRequestMachine,
     cFindScu: cFindScuMachine,
     cMoveScu: cMoveScuMachine,
+    nActionScu: nActionScuMachine,
   },
   actions: {
     spawnTransaction: enqueueActions(({ event, enqueue }) => {

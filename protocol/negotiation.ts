@@ -10,7 +10,7 @@ import type {
   RoleSelection,
 } from './pdu.types.ts';
 import { DICOM_APPLICATION_CONTEXT } from './pdu.types.ts';
-import { EXPLICIT_VR_LITTLE_ENDIAN as EXPLICIT_LE, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, IMPLICIT_VR_LITTLE_ENDIAN as IMPLICIT_LE, PATIENT_ROOT_FIND, PATIENT_ROOT_GET, PATIENT_ROOT_MOVE, STUDY_ROOT_FIND, STUDY_ROOT_GET, STUDY_ROOT_MOVE, transferSyntax } from './uids.ts';
+import { EXPLICIT_VR_LITTLE_ENDIAN as EXPLICIT_LE, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, IMPLICIT_VR_LITTLE_ENDIAN as IMPLICIT_LE, PATIENT_ROOT_FIND, PATIENT_ROOT_GET, PATIENT_ROOT_MOVE, STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, STUDY_ROOT_FIND, STUDY_ROOT_GET, STUDY_ROOT_MOVE, transferSyntax } from './uids.ts';
 
 export type TransferSyntaxPolicy = 'proposal-order' | 'prefer-explicit';
 
@@ -24,6 +24,8 @@ export type AcceptorPolicy = {
   maxPduLength: number;
   /** A Q/R listener: the requestor may take the SCP role for storage classes (C-GET sub-operations come back to it). */
   acceptRequestorScpRole?: boolean;
+  /** SOP classes for which the requestor may take the SCP role (a Storage Commitment peer sending its N-EVENT-REPORT). */
+  requestorScpRoleFor?: string[];
 };
 
 /** An accepted presentation context: what the DIMSE layer needs to know about it. */
@@ -67,7 +69,8 @@ export function negotiate(rq: AssociateRq, policy: AcceptorPolicy): NegotiationR
     .filter((r) => policy.sopClasses.includes(r.sopClassUid))
     // We act as SCP for what we accept; the requestor acts as SCP (receives our C-STOREs) only where
     // a C-GET needs it, on a Q/R listener (PS3.4 C.4.3, PS3.7 D.3.3.4).
-    .map((r) => ({ sopClassUid: r.sopClassUid, scuRole: r.scuRole, scpRole: policy.acceptRequestorScpRole === true && r.scpRole }));
+    // A storage commitment peer the router asked reports in SCP role (PS3.4 J.3.3, policy.requestorScpRoleFor).
+    .map((r) => ({ sopClassUid: r.sopClassUid, scuRole: r.scuRole, scpRole: (policy.acceptRequestorScpRole === true || policy.requestorScpRoleFor?.includes(r.sopClassUid) === true) && r.scpRole }));
 
   const ac: AssociateAc = {
     type: 'A-ASSOCIATE-AC',
@@ -88,6 +91,19 @@ export function negotiate(rq: AssociateRq, policy: AcceptorPolicy): NegotiationR
     },
   };
   return { accepted: true, ac, contexts };
+}
+
+/**
+ * The policy for a Storage Commitment peer the router asks (its calling AE title is a peer's with
+ * storageCommitment enabled): the Push Model SOP class is accepted with the peer in SCP role, so its
+ * N-EVENT-REPORT comes in on a new association, whether or not the listener performs commitment itself.
+ */
+export function withCommitmentReports(policy: AcceptorPolicy): AcceptorPolicy {
+  return {
+    ...policy,
+    sopClasses: policy.sopClasses.includes(STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS) ? policy.sopClasses : [...policy.sopClasses, STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS],
+    requestorScpRoleFor: [...(policy.requestorScpRoleFor ?? []), STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS],
+  };
 }
 
 function reject(rj: AssociateRj, why: string): NegotiationResult {

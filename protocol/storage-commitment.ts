@@ -22,6 +22,23 @@ export const FailureReason = {
   DUPLICATE_TRANSACTION_UID: 0x0131,
 } as const;
 
+/** Failure Reason codes in words (PS3.4 J.3.3.1.1.2), for dead letters and logs. */
+const FAILURE_REASON_WORDS: Record<number, string> = {
+  0x0110: 'processing failure',
+  0x0112: 'no such object instance',
+  0x0213: 'resource limitation',
+  0x0122: 'referenced SOP class not supported',
+  0x0119: 'class / instance conflict',
+  0x0131: 'duplicate transaction UID',
+};
+
+/** "0112 no such object instance" (the code as 4 hex digits, then its meaning, if standard). */
+export function failureReasonText(code: number | undefined): string {
+  if (code === undefined || !Number.isFinite(code)) return 'no failure reason given';
+  const hex = code.toString(16).padStart(4, '0');
+  return FAILURE_REASON_WORDS[code] ? `${hex} ${FAILURE_REASON_WORDS[code]}` : `${hex} (not a standard failure reason)`;
+}
+
 export type SopReference = { sopClassUid: string; sopInstanceUid: string };
 export type FailedSop = SopReference & { failureReason: number };
 export type CommitmentRequest = { transactionUid: string; referenced: SopReference[] };

@@ -148,6 +148,8 @@ export type Rule = {
   priority: number;
   /** After this rule matches, do later rules still run? */
   continue: boolean;
+  /** Storage commitment of what it forwards: the strictest of this and the listener's commitWhen applies (issue 15). */
+  commitWhen?: 'stored' | 'delivered' | 'committed-downstream';
   /** All must hold; empty = matches everything. */
   when: Condition[];
   then: RuleActions;

@@ -89,6 +89,7 @@ function parseOne(text: string, file: string, opts: RuleFileOptions): Parsed {
       ...(typeof r.description === 'string' ? { description: r.description } : {}),
       priority: typeof r.priority === 'number' ? r.priority : DEFAULT_PRIORITY,
       continue: r.continue === true,
+      ...(typeof r.commitWhen === 'string' ? { commitWhen: r.commitWhen as Rule['commitWhen'] } : {}),
       when,
       // With problems the set is refused anyway; the rule is kept for the duplicate-name check across files.
       then: then ?? { forward: [], modify: [], drop: false },

@@ -176,6 +176,23 @@ export class OutboundQueue {
     return this.#root.transaction(() => this.enqueue(item, now));
   }
 
+  /**
+   * A dead letter for an instance the peer already has had (e.g. its storage commitment failed,
+   * actors/jobs/commitment-scu.ts): `queue retry` sends it again. Not subject to the duplicates
+   * policy (resending is the point); it keeps the file from retention like any item.
+   */
+  async addDeadLetter(item: NewQueueItem, reason: string, now: Date = new Date()): Promise<QueueItem> {
+    return this.#root.transaction(() => {
+      const seq = (this.#seq.get('next') ?? 0) + 1;
+      this.#seq.put('next', seq);
+      const at = now.toISOString();
+      const full: QueueItem = { ...item, id: formatId(item.peer, seq), enqueuedAt: at, attempts: 0, nextAttemptAt: at, state: 'dead', lastError: reason, deadReason: reason };
+      this.#items.put([item.peer, seq], full);
+      this.#bySop.put(item.sopInstanceUid, full.id);
+      return full;
+    });
+  }
+
   /** Skipped duplicates of a peer (or all), oldest first; `limit` keeps the most recent ones. */
   skipped(peer?: string, opts: { limit?: number } = {}): SkippedDuplicate[] {
     const range = peer === undefined ? {} : { start: [peer, 0] as Key, end: [peer, LAST_SEQ] as Key };

@@ -5,14 +5,17 @@
 //   stored:    every referenced instance is indexed in the spool with the SOP class given
 //              (else 0112 no such object instance / 0119 class-instance conflict);
 //   delivered: and every forward the rules made for it is confirmed by its destination (no queue item,
-//              pending or dead, still refers to it, and no completion group still holds it).
+//              pending or dead, still refers to it, and no completion group still holds it);
+//   committed-downstream: and every destination asked for storage commitment (peers[].storageCommitment)
+//              has committed it; one that reports it failed (or never reports) fails it here, 0110,
+//              the why naming the peer and its Failure Reason.
 // A request not committed by its deadline (timeoutHours) reports the instances still waiting as
 // failed, 0110, and the log and the record say why (dead letter, still queued, held).
 import type { Logger } from 'pino';
 import type { AnyActorRef } from 'xstate';
 import { commitmentMachine } from '../../machines/commitment.machine.ts';
 import type { CommitmentJobEvent, CommitmentJobInput } from '../../machines/commitment.machine.ts';
-import type { ListenerConfig, PeerConfig, StorageCommitmentConfig } from '../../config/config.ts';
+import type { CommitWhen, ListenerConfig, PeerConfig, StorageCommitmentConfig } from '../../config/config.ts';
 import type { StoreResult } from '../../machines/dimse/dimse.events.ts';
 import { Status } from '../../protocol/status.ts';
 import { ActionInformationError, decodeCommitmentRequest, FailureReason } from '../../protocol/storage-commitment.ts';
@@ -20,6 +23,7 @@ import type { CommitmentResult, FailedSop, SopReference } from '../../protocol/s
 import type { OutboundQueue, QueueItem } from '../forward/outbound-queue.ts';
 import { backoffMs } from '../forward/retry-policy.ts';
 import type { Spool } from '../ingest/spool.ts';
+import type { DownstreamVerdict } from './commitment-scu.ts';
 import { CommitmentStore } from './commitment-store.ts';
 import type { CommitmentRecord } from './commitment-store.ts';
 import { refused, reportFailure, ReportRefusedError, reportOnNewAssociation } from './commitment-report.ts';
@@ -41,6 +45,10 @@ export type CommitmentServiceOptions = {
   peers: readonly PeerConfig[];
   listeners: readonly ListenerConfig[];
   logger: Logger;
+  /** commitWhen committed-downstream: what the storage commitment peers it was delivered to say (actors/jobs/commitment-scu.ts). */
+  downstream?: (sopInstanceUid: string) => DownstreamVerdict;
+  /** A routing rule's own commitWhen, by rule name (the rules in force). */
+  ruleCommitWhen?: (rule: string) => CommitWhen | undefined;
   /** Instances something else still holds back from sending (completion groups). */
   holds?: (sopInstanceUid: string) => boolean;
   /** How often open requests are looked at (deliveries, deadlines, reports due). */
@@ -231,7 +239,11 @@ export class CommitmentService {
     const stored = this.#o.spool.get(ref.sopInstanceUid);
     if (!stored) return { failed: FailureReason.NO_SUCH_OBJECT_INSTANCE, why: 'not received by the router' };
     if (stored.sopClassUid !== ref.sopClassUid) return { failed: FailureReason.CLASS_INSTANCE_CONFLICT, why: `stored with SOP class ${stored.sopClassUid}` };
-    if (record.commitWhen === 'stored') return { committed: true };
+    const commitWhen = this.#commitWhenOf(record, ref.sopInstanceUid, itemsOf);
+    if (commitWhen === 'stored') return { committed: true };
+    // A destination's failed commitment fails the instance upstream at once (its dead letter may be retried, but not for this request).
+    const downstream = commitWhen === 'committed-downstream' ? this.#o.downstream?.(ref.sopInstanceUid) : undefined;
+    if (downstream && 'failed' in downstream) return { failed: FailureReason.PROCESSING_FAILURE, why: downstream.failed };
     if (this.#o.holds?.(ref.sopInstanceUid)) return { waiting: 'held until its series/study is complete' };
     if (this.#o.queue.outstanding(ref.sopInstanceUid) > 0) {
       const items = itemsOf(ref.sopInstanceUid);
@@ -239,7 +251,20 @@ export class CommitmentService {
       if (dead.length > 0) return { waiting: `dead letter at ${dead.map((i) => `${i.peer} (${i.deadReason ?? i.lastError ?? 'failed'})`).join(', ')}` };
       return { waiting: `not yet delivered to ${items.map((i) => i.peer).join(', ')}${items.some((i) => i.lastError) ? ` (last error: ${items.find((i) => i.lastError)!.lastError})` : ''}` };
     }
+    if (downstream && 'waiting' in downstream) return downstream;
     return { committed: true };
+  }
+
+  /**
+   * The commitWhen for one instance: the strictest of the listener's (recorded with the request) and of
+   * every rule that forwarded it (its queue items and deliveries name them). A rule can only tighten it.
+   */
+  #commitWhenOf(record: CommitmentRecord, sop: string, itemsOf: (sop: string) => QueueItem[]): CommitWhen {
+    const ruleOf = this.#o.ruleCommitWhen;
+    if (!ruleOf || record.commitWhen === 'committed-downstream') return record.commitWhen;
+    const rules = new Set(this.#o.queue.deliveries(sop).map((d) => d.rule));
+    if (this.#o.queue.outstanding(sop) > 0) for (const i of itemsOf(sop)) rules.add(i.rule);
+    return [...rules].reduce<CommitWhen>((strictest, rule) => stricter(strictest, ruleOf(rule)), record.commitWhen);
   }
 
   async #report(record: CommitmentRecord): Promise<void> {
@@ -326,6 +351,13 @@ export class CommitmentService {
       else this.#pendingSops.set(s.sopInstanceUid, n);
     }
   }
+}
+
+const STRICTNESS: readonly CommitWhen[] = ['stored', 'delivered', 'committed-downstream'];
+
+/** The stricter of two commitWhen (an absent one does not count). */
+export function stricter(a: CommitWhen, b: CommitWhen | undefined): CommitWhen {
+  return b !== undefined && STRICTNESS.indexOf(b) > STRICTNESS.indexOf(a) ? b : a;
 }
 
 /** The queue items of an instance, from one scan of the queue made on first need in a check (only instances still outstanding ask). */

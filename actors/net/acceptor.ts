@@ -10,7 +10,7 @@ import { atCapacity } from '../../machines/listener.machine.ts';
 import type { Command } from '../../protocol/dimse.ts';
 import { CommandField } from '../../protocol/dimse.ts';
 import type { AcceptorPolicy } from '../../protocol/negotiation.ts';
-import { negotiate, Reject } from '../../protocol/negotiation.ts';
+import { negotiate, Reject, withCommitmentReports } from '../../protocol/negotiation.ts';
 import { Status } from '../../protocol/status.ts';
 import { Association } from './association.ts';
 import type { AssociationMachineRef, DatasetSink } from './association.ts';
@@ -39,6 +39,8 @@ import { runGet } from '../jobs/qr-scp-get.ts';
 import { RequesterSender } from '../jobs/qr-requester-sender.ts';
 import type { CommitmentService } from '../jobs/commitment.ts';
 import { receiveNAction } from '../jobs/commitment-scp.ts';
+import type { CommitmentScuService } from '../jobs/commitment-scu.ts';
+import { receiveNEventReport } from '../jobs/commitment-scu-report.ts';
 import type { CertificateIdentity } from './tls-identity.ts';
 
 /** What a listener needs to route: the rules in force, the outbound queue, and a way to wake peers. */
@@ -71,6 +73,8 @@ export type ListenerRuntime = {
   onStored?: (instance: StoredInstance) => void;
   /** Storage Commitment Push Model SCP, on a listener that performs it (actors/jobs/commitment.ts). */
   commitment?: CommitmentService;
+  /** Storage commitment asked of peers: their N-EVENT-REPORTs come here (the peer in SCP role; actors/jobs/commitment-scu.ts). */
+  commitmentScu?: CommitmentScuService;
 };
 
 type PendingStore = { sink: StoreSink; verdict?: StoreVerdict; decision?: RoutingDecision };
@@ -121,7 +125,9 @@ export class Acceptor {
     const a = this.association;
     a.log = a.log.child({ callingAe: rq.callingAeTitle, calledAe: rq.calledAeTitle });
     this.ctx = { ...this.ctx, callingAeTitle: rq.callingAeTitle, calledAeTitle: rq.calledAeTitle };
-    const result = negotiate(rq, this.listener.policy);
+    // A storage commitment peer reporting (reverse role) gets the SOP class and its SCP role, on any listener.
+    const scu = this.listener.commitmentScu;
+    const result = negotiate(rq, scu?.isCommitmentPeerAe(rq.callingAeTitle) ? withCommitmentReports(this.listener.policy) : this.listener.policy);
     const binding = result.accepted && this.listener.tls ? checkAeTitleBinding(this.listener.tls.aeTitleBindings, rq.callingAeTitle, this.identity) : { ok: true as const };
     if (!binding.ok) {
       // The AE title is not believed without the certificate that backs it: 1/1/3, as for an unknown calling AE title.
@@ -178,6 +184,11 @@ export class Acceptor {
     }
     const qr = this.qrRequest(context.abstractSyntax, command, expectsDataset);
     if (qr) return qr(input, context.transferSyntax);
+    if (command.CommandField === CommandField.N_EVENT_REPORT_RQ && this.listener.commitmentScu?.isCommitmentPeerAe(this.ctx.callingAeTitle)) {
+      const scu = this.listener.commitmentScu;
+      const callingAe = this.ctx.callingAeTitle;
+      return receiveNEventReport(a, input, (bytes, ts) => scu.report(callingAe, 'listener', bytes, ts), expectsDataset);
+    }
     if (command.CommandField === CommandField.N_ACTION_RQ && this.listener.commitment) {
       const { listener, callingAeTitle, calledAeTitle } = this.ctx;
       return receiveNAction(a, this.listener.commitment, input, { listener, callingAeTitle, calledAeTitle }, expectsDataset);

@@ -3,6 +3,7 @@
 // recent studies per destination with their prefetch jobs, health (spool disk, rules in force, TLS
 // certificates) and the alerts. Read from the router when asked; the rates and tallies come from the
 // domain events (console-model.ts). Patient data is masked unless `showPhi`.
+import { commitmentsView } from './console-commitments.ts';
 import { statfsSync } from 'node:fs';
 import type { AnyActorRef } from 'xstate';
 import type { PeerConfig, RouterConfig } from '../../config/config.ts';
@@ -237,6 +238,7 @@ export function consoleView(deps: ConsoleDeps, alerts: Alert[], opts: { showPhi:
     },
     peers,
     studies,
+    commitments: safe(() => commitmentsView(router), { received: [], sent: [] }),
     health: {
       spool: {
         dir: router.spool.dir,

@@ -123,7 +123,7 @@ test('values given are kept: lists of UIDs, trimmed AE titles, peers', (t) => {
   t.deepEqual(l.timeouts, { artimSeconds: 0.5, idleSeconds: 120, dimseSeconds: 60 });
   const peerDefaults = {
     callingAeTitle: 'DICOM_ROUTER', maxAssociations: 1, maxPduLength: 16384, transferSyntaxes: 'default', idleReleaseSeconds: 2, duplicates: 'always',
-    exclusive: false, statusOverrides: {},
+    exclusive: false, statusOverrides: {}, storageCommitment: { enabled: false, batch: 500, waitHours: 24 },
     retry: { attempts: 10, initialBackoffSeconds: 5, maxBackoffSeconds: 600, jitter: 0.2 }, timeouts: { connectSeconds: 10, dimseSeconds: 60 },
   };
   t.deepEqual(config.peers, [
@@ -320,6 +320,17 @@ test('listeners: storageCommitment is validated at load, with the documented def
   t.regex(bad!.message, /listeners\[0\]\.storageCommitment\.commitWhen: must be one of 'stored', 'delivered', 'committed-downstream' \(got "deliverd"; did you mean 'delivered'\?\)/);
   t.regex(bad!.message, /storageCommitment\.report: must be one of 'same-association-first', 'always-new-association'/);
   t.regex(bad!.message, /storageCommitment\.timeoutHours: must be a number greater than 0/);
-  const downstream = t.throws(() => parseConfig(`${base}    storageCommitment: { enabled: true, commitWhen: committed-downstream }\n`, 'router.yaml'), { instanceOf: ConfigError });
-  t.regex(downstream!.message, /router\.yaml:5:\d+: listeners\[0\]\.storageCommitment\.commitWhen: 'committed-downstream' is not supported yet/);
+  const downstream = parseConfig(`${base}    storageCommitment: { enabled: true, commitWhen: committed-downstream }\n`, 'router.yaml');
+  t.is(downstream.listeners[0].storageCommitment.commitWhen, 'committed-downstream');
+});
+
+test('peers: storageCommitment (the router as SCU) is validated at load, with the documented defaults', (t) => {
+  const base = 'listeners:\n  - name: main\n    aeTitles: [DICOM_ROUTER]\n    port: 11112\npeers:\n  - aeTitle: PACS\n    host: 127.0.0.1\n    port: 104\n';
+  t.deepEqual(parseConfig(base, 'router.yaml').peers[0].storageCommitment, { enabled: false, batch: 500, waitHours: 24 });
+  t.deepEqual(parseConfig(`${base}    storageCommitment: { enabled: true, batch: 50, waitHours: 2 }\n`, 'router.yaml').peers[0].storageCommitment, { enabled: true, batch: 50, waitHours: 2 });
+  const bad = t.throws(() => parseConfig(`${base}    storageCommitment: { enabled: yes-please, batch: 0, waitHours: -1, wait: 3 }\n`, 'router.yaml'), { instanceOf: ConfigError })!;
+  t.regex(bad.message, /router\.yaml:9:\d+: peers\[0\]\.storageCommitment\.enabled: must be/);
+  t.regex(bad.message, /peers\[0\]\.storageCommitment\.batch: must be an integer/);
+  t.regex(bad.message, /peers\[0\]\.storageCommitment\.waitHours: must be a number greater than 0/);
+  t.regex(bad.message, /peers\[0\]\.storageCommitment\.wait: unknown field 'wait' \(known fields: enabled, batch, waitHours\)/);
 });

@@ -22,7 +22,7 @@ export async function eventually(t: ExecutionContext, what: string, check: () =>
   }
 }
 
-export async function routerWith(peers: Record<string, unknown>[], rules: string, opts: { logger?: import('pino').Logger; storageDir?: string; listener?: Record<string, unknown>; config?: Record<string, unknown> } = {}) {
+export async function routerWith(peers: Record<string, unknown>[], rules: string, opts: { logger?: import('pino').Logger; storageDir?: string; listener?: Record<string, unknown>; config?: Record<string, unknown>; port?: number } = {}) {
   const dir = tempDir();
   const rulesDir = join(dir, 'rules');
   mkdirSync(rulesDir);
@@ -37,7 +37,8 @@ export async function routerWith(peers: Record<string, unknown>[], rules: string
     }),
     join(dir, 'router.yaml'),
   );
-  config.listeners[0].port = 0;
+  // A given port: a peer configured with it reaches the router again after a restart.
+  config.listeners[0].port = opts.port ?? 0;
   const running = await startRouter(config, { logger: opts.logger ?? silent });
   return { ...running, port: running.ports.get('main')!, dir, rulesDir };
 }

@@ -9,7 +9,10 @@ import type { DicomServer } from './processes.ts';
 /** httpPort: its REST API on 127.0.0.1. */
 export type Orthanc = DicomServer & { httpPort: number };
 
-export async function startOrthanc(opts: { aeTitle?: string; modalities?: Record<string, [string, string, number]>; dir?: string; port?: number } = {}): Promise<Orthanc> {
+/** lua: a Lua script Orthanc runs (e.g. an OnStoredInstance callback). */
+export type OrthancOptions = { aeTitle?: string; modalities?: Record<string, [string, string, number]>; dir?: string; port?: number; lua?: string };
+
+export async function startOrthanc(opts: OrthancOptions = {}): Promise<Orthanc> {
   // Ports chosen here may be taken by another test's server before Orthanc binds them: try again with others.
   for (let attempt = 1; ; attempt++) {
     try {
@@ -20,7 +23,7 @@ export async function startOrthanc(opts: { aeTitle?: string; modalities?: Record
   }
 }
 
-async function startOrthancOnce(opts: { aeTitle?: string; modalities?: Record<string, [string, string, number]>; dir?: string; port?: number }): Promise<Orthanc> {
+async function startOrthancOnce(opts: OrthancOptions): Promise<Orthanc> {
   const dir = opts.dir ?? tempDir('orthanc-');
   mkdirSync(join(dir, 'db'), { recursive: true });
   const port = opts.port ?? (await freePort());
@@ -41,9 +44,10 @@ async function startOrthancOnce(opts: { aeTitle?: string; modalities?: Record<st
     DicomAlwaysAllowStore: true,
     DicomAlwaysAllowEcho: true,
     Plugins: [],
-    LuaScripts: [],
+    LuaScripts: opts.lua === undefined ? [] : [join(dir, 'script.lua')],
     StableAge: 1,
   };
+  if (opts.lua !== undefined) writeFileSync(join(dir, 'script.lua'), opts.lua);
   const file = join(dir, 'orthanc.json');
   writeFileSync(file, JSON.stringify(config, null, 2));
   return { ...(await startDicomServer('Orthanc', '/usr/sbin/Orthanc', [file], { port, aeTitle, dir })), httpPort };

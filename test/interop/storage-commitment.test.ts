@@ -4,14 +4,11 @@
 // port; the outcome is read back from Orthanc's REST API (/storage-commitment/{transaction}).
 import test from 'ava';
 import { rmSync } from 'node:fs';
-import type { ExecutionContext } from 'ava';
 import { join } from 'node:path';
 import type { AnyActorRef } from 'xstate';
-import { readPart10File } from '../../actors/ingest/part10-file.ts';
 import { eventually, routerWith } from '../helpers/in-process-router.ts';
-import { newUid, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
-import { startOrthanc } from '../helpers/orthanc.ts';
-import type { Orthanc } from '../helpers/orthanc.ts';
+import { newUid } from '../helpers/dicom-files.ts';
+import { orthancWithImages, reportOf, requestCommitment, sendAllToRouter, settledReport } from '../helpers/orthanc-commitment.ts';
 import { freePort, startStorescp, tempDir } from '../helpers/processes.ts';
 
 /** The router stopped and its temp folder (spool, journal segments: tens of MB) removed. */
@@ -21,55 +18,6 @@ async function stopAndRemove(router: { stop(): Promise<void>; dir: string }): Pr
 }
 const rm = (dir: string) => rmSync(dir, { recursive: true, force: true });
 
-
-type OrthancReport = { Status: string; Success?: { SOPClassUID: string; SOPInstanceUID: string }[]; Failures?: { SOPClassUID: string; SOPInstanceUID: string; FailureReason: number; Description?: string }[] };
-
-async function rest<T>(orthanc: Orthanc, method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`http://127.0.0.1:${orthanc.httpPort}${path}`, { method, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`Orthanc ${method} ${path}: ${res.status} ${text}\n${orthanc.output().slice(-3000)}`);
-  return JSON.parse(text) as T;
-}
-
-/** Orthanc holding `count` new CT instances, with the router as its modality 'router'; their SOP Instance UIDs. */
-async function orthancWithImages(port: number, routerPort: number, count: number): Promise<{ orthanc: Orthanc; sops: string[] }> {
-  const orthanc = await startOrthanc({ port, aeTitle: 'MODALITY', modalities: { router: ['DICOM_ROUTER', '127.0.0.1', routerPort] } });
-  const dir = tempDir('stgcmt-images-');
-  const files = writeDataset(join(dir, 'study'), { sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, count, pixelBytes: 256, studyInstanceUid: newUid() });
-  await orthanc.store(files);
-  const sops = await Promise.all(files.map(async (f) => (await readPart10File(f)).sopInstanceUid));
-  rm(dir);
-  return { orthanc, sops };
-}
-
-async function sendAllToRouter(orthanc: Orthanc): Promise<void> {
-  const ids = await rest<string[]>(orthanc, 'GET', '/instances');
-  await rest(orthanc, 'POST', '/modalities/router/store', { Resources: ids, Synchronous: true });
-}
-
-async function requestCommitment(orthanc: Orthanc, sops: string[], sopClassUid = SOP.ct): Promise<string> {
-  const r = await rest<{ ID: string }>(orthanc, 'POST', '/modalities/router/storage-commitment', {
-    DicomInstances: sops.map((s) => ({ SOPClassUID: sopClassUid, SOPInstanceUID: s })),
-  });
-  return r.ID;
-}
-
-async function reportOf(orthanc: Orthanc, transactionUid: string): Promise<OrthancReport> {
-  return rest<OrthancReport>(orthanc, 'GET', `/storage-commitment/${transactionUid}`);
-}
-
-async function settledReport(t: ExecutionContext, orthanc: Orthanc, transactionUid: string, timeoutMs = 60_000): Promise<OrthancReport> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const report = await reportOf(orthanc, transactionUid);
-    if (report.Status !== 'Pending') return report;
-    if (Date.now() > deadline) {
-      t.fail(`no report after ${timeoutMs} ms:\n${orthanc.output().slice(-3000)}`);
-      return report;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const orthancPeer = (port: number) => ({ name: 'MODALITY', aeTitle: 'MODALITY', host: '127.0.0.1', port, retry: { attempts: 5, initialBackoffSeconds: 1, maxBackoffSeconds: 2 }, timeouts: { connectSeconds: 5, dimseSeconds: 10 } });
 

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { negotiate, selectTransferSyntax } from '../../protocol/negotiation.ts';
+import { negotiate, selectTransferSyntax, withCommitmentReports } from '../../protocol/negotiation.ts';
 import type { AcceptorPolicy } from '../../protocol/negotiation.ts';
 import type { AssociateRq } from '../../protocol/pdu.types.ts';
 import { DEFAULT_STORAGE_SOP_CLASSES, DEFAULT_TRANSFER_SYNTAXES, IMPLEMENTATION_CLASS_UID, VERIFICATION_SOP_CLASS } from '../../protocol/uids.ts';
@@ -122,4 +122,23 @@ test('role selection: SCU role echoed for SOP classes we accept, never the SCP r
   if (!r.accepted) return t.fail();
   t.deepEqual(r.ac.userInformation.roleSelections, [{ sopClassUid: CT, scuRole: true, scpRole: false }]);
   t.deepEqual(r.ac.userInformation.asyncOpsWindow, { invoked: 1, performed: 1 });
+});
+
+test('a storage commitment peer reporting: the Push Model class is accepted with its SCP role, other classes keep ours', (t) => {
+  const SC = '1.2.840.10008.1.20.1';
+  const proposal = rq({
+    presentationContexts: [{ id: 1, abstractSyntax: SC, transferSyntaxes: [ILE] }, { id: 3, abstractSyntax: CT, transferSyntaxes: [ILE] }],
+    userInformation: {
+      maxPduLength: 16352, implementationClassUid: '1.2.3', sopClassExtended: [], sopClassCommonExtended: [],
+      roleSelections: [{ sopClassUid: SC, scuRole: false, scpRole: true }, { sopClassUid: CT, scuRole: true, scpRole: true }],
+    },
+  });
+  // A listener without storage commitment, to any other requester: the class is not offered.
+  const plain = negotiate(proposal, policy);
+  if (!plain.accepted) return t.fail(plain.why);
+  t.is(plain.ac.presentationContexts[0].result, 3);
+  const r = negotiate(proposal, withCommitmentReports(policy));
+  if (!r.accepted) return t.fail(r.why);
+  t.deepEqual(r.ac.presentationContexts.map((pc) => pc.result), [0, 0]);
+  t.deepEqual(r.ac.userInformation.roleSelections, [{ sopClassUid: SC, scuRole: false, scpRole: true }, { sopClassUid: CT, scuRole: true, scpRole: false }]);
 });

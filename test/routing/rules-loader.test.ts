@@ -355,3 +355,10 @@ test('property: any input gives rules or a RulesError whose problems all have a 
   }), { numRuns: 400 });
   t.pass(`${accepted} accepted`);
 });
+
+test('commitWhen: a rule may tighten storage commitment; an unknown value is refused with the allowed ones', (t) => {
+  const set = parseRuleFile(rule('    commitWhen: committed-downstream\n    then: { forward: [PACS] }\n'), 'r.yaml', PEERS);
+  t.is(set[0].commitWhen, 'committed-downstream');
+  t.is(parseRuleFile(rule('    then: { forward: [PACS] }\n'), 'r.yaml', PEERS)[0].commitWhen, undefined);
+  t.regex(problemAt(t, rule('    commitWhen: deliverd\n    then: {}\n'), 'rules[0].commitWhen', 3, 'deliverd').message, /must be one of 'stored', 'delivered', 'committed-downstream'/);
+});

@@ -215,3 +215,22 @@ test('negotiation: a listener with storage commitment accepts the Push Model cla
   t.is(off.ac.presentationContexts[0].result, 3, 'abstract syntax not supported');
   t.deepEqual(off.ac.userInformation.roleSelections, []);
 });
+
+test('a rule\'s commitWhen tightens the listener\'s: what it forwards waits for delivery, the rest is committed when stored', async (t) => {
+  const peer = { name: 'REQ', aeTitle: 'REQ', host: '127.0.0.1', port: await freePort(), retry: { attempts: 3, initialBackoffSeconds: 1, maxBackoffSeconds: 1 }, timeouts: { connectSeconds: 2, dimseSeconds: 5 } };
+  const ws = { name: 'WS', aeTitle: 'WS', host: '127.0.0.1', port: await freePort(), retry: { attempts: 1000, initialBackoffSeconds: 1, maxBackoffSeconds: 1 }, timeouts: { connectSeconds: 2, dimseSeconds: 5 } };
+  const rules = 'rules:\n  - name: from-other-to-ws\n    commitWhen: delivered\n    when: { callingAe: OTHER }\n    then: { forward: [WS] }\n';
+  const router = await routerWith([peer, ws], rules, { listener: { storageCommitment: { enabled: true, commitWhen: 'stored' } } });
+  t.teardown(() => stopAndRemove(router));
+  const [forwarded] = await send(router.port, router.dir, [{}], 'OTHER');
+  const [kept] = await send(router.port, router.dir, [{}], 'REQ');
+  const req = await requester(router.port);
+  t.teardown(() => req.scu.release());
+  t.is((await req.nAction(request('1.2.826.0.1.7', [forwarded, kept]))).status, Status.SUCCESS);
+  // WS never answers: the forwarded instance waits (the rule says delivered), the other one does not (the listener says stored).
+  await eventually(t, 'the forwarded instance waits for WS', () => /not yet delivered to WS/.test(router.commitment.store.get('1.2.826.0.1.7')?.waitingFor?.[forwarded] ?? ''), 20_000);
+  const record = router.commitment.store.get('1.2.826.0.1.7')!;
+  t.is(record.state, 'waiting');
+  t.deepEqual(Object.keys(record.waitingFor!), [forwarded]);
+  t.is(req.reports.length, 0);
+});
