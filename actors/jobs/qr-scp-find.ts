@@ -19,6 +19,10 @@ import type { ScuAssociation } from '../net/scu.ts';
 import { isFinal, parseIdentifier, sourcesOf } from './qr-scp.ts';
 import type { ParsedIdentifier, QrContext, QrRequest } from './qr-scp.ts';
 import { QR_SOP_CLASSES, withQrAssociation } from './qr-scu.ts';
+import { startQrJob } from './qr-job.ts';
+import type { AssociationOwner } from './qr-job.ts';
+import { qrUpstreamMachine } from '../../machines/qr-upstream.machine.ts';
+import type { QrUpstreamInput } from '../../machines/qr-upstream.machine.ts';
 
 /** Retrieve AE Title (0008,0054). */
 const RETRIEVE_AE_TITLE = '00080054';
@@ -43,6 +47,12 @@ export function runFind(ctx: QrContext, req: QrRequest, emit: (m: FindMatch) => 
     };
     const failures: string[] = [];
     const work: Promise<void>[] = [];
+    // Going upstream, the search is a job in the actor tree with its upstream associations as children.
+    const job = upstream.length > 0 ? startQrJob(ctx, 'query', qrUpstreamMachine, jobInput('C-FIND', parsed, req, upstream)) : undefined;
+    const relayCounted = (source: string, m: FindMatch, dataset: Record<string, unknown>) => {
+      relay(source, m, dataset);
+      job?.send({ type: 'MATCHES', bySource: counts });
+    };
     if (local) {
       work.push(Promise.resolve().then(() => {
         const { entities, unsupported } = queryIndex(ctx.spool, parsed.level, parsed.keys);
@@ -58,11 +68,11 @@ export function runFind(ctx: QrContext, req: QrRequest, emit: (m: FindMatch) => 
       work.push(findUpstream(ctx, req, peer, identifier, (raw) => {
         try {
           const dataset = parseHeader(raw, req.transferSyntax).dataset;
-          relay(peer.name, { dataset: rewriteHeader(raw, req.transferSyntax, [{ tag: RETRIEVE_AE_TITLE, action: 'set', vr: 'AE', value: req.calledAeTitle }]) }, dataset);
+          relayCounted(peer.name, { dataset: rewriteHeader(raw, req.transferSyntax, [{ tag: RETRIEVE_AE_TITLE, action: 'set', vr: 'AE', value: req.calledAeTitle }]) }, dataset);
         } catch (err) {
           req.log.warn({ source: peer.name, err: String(err) }, 'C-FIND: an upstream match could not be read; skipped');
         }
-      }, cancels, () => cancelled).catch((err: unknown) => {
+      }, cancels, () => cancelled, job?.owner).catch((err: unknown) => {
         const why = err instanceof Error ? err.message : String(err);
         failures.push(`${peer.name}: ${why}`);
         req.log.warn({ source: peer.name, why }, 'C-FIND: an upstream archive failed; the other sources still answer');
@@ -71,9 +81,11 @@ export function runFind(ctx: QrContext, req: QrRequest, emit: (m: FindMatch) => 
     await Promise.all(work);
     const sources = (local ? 1 : 0) + upstream.length;
     req.log.info({ level: parsed.level, matches: counts, duplicates: merger.duplicates, failed: failures.length, cancelled }, 'C-FIND done');
-    if (cancelled) return { status: Status.CANCEL };
-    if (sources > 0 && failures.length === sources) return { status: Status.OUT_OF_RESOURCES, errorComment: errorCommentOf(`every source failed: ${failures.join('; ')}`) };
-    return { status: Status.SUCCESS };
+    const final: QrFinal = cancelled ? { status: Status.CANCEL }
+      : sources > 0 && failures.length === sources ? { status: Status.OUT_OF_RESOURCES, errorComment: errorCommentOf(`every source failed: ${failures.join('; ')}`) }
+      : { status: Status.SUCCESS };
+    job?.end(final.status);
+    return final;
   })();
   return {
     done,
@@ -109,7 +121,7 @@ function localMatch(parsed: ParsedIdentifier, entity: IndexEntity, req: QrReques
 }
 
 /** One upstream archive's C-FIND, each pending match to `onMatch` as it arrives. Throws its failure. */
-async function findUpstream(ctx: QrContext, req: QrRequest, peer: PeerConfig, identifier: Uint8Array, onMatch: (raw: Uint8Array) => void, cancels: Set<() => void>, cancelled: () => boolean): Promise<void> {
+async function findUpstream(ctx: QrContext, req: QrRequest, peer: PeerConfig, identifier: Uint8Array, onMatch: (raw: Uint8Array) => void, cancels: Set<() => void>, cancelled: () => boolean, owner?: AssociationOwner): Promise<void> {
   const log = req.log.child({ source: peer.name });
   await ctx.slots.with(peer.name, () => withQrAssociation(peer, req.model, log, async (scu) => {
     if (cancelled()) return;
@@ -117,7 +129,13 @@ async function findUpstream(ctx: QrContext, req: QrRequest, peer: PeerConfig, id
     if (outcome.timedOut) scu.abort();
     if (outcome.status === undefined) throw new Error(outcome.failure ?? 'no final response');
     if (statusCategory(outcome.status) === 'failure') throw new Error(`${formatStatus(outcome.status, 'find')}${outcome.errorComment ? `: ${outcome.errorComment}` : ''}`);
-  }, 'find', [req.transferSyntax]));
+  }, 'find', [req.transferSyntax], owner));
+}
+
+/** What a Q/R job shows: the service, who asked, the level and its unique key, the archives. */
+export function jobInput(service: QrUpstreamInput['service'], parsed: ParsedIdentifier, req: QrRequest, upstream: PeerConfig[], destination?: string): QrUpstreamInput {
+  const key = UNIQUE_KEYS[parsed.level][0];
+  return { service, requester: req.callingAeTitle, level: parsed.level, uid: parsed.keys[key] ?? '', sources: upstream.map((p) => p.name), ...(destination ? { destination } : {}) };
 }
 
 type StreamOutcome = { status?: number; errorComment?: string; failure?: string; timedOut?: boolean };

@@ -19,6 +19,9 @@ import { retrieveThrough } from './qr-scp-through.ts';
 import { isFinal, parseIdentifier, sourcesOf } from './qr-scp.ts';
 import type { QrContext, QrRequest } from './qr-scp.ts';
 import { cFind, withQrAssociation } from './qr-scu.ts';
+import { jobInput } from './qr-scp-find.ts';
+import { startQrJob } from './qr-job.ts';
+import { qrUpstreamMachine } from '../../machines/qr-upstream.machine.ts';
 
 const COUNT_KEY: Record<QueryLevel, string | undefined> = {
   PATIENT: 'NumberOfPatientRelatedInstances',
@@ -53,7 +56,18 @@ export function runMove(ctx: QrContext, req: QrRequest, destinationAe: string, p
     if (ctx.config.move === 'retrieve-through') {
       return retrieveThrough(ctx, req, parsed.level, parsed.keys, new DestinationSender(ctx.spool, destination, req.calledAeTitle, log.child({ mode: 'retrieve-through' })), upstream, progress, control);
     }
-    return relayMove(ctx, req, destination.aeTitle, upstream, progress, control);
+    // Relayed, the C-MOVE is a job in the actor tree with its upstream associations as children.
+    const job = startQrJob(ctx, 'move', qrUpstreamMachine, jobInput('C-MOVE', parsed, req, upstream, destination.aeTitle));
+    let final: QrFinal | undefined;
+    try {
+      final = await relayMove(ctx, req, destination.aeTitle, upstream, (s) => {
+        job.send({ type: 'PROGRESS', suboperations: s });
+        progress(s);
+      }, control, job.owner);
+      return final;
+    } finally {
+      job.end(final?.status ?? Status.UNABLE_TO_PROCESS);
+    }
   })();
   return {
     done,

@@ -17,6 +17,7 @@ import type { ConsoleModel } from './console-model.ts';
 import { MASK } from './inspector-model.ts';
 import { peerInWords } from './peer-words.ts';
 import { trueNextAttempt } from './next-attempt.ts';
+import { retrievalsOf } from './console-retrievals.ts';
 import type { PeerSlotSnapshot } from './peer-words.ts';
 
 export type ConsoleDeps = {
@@ -235,6 +236,7 @@ export function consoleView(deps: ConsoleDeps, alerts: Alert[], opts: { showPhi:
     },
     peers,
     studies,
+    retrievals: safe(() => retrievalsOf(root, opts.showPhi), []),
     health: {
       spool: {
         dir: router.spool.dir,

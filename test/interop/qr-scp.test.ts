@@ -21,6 +21,9 @@ import type { ScriptedScp } from '../helpers/scripted-scp.ts';
 import { slowProxy } from '../helpers/slow-proxy.ts';
 import type { SlowProxy } from '../helpers/slow-proxy.ts';
 import { pino } from 'pino';
+import type { AnyActorRef } from 'xstate';
+import { retrievalsOf } from '../../actors/observe/console-retrievals.ts';
+import type { RetrievalShown } from '../../actors/observe/console-retrievals.ts';
 
 const JAPANESE_NAME = 'Yamada^Tarou=山田^太郎=やまだ^たろう';
 // PS3.5 H.3.1, byte for byte (as Canon Virtual Place and PixelMed send it).
@@ -141,6 +144,40 @@ async function findscu(args: string[], keys: string[], opts: { port?: number; mo
 
 const values = (matches: Record<string, unknown>[], key: string) => matches.map((m) => textOf(m[key])).sort();
 
+type TreeSeen = { jobs: Set<string>; associations: Set<string>; transactions: Set<string>; retrievals: RetrievalShown[] };
+
+/**
+ * Watches the root's children while something runs: the Q/R jobs whose id starts with `prefix`, their
+ * association children (id: association:PEER#n) with the PS3.8 state and machine of each one's own
+ * transactions, and what the console's Retrievals section shows. Call the result to stop.
+ */
+function watchTree(prefix: string): () => Promise<TreeSeen> {
+  const seen: TreeSeen = { jobs: new Set(), associations: new Set(), transactions: new Set(), retrievals: [] };
+  let on = true;
+  const loop = (async () => {
+    while (on) {
+      for (const [id, job] of Object.entries(world.router.actor.getSnapshot().children)) {
+        if (!id.startsWith(prefix) || !job) continue;
+        seen.jobs.add(id);
+        for (const [childId, child] of Object.entries((job.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children)) {
+          const snap = child?.getSnapshot() as { value: unknown; children: Record<string, AnyActorRef | undefined> } | undefined;
+          if (!snap) continue;
+          seen.associations.add(`${childId} ${String(snap.value)}`);
+          for (const tx of Object.values(snap.children)) if (tx) seen.transactions.add(`${childId} ${(tx as unknown as { logic: { id: string } }).logic.id}`);
+        }
+      }
+      const shown = retrievalsOf(world.router.actor as unknown as AnyActorRef, false);
+      if (shown.length > 0) seen.retrievals = shown;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  })();
+  return async () => {
+    on = false;
+    await loop;
+    return seen;
+  };
+}
+
 test.serial('C-FIND STUDY: both archives and the spool, merged, de-duplicated, Retrieve AE Title is the router', async (t) => {
   const r = await findscu([], ['QueryRetrieveLevel=STUDY', 'StudyInstanceUID', 'PatientID=QR-P*', 'AccessionNumber', 'RetrieveAETitle']);
   t.is(r.code, 0, r.log);
@@ -230,6 +267,7 @@ test.serial('C-FIND with every source down: A700 with an Error Comment', async (
 test.serial('C-FIND: the first match reaches findscu while the slower archive has not answered', async (t) => {
   const out = tempDir('findscu-slow-');
   const before = world.logLines.length;
+  const tree = watchTree('query-');
   const proc = startProcess('findscu', ['-v', '-S', '-aet', 'FINDSCU', '-aec', 'DICOM_ROUTER', '-X', '-od', out, '-k', 'QueryRetrieveLevel=STUDY', '-k', 'StudyInstanceUID', '-k', 'PatientID=QR-P*', '127.0.0.1', String(world.ports.slow)], { env: DCMTK_ENV });
   const deadline = Date.now() + 60_000;
   while (!proc.output().includes('Received Find Response 1') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -241,6 +279,14 @@ test.serial('C-FIND: the first match reaches findscu while the slower archive ha
   const files = readdirSync(out).filter((n) => n.startsWith('rsp'));
   t.is(files.length, 3, 'both, only1 from ARCH1; only2 from the slow ARCH2; both once');
   await proc.stop();
+  // The search was a job in the actor tree, each upstream association its child, in the data-transfer
+  // state with its C-FIND SCU transaction under it; the job left the tree once they were released.
+  const seen = await tree();
+  t.is(seen.jobs.size, 1, [...seen.jobs].join());
+  t.true([...seen.associations].some((a) => a.startsWith('association:ARCH1#')), [...seen.associations].join());
+  t.true(seen.associations.has('association:SLOW2#1 Sta6'), [...seen.associations].join());
+  t.true(seen.transactions.has('association:SLOW2#1 cFindScu'), [...seen.transactions].join());
+  t.false(Object.keys(world.router.actor.getSnapshot().children).some((id) => id.startsWith('query-')), 'the job left the tree when it ended');
 });
 
 test.serial('C-MOVE from the spool alone while the archives are down', async (t) => {
@@ -275,6 +321,7 @@ test.serial('C-MOVE retrieve-through: the archive moves the study into the route
   // While it runs, the retrieve-through is a job in the actor tree (what the console shows).
   let job: { level?: string; uid?: string; to?: string } | undefined;
   let moving = true;
+  const tree = watchTree('retrieve-through-');
   const watch = (async () => {
     while (moving && !job) {
       const child = Object.entries(world.router.actor.getSnapshot().children).find(([id]) => id.startsWith('retrieve-through-'))?.[1];
@@ -285,7 +332,15 @@ test.serial('C-MOVE retrieve-through: the archive moves the study into the route
   const log = await movescu(world.through.uid, { port: world.ports.through });
   moving = false;
   await watch;
-  t.like(job, { level: 'STUDY', uid: world.through.uid, to: 'destination WS' });
+  t.like(job, { level: 'STUDY', uid: world.through.uid, to: 'destination WS', requester: 'MOVESCU' });
+  // Its upstream association (the C-MOVE into the router) and its deliveries' association are its children.
+  const seen = await tree();
+  t.true(seen.transactions.has('association:ARCH2#1 cMoveScu'), [...seen.transactions].join());
+  t.true([...seen.associations].some((a) => a.startsWith('association:WS#')), [...seen.associations].join());
+  t.true([...seen.transactions].some((a) => a.startsWith('association:WS#') && a.endsWith('scuRequest')), [...seen.transactions].join());
+  // What the console's Retrievals section showed while it ran.
+  t.like(seen.retrievals[0], { service: 'C-MOVE', requester: 'MOVESCU', destination: 'WS', level: 'STUDY', uid: world.through.uid, state: 'retrieving' });
+  t.deepEqual(seen.retrievals[0].sources, ['ARCH1', 'ARCH2']);
   t.false(Object.keys(world.router.actor.getSnapshot().children).some((id) => id.startsWith('retrieve-through-')), 'the job left the tree when it ended');
   t.regex(log, /DIMSE Status *: 0x0000/, log);
   t.regex(log, /Completed Suboperations *: 4/i, log);
