@@ -8,7 +8,7 @@ import type { InstanceRecord, Spool } from './spool.ts';
 /** An entity: keyword → decoded text, for the attributes the index keeps at its level. */
 export type IndexEntity = Record<string, string | undefined>;
 
-const PATIENT_KEYS = ['PatientID', 'PatientName'] as const;
+const PATIENT_KEYS = ['PatientID', 'IssuerOfPatientID', 'PatientName'] as const;
 const STUDY_KEYS = ['StudyInstanceUID', 'StudyDate', 'AccessionNumber', 'ModalitiesInStudy', 'SOPClassesInStudy', 'NumberOfStudyRelatedSeries', 'NumberOfStudyRelatedInstances'] as const;
 const SERIES_KEYS = ['SeriesInstanceUID', 'Modality', 'NumberOfSeriesRelatedInstances'] as const;
 const IMAGE_KEYS = ['SOPInstanceUID', 'SOPClassUID'] as const;
@@ -22,7 +22,8 @@ export const INDEX_KEYS: Readonly<Record<QueryLevel, ReadonlySet<string>>> = {
 };
 
 const groupKey: Record<QueryLevel, (r: InstanceRecord) => string> = {
-  PATIENT: (r) => r.patientId,
+  // A patient is its ID qualified by its issuer: the same ID from two issuers is two patients.
+  PATIENT: (r) => `${r.patientId}\u0000${r.issuerOfPatientId ?? ''}`,
   STUDY: (r) => r.studyInstanceUid,
   SERIES: (r) => r.seriesInstanceUid,
   IMAGE: (r) => r.sopInstanceUid,
@@ -41,7 +42,7 @@ export function entitiesAt(level: QueryLevel, records: Iterable<InstanceRecord>)
   }
   return [...groups.values()].map((g) => {
     const first = g[0];
-    const e: IndexEntity = { PatientID: first.patientId, PatientName: first.patientName };
+    const e: IndexEntity = { PatientID: first.patientId, IssuerOfPatientID: first.issuerOfPatientId, PatientName: first.patientName };
     if (level === 'PATIENT') {
       e.NumberOfPatientRelatedStudies = String(distinct(g.map((r) => r.studyInstanceUid)).length);
       e.NumberOfPatientRelatedSeries = String(distinct(g.map((r) => r.seriesInstanceUid)).length);
@@ -119,7 +120,8 @@ export function recordsFor(spool: Spool, level: QueryLevel, keys: Readonly<Recor
 
 /** A C-MOVE identifier holds unique keys only (PS3.4 C.4.2.2.1): those of its level and above. */
 function pickMoveKeys(level: QueryLevel, keys: Readonly<Record<string, string>>): Record<string, string> {
-  const order = ['PatientID', 'StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID'];
-  const upTo = { PATIENT: 1, STUDY: 2, SERIES: 3, IMAGE: 4 }[level];
+  // Patient ID comes with its issuer when the identifier gives one.
+  const order = ['PatientID', 'IssuerOfPatientID', 'StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID'];
+  const upTo = { PATIENT: 2, STUDY: 3, SERIES: 4, IMAGE: 5 }[level];
   return Object.fromEntries(order.slice(0, upTo).filter((k) => keys[k] !== undefined && keys[k].trim() !== '').map((k) => [k, keys[k]]));
 }

@@ -64,11 +64,13 @@ export function runFind(ctx: QrContext, req: QrRequest, emit: (m: FindMatch) => 
       }));
     }
     const identifier = withUniqueKey(parsed, req);
+    // The keys added for merging go back out of each match: the requester gets what it asked for.
+    const rewrites = [{ tag: RETRIEVE_AE_TITLE, action: 'set' as const, vr: 'AE', value: req.calledAeTitle }, ...addedKeys(parsed).map((k) => ({ tag: tagOf(k), action: 'remove' as const }))];
     for (const peer of upstream) {
       work.push(findUpstream(ctx, req, peer, identifier, (raw) => {
         try {
           const dataset = parseHeader(raw, req.transferSyntax).dataset;
-          relayCounted(peer.name, { dataset: rewriteHeader(raw, req.transferSyntax, [{ tag: RETRIEVE_AE_TITLE, action: 'set', vr: 'AE', value: req.calledAeTitle }]) }, dataset);
+          relayCounted(peer.name, { dataset: rewriteHeader(raw, req.transferSyntax, rewrites) }, dataset);
         } catch (err) {
           req.log.warn({ source: peer.name, err: String(err) }, 'C-FIND: an upstream match could not be read; skipped');
         }
@@ -96,14 +98,19 @@ export function runFind(ctx: QrContext, req: QrRequest, emit: (m: FindMatch) => 
   };
 }
 
+/** The level's unique keys the requester did not ask for (at PATIENT level: Patient ID and its issuer). */
+const addedKeys = (parsed: ParsedIdentifier) => UNIQUE_KEYS[parsed.level].filter((k) => parsed.keys[k] === undefined);
+const tagOf = (keyword: string) => keywordTag(keyword).tag.toString(16).padStart(8, '0').toUpperCase();
+
 /**
- * The identifier sent upstream: the requester's bytes, with the level's unique key added as a return
- * key when it did not ask for it (merging needs it).
+ * The identifier sent upstream: the requester's bytes, with the level's unique keys added as return
+ * keys when it did not ask for them (merging needs them: the same Patient ID from two issuers is two
+ * patients).
  */
 function withUniqueKey(parsed: ParsedIdentifier, req: QrRequest): Uint8Array {
-  const missing = UNIQUE_KEYS[parsed.level].slice(0, 1).filter((k) => parsed.keys[k] === undefined);
+  const missing = addedKeys(parsed);
   if (missing.length === 0) return req.identifier;
-  return rewriteHeader(req.identifier, req.transferSyntax, missing.map((k) => ({ tag: keywordTag(k).tag.toString(16).padStart(8, '0').toUpperCase(), action: 'set' as const, vr: keywordTag(k).vr, value: '' })));
+  return rewriteHeader(req.identifier, req.transferSyntax, missing.map((k) => ({ tag: tagOf(k), action: 'set' as const, vr: keywordTag(k).vr, value: '' })));
 }
 
 /** A local match: the requested keys (empty where the index keeps no value), in the requester's syntax. */

@@ -31,11 +31,12 @@ const H31 = 'Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B=\x1b$B$d$^$@\x1b(B^\
 
 type Study = { uid: string; files: string[]; sops: string[]; patientId: string };
 
-async function makeStudy(dir: string, opts: { patientId: string; patientName: string; modality: string; studyDate: string; accession: string; count?: number }): Promise<Study> {
+async function makeStudy(dir: string, opts: { patientId: string; patientName: string; modality: string; studyDate: string; accession: string; count?: number; issuer?: string }): Promise<Study> {
   const uid = newUid();
   const files = writeDataset(join(dir, uid), {
     sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, count: opts.count ?? 2, pixelBytes: 512,
     patientId: opts.patientId, patientName: opts.patientName, modality: opts.modality, studyDate: opts.studyDate, accessionNumber: opts.accession, studyInstanceUid: uid,
+    ...(opts.issuer ? { issuerOfPatientId: opts.issuer } : {}),
   });
   const sops = await Promise.all(files.map(async (f) => (await readPart10File(f)).sopInstanceUid));
   return { uid, files, sops, patientId: opts.patientId };
@@ -53,6 +54,8 @@ type World = {
   cancelled: Study;
   /** Held by the router only: a Latin-1 name (ISO_IR 100) and the PS3.5 H.3.1 Japanese name (ISO 2022 IR 87). */
   latin: Study; japanese: string;
+  /** Patient ID ISS-P from two issuers: HOSP-A in ARCH1 (and in the spool), HOSP-B in ARCH2. */
+  issuerA: Study; issuerB: Study;
   /** ARCH2's C-STOREs to the router's retrieve-through listener pass a slow link. */
   throughProxy: SlowProxy;
   dying: ScriptedScp; proxy: SlowProxy;
@@ -78,12 +81,14 @@ test.before(async () => {
   const through = await makeStudy(dir, { patientId: 'RT-P4', patientName: 'THROUGH^TEST', modality: 'CT', studyDate: '20200101', accession: 'A-THROUGH', count: 4 });
   const cancelled = await makeStudy(dir, { patientId: 'RT-P5', patientName: 'CANCEL^TEST', modality: 'CT', studyDate: '20200102', accession: 'A-CANCEL', count: 8 });
   const latin = await makeStudy(dir, { patientId: 'CS-P6', patientName: 'MÜLLER^JÜRGEN', modality: 'MR', studyDate: '20210101', accession: 'A-LATIN', count: 1 });
+  const issuerA = await makeStudy(dir, { patientId: 'ISS-P', patientName: 'SAME^ID', modality: 'CT', studyDate: '20180101', accession: 'A-ISS-A', count: 1, issuer: 'HOSP-A' });
+  const issuerB = await makeStudy(dir, { patientId: 'ISS-P', patientName: 'OTHER^PERSON', modality: 'CT', studyDate: '20180202', accession: 'A-ISS-B', count: 1, issuer: 'HOSP-B' });
   const japanese = join(dir, 'h31.dcm');
   writeFileSync(japanese, makeInstance({ sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: 512, patientId: 'CS-P7', studyInstanceUid: newUid(), studyDate: '20190101' }));
   const jis = await run('dcmodify', ['-nb', '-i', '(0008,0005)=\\ISO 2022 IR 87', '-i', `(0010,0010)=${H31}`, japanese]);
   if (jis.code !== 0) throw new Error(`dcmodify failed: ${jis.stdout}${jis.stderr}`);
-  await arch1.store([...both.files, ...only1.files]);
-  await arch2.store([...both.files, ...only2.files, ...through.files, ...cancelled.files]);
+  await arch1.store([...both.files, ...only1.files, ...issuerA.files]);
+  await arch2.store([...both.files, ...only2.files, ...through.files, ...cancelled.files, ...issuerB.files]);
 
   const rulesDir = join(dir, 'rules');
   mkdirSync(rulesDir);
@@ -115,9 +120,9 @@ test.before(async () => {
   const logger = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
   const router = await startRouter(config, { logger, watchRules: false });
   const port = router.ports.get('main')!;
-  const sent = await run('storescu', ['-aec', 'DICOM_ROUTER', '127.0.0.1', String(port), ...local.files, ...latin.files, japanese], { env: DCMTK_ENV });
+  const sent = await run('storescu', ['-aec', 'DICOM_ROUTER', '127.0.0.1', String(port), ...local.files, ...latin.files, ...issuerA.files, japanese], { env: DCMTK_ENV });
   if (sent.code !== 0) throw new Error(`storescu to the router failed: ${sent.stderr}`);
-  world = { arch1, arch2, ws, wsDir, router, port, ports, both, only1, only2, local, through, cancelled, latin, japanese, dying, proxy, throughProxy, logLines };
+  world = { arch1, arch2, ws, wsDir, router, port, ports, both, only1, only2, local, through, cancelled, latin, japanese, issuerA, issuerB, dying, proxy, throughProxy, logLines };
 });
 
 test.after.always(async () => {
@@ -198,6 +203,21 @@ test.serial('C-FIND at each level with each matching type (archives and spool)',
   t.is(textOf(series.matches[0].NumberOfSeriesRelatedInstances), '2');
   const images = await findscu([], ['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${world.only2.uid}`, `SeriesInstanceUID=${textOf((await findscu([], ['QueryRetrieveLevel=SERIES', `StudyInstanceUID=${world.only2.uid}`, 'SeriesInstanceUID'])).matches[0]?.SeriesInstanceUID)}`, 'SOPInstanceUID']);
   t.deepEqual(values(images.matches, 'SOPInstanceUID'), [...world.only2.sops].sort(), 'image level, universal');
+});
+
+test.serial('PATIENT level: the same Patient ID from two issuers is two patients (merged from both archives and the spool), the issuer returned and matched', async (t) => {
+  const r = await findscu([], ['QueryRetrieveLevel=PATIENT', 'PatientID=ISS-P', 'IssuerOfPatientID', 'PatientName'], { model: '-P' });
+  t.is(r.code, 0, r.log);
+  t.deepEqual(r.matches.map((m) => `${textOf(m.PatientID)}|${textOf(m.IssuerOfPatientID)}`).sort(), ['ISS-P|HOSP-A', 'ISS-P|HOSP-B'], 'HOSP-A once (ARCH1 and the spool), HOSP-B once (ARCH2)');
+  // The spool alone: the issuer kept in its index, matched and returned.
+  const local = await findscu([], ['QueryRetrieveLevel=PATIENT', 'PatientID=ISS-P', 'IssuerOfPatientID=HOSP-A', 'NumberOfPatientRelatedInstances'], { model: '-P', port: world.ports.spool });
+  t.deepEqual(local.matches.map((m) => [textOf(m.IssuerOfPatientID), textOf(m.NumberOfPatientRelatedInstances)]), [['HOSP-A', '1']], local.log);
+  const none = await findscu([], ['QueryRetrieveLevel=PATIENT', 'PatientID=ISS-P', 'IssuerOfPatientID=HOSP-B'], { model: '-P', port: world.ports.spool });
+  t.is(none.matches.length, 0, 'the spool holds HOSP-A only');
+  // Asked without the issuer, the matches carry none: the key added upstream for merging is taken out again.
+  const plain = await findscu([], ['QueryRetrieveLevel=PATIENT', 'PatientID=ISS-P'], { model: '-P' });
+  t.is(plain.matches.length, 2, plain.log);
+  t.true(plain.matches.every((m) => m.IssuerOfPatientID === undefined || textOf(m.IssuerOfPatientID) === ''), JSON.stringify(plain.matches));
 });
 
 test.serial('C-FIND of what only the spool holds: local matches at each level', async (t) => {
