@@ -49,8 +49,12 @@ export class DestinationSender implements SubOperationSender {
 
   readonly name: string;
 
-  constructor(spool: Spool, destination: PeerConfig, callingAeTitle: string, log: Logger) {
+  readonly #turn: ((peer: string) => Promise<() => void>) | undefined;
+
+  /** `turn`: waits for an exclusive destination's turn (one association at a time, whoever opens it). */
+  constructor(spool: Spool, destination: PeerConfig, callingAeTitle: string, log: Logger, turn?: (peer: string) => Promise<() => void>) {
     this.#spool = spool;
+    this.#turn = turn;
     this.destination = destination;
     this.name = `destination ${destination.aeTitle}`;
     this.#callingAeTitle = callingAeTitle;
@@ -73,6 +77,7 @@ export class DestinationSender implements SubOperationSender {
   async open(): Promise<void> {
     const d = this.destination;
     const owner = this.#owner;
+    const endTurn = (await this.#turn?.(d.name)) ?? (() => {});
     const association = owner?.open(d.name);
     try {
       this.#scu = await ScuAssociation.open({
@@ -84,10 +89,14 @@ export class DestinationSender implements SubOperationSender {
         logger: this.#log,
       });
     } catch (err) {
+      endTurn();
       if (association) owner?.close(association);
       throw err;
     }
-    if (association) void this.#scu.closed.then(() => owner?.close(association));
+    void this.#scu.closed.then(() => {
+      endTurn();
+      if (association) owner?.close(association);
+    });
   }
 
   ownedBy(owner: AssociationOwner): void {

@@ -47,14 +47,14 @@ export function runMove(ctx: QrContext, req: QrRequest, destinationAe: string, p
     const log = req.log.child({ moveDestination: destination.aeTitle, level: parsed.level });
     if (held.length > 0 && await heldInFull(ctx, req, parsed.level, parsed.keys, held.length, upstream)) {
       log.info({ instances: held.length }, 'C-MOVE from the spool');
-      return sendFromSpool(req, new DestinationSender(ctx.spool, destination, req.calledAeTitle, log), held, progress, control);
+      return sendFromSpool(req, new DestinationSender(ctx.spool, destination, req.calledAeTitle, log, (peer) => ctx.slots.turn(peer)), held, progress, control);
     }
     if (upstream.length === 0) {
       log.info('C-MOVE: nothing held and no upstream archive: no sub-operations');
       return { status: Status.SUCCESS, suboperations: { completed: 0, failed: 0, warning: 0 } };
     }
     if (ctx.config.move === 'retrieve-through') {
-      return retrieveThrough(ctx, req, parsed.level, parsed.keys, new DestinationSender(ctx.spool, destination, req.calledAeTitle, log.child({ mode: 'retrieve-through' })), upstream, progress, control);
+      return retrieveThrough(ctx, req, parsed.level, parsed.keys, new DestinationSender(ctx.spool, destination, req.calledAeTitle, log.child({ mode: 'retrieve-through' }), (peer) => ctx.slots.turn(peer)), upstream, progress, control);
     }
     // Relayed, the C-MOVE is a job in the actor tree with its upstream associations as children.
     const job = startQrJob(ctx, 'move', qrUpstreamMachine, jobInput('C-MOVE', parsed, req, upstream, destination.aeTitle));
