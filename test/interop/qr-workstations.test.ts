@@ -102,6 +102,8 @@ test.after.always(async () => {
 
 async function pixelmed(args: string[]): Promise<string> {
   const r = await run('java', ['-cp', PIXELMED, PIXELMED_QR, ...args], { env: DCMTK_ENV, timeoutMs: 120_000 });
+  // Java's source launcher compiles the helper: it needs a JDK (jdk.compiler), not only a JRE.
+  if (/jdk\.compiler/.test(r.stderr)) throw new Error(`a JDK is needed to run ${PIXELMED_QR}: apt-get install -y default-jdk-headless\n${r.stderr}`);
   if (r.code !== 0) throw new Error(`PixelMed ${args[0]} failed (${r.code}): ${r.stdout}${r.stderr}`);
   return r.stdout;
 }
