@@ -13,6 +13,7 @@ import { Status, statusCategory } from '../../protocol/status.ts';
 import { retrieveThroughMachine } from '../../machines/retrieve-through.machine.ts';
 import type { RetrieveThroughInput } from '../../machines/retrieve-through.machine.ts';
 import { startQrJob } from './qr-job.ts';
+import type { QrJob } from './qr-job.ts';
 import { Tally } from './qr-destination.ts';
 import type { SubOperationSender } from './qr-destination.ts';
 import type { QrContext, QrRequest, StoredInstance } from './qr-scp.ts';
@@ -32,9 +33,10 @@ export function belongsTo(level: QueryLevel, keys: Readonly<Record<string, strin
 }
 
 /** `sender`: where each instance goes once here (the move destination, or back to a C-GET requester). */
-export async function retrieveThrough(ctx: QrContext, req: QrRequest, level: QueryLevel, keys: Record<string, string>, sender: SubOperationSender, upstream: PeerConfig[], progress: (s: SubOperations) => void, control: Control): Promise<QrFinal> {
+/** `job`: the retrieval's job, when the caller started it already (it ends here, with the retrieval). */
+export async function retrieveThrough(ctx: QrContext, req: QrRequest, level: QueryLevel, keys: Record<string, string>, sender: SubOperationSender, upstream: PeerConfig[], progress: (s: SubOperations) => void, control: Control, started?: QrJob): Promise<QrFinal> {
   const log = req.log.child({ to: sender.name, mode: 'retrieve-through' });
-  const job = startJob(ctx, req, level, keys, sender, upstream);
+  const job = started ?? startRetrieveThroughJob(ctx, req, level, keys, sender, upstream);
   const tally = new Tally(0);
   const queue: string[] = [];
   const seen = new Set<string>();
@@ -107,7 +109,7 @@ export async function retrieveThrough(ctx: QrContext, req: QrRequest, level: Que
 }
 
 /** The retrieve-through as a job in the actor tree while it runs, its associations its children (absent a host: nothing to show). */
-function startJob(ctx: QrContext, req: QrRequest, level: QueryLevel, keys: Record<string, string>, sender: SubOperationSender, upstream: PeerConfig[]) {
+export function startRetrieveThroughJob(ctx: QrContext, req: QrRequest, level: QueryLevel, keys: Record<string, string>, sender: SubOperationSender, upstream: PeerConfig[]): QrJob {
   const uidKey = { PATIENT: 'PatientID', STUDY: 'StudyInstanceUID', SERIES: 'SeriesInstanceUID', IMAGE: 'SOPInstanceUID' }[level];
   const input: RetrieveThroughInput = {
     level, uid: keys[uidKey] ?? '', to: sender.name, sources: upstream.map((p) => p.name),

@@ -329,10 +329,16 @@ test.serial('C-MOVE of a study the spool holds only in part: relayed to the arch
   const sent = await run('storescu', ['-aec', 'DICOM_ROUTER', '127.0.0.1', String(world.port), world.only1.files[0]], { env: DCMTK_ENV });
   t.is(sent.code, 0, sent.stderr);
   const before = world.logLines.length;
+  const tree = watchTree('move-');
   const log = await movescu(world.only1.uid);
   t.regex(log, /DIMSE Status *: 0x0000/, log);
   t.regex(log, /Completed Suboperations *: 2/i, log);
   t.true(world.logLines.slice(before).some((l) => l.includes('"msg":"C-MOVE relayed"') && l.includes('"source":"ARCH1"')));
+  // One job: the count asked of ARCH1 (C-FIND) and the relayed C-MOVE, each on an association of its own under it.
+  const seen = await tree();
+  t.is(seen.jobs.size, 1, [...seen.jobs].join());
+  t.true(seen.transactions.has('association:ARCH1#1 cFindScu'), [...seen.transactions].join());
+  t.true(seen.transactions.has('association:ARCH1#2 cMoveScu'), [...seen.transactions].join());
   t.deepEqual((await received()).filter((s) => world.only1.sops.includes(s)), [...world.only1.sops].sort());
 });
 
