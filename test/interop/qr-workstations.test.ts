@@ -1,14 +1,14 @@
 // Reading workstations asking the router (issue 16, their conformance statements in ../shared/conformance/):
 // - PixelMed (pixelmed.jar, Debian's pixelmed-apps) browses Study Root hierarchically, as its viewer
 //   does: STUDY, then the SERIES of each study, then the IMAGEs of each series, each level carrying the
-//   unique keys of the levels above; then moves a study.
+//   unique keys of the levels above; then moves a study, and gets one (C-GET, SCP role selection).
 // - Canon Virtual Place: one association per query level (a scripted sequence of findscu runs, Study
 //   Root, Implicit VR Little Endian only, ISO 2022 IR 87), then a C-MOVE to the Retrieve AE Title the
 //   answers gave (the router, which fills it in).
 // - The query's character set passes upstream unchanged: a scripted archive records the identifier's
 //   bytes (ISO_IR 100, ISO 2022 IR 87, ISO_IR 192), and its ISO 2022 IR 87 match reaches findscu byte for byte.
 import test from 'ava';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { pino } from 'pino';
@@ -19,7 +19,7 @@ import { parseConfig } from '../../config/config.ts';
 import { newUid, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
 import { startOrthanc } from '../helpers/orthanc.ts';
 import type { Orthanc } from '../helpers/orthanc.ts';
-import { DCMTK_ENV, run, startStorescp, tempDir } from '../helpers/processes.ts';
+import { DCMTK_ENV, freePort, run, startStorescp, tempDir } from '../helpers/processes.ts';
 import type { Started } from '../helpers/processes.ts';
 import { scriptedQrScp } from '../helpers/scripted-qr-scp.ts';
 import type { ScriptedQrScp } from '../helpers/scripted-qr-scp.ts';
@@ -68,7 +68,9 @@ test.before(async () => {
   const wsDir = join(dir, 'ws');
   mkdirSync(wsDir);
   const ws = await startStorescp(wsDir, { aeTitle: 'WS' });
-  const arch = await startOrthanc({ aeTitle: 'ARCH', modalities: { WS: ['WS', '127.0.0.1', ws.port] } });
+  // The archive knows the router (C-GET's retrieve-through moves into it) and the workstation.
+  const mainPort = await freePort();
+  const arch = await startOrthanc({ aeTitle: 'ARCH', modalities: { WS: ['WS', '127.0.0.1', ws.port], DICOM_ROUTER: ['DICOM_ROUTER', '127.0.0.1', mainPort] } });
   const archived = await makeStudy(dir, 'WS-P1', 2, 2);
   const held = await makeStudy(dir, 'WS-P2', 1, 3);
   await arch.store(archived.files);
@@ -82,13 +84,14 @@ test.before(async () => {
   const listener = (name: string, port: number, sources: string[]) => ({ name, aeTitles: ['DICOM_ROUTER'], port, bind: '127.0.0.1', queryRetrieve: { sources, move: 'relay' } });
   const config = parseConfig(stringify({
     storage: { dir: join(dir, 'data'), fsync: false },
-    listeners: [listener('main', 1, ['ARCH', 'local']), listener('scripted', 2, ['SCRIPTED'])],
+    listeners: [listener('main', mainPort, ['ARCH', 'local']), listener('scripted', 2, ['SCRIPTED'])],
     peers: [peer('ARCH', arch.port), peer('WS', ws.port), peer('SCRIPTED', scripted.port)],
     routing: { rulesDir },
   }), join(dir, 'router.yaml'));
-  // Free ports, chosen by the system when the listeners bind.
-  for (const l of config.listeners) l.port = 0;
-  const router = await startRouter(config, { logger: pino({ level: 'warn' }, { write: () => {} }), watchRules: false });
+  // A free port, chosen by the system when the listener binds.
+  config.listeners[1].port = 0;
+  // QR_WS_LOG=/path/file keeps the router's log (debug) of a run, to see what a workstation met.
+  const router = await startRouter(config, { logger: pino({ level: process.env.QR_WS_LOG ? 'debug' : 'warn' }, { write: (l: string) => { if (process.env.QR_WS_LOG) appendFileSync(process.env.QR_WS_LOG, l); } }), watchRules: false });
   const port = router.ports.get('main')!;
   const sent = await run('storescu', ['-aec', 'DICOM_ROUTER', '127.0.0.1', String(port), ...held.files], { env: DCMTK_ENV });
   if (sent.code !== 0) throw new Error(`storescu to the router failed: ${sent.stderr}`);
@@ -139,6 +142,17 @@ test.serial('PixelMed moves a study through the router: from the spool, and rela
   t.regex(await pixelmed(['move', '127.0.0.1', String(world.port), 'DICOM_ROUTER', 'PIXELMED', 'WS', 'STUDY', `StudyInstanceUID=${world.archived.uid}`]), /STATUS 0x0000/);
   const got = await received();
   t.deepEqual([...world.held.sops, ...world.archived.sops].filter((s) => got.includes(s)).sort(), [...world.held.sops, ...world.archived.sops].sort());
+});
+
+test.serial('PixelMed C-GET through the router (SCP role selection): from the spool, and retrieved through the router from the archive', async (t) => {
+  for (const study of [world.held, world.archived]) {
+    const folder = tempDir('pixelmed-get-');
+    const out = await pixelmed(['get', '127.0.0.1', String(world.port), 'DICOM_ROUTER', 'PIXELMED', folder, 'STUDY', `StudyInstanceUID=${study.uid}`]);
+    const files = readdirSync(folder).filter((n) => !n.startsWith('.'));
+    const sops = (await Promise.all(files.map(async (n) => (await readPart10File(join(folder, n))).sopInstanceUid))).sort();
+    t.deepEqual(sops, [...study.sops].sort(), out);
+    t.is(out.split('\n').filter((l) => l.startsWith('RECEIVED ')).length, study.sops.length);
+  }
 });
 
 /** findscu as Virtual Place runs it: Study Root, Implicit VR Little Endian only, a new association each time. */

@@ -4,13 +4,19 @@
 // above), and a C-MOVE. Run with Java's source launcher: java -cp pixelmed.jar PixelmedQr.java ...
 //   tree HOST PORT CALLED CALLING [KEYWORD=VALUE ...]   one line per record: LEVEL<TAB>unique key<TAB>shown value
 //   move HOST PORT CALLED CALLING DESTINATION LEVEL KEYWORD=VALUE ...   prints STATUS 0xNNNN
+//   get HOST PORT CALLED CALLING FOLDER LEVEL KEYWORD=VALUE ...   C-GET (CT Image Storage, SCP role
+//     proposed), prints RECEIVED <file> for each instance it stored
 import com.pixelmed.dicom.Attribute;
 import com.pixelmed.dicom.AttributeList;
 import com.pixelmed.dicom.AttributeTag;
 import com.pixelmed.dicom.DicomDictionary;
 import com.pixelmed.dicom.SOPClass;
 import com.pixelmed.dicom.SpecificCharacterSet;
+import com.pixelmed.dicom.StoredFilePathStrategy;
+import com.pixelmed.network.GetSOPClassSCU;
+import com.pixelmed.network.IdentifierHandler;
 import com.pixelmed.network.MoveSOPClassSCU;
+import com.pixelmed.network.ReceivedObjectHandler;
 import com.pixelmed.query.QueryTreeModel;
 import com.pixelmed.query.QueryTreeRecord;
 import com.pixelmed.query.StudyRootQueryInformationModel;
@@ -58,8 +64,18 @@ public class PixelmedQr {
     } else if (args[0].equals("move")) {
       MoveSOPClassSCU move = new MoveSOPClassSCU(host, port, called, calling, args[5], SOPClass.StudyRootQueryRetrieveInformationModelMove, keys(args, 7, args[6]));
       System.out.println(String.format("STATUS 0x%04x", move.getStatus()));
+    } else if (args[0].equals("get")) {
+      java.util.Set<String> classes = new java.util.HashSet<String>();
+      classes.add(SOPClass.CTImageStorage);
+      new GetSOPClassSCU(host, port, called, calling, SOPClass.StudyRootQueryRetrieveInformationModelGet, keys(args, 7, args[6]), new IdentifierHandler(),
+        new java.io.File(args[5]), StoredFilePathStrategy.BYSOPINSTANCEUIDINSINGLEFOLDER,
+        new ReceivedObjectHandler() {
+          public void sendReceivedObjectIndication(String file, String transferSyntax, String callingAETitle) {
+            System.out.println("RECEIVED " + file);
+          }
+        }, classes, true, false, false);
     } else {
-      throw new IllegalArgumentException("tree or move");
+      throw new IllegalArgumentException("tree, move or get");
     }
     System.exit(0);
   }
