@@ -6,7 +6,10 @@
 // there is no job and the associations are standalone machines, as before.
 import type { AnyActorLogic, AnyActorRef } from 'xstate';
 import type { AssociationMachineRef } from '../net/association.ts';
-import type { QrContext } from './qr-scp.ts';
+import type { PeerConfig } from '../../config/config.ts';
+import type { QrUpstreamInput } from '../../machines/qr-upstream.machine.ts';
+import { UNIQUE_KEYS } from '../../protocol/qr-matching.ts';
+import type { ParsedIdentifier, QrContext, QrRequest } from './qr-scp.ts';
 
 /** Who owns the upstream associations a request opens (the job, in the actor tree). */
 export type AssociationOwner = {
@@ -58,3 +61,10 @@ export function startQrJob(ctx: QrContext, kind: string, logic: AnyActorLogic, i
     },
   };
 }
+
+/** What a Q/R job shows: the service, who asked, the level and its unique key, the archives. */
+export function jobInput(service: QrUpstreamInput['service'], parsed: ParsedIdentifier, req: QrRequest, upstream: PeerConfig[], destination?: string): QrUpstreamInput {
+  const key = UNIQUE_KEYS[parsed.level][0];
+  return { service, requester: req.callingAeTitle, level: parsed.level, uid: parsed.keys[key] ?? '', sources: upstream.map((p) => p.name), ...(destination ? { destination } : {}) };
+}
+

@@ -19,10 +19,9 @@ import type { ScuAssociation } from '../net/scu.ts';
 import { isFinal, parseIdentifier, sourcesOf } from './qr-scp.ts';
 import type { ParsedIdentifier, QrContext, QrRequest } from './qr-scp.ts';
 import { QR_SOP_CLASSES, withQrAssociation } from './qr-scu.ts';
-import { startQrJob } from './qr-job.ts';
+import { jobInput, startQrJob } from './qr-job.ts';
 import type { AssociationOwner } from './qr-job.ts';
 import { qrUpstreamMachine } from '../../machines/qr-upstream.machine.ts';
-import type { QrUpstreamInput } from '../../machines/qr-upstream.machine.ts';
 
 /** Retrieve AE Title (0008,0054). */
 const RETRIEVE_AE_TITLE = '00080054';
@@ -139,11 +138,6 @@ async function findUpstream(ctx: QrContext, req: QrRequest, peer: PeerConfig, id
   }, 'find', [req.transferSyntax], owner));
 }
 
-/** What a Q/R job shows: the service, who asked, the level and its unique key, the archives. */
-export function jobInput(service: QrUpstreamInput['service'], parsed: ParsedIdentifier, req: QrRequest, upstream: PeerConfig[], destination?: string): QrUpstreamInput {
-  const key = UNIQUE_KEYS[parsed.level][0];
-  return { service, requester: req.callingAeTitle, level: parsed.level, uid: parsed.keys[key] ?? '', sources: upstream.map((p) => p.name), ...(destination ? { destination } : {}) };
-}
 
 type StreamOutcome = { status?: number; errorComment?: string; failure?: string; timedOut?: boolean };
 

@@ -8,9 +8,9 @@ import type { QrFinal, Running } from '../../machines/dimse/qr-scp.events.ts';
 import { Status } from '../../protocol/status.ts';
 import { recordsFor } from '../ingest/index-query.ts';
 import type { SubOperationSender } from './qr-destination.ts';
-import { heldInFull, sendFromSpool } from './qr-scp-move.ts';
+import { sendFromSpool, spoolOrRetrieveThrough } from './qr-scp-move.ts';
 import type { Control } from './qr-scp-relay.ts';
-import { retrieveThrough, startRetrieveThroughJob } from './qr-scp-through.ts';
+import { startRetrieveThroughJob } from './qr-scp-through.ts';
 import { isFinal, parseIdentifier, sourcesOf } from './qr-scp.ts';
 import type { QrContext, QrRequest } from './qr-scp.ts';
 
@@ -27,20 +27,7 @@ export function runGet(ctx: QrContext, req: QrRequest, sender: SubOperationSende
     }
     // Asking the archives, the C-GET is a job in the actor tree from the start, its associations its children.
     const job = startRetrieveThroughJob(ctx, req, parsed.level, parsed.keys, sender, upstream);
-    let handedOver = false;
-    try {
-      if (held.length > 0 && await heldInFull(ctx, req, parsed.level, parsed.keys, held.length, upstream, job.owner)) {
-        req.log.info({ instances: held.length }, 'C-GET from the spool');
-        const final = await sendFromSpool(req, sender, held, progress, control);
-        job.end(final.status);
-        handedOver = true;
-        return final;
-      }
-      handedOver = true;
-      return await retrieveThrough(ctx, req, parsed.level, parsed.keys, sender, upstream, progress, control, job);
-    } finally {
-      if (!handedOver) job.end(Status.UNABLE_TO_PROCESS);
-    }
+    return spoolOrRetrieveThrough(ctx, req, parsed, sender, held, upstream, progress, control, job, 'C-GET');
   })();
   return {
     done,

@@ -17,11 +17,10 @@ import { relayMove } from './qr-scp-relay.ts';
 import type { Control } from './qr-scp-relay.ts';
 import { retrieveThrough, startRetrieveThroughJob } from './qr-scp-through.ts';
 import { isFinal, parseIdentifier, sourcesOf } from './qr-scp.ts';
-import type { QrContext, QrRequest } from './qr-scp.ts';
+import type { ParsedIdentifier, QrContext, QrRequest } from './qr-scp.ts';
 import { cFind, withQrAssociation } from './qr-scu.ts';
-import { jobInput } from './qr-scp-find.ts';
-import { startQrJob } from './qr-job.ts';
-import type { AssociationOwner } from './qr-job.ts';
+import { jobInput, startQrJob } from './qr-job.ts';
+import type { AssociationOwner, QrJob } from './qr-job.ts';
 import { qrUpstreamMachine } from '../../machines/qr-upstream.machine.ts';
 
 const COUNT_KEY: Record<QueryLevel, string | undefined> = {
@@ -58,23 +57,7 @@ export function runMove(ctx: QrContext, req: QrRequest, destinationAe: string, p
     const job = through ? startRetrieveThroughJob(ctx, req, parsed.level, parsed.keys, sender, upstream)
       : startQrJob(ctx, 'move', qrUpstreamMachine, jobInput('C-MOVE', parsed, req, upstream, destination.aeTitle));
     sender.ownedBy(job.owner);
-    if (through) {
-      // retrieveThrough ends the job; so does every other way out of here.
-      let handedOver = false;
-      try {
-        if (held.length > 0 && await heldInFull(ctx, req, parsed.level, parsed.keys, held.length, upstream, job.owner)) {
-          log.info({ instances: held.length }, 'C-MOVE from the spool');
-          const final = await sendFromSpool(req, sender, held, progress, control);
-          job.end(final.status);
-          handedOver = true;
-          return final;
-        }
-        handedOver = true;
-        return await retrieveThrough(ctx, req, parsed.level, parsed.keys, sender, upstream, progress, control, job);
-      } finally {
-        if (!handedOver) job.end(Status.UNABLE_TO_PROCESS);
-      }
-    }
+    if (through) return spoolOrRetrieveThrough(ctx, req, parsed, sender, held, upstream, progress, control, job, 'C-MOVE');
     let final: QrFinal | undefined;
     try {
       if (held.length > 0 && await heldInFull(ctx, req, parsed.level, parsed.keys, held.length, upstream, job.owner)) {
@@ -98,6 +81,30 @@ export function runMove(ctx: QrContext, req: QrRequest, destinationAe: string, p
       control.cancelUpstream?.();
     },
   };
+}
+
+/**
+ * With `move: retrieve-through` (and for every C-GET): from the spool when it holds it all, else
+ * retrieved through the router. `job` (its retrieve-through job, started by the caller) ends here.
+ */
+export async function spoolOrRetrieveThrough(
+  ctx: QrContext, req: QrRequest, parsed: ParsedIdentifier, sender: SubOperationSender, held: InstanceRecord[], upstream: PeerConfig[],
+  progress: (s: SubOperations) => void, control: Control, job: QrJob, service: 'C-MOVE' | 'C-GET',
+): Promise<QrFinal> {
+  let handedOver = false;
+  try {
+    if (held.length > 0 && await heldInFull(ctx, req, parsed.level, parsed.keys, held.length, upstream, job.owner)) {
+      req.log.info({ instances: held.length }, `${service} from the spool`);
+      const final = await sendFromSpool(req, sender, held, progress, control);
+      job.end(final.status);
+      handedOver = true;
+      return final;
+    }
+    handedOver = true; // retrieveThrough ends the job
+    return await retrieveThrough(ctx, req, parsed.level, parsed.keys, sender, upstream, progress, control, job);
+  } finally {
+    if (!handedOver) job.end(Status.UNABLE_TO_PROCESS);
+  }
 }
 
 /**

@@ -1,7 +1,8 @@
 // The console's Retrievals section (issue 16): while a retrieve-through runs, GET /api/console lists it
 // (requester, destination, study, the archive's counts so far, state) and the page shows it in headless
 // Chromium (Debian's chromium, playwright-core); a screenshot is kept under test-artifacts/. The archive
-// is scripted: it answers the router's C-MOVE with pending responses, one a second, then Success.
+// is scripted: it answers the router's C-MOVE with a pending response a second, for as long as the test
+// needs; then the requester goes away, the router cancels upstream, and the job leaves the page.
 import test from 'ava';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,8 +20,8 @@ const ARTIFACTS = join(REPO, 'test-artifacts');
 test('a retrieve-through under way is listed in /api/console and on the page: requester, destination, study, counts, state', async (t) => {
   t.true(existsSync(CHROMIUM), 'Debian chromium is needed: apt-get install -y chromium');
   mkdirSync(ARTIFACTS, { recursive: true });
-  // Pending responses with counts for about 8 s, then Success (no instance ever comes: the counts are the archive's).
-  const pending = Array.from({ length: 8 }, (_, i) => ({ status: 0xff00, delayMs: 1000, counts: { remaining: 8 - i, completed: i, failed: 0, warning: 0 } }));
+  // Pending responses with counts, one a second for up to 2 minutes (no instance ever comes: the counts are the archive's).
+  const pending = Array.from({ length: 120 }, (_, i) => ({ status: 0xff00, delayMs: 1000, counts: { remaining: 120 - i, completed: i, failed: 0, warning: 0 } }));
   const archive = await scriptedQrScp((rq) => (rq.CommandField === CommandField.C_MOVE_RQ ? [...pending, { status: 0x0000, counts: { completed: 0, failed: 0, warning: 0 } }] : [{ status: 0x0000 }]));
   t.teardown(() => archive.close());
   const { dir, server, port, json } = await inspectedRouter(t, {
@@ -50,13 +51,15 @@ test('a retrieve-through under way is listed in /api/console and on the page: re
   const page = browser.pages()[0] ?? (await browser.newPage());
   await page.goto(server.url);
   const row = page.locator(`[data-retrieval="${shown!.id}"]`);
-  await row.waitFor({ timeout: 10_000 });
+  await row.waitFor({ timeout: 30_000 });
   const text = (await row.textContent()) ?? '';
   for (const part of ['VIEWER', 'WS', study, 'ARCH', 'retrieving']) t.true(text.includes(part), `${part} in: ${text}`);
   t.regex(text, /\d+ in, 0 failed, \d+ to come/);
   await page.locator('#retrievals').screenshot({ path: join(ARTIFACTS, 'console-retrievals.png') });
   t.log(`screenshot: ${join(ARTIFACTS, 'console-retrievals.png')}`);
-  // Once it ended, the job left the tree and the section says so.
+  // The requester goes away: the router cancels the archive's move, the job ends and leaves the page.
+  await move.stop();
   await page.waitForSelector('#retrievals p.empty', { timeout: 30_000 });
+  t.true(archive.cancels.length > 0, 'the C-CANCEL went to the archive');
   t.is(((await json('/api/console')) as { retrievals: unknown[] }).retrievals.length, 0);
 });
