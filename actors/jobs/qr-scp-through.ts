@@ -29,6 +29,9 @@ export function belongsTo(level: QueryLevel, keys: Readonly<Record<string, strin
     ['SOPInstanceUID', 'UI', i.sopInstanceUid],
   ];
   const depth = { PATIENT: 1, STUDY: 2, SERIES: 3, IMAGE: 4 }[level];
+  // A patient named with its issuer is that issuer's patient only: the same ID from another issuer
+  // arriving meanwhile is someone else.
+  if (keys.IssuerOfPatientID?.trim() && !matchValue('LO', keys.IssuerOfPatientID, i.issuerOfPatientId)) return false;
   return checks.slice(0, depth).every(([k, vr, v]) => !keys[k] || matchValue(vr, keys[k], v));
 }
 

@@ -62,7 +62,7 @@ export type QrContext = {
 export type QrJobHost = { start(id: string, logic: AnyActorLogic, input: unknown): AnyActorRef | undefined; end(id: string): void };
 
 /** An instance the router just made durable (C-STORE answered Success). */
-export type StoredInstance = { sopInstanceUid: string; studyInstanceUid: string; seriesInstanceUid: string; patientId: string };
+export type StoredInstance = { sopInstanceUid: string; studyInstanceUid: string; seriesInstanceUid: string; patientId: string; issuerOfPatientId?: string };
 
 /** Tells whoever listens that an instance was stored (the acceptor calls notify after a Success commit). */
 export class StoredInstances {
