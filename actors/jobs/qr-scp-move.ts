@@ -116,7 +116,7 @@ export async function heldInFull(ctx: QrContext, req: QrRequest, level: QueryLev
   if (level === 'IMAGE') return held >= keys.SOPInstanceUID.split('\\').filter((u) => u.trim() !== '').length;
   const countKey = COUNT_KEY[level]!;
   const uniqueKeys: Record<string, string> = {};
-  for (const k of ['PatientID', 'StudyInstanceUID', 'SeriesInstanceUID']) if (keys[k]) uniqueKeys[k] = keys[k];
+  for (const k of ['PatientID', 'IssuerOfPatientID', 'StudyInstanceUID', 'SeriesInstanceUID']) if (keys[k]) uniqueKeys[k] = keys[k];
   for (const peer of upstream) {
     try {
       const r = await ctx.slots.with(peer.name, () => withQrAssociation(peer, req.model, req.log, (scu) => cFind(scu, level, { ...uniqueKeys, [OWN_KEY[level]]: keys[OWN_KEY[level]], [countKey]: '' }, req.model).done, 'find', undefined, owner));
