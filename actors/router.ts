@@ -250,7 +250,7 @@ export async function startRouter(
   const ports = new Map<string, number>();
   // Q/R SCP: upstream associations within each archive's maxAssociations, across every listener.
   const peersByName = new Map(config.peers.map((p) => [p.name, p]));
-  const qrSlots = new AssociationSlots((name) => peersByName.get(name)?.maxAssociations ?? 1);
+  const qrSlots = new AssociationSlots((name) => peersByName.get(name)?.maxAssociations ?? 1, gates);
   const stored = new StoredInstances();
   // Retrieve-through jobs are children of the root while they run, like prefetch and completion jobs.
   const qrJobs = {

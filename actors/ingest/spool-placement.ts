@@ -28,10 +28,15 @@ export type PlacementDeps = {
   redo: RedoCapture;
   instances: Database<InstanceRecord, string>;
   byStudy: Database<string, string>;
+  byPatient: Database<string, string>;
   fileSyncs: FileSyncs;
   deferred: DeferredFiles;
   replacedHooks: ReadonlySet<(previous: InstanceRecord, record: InstanceRecord) => void>;
 };
+
+/** The by-patient index's keys of a Patient ID: each value, trimmed (as Q/R single-value matching compares them). */
+export const patientIndexKeys = (patientId: string | undefined): string[] =>
+  patientId ? [...new Set(patientId.split('\\').map((v) => v.trim()).filter((v) => v !== ''))] : [];
 
 const DIR_MEMO_LIMIT = 10_000;
 /** Below this much free space an EIO from the index is taken for a full disk. */
@@ -153,6 +158,8 @@ export class Placement {
             this.#d.byStudy.remove(previous.studyInstanceUid, record.sopInstanceUid);
           }
           this.#d.byStudy.put(record.studyInstanceUid, record.sopInstanceUid);
+          if (previous) for (const k of patientIndexKeys(previous.patientId)) this.#d.byPatient.remove(k, record.sopInstanceUid);
+          for (const k of patientIndexKeys(record.patientId)) this.#d.byPatient.put(k, record.sopInstanceUid);
           try {
             if (previous) for (const hook of this.#d.replacedHooks) hook(previous, record);
             extra?.(record);

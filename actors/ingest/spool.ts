@@ -41,7 +41,7 @@ import { findOrphans as scanOrphans, removeLeftovers, verifyIndex } from './spoo
 import type { SpoolStartupReport } from './spool-startup.ts';
 import { FileSyncs } from './file-syncs.ts';
 import { DeferredFiles } from './deferred-files.ts';
-import { Placement } from './spool-placement.ts';
+import { Placement, patientIndexKeys } from './spool-placement.ts';
 import { claimJournal } from './journal-owner.ts';
 import { Journal } from './journal.ts';
 import type { JournalIo } from './journal.ts';
@@ -65,6 +65,8 @@ export type InstanceRecord = {
   studyInstanceUid: string;
   seriesInstanceUid: string;
   patientId: string;
+  /** Issuer of Patient ID (0010,0021): with Patient ID, the patient's identity. Absent on older rows. */
+  issuerOfPatientId?: string;
   patientName?: string;
   modality?: string;
   accessionNumber?: string;
@@ -117,6 +119,9 @@ export type SpoolOptions = {
 };
 
 
+/** Marks the by-patient index as built (a key no Patient ID can be: LO has no control characters). */
+const BY_PATIENT_BUILT = '\u0000built';
+
 export class Spool {
   /** The LMDB environment: later work opens more sub-databases (queues) here and writes them in `extra`. */
   readonly db: RootDatabase;
@@ -136,6 +141,8 @@ export class Spool {
   #placement: Placement;
   #instances: Database<InstanceRecord, string>;
   #byStudy: Database<string, string>;
+  /** Patient ID → SOP Instance UIDs (Q/R's single-value PatientID); rebuilt at open when missing. */
+  #byPatient: Database<string, string>;
   #log: Logger;
   #host: IncomingHost | undefined;
   #live = new Set<IncomingInstance>();
@@ -169,9 +176,10 @@ export class Spool {
     this.#meta = opts.db.openDB<number, string>({ name: 'journal-meta' });
     this.#instances = opts.db.openDB<InstanceRecord, string>({ name: 'instances' });
     this.#byStudy = opts.db.openDB<string, string>({ name: 'instances-by-study', dupSort: true, encoding: 'ordered-binary' });
+    this.#byPatient = opts.db.openDB<string, string>({ name: 'instances-by-patient', dupSort: true, encoding: 'ordered-binary' });
     this.#placement = new Placement({
       dir: opts.dir, fsync: opts.fsync, ops: opts.ops, log: opts.log, journal: opts.journal, redo: this.#redo, instances: this.#instances,
-      byStudy: this.#byStudy, fileSyncs: this.#fileSyncs, deferred: this.#deferred, replacedHooks: this.#replacedHooks,
+      byStudy: this.#byStudy, byPatient: this.#byPatient, fileSyncs: this.#fileSyncs, deferred: this.#deferred, replacedHooks: this.#replacedHooks,
     });
     if (!opts.journal) return; // the index only (ingest: false)
     this.#host = {
@@ -242,6 +250,7 @@ export class Spool {
       if (spool.replayed.commits > 0) await journal.checkpoint();
     }
     if (opts.verify ?? true) await verifyIndex(spool.#instances, dir, startup, log);
+    if (ingest) await spool.#buildByPatient(log);
     log.info({ dir, instances: spool.count(), ...startup, problems: undefined }, 'spool open');
     return spool;
   }
@@ -276,16 +285,18 @@ export class Spool {
     return (this.#instances.getStats() as { entryCount: number }).entryCount;
   }
 
-  /** Indexed instances, in SOP Instance UID order (by study: in the order of the study's SOP UIDs). */
-  list(opts: { studyInstanceUid?: string; limit?: number } = {}): InstanceRecord[] {
+  /** Indexed instances, in SOP Instance UID order (by study or patient: in the order of its SOP UIDs). */
+  list(opts: { studyInstanceUid?: string; patientId?: string; limit?: number } = {}): InstanceRecord[] {
     this.#readable();
     const limit = opts.limit ?? Number.POSITIVE_INFINITY;
     if (limit <= 0) return [];
-    if (opts.studyInstanceUid === undefined) {
+    if (opts.studyInstanceUid === undefined && opts.patientId === undefined) {
       return Array.from(this.#instances.getRange(Number.isFinite(limit) ? { limit } : {}), ({ value }) => value);
     }
     const out: InstanceRecord[] = [];
-    for (const uid of this.#byStudy.getValues(opts.studyInstanceUid)) {
+    const uids = opts.studyInstanceUid !== undefined ? this.#byStudy.getValues(opts.studyInstanceUid)
+      : opts.patientId ? this.#byPatient.getValues(opts.patientId) : [];
+    for (const uid of uids) {
       const record = this.#instances.get(uid);
       if (record) out.push(record);
       if (out.length >= limit) break;
@@ -306,6 +317,7 @@ export class Spool {
       await this.db.transaction(() => {
         this.#instances.remove(sopInstanceUid);
         this.#byStudy.remove(record.studyInstanceUid, sopInstanceUid);
+        for (const k of patientIndexKeys(record.patientId)) this.#byPatient.remove(k, sopInstanceUid);
       });
       // The row's removal must be on disk before the file goes: never a row without its file.
       if (this.fsync) await syncIndex(this.db);
@@ -322,6 +334,29 @@ export class Spool {
   onReplaced(hook: (previous: InstanceRecord, record: InstanceRecord) => void): () => void {
     this.#replacedHooks.add(hook);
     return () => this.#replacedHooks.delete(hook);
+  }
+
+  /** Whether list({ patientId }) answers from the by-patient index (built at open by the journal's owner). */
+  get indexesPatients(): boolean {
+    return this.#byPatient.get(BY_PATIENT_BUILT) !== undefined;
+  }
+
+  /**
+   * The by-patient index came after the others: a spool written before it gets it built from the
+   * instance rows at open, once (its marker is written in the same transaction). Like the other indexes
+   * it sits beside the durable record and can be rebuilt from it.
+   */
+  async #buildByPatient(log: Logger): Promise<void> {
+    if (this.#byPatient.get(BY_PATIENT_BUILT) !== undefined) return;
+    let n = 0;
+    await this.db.transaction(() => {
+      for (const { value: r } of this.#instances.getRange()) {
+        for (const k of patientIndexKeys(r.patientId)) this.#byPatient.put(k, r.sopInstanceUid);
+        n++;
+      }
+      this.#byPatient.put(BY_PATIENT_BUILT, '');
+    });
+    if (n > 0) log.info({ instances: n }, 'spool: by-patient index built from the instance rows');
   }
 
   /** Absolute path of an indexed instance's file. */

@@ -180,6 +180,7 @@ export class StoreSink implements DatasetSink {
         studyInstanceUid: keys.studyInstanceUid!,
         seriesInstanceUid: keys.seriesInstanceUid!,
         patientId: keys.patientId ?? '',
+        ...(keys.issuerOfPatientId ? { issuerOfPatientId: keys.issuerOfPatientId } : {}),
         patientName: keys.patientName,
         modality: keys.modality,
         accessionNumber: keys.accessionNumber,

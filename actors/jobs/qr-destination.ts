@@ -17,6 +17,7 @@ import type { SubOperations } from '../../machines/dimse/dimse.events.ts';
 import type { QrFinal } from '../../machines/dimse/qr-scp.events.ts';
 import { encodeIdentifier } from '../../protocol/dataset-encode.ts';
 import type { QrRequest } from './qr-scp.ts';
+import type { AssociationOwner } from './qr-job.ts';
 
 /** Presentation context IDs are odd numbers 1..255. */
 const MAX_CONTEXTS = 128;
@@ -33,6 +34,8 @@ export type SubOperationSender = {
   open(): Promise<void>;
   send(record: InstanceRecord): Promise<SubOperationResult>;
   close(): Promise<void>;
+  /** Its associations become children of this owner (a retrieve-through job); absent: it opens none of its own. */
+  ownedBy?(owner: AssociationOwner): void;
 };
 
 export class DestinationSender implements SubOperationSender {
@@ -41,12 +44,17 @@ export class DestinationSender implements SubOperationSender {
   readonly #callingAeTitle: string;
   readonly #log: Logger;
   #scu: ScuAssociation | undefined;
+  #owner: AssociationOwner | undefined;
   readonly #pairs = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
 
   readonly name: string;
 
-  constructor(spool: Spool, destination: PeerConfig, callingAeTitle: string, log: Logger) {
+  readonly #turn: ((peer: string) => Promise<() => void>) | undefined;
+
+  /** `turn`: waits for an exclusive destination's turn (one association at a time, whoever opens it). */
+  constructor(spool: Spool, destination: PeerConfig, callingAeTitle: string, log: Logger, turn?: (peer: string) => Promise<() => void>) {
     this.#spool = spool;
+    this.#turn = turn;
     this.destination = destination;
     this.name = `destination ${destination.aeTitle}`;
     this.#callingAeTitle = callingAeTitle;
@@ -68,13 +76,31 @@ export class DestinationSender implements SubOperationSender {
   /** Opens the association now (a refusal is the caller's to report: nothing could be sent). */
   async open(): Promise<void> {
     const d = this.destination;
-    this.#scu = await ScuAssociation.open({
-      host: d.host, port: d.port, callingAeTitle: this.#callingAeTitle, calledAeTitle: d.aeTitle,
-      contexts: [...this.#pairs.values()], maxPduLength: d.maxPduLength,
-      connectTimeoutMs: d.timeouts.connectSeconds * 1000, dimseTimeoutMs: d.timeouts.dimseSeconds * 1000,
-      ...(d.tls ? { tls: d.tls } : {}),
-      logger: this.#log,
+    const owner = this.#owner;
+    const endTurn = (await this.#turn?.(d.name)) ?? (() => {});
+    const association = owner?.open(d.name);
+    try {
+      this.#scu = await ScuAssociation.open({
+        host: d.host, port: d.port, callingAeTitle: this.#callingAeTitle, calledAeTitle: d.aeTitle,
+        contexts: [...this.#pairs.values()], maxPduLength: d.maxPduLength,
+        connectTimeoutMs: d.timeouts.connectSeconds * 1000, dimseTimeoutMs: d.timeouts.dimseSeconds * 1000,
+        ...(d.tls ? { tls: d.tls } : {}),
+        ...(association ? { association } : {}),
+        logger: this.#log,
+      });
+    } catch (err) {
+      endTurn();
+      if (association) owner?.close(association);
+      throw err;
+    }
+    void this.#scu.closed.then(() => {
+      endTurn();
+      if (association) owner?.close(association);
     });
+  }
+
+  ownedBy(owner: AssociationOwner): void {
+    this.#owner = owner;
   }
 
   /** One C-STORE sub-operation. */

@@ -19,6 +19,9 @@ import type { ScuAssociation } from '../net/scu.ts';
 import { isFinal, parseIdentifier, sourcesOf } from './qr-scp.ts';
 import type { ParsedIdentifier, QrContext, QrRequest } from './qr-scp.ts';
 import { QR_SOP_CLASSES, withQrAssociation } from './qr-scu.ts';
+import { jobInput, startQrJob } from './qr-job.ts';
+import type { AssociationOwner } from './qr-job.ts';
+import { qrUpstreamMachine } from '../../machines/qr-upstream.machine.ts';
 
 /** Retrieve AE Title (0008,0054). */
 const RETRIEVE_AE_TITLE = '00080054';
@@ -43,6 +46,12 @@ export function runFind(ctx: QrContext, req: QrRequest, emit: (m: FindMatch) => 
     };
     const failures: string[] = [];
     const work: Promise<void>[] = [];
+    // Going upstream, the search is a job in the actor tree with its upstream associations as children.
+    const job = upstream.length > 0 ? startQrJob(ctx, 'query', qrUpstreamMachine, jobInput('C-FIND', parsed, req, upstream)) : undefined;
+    const relayCounted = (source: string, m: FindMatch, dataset: Record<string, unknown>) => {
+      relay(source, m, dataset);
+      job?.send({ type: 'MATCHES', bySource: counts });
+    };
     if (local) {
       work.push(Promise.resolve().then(() => {
         const { entities, unsupported } = queryIndex(ctx.spool, parsed.level, parsed.keys);
@@ -54,15 +63,17 @@ export function runFind(ctx: QrContext, req: QrRequest, emit: (m: FindMatch) => 
       }));
     }
     const identifier = withUniqueKey(parsed, req);
+    // The keys added for merging go back out of each match: the requester gets what it asked for.
+    const rewrites = [{ tag: RETRIEVE_AE_TITLE, action: 'set' as const, vr: 'AE', value: req.calledAeTitle }, ...addedKeys(parsed).map((k) => ({ tag: tagOf(k), action: 'remove' as const }))];
     for (const peer of upstream) {
       work.push(findUpstream(ctx, req, peer, identifier, (raw) => {
         try {
           const dataset = parseHeader(raw, req.transferSyntax).dataset;
-          relay(peer.name, { dataset: rewriteHeader(raw, req.transferSyntax, [{ tag: RETRIEVE_AE_TITLE, action: 'set', vr: 'AE', value: req.calledAeTitle }]) }, dataset);
+          relayCounted(peer.name, { dataset: rewriteHeader(raw, req.transferSyntax, rewrites) }, dataset);
         } catch (err) {
           req.log.warn({ source: peer.name, err: String(err) }, 'C-FIND: an upstream match could not be read; skipped');
         }
-      }, cancels, () => cancelled).catch((err: unknown) => {
+      }, cancels, () => cancelled, job?.owner).catch((err: unknown) => {
         const why = err instanceof Error ? err.message : String(err);
         failures.push(`${peer.name}: ${why}`);
         req.log.warn({ source: peer.name, why }, 'C-FIND: an upstream archive failed; the other sources still answer');
@@ -71,9 +82,11 @@ export function runFind(ctx: QrContext, req: QrRequest, emit: (m: FindMatch) => 
     await Promise.all(work);
     const sources = (local ? 1 : 0) + upstream.length;
     req.log.info({ level: parsed.level, matches: counts, duplicates: merger.duplicates, failed: failures.length, cancelled }, 'C-FIND done');
-    if (cancelled) return { status: Status.CANCEL };
-    if (sources > 0 && failures.length === sources) return { status: Status.OUT_OF_RESOURCES, errorComment: errorCommentOf(`every source failed: ${failures.join('; ')}`) };
-    return { status: Status.SUCCESS };
+    const final: QrFinal = cancelled ? { status: Status.CANCEL }
+      : sources > 0 && failures.length === sources ? { status: Status.OUT_OF_RESOURCES, errorComment: errorCommentOf(`every source failed: ${failures.join('; ')}`) }
+      : { status: Status.SUCCESS };
+    job?.end(final.status);
+    return final;
   })();
   return {
     done,
@@ -84,14 +97,19 @@ export function runFind(ctx: QrContext, req: QrRequest, emit: (m: FindMatch) => 
   };
 }
 
+/** The level's unique keys the requester did not ask for (at PATIENT level: Patient ID and its issuer). */
+const addedKeys = (parsed: ParsedIdentifier) => UNIQUE_KEYS[parsed.level].filter((k) => parsed.keys[k] === undefined);
+const tagOf = (keyword: string) => keywordTag(keyword).tag.toString(16).padStart(8, '0').toUpperCase();
+
 /**
- * The identifier sent upstream: the requester's bytes, with the level's unique key added as a return
- * key when it did not ask for it (merging needs it).
+ * The identifier sent upstream: the requester's bytes, with the level's unique keys added as return
+ * keys when it did not ask for them (merging needs them: the same Patient ID from two issuers is two
+ * patients).
  */
 function withUniqueKey(parsed: ParsedIdentifier, req: QrRequest): Uint8Array {
-  const missing = UNIQUE_KEYS[parsed.level].slice(0, 1).filter((k) => parsed.keys[k] === undefined);
+  const missing = addedKeys(parsed);
   if (missing.length === 0) return req.identifier;
-  return rewriteHeader(req.identifier, req.transferSyntax, missing.map((k) => ({ tag: keywordTag(k).tag.toString(16).padStart(8, '0').toUpperCase(), action: 'set' as const, vr: keywordTag(k).vr, value: '' })));
+  return rewriteHeader(req.identifier, req.transferSyntax, missing.map((k) => ({ tag: tagOf(k), action: 'set' as const, vr: keywordTag(k).vr, value: '' })));
 }
 
 /** A local match: the requested keys (empty where the index keeps no value), in the requester's syntax. */
@@ -109,7 +127,7 @@ function localMatch(parsed: ParsedIdentifier, entity: IndexEntity, req: QrReques
 }
 
 /** One upstream archive's C-FIND, each pending match to `onMatch` as it arrives. Throws its failure. */
-async function findUpstream(ctx: QrContext, req: QrRequest, peer: PeerConfig, identifier: Uint8Array, onMatch: (raw: Uint8Array) => void, cancels: Set<() => void>, cancelled: () => boolean): Promise<void> {
+async function findUpstream(ctx: QrContext, req: QrRequest, peer: PeerConfig, identifier: Uint8Array, onMatch: (raw: Uint8Array) => void, cancels: Set<() => void>, cancelled: () => boolean, owner?: AssociationOwner): Promise<void> {
   const log = req.log.child({ source: peer.name });
   await ctx.slots.with(peer.name, () => withQrAssociation(peer, req.model, log, async (scu) => {
     if (cancelled()) return;
@@ -117,8 +135,9 @@ async function findUpstream(ctx: QrContext, req: QrRequest, peer: PeerConfig, id
     if (outcome.timedOut) scu.abort();
     if (outcome.status === undefined) throw new Error(outcome.failure ?? 'no final response');
     if (statusCategory(outcome.status) === 'failure') throw new Error(`${formatStatus(outcome.status, 'find')}${outcome.errorComment ? `: ${outcome.errorComment}` : ''}`);
-  }, 'find', [req.transferSyntax]));
+  }, 'find', [req.transferSyntax], owner));
 }
+
 
 type StreamOutcome = { status?: number; errorComment?: string; failure?: string; timedOut?: boolean };
 

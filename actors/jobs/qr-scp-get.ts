@@ -8,9 +8,9 @@ import type { QrFinal, Running } from '../../machines/dimse/qr-scp.events.ts';
 import { Status } from '../../protocol/status.ts';
 import { recordsFor } from '../ingest/index-query.ts';
 import type { SubOperationSender } from './qr-destination.ts';
-import { heldInFull, sendFromSpool } from './qr-scp-move.ts';
+import { sendFromSpool, spoolOrRetrieveThrough } from './qr-scp-move.ts';
 import type { Control } from './qr-scp-relay.ts';
-import { retrieveThrough } from './qr-scp-through.ts';
+import { startRetrieveThroughJob } from './qr-scp-through.ts';
 import { isFinal, parseIdentifier, sourcesOf } from './qr-scp.ts';
 import type { QrContext, QrRequest } from './qr-scp.ts';
 
@@ -21,12 +21,13 @@ export function runGet(ctx: QrContext, req: QrRequest, sender: SubOperationSende
     if (isFinal(parsed)) return parsed;
     const { local, upstream } = sourcesOf(ctx);
     const held = local ? recordsFor(ctx.spool, parsed.level, parsed.keys) : [];
-    if (held.length > 0 && await heldInFull(ctx, req, parsed.level, parsed.keys, held.length, upstream)) {
-      req.log.info({ instances: held.length }, 'C-GET from the spool');
-      return sendFromSpool(req, sender, held, progress, control);
+    if (upstream.length === 0) {
+      if (held.length > 0) return sendFromSpool(req, sender, held, progress, control);
+      return { status: Status.SUCCESS, suboperations: { completed: 0, failed: 0, warning: 0 } };
     }
-    if (upstream.length === 0) return { status: Status.SUCCESS, suboperations: { completed: 0, failed: 0, warning: 0 } };
-    return retrieveThrough(ctx, req, parsed.level, parsed.keys, sender, upstream, progress, control);
+    // Asking the archives, the C-GET is a job in the actor tree from the start, its associations its children.
+    const job = startRetrieveThroughJob(ctx, req, parsed.level, parsed.keys, sender, upstream);
+    return spoolOrRetrieveThrough(ctx, req, parsed, sender, held, upstream, progress, control, job, 'C-GET');
   })();
   return {
     done,

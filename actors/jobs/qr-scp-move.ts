@@ -15,10 +15,13 @@ import { DestinationSender, Tally } from './qr-destination.ts';
 import type { SubOperationSender } from './qr-destination.ts';
 import { relayMove } from './qr-scp-relay.ts';
 import type { Control } from './qr-scp-relay.ts';
-import { retrieveThrough } from './qr-scp-through.ts';
+import { retrieveThrough, startRetrieveThroughJob } from './qr-scp-through.ts';
 import { isFinal, parseIdentifier, sourcesOf } from './qr-scp.ts';
-import type { QrContext, QrRequest } from './qr-scp.ts';
+import type { ParsedIdentifier, QrContext, QrRequest } from './qr-scp.ts';
 import { cFind, withQrAssociation } from './qr-scu.ts';
+import { jobInput, startQrJob } from './qr-job.ts';
+import type { AssociationOwner, QrJob } from './qr-job.ts';
+import { qrUpstreamMachine } from '../../machines/qr-upstream.machine.ts';
 
 const COUNT_KEY: Record<QueryLevel, string | undefined> = {
   PATIENT: 'NumberOfPatientRelatedInstances',
@@ -42,18 +45,34 @@ export function runMove(ctx: QrContext, req: QrRequest, destinationAe: string, p
     const { local, upstream } = sourcesOf(ctx);
     const held = local ? recordsFor(ctx.spool, parsed.level, parsed.keys) : [];
     const log = req.log.child({ moveDestination: destination.aeTitle, level: parsed.level });
-    if (held.length > 0 && await heldInFull(ctx, req, parsed.level, parsed.keys, held.length, upstream)) {
-      log.info({ instances: held.length }, 'C-MOVE from the spool');
-      return sendFromSpool(req, new DestinationSender(ctx.spool, destination, req.calledAeTitle, log), held, progress, control);
-    }
+    const through = ctx.config.move === 'retrieve-through';
+    const sender = new DestinationSender(ctx.spool, destination, req.calledAeTitle, through ? log.child({ mode: 'retrieve-through' }) : log, (peer) => ctx.slots.turn(peer));
     if (upstream.length === 0) {
+      if (held.length > 0) return sendFromSpool(req, sender, held, progress, control);
       log.info('C-MOVE: nothing held and no upstream archive: no sub-operations');
       return { status: Status.SUCCESS, suboperations: { completed: 0, failed: 0, warning: 0 } };
     }
-    if (ctx.config.move === 'retrieve-through') {
-      return retrieveThrough(ctx, req, parsed.level, parsed.keys, new DestinationSender(ctx.spool, destination, req.calledAeTitle, log.child({ mode: 'retrieve-through' })), upstream, progress, control);
+    // Asking the archives, the C-MOVE is a job in the actor tree from the start: every association it
+    // opens (the count asked of an archive, the relayed or retrieve-through move, the destination's) is its child.
+    const job = through ? startRetrieveThroughJob(ctx, req, parsed.level, parsed.keys, sender, upstream)
+      : startQrJob(ctx, 'move', qrUpstreamMachine, jobInput('C-MOVE', parsed, req, upstream, destination.aeTitle));
+    sender.ownedBy(job.owner);
+    if (through) return spoolOrRetrieveThrough(ctx, req, parsed, sender, held, upstream, progress, control, job, 'C-MOVE');
+    let final: QrFinal | undefined;
+    try {
+      if (held.length > 0 && await heldInFull(ctx, req, parsed.level, parsed.keys, held.length, upstream, job.owner)) {
+        log.info({ instances: held.length }, 'C-MOVE from the spool');
+        final = await sendFromSpool(req, sender, held, progress, control);
+        return final;
+      }
+      final = await relayMove(ctx, req, destination.aeTitle, upstream, (s) => {
+        job.send({ type: 'PROGRESS', suboperations: s });
+        progress(s);
+      }, control, job.owner);
+      return final;
+    } finally {
+      job.end(final?.status ?? Status.UNABLE_TO_PROCESS);
     }
-    return relayMove(ctx, req, destination.aeTitle, upstream, progress, control);
   })();
   return {
     done,
@@ -65,18 +84,42 @@ export function runMove(ctx: QrContext, req: QrRequest, destinationAe: string, p
 }
 
 /**
+ * With `move: retrieve-through` (and for every C-GET): from the spool when it holds it all, else
+ * retrieved through the router. `job` (its retrieve-through job, started by the caller) ends here.
+ */
+export async function spoolOrRetrieveThrough(
+  ctx: QrContext, req: QrRequest, parsed: ParsedIdentifier, sender: SubOperationSender, held: InstanceRecord[], upstream: PeerConfig[],
+  progress: (s: SubOperations) => void, control: Control, job: QrJob, service: 'C-MOVE' | 'C-GET',
+): Promise<QrFinal> {
+  let handedOver = false;
+  try {
+    if (held.length > 0 && await heldInFull(ctx, req, parsed.level, parsed.keys, held.length, upstream, job.owner)) {
+      req.log.info({ instances: held.length }, `${service} from the spool`);
+      const final = await sendFromSpool(req, sender, held, progress, control);
+      job.end(final.status);
+      handedOver = true;
+      return final;
+    }
+    handedOver = true; // retrieveThrough ends the job
+    return await retrieveThrough(ctx, req, parsed.level, parsed.keys, sender, upstream, progress, control, job);
+  } finally {
+    if (!handedOver) job.end(Status.UNABLE_TO_PROCESS);
+  }
+}
+
+/**
  * Does the router hold everything the identifier names? At IMAGE level: every listed instance. Above
  * it: the first upstream archive that answers counts no more instances than the spool holds (none
  * answering, or none knowing it: what the spool holds is all there is to send).
  */
-export async function heldInFull(ctx: QrContext, req: QrRequest, level: QueryLevel, keys: Record<string, string>, held: number, upstream: PeerConfig[]): Promise<boolean> {
+export async function heldInFull(ctx: QrContext, req: QrRequest, level: QueryLevel, keys: Record<string, string>, held: number, upstream: PeerConfig[], owner?: AssociationOwner): Promise<boolean> {
   if (level === 'IMAGE') return held >= keys.SOPInstanceUID.split('\\').filter((u) => u.trim() !== '').length;
   const countKey = COUNT_KEY[level]!;
   const uniqueKeys: Record<string, string> = {};
-  for (const k of ['PatientID', 'StudyInstanceUID', 'SeriesInstanceUID']) if (keys[k]) uniqueKeys[k] = keys[k];
+  for (const k of ['PatientID', 'IssuerOfPatientID', 'StudyInstanceUID', 'SeriesInstanceUID']) if (keys[k]) uniqueKeys[k] = keys[k];
   for (const peer of upstream) {
     try {
-      const r = await ctx.slots.with(peer.name, () => withQrAssociation(peer, req.model, req.log, (scu) => cFind(scu, level, { ...uniqueKeys, [OWN_KEY[level]]: keys[OWN_KEY[level]], [countKey]: '' }, req.model).done, 'find'));
+      const r = await ctx.slots.with(peer.name, () => withQrAssociation(peer, req.model, req.log, (scu) => cFind(scu, level, { ...uniqueKeys, [OWN_KEY[level]]: keys[OWN_KEY[level]], [countKey]: '' }, req.model).done, 'find', undefined, owner));
       if (r.result !== 'success') continue;
       if (r.matches.length === 0) return true;
       const counts = r.matches.map((m) => Number(Array.isArray(m[countKey]) ? m[countKey][0] : m[countKey]));

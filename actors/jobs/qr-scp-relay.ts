@@ -10,6 +10,7 @@ import { formatStatus, Status, statusCategory, errorCommentOf } from '../../prot
 import type { ScuAssociation } from '../net/scu.ts';
 import type { QrContext, QrRequest } from './qr-scp.ts';
 import { QR_SOP_CLASSES, withQrAssociation } from './qr-scu.ts';
+import type { AssociationOwner } from './qr-job.ts';
 
 /** A retrieval's cancel flag, and how to cancel the upstream C-MOVE under way. */
 export type Control = { cancelled: boolean; cancelUpstream: (() => void) | undefined };
@@ -19,14 +20,14 @@ export type Control = { cancelled: boolean; cancelUpstream: (() => void) | undef
  * the first that moves something, or ends without failure, answers; one failing (refused, down,
  * A801 for a destination it does not know) is logged and the next one is asked.
  */
-export async function relayMove(ctx: QrContext, req: QrRequest, destinationAe: string, upstream: PeerConfig[], progress: (s: SubOperations) => void, control: Control): Promise<QrFinal> {
+export async function relayMove(ctx: QrContext, req: QrRequest, destinationAe: string, upstream: PeerConfig[], progress: (s: SubOperations) => void, control: Control, owner?: AssociationOwner): Promise<QrFinal> {
   const failures: string[] = [];
   let empty: QrFinal | undefined;
   for (const peer of upstream) {
     if (control.cancelled) return { status: Status.CANCEL, suboperations: { completed: 0, failed: 0, warning: 0 } };
     const log = req.log.child({ source: peer.name, moveDestination: destinationAe });
     try {
-      const outcome = await ctx.slots.with(peer.name, () => withQrAssociation(peer, req.model, log, (scu) => streamMove(scu, req, destinationAe, progress, control), 'move', [req.transferSyntax]));
+      const outcome = await ctx.slots.with(peer.name, () => withQrAssociation(peer, req.model, log, (scu) => streamMove(scu, req, destinationAe, progress, control), 'move', [req.transferSyntax], owner));
       const counts = outcome.suboperations ?? { completed: 0, failed: 0, warning: 0 };
       const final: QrFinal = {
         status: outcome.status ?? Status.OUT_OF_RESOURCES_SUB_OPERATIONS,

@@ -11,6 +11,9 @@ import type { QueryLevel } from '../../protocol/dataset-encode.ts';
 import { matchValue } from '../../protocol/qr-matching.ts';
 import { Status, statusCategory } from '../../protocol/status.ts';
 import { retrieveThroughMachine } from '../../machines/retrieve-through.machine.ts';
+import type { RetrieveThroughInput } from '../../machines/retrieve-through.machine.ts';
+import { startQrJob } from './qr-job.ts';
+import type { QrJob } from './qr-job.ts';
 import { Tally } from './qr-destination.ts';
 import type { SubOperationSender } from './qr-destination.ts';
 import type { QrContext, QrRequest, StoredInstance } from './qr-scp.ts';
@@ -26,13 +29,17 @@ export function belongsTo(level: QueryLevel, keys: Readonly<Record<string, strin
     ['SOPInstanceUID', 'UI', i.sopInstanceUid],
   ];
   const depth = { PATIENT: 1, STUDY: 2, SERIES: 3, IMAGE: 4 }[level];
+  // A patient named with its issuer is that issuer's patient only: the same ID from another issuer
+  // arriving meanwhile is someone else.
+  if (keys.IssuerOfPatientID?.trim() && !matchValue('LO', keys.IssuerOfPatientID, i.issuerOfPatientId)) return false;
   return checks.slice(0, depth).every(([k, vr, v]) => !keys[k] || matchValue(vr, keys[k], v));
 }
 
 /** `sender`: where each instance goes once here (the move destination, or back to a C-GET requester). */
-export async function retrieveThrough(ctx: QrContext, req: QrRequest, level: QueryLevel, keys: Record<string, string>, sender: SubOperationSender, upstream: PeerConfig[], progress: (s: SubOperations) => void, control: Control): Promise<QrFinal> {
+/** `job`: the retrieval's job, when the caller started it already (it ends here, with the retrieval). */
+export async function retrieveThrough(ctx: QrContext, req: QrRequest, level: QueryLevel, keys: Record<string, string>, sender: SubOperationSender, upstream: PeerConfig[], progress: (s: SubOperations) => void, control: Control, started?: QrJob): Promise<QrFinal> {
   const log = req.log.child({ to: sender.name, mode: 'retrieve-through' });
-  const job = startJob(ctx, level, keys, sender.name, upstream);
+  const job = started ?? startRetrieveThroughJob(ctx, req, level, keys, sender, upstream);
   const tally = new Tally(0);
   const queue: string[] = [];
   const seen = new Set<string>();
@@ -40,7 +47,7 @@ export async function retrieveThrough(ctx: QrContext, req: QrRequest, level: Que
   let upstreamDone = false;
   let wake: (() => void) | undefined;
   const report = () => {
-    job.ref?.send({ type: 'PROGRESS', upstream: { ...upstreamCounts }, delivered: { ...tally.counts }, waiting: queue.length });
+    job.send({ type: 'PROGRESS', upstream: { ...upstreamCounts }, delivered: { ...tally.counts }, waiting: queue.length });
     progress({
       remaining: (upstreamCounts.remaining ?? 0) + queue.length,
       completed: tally.counts.completed,
@@ -83,7 +90,7 @@ export async function retrieveThrough(ctx: QrContext, req: QrRequest, level: Que
       up = await relayMove(ctx, req, req.calledAeTitle, upstream, (s) => {
         upstreamCounts = s;
         report();
-      }, control);
+      }, control, job.owner);
     } finally {
       upstreamDone = true;
       wake?.();
@@ -104,18 +111,15 @@ export async function retrieveThrough(ctx: QrContext, req: QrRequest, level: Que
   return final;
 }
 
-let jobs = 0;
-
-/** The retrieve-through as a job in the actor tree while it runs (absent a host: nothing to show). */
-function startJob(ctx: QrContext, level: QueryLevel, keys: Record<string, string>, to: string, upstream: PeerConfig[]) {
-  const id = `retrieve-through-${++jobs}`;
+/** The retrieve-through as a job in the actor tree while it runs, its associations its children (absent a host: nothing to show). */
+export function startRetrieveThroughJob(ctx: QrContext, req: QrRequest, level: QueryLevel, keys: Record<string, string>, sender: SubOperationSender, upstream: PeerConfig[]): QrJob {
   const uidKey = { PATIENT: 'PatientID', STUDY: 'StudyInstanceUID', SERIES: 'SeriesInstanceUID', IMAGE: 'SOPInstanceUID' }[level];
-  const ref = ctx.jobs?.start(id, retrieveThroughMachine, { level, uid: keys[uidKey] ?? '', to, sources: upstream.map((p) => p.name) });
-  return {
-    ref,
-    end: (status: number) => {
-      ref?.send({ type: 'ENDED', status });
-      ctx.jobs?.end(id);
-    },
+  const input: RetrieveThroughInput = {
+    level, uid: keys[uidKey] ?? '', to: sender.name, sources: upstream.map((p) => p.name),
+    requester: req.callingAeTitle, service: sender.ownedBy ? 'C-MOVE' : 'C-GET',
   };
+  const job = startQrJob(ctx, 'retrieve-through', retrieveThroughMachine, input);
+  // The deliveries' association to the move destination is the job's child too.
+  sender.ownedBy?.(job.owner);
+  return job;
 }

@@ -16,6 +16,7 @@ import { Status, errorCommentOf } from '../../protocol/status.ts';
 import { PATIENT_ROOT_FIND, PATIENT_ROOT_GET, PATIENT_ROOT_MOVE, STUDY_ROOT_FIND, STUDY_ROOT_GET, STUDY_ROOT_MOVE } from '../../protocol/uids.ts';
 import type { Spool } from '../ingest/spool.ts';
 import type { QrModel } from './qr-scu.ts';
+import type { PeerGates } from '../forward/peer-gate.ts';
 
 /** The Q/R SOP classes a listener with `queryRetrieve` accepts. */
 export const QR_SCP_SOP_CLASSES = [PATIENT_ROOT_FIND, STUDY_ROOT_FIND, PATIENT_ROOT_MOVE, STUDY_ROOT_MOVE, PATIENT_ROOT_GET, STUDY_ROOT_GET];
@@ -61,7 +62,7 @@ export type QrContext = {
 export type QrJobHost = { start(id: string, logic: AnyActorLogic, input: unknown): AnyActorRef | undefined; end(id: string): void };
 
 /** An instance the router just made durable (C-STORE answered Success). */
-export type StoredInstance = { sopInstanceUid: string; studyInstanceUid: string; seriesInstanceUid: string; patientId: string };
+export type StoredInstance = { sopInstanceUid: string; studyInstanceUid: string; seriesInstanceUid: string; patientId: string; issuerOfPatientId?: string };
 
 /** Tells whoever listens that an instance was stored (the acceptor calls notify after a Success commit). */
 export class StoredInstances {
@@ -122,26 +123,36 @@ export function sourcesOf(ctx: QrContext): { local: boolean; upstream: PeerConfi
   return { local: ctx.config.sources.includes(LOCAL_SOURCE), upstream };
 }
 
-/** At most `maxAssociations` Q/R associations at once per upstream peer, FIFO. */
+/**
+ * At most `maxAssociations` Q/R associations at once per upstream peer, FIFO; and to a peer that takes
+ * one association at a time (`exclusive`: Canon Virtual Place, ../shared/conformance 000), one at a time
+ * whoever opens it (the forwarder, prefetch, Q/R: the shared PeerGates turn).
+ */
 export class AssociationSlots {
   readonly #free = new Map<string, number>();
   readonly #waiting = new Map<string, (() => void)[]>();
   readonly #limit: (peer: string) => number;
-  constructor(limit: (peer: string) => number) {
+  readonly #gates: PeerGates | undefined;
+  constructor(limit: (peer: string) => number, gates?: PeerGates) {
     this.#limit = limit;
+    this.#gates = gates;
+  }
+  /** The exclusive peer's turn (resolves at once for another peer); the function returned ends it. */
+  turn(peer: string): Promise<() => void> {
+    return this.#gates ? this.#gates.acquire(peer) : Promise.resolve(() => {});
   }
   async with<T>(peer: string, fn: () => Promise<T>): Promise<T> {
     const free = this.#free.get(peer) ?? this.#limit(peer);
     if (free > 0) this.#free.set(peer, free - 1);
     else await new Promise<void>((r) => this.#waiting.set(peer, [...(this.#waiting.get(peer) ?? []), r]));
+    const endTurn = await this.turn(peer);
     try {
       return await fn();
     } finally {
+      endTurn();
       const next = this.#waiting.get(peer)?.shift();
       if (next) next();
       else this.#free.set(peer, (this.#free.get(peer) ?? 0) + 1);
     }
   }
 }
-
-/** Error Comment (LO): at most 64 characters. */

@@ -15,6 +15,7 @@ import type { StatusService } from '../../protocol/status.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, PATIENT_ROOT_FIND, PATIENT_ROOT_MOVE, STUDY_ROOT_FIND, STUDY_ROOT_MOVE } from '../../protocol/uids.ts';
 import { ScuAssociation } from '../net/scu.ts';
 import { peerConnection } from '../net/peer-connection.ts';
+import type { AssociationOwner } from './qr-job.ts';
 
 export type QrModel = 'study-root' | 'patient-root';
 
@@ -124,12 +125,23 @@ export function cMove(scu: ScuAssociation, destination: string, level: QueryLeve
  * Open an association to a configured peer for Q/R, run `fn`, release (or abort if it threw).
  * `transferSyntaxes`: what to propose (the Q/R SCP relays identifiers in its requester's syntax).
  */
-export async function withQrAssociation<T>(peer: PeerConfig, model: QrModel, logger: Logger, fn: (scu: ScuAssociation) => Promise<T>, what: 'find' | 'move' | 'both' = 'both', transferSyntaxes?: string[]): Promise<T> {
-  const scu = await ScuAssociation.open({
-    ...peerConnection(peer),
-    contexts: qrContexts(model, what, transferSyntaxes),
-    logger,
-  });
+export async function withQrAssociation<T>(peer: PeerConfig, model: QrModel, logger: Logger, fn: (scu: ScuAssociation) => Promise<T>, what: 'find' | 'move' | 'both' = 'both', transferSyntaxes?: string[], owner?: AssociationOwner): Promise<T> {
+  // In the actor tree under the request's job when there is one (actors/jobs/qr-job.ts); its machine
+  // leaves the tree once the transport is closed.
+  const association = owner?.open(peer.name);
+  let scu: ScuAssociation;
+  try {
+    scu = await ScuAssociation.open({
+      ...peerConnection(peer),
+      contexts: qrContexts(model, what, transferSyntaxes),
+      ...(association ? { association } : {}),
+      logger,
+    });
+  } catch (err) {
+    if (association) owner?.close(association);
+    throw err;
+  }
+  if (association) void scu.closed.then(() => owner?.close(association));
   try {
     const value = await fn(scu);
     await scu.release().catch(() => scu.abort());

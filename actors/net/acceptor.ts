@@ -335,7 +335,7 @@ export class Acceptor {
     if (result.status === Status.SUCCESS && this.listener.events.observed) this.stored(pending.verdict.keys.sopInstanceUid ?? '', forward, held, skipped, holdNotes);
     if (result.status === Status.SUCCESS && this.listener.onStored) {
       const k = pending.verdict.keys;
-      this.listener.onStored({ sopInstanceUid: k.sopInstanceUid ?? '', studyInstanceUid: k.studyInstanceUid ?? '', seriesInstanceUid: k.seriesInstanceUid ?? '', patientId: k.patientId ?? '' });
+      this.listener.onStored({ sopInstanceUid: k.sopInstanceUid ?? '', studyInstanceUid: k.studyInstanceUid ?? '', seriesInstanceUid: k.seriesInstanceUid ?? '', patientId: k.patientId ?? '', ...(k.issuerOfPatientId ? { issuerOfPatientId: k.issuerOfPatientId } : {}) });
     }
     return result;
   }

@@ -18,6 +18,7 @@ import type { ConsoleModel } from './console-model.ts';
 import { MASK } from './inspector-model.ts';
 import { peerInWords } from './peer-words.ts';
 import { trueNextAttempt } from './next-attempt.ts';
+import { retrievalsOf } from './console-retrievals.ts';
 import type { PeerSlotSnapshot } from './peer-words.ts';
 
 export type ConsoleDeps = {
@@ -239,6 +240,7 @@ export function consoleView(deps: ConsoleDeps, alerts: Alert[], opts: { showPhi:
     peers,
     studies,
     commitments: safe(() => commitmentsView(router), { received: [], sent: [] }),
+    retrievals: safe(() => retrievalsOf(root, opts.showPhi), []),
     health: {
       spool: {
         dir: router.spool.dir,

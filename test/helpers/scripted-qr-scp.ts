@@ -23,7 +23,7 @@ export type ScriptedResponse = {
 export type ScriptedQrScp = {
   port: number;
   /** Every request: its command and identifier (naturalized). */
-  requests: { command: Command; identifier: Record<string, unknown> }[];
+  requests: { command: Command; identifier: Record<string, unknown>; /** The identifier as it came, byte for byte. */ bytes: Uint8Array }[];
   cancels: Command[];
   aborts: number;
   close(): Promise<void>;
@@ -105,7 +105,7 @@ export async function scriptedQrScp(script: (rq: Command, identifier: Record<str
               continue;
             }
             const identifier = bytes.length > 0 ? parseHeader(bytes, contexts.get(pdv.contextId) ?? '1.2.840.10008.1.2.1').dataset : {};
-            requests.push({ command: rq, identifier });
+            requests.push({ command: rq, identifier, bytes: new Uint8Array(bytes) });
             void answer(pdv.contextId, rq, identifier);
           }
         }

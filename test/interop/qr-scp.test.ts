@@ -21,6 +21,9 @@ import type { ScriptedScp } from '../helpers/scripted-scp.ts';
 import { slowProxy } from '../helpers/slow-proxy.ts';
 import type { SlowProxy } from '../helpers/slow-proxy.ts';
 import { pino } from 'pino';
+import type { AnyActorRef } from 'xstate';
+import { retrievalsOf } from '../../actors/observe/console-retrievals.ts';
+import type { RetrievalShown } from '../../actors/observe/console-retrievals.ts';
 
 const JAPANESE_NAME = 'Yamada^Tarou=山田^太郎=やまだ^たろう';
 // PS3.5 H.3.1, byte for byte (as Canon Virtual Place and PixelMed send it).
@@ -28,11 +31,12 @@ const H31 = 'Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B=\x1b$B$d$^$@\x1b(B^\
 
 type Study = { uid: string; files: string[]; sops: string[]; patientId: string };
 
-async function makeStudy(dir: string, opts: { patientId: string; patientName: string; modality: string; studyDate: string; accession: string; count?: number }): Promise<Study> {
+async function makeStudy(dir: string, opts: { patientId: string; patientName: string; modality: string; studyDate: string; accession: string; count?: number; issuer?: string }): Promise<Study> {
   const uid = newUid();
   const files = writeDataset(join(dir, uid), {
     sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, count: opts.count ?? 2, pixelBytes: 512,
     patientId: opts.patientId, patientName: opts.patientName, modality: opts.modality, studyDate: opts.studyDate, accessionNumber: opts.accession, studyInstanceUid: uid,
+    ...(opts.issuer ? { issuerOfPatientId: opts.issuer } : {}),
   });
   const sops = await Promise.all(files.map(async (f) => (await readPart10File(f)).sopInstanceUid));
   return { uid, files, sops, patientId: opts.patientId };
@@ -50,6 +54,8 @@ type World = {
   cancelled: Study;
   /** Held by the router only: a Latin-1 name (ISO_IR 100) and the PS3.5 H.3.1 Japanese name (ISO 2022 IR 87). */
   latin: Study; japanese: string;
+  /** Patient ID ISS-P from two issuers: HOSP-A in ARCH1 (and in the spool), HOSP-B in ARCH2. */
+  issuerA: Study; issuerB: Study;
   /** ARCH2's C-STOREs to the router's retrieve-through listener pass a slow link. */
   throughProxy: SlowProxy;
   dying: ScriptedScp; proxy: SlowProxy;
@@ -75,12 +81,14 @@ test.before(async () => {
   const through = await makeStudy(dir, { patientId: 'RT-P4', patientName: 'THROUGH^TEST', modality: 'CT', studyDate: '20200101', accession: 'A-THROUGH', count: 4 });
   const cancelled = await makeStudy(dir, { patientId: 'RT-P5', patientName: 'CANCEL^TEST', modality: 'CT', studyDate: '20200102', accession: 'A-CANCEL', count: 8 });
   const latin = await makeStudy(dir, { patientId: 'CS-P6', patientName: 'MÜLLER^JÜRGEN', modality: 'MR', studyDate: '20210101', accession: 'A-LATIN', count: 1 });
+  const issuerA = await makeStudy(dir, { patientId: 'ISS-P', patientName: 'SAME^ID', modality: 'CT', studyDate: '20180101', accession: 'A-ISS-A', count: 1, issuer: 'HOSP-A' });
+  const issuerB = await makeStudy(dir, { patientId: 'ISS-P', patientName: 'OTHER^PERSON', modality: 'CT', studyDate: '20180202', accession: 'A-ISS-B', count: 1, issuer: 'HOSP-B' });
   const japanese = join(dir, 'h31.dcm');
   writeFileSync(japanese, makeInstance({ sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: 512, patientId: 'CS-P7', studyInstanceUid: newUid(), studyDate: '20190101' }));
   const jis = await run('dcmodify', ['-nb', '-i', '(0008,0005)=\\ISO 2022 IR 87', '-i', `(0010,0010)=${H31}`, japanese]);
   if (jis.code !== 0) throw new Error(`dcmodify failed: ${jis.stdout}${jis.stderr}`);
-  await arch1.store([...both.files, ...only1.files]);
-  await arch2.store([...both.files, ...only2.files, ...through.files, ...cancelled.files]);
+  await arch1.store([...both.files, ...only1.files, ...issuerA.files]);
+  await arch2.store([...both.files, ...only2.files, ...through.files, ...cancelled.files, ...issuerB.files]);
 
   const rulesDir = join(dir, 'rules');
   mkdirSync(rulesDir);
@@ -112,9 +120,9 @@ test.before(async () => {
   const logger = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
   const router = await startRouter(config, { logger, watchRules: false });
   const port = router.ports.get('main')!;
-  const sent = await run('storescu', ['-aec', 'DICOM_ROUTER', '127.0.0.1', String(port), ...local.files, ...latin.files, japanese], { env: DCMTK_ENV });
+  const sent = await run('storescu', ['-aec', 'DICOM_ROUTER', '127.0.0.1', String(port), ...local.files, ...latin.files, ...issuerA.files, japanese], { env: DCMTK_ENV });
   if (sent.code !== 0) throw new Error(`storescu to the router failed: ${sent.stderr}`);
-  world = { arch1, arch2, ws, wsDir, router, port, ports, both, only1, only2, local, through, cancelled, latin, japanese, dying, proxy, throughProxy, logLines };
+  world = { arch1, arch2, ws, wsDir, router, port, ports, both, only1, only2, local, through, cancelled, latin, japanese, issuerA, issuerB, dying, proxy, throughProxy, logLines };
 });
 
 test.after.always(async () => {
@@ -141,6 +149,40 @@ async function findscu(args: string[], keys: string[], opts: { port?: number; mo
 
 const values = (matches: Record<string, unknown>[], key: string) => matches.map((m) => textOf(m[key])).sort();
 
+type TreeSeen = { jobs: Set<string>; associations: Set<string>; transactions: Set<string>; retrievals: RetrievalShown[] };
+
+/**
+ * Watches the root's children while something runs: the Q/R jobs whose id starts with `prefix`, their
+ * association children (id: association:PEER#n) with the PS3.8 state and machine of each one's own
+ * transactions, and what the console's Retrievals section shows. Call the result to stop.
+ */
+function watchTree(prefix: string): () => Promise<TreeSeen> {
+  const seen: TreeSeen = { jobs: new Set(), associations: new Set(), transactions: new Set(), retrievals: [] };
+  let on = true;
+  const loop = (async () => {
+    while (on) {
+      for (const [id, job] of Object.entries(world.router.actor.getSnapshot().children)) {
+        if (!id.startsWith(prefix) || !job) continue;
+        seen.jobs.add(id);
+        for (const [childId, child] of Object.entries((job.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children)) {
+          const snap = child?.getSnapshot() as { value: unknown; children: Record<string, AnyActorRef | undefined> } | undefined;
+          if (!snap) continue;
+          seen.associations.add(`${childId} ${String(snap.value)}`);
+          for (const tx of Object.values(snap.children)) if (tx) seen.transactions.add(`${childId} ${(tx as unknown as { logic: { id: string } }).logic.id}`);
+        }
+      }
+      const shown = retrievalsOf(world.router.actor as unknown as AnyActorRef, false);
+      if (shown.length > 0) seen.retrievals = shown;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  })();
+  return async () => {
+    on = false;
+    await loop;
+    return seen;
+  };
+}
+
 test.serial('C-FIND STUDY: both archives and the spool, merged, de-duplicated, Retrieve AE Title is the router', async (t) => {
   const r = await findscu([], ['QueryRetrieveLevel=STUDY', 'StudyInstanceUID', 'PatientID=QR-P*', 'AccessionNumber', 'RetrieveAETitle']);
   t.is(r.code, 0, r.log);
@@ -161,6 +203,21 @@ test.serial('C-FIND at each level with each matching type (archives and spool)',
   t.is(textOf(series.matches[0].NumberOfSeriesRelatedInstances), '2');
   const images = await findscu([], ['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${world.only2.uid}`, `SeriesInstanceUID=${textOf((await findscu([], ['QueryRetrieveLevel=SERIES', `StudyInstanceUID=${world.only2.uid}`, 'SeriesInstanceUID'])).matches[0]?.SeriesInstanceUID)}`, 'SOPInstanceUID']);
   t.deepEqual(values(images.matches, 'SOPInstanceUID'), [...world.only2.sops].sort(), 'image level, universal');
+});
+
+test.serial('PATIENT level: the same Patient ID from two issuers is two patients (merged from both archives and the spool), the issuer returned and matched', async (t) => {
+  const r = await findscu([], ['QueryRetrieveLevel=PATIENT', 'PatientID=ISS-P', 'IssuerOfPatientID', 'PatientName'], { model: '-P' });
+  t.is(r.code, 0, r.log);
+  t.deepEqual(r.matches.map((m) => `${textOf(m.PatientID)}|${textOf(m.IssuerOfPatientID)}`).sort(), ['ISS-P|HOSP-A', 'ISS-P|HOSP-B'], 'HOSP-A once (ARCH1 and the spool), HOSP-B once (ARCH2)');
+  // The spool alone: the issuer kept in its index, matched and returned.
+  const local = await findscu([], ['QueryRetrieveLevel=PATIENT', 'PatientID=ISS-P', 'IssuerOfPatientID=HOSP-A', 'NumberOfPatientRelatedInstances'], { model: '-P', port: world.ports.spool });
+  t.deepEqual(local.matches.map((m) => [textOf(m.IssuerOfPatientID), textOf(m.NumberOfPatientRelatedInstances)]), [['HOSP-A', '1']], local.log);
+  const none = await findscu([], ['QueryRetrieveLevel=PATIENT', 'PatientID=ISS-P', 'IssuerOfPatientID=HOSP-B'], { model: '-P', port: world.ports.spool });
+  t.is(none.matches.length, 0, 'the spool holds HOSP-A only');
+  // Asked without the issuer, the matches carry none: the key added upstream for merging is taken out again.
+  const plain = await findscu([], ['QueryRetrieveLevel=PATIENT', 'PatientID=ISS-P'], { model: '-P' });
+  t.is(plain.matches.length, 2, plain.log);
+  t.true(plain.matches.every((m) => m.IssuerOfPatientID === undefined || textOf(m.IssuerOfPatientID) === ''), JSON.stringify(plain.matches));
 });
 
 test.serial('C-FIND of what only the spool holds: local matches at each level', async (t) => {
@@ -230,6 +287,7 @@ test.serial('C-FIND with every source down: A700 with an Error Comment', async (
 test.serial('C-FIND: the first match reaches findscu while the slower archive has not answered', async (t) => {
   const out = tempDir('findscu-slow-');
   const before = world.logLines.length;
+  const tree = watchTree('query-');
   const proc = startProcess('findscu', ['-v', '-S', '-aet', 'FINDSCU', '-aec', 'DICOM_ROUTER', '-X', '-od', out, '-k', 'QueryRetrieveLevel=STUDY', '-k', 'StudyInstanceUID', '-k', 'PatientID=QR-P*', '127.0.0.1', String(world.ports.slow)], { env: DCMTK_ENV });
   const deadline = Date.now() + 60_000;
   while (!proc.output().includes('Received Find Response 1') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -241,6 +299,14 @@ test.serial('C-FIND: the first match reaches findscu while the slower archive ha
   const files = readdirSync(out).filter((n) => n.startsWith('rsp'));
   t.is(files.length, 3, 'both, only1 from ARCH1; only2 from the slow ARCH2; both once');
   await proc.stop();
+  // The search was a job in the actor tree, each upstream association its child, in the data-transfer
+  // state with its C-FIND SCU transaction under it; the job left the tree once they were released.
+  const seen = await tree();
+  t.is(seen.jobs.size, 1, [...seen.jobs].join());
+  t.true([...seen.associations].some((a) => a.startsWith('association:ARCH1#')), [...seen.associations].join());
+  t.true(seen.associations.has('association:SLOW2#1 Sta6'), [...seen.associations].join());
+  t.true(seen.transactions.has('association:SLOW2#1 cFindScu'), [...seen.transactions].join());
+  t.false(Object.keys(world.router.actor.getSnapshot().children).some((id) => id.startsWith('query-')), 'the job left the tree when it ended');
 });
 
 test.serial('C-MOVE from the spool alone while the archives are down', async (t) => {
@@ -263,10 +329,16 @@ test.serial('C-MOVE of a study the spool holds only in part: relayed to the arch
   const sent = await run('storescu', ['-aec', 'DICOM_ROUTER', '127.0.0.1', String(world.port), world.only1.files[0]], { env: DCMTK_ENV });
   t.is(sent.code, 0, sent.stderr);
   const before = world.logLines.length;
+  const tree = watchTree('move-');
   const log = await movescu(world.only1.uid);
   t.regex(log, /DIMSE Status *: 0x0000/, log);
   t.regex(log, /Completed Suboperations *: 2/i, log);
   t.true(world.logLines.slice(before).some((l) => l.includes('"msg":"C-MOVE relayed"') && l.includes('"source":"ARCH1"')));
+  // One job: the count asked of ARCH1 (C-FIND) and the relayed C-MOVE, each on an association of its own under it.
+  const seen = await tree();
+  t.is(seen.jobs.size, 1, [...seen.jobs].join());
+  t.true(seen.transactions.has('association:ARCH1#1 cFindScu'), [...seen.transactions].join());
+  t.true(seen.transactions.has('association:ARCH1#2 cMoveScu'), [...seen.transactions].join());
   t.deepEqual((await received()).filter((s) => world.only1.sops.includes(s)), [...world.only1.sops].sort());
 });
 
@@ -275,6 +347,7 @@ test.serial('C-MOVE retrieve-through: the archive moves the study into the route
   // While it runs, the retrieve-through is a job in the actor tree (what the console shows).
   let job: { level?: string; uid?: string; to?: string } | undefined;
   let moving = true;
+  const tree = watchTree('retrieve-through-');
   const watch = (async () => {
     while (moving && !job) {
       const child = Object.entries(world.router.actor.getSnapshot().children).find(([id]) => id.startsWith('retrieve-through-'))?.[1];
@@ -285,7 +358,15 @@ test.serial('C-MOVE retrieve-through: the archive moves the study into the route
   const log = await movescu(world.through.uid, { port: world.ports.through });
   moving = false;
   await watch;
-  t.like(job, { level: 'STUDY', uid: world.through.uid, to: 'destination WS' });
+  t.like(job, { level: 'STUDY', uid: world.through.uid, to: 'destination WS', requester: 'MOVESCU' });
+  // Its upstream association (the C-MOVE into the router) and its deliveries' association are its children.
+  const seen = await tree();
+  t.true(seen.transactions.has('association:ARCH2#1 cMoveScu'), [...seen.transactions].join());
+  t.true([...seen.associations].some((a) => a.startsWith('association:WS#')), [...seen.associations].join());
+  t.true([...seen.transactions].some((a) => a.startsWith('association:WS#') && a.endsWith('scuRequest')), [...seen.transactions].join());
+  // What the console's Retrievals section showed while it ran.
+  t.like(seen.retrievals[0], { service: 'C-MOVE', requester: 'MOVESCU', destination: 'WS', level: 'STUDY', uid: world.through.uid, state: 'retrieving' });
+  t.deepEqual(seen.retrievals[0].sources, ['ARCH1', 'ARCH2']);
   t.false(Object.keys(world.router.actor.getSnapshot().children).some((id) => id.startsWith('retrieve-through-')), 'the job left the tree when it ended');
   t.regex(log, /DIMSE Status *: 0x0000/, log);
   t.regex(log, /Completed Suboperations *: 4/i, log);
