@@ -15,6 +15,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # PixelMed's storage SCU (Java) and GDCM's gdcmscu: third-party senders of the interop tests.
 [ -f /usr/share/java/pixelmed.jar ] || missing+=(pixelmed-apps)
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+# The PixelMed Q/R tests run a Java helper through the source launcher: it needs the JDK's compiler.
+java --list-modules 2>/dev/null | grep -q '^jdk.compiler' || missing+=(default-jdk-headless)
 command -v gdcmscu >/dev/null 2>&1 || missing+=(libgdcm-tools)
 # `router certs init` (and its tests) make the lab PKI with the openssl command.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
