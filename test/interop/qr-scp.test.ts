@@ -158,26 +158,30 @@ type TreeSeen = { jobs: Set<string>; associations: Set<string>; transactions: Se
  */
 function watchTree(prefix: string): () => Promise<TreeSeen> {
   const seen: TreeSeen = { jobs: new Set(), associations: new Set(), transactions: new Set(), retrievals: [] };
+  const root = world.router.actor as unknown as AnyActorRef;
+  type Ref = AnyActorRef & { _parent?: Ref; logic?: { id?: string } };
+  const isJob = (ref: Ref | undefined) => ref !== undefined && ref._parent === root && ref.id.startsWith(prefix);
+  // Inspection events, not polling: a transaction may live shorter than a timer tick on a busy machine.
+  const inspection = root.system.inspect((e) => {
+    const ref = e.actorRef as Ref;
+    if (isJob(ref)) seen.jobs.add(ref.id);
+    if (!isJob(ref._parent)) {
+      if (isJob(ref._parent?._parent)) seen.transactions.add(`${ref._parent!.id} ${ref.logic?.id}`);
+      return;
+    }
+    if (e.type === '@xstate.snapshot') seen.associations.add(`${ref.id} ${String((e.snapshot as { value?: unknown }).value)}`);
+  });
   let on = true;
   const loop = (async () => {
     while (on) {
-      for (const [id, job] of Object.entries(world.router.actor.getSnapshot().children)) {
-        if (!id.startsWith(prefix) || !job) continue;
-        seen.jobs.add(id);
-        for (const [childId, child] of Object.entries((job.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children)) {
-          const snap = child?.getSnapshot() as { value: unknown; children: Record<string, AnyActorRef | undefined> } | undefined;
-          if (!snap) continue;
-          seen.associations.add(`${childId} ${String(snap.value)}`);
-          for (const tx of Object.values(snap.children)) if (tx) seen.transactions.add(`${childId} ${(tx as unknown as { logic: { id: string } }).logic.id}`);
-        }
-      }
-      const shown = retrievalsOf(world.router.actor as unknown as AnyActorRef, false);
+      const shown = retrievalsOf(root, false);
       if (shown.length > 0) seen.retrievals = shown;
       await new Promise((r) => setTimeout(r, 2));
     }
   })();
   return async () => {
     on = false;
+    inspection.unsubscribe();
     await loop;
     return seen;
   };
