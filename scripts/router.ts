@@ -13,6 +13,7 @@ import { VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
 import { createInterface } from 'node:readline/promises';
 import { readFileSync } from 'node:fs';
 import { CommitmentStore } from '../actors/jobs/commitment-store.ts';
+import { CommitmentScuStore } from '../actors/jobs/commitment-scu-store.ts';
 import { OutboundQueue } from '../actors/forward/outbound-queue.ts';
 import { Spool } from '../actors/ingest/spool.ts';
 import { readHeaderKeys } from '../actors/ingest/part10-file.ts';
@@ -272,10 +273,12 @@ queueCmd
       const items = queue.list(peer).map((i) => (i.state === 'pending' ? { ...i, nextAttempt: trueNextAttempt(i, holds.get(i.peer)) } : i));
       // Storage commitment requests not reported yet (waiting for their instances, or their report not yet taken).
       const commitments = new CommitmentStore(spool).open().filter((c) => !peer || c.peer === peer);
+      // Storage commitment the router asked of its destinations and that is not decided yet.
+      const sentCommitments = new CommitmentScuStore(spool).requests().filter((r) => (r.state === 'sending' || r.state === 'requested') && (!peer || r.peer === peer));
       const skippedPeers = new Set(queue.skipped(peer).map((s) => s.peer));
       const names = peer ? [peer] : [...new Set([...configOrExit(opts.config).peers.map((p) => p.name), ...queue.peers(), ...skippedPeers])];
       const peers = names.map((name) => ({ peer: name, duplicates: queue.policyOf(name), ...queue.depth(name), skipped: queue.skippedCount(name), statusOverrides: queue.overridesApplied(name) }));
-      if (opts.json) return console.log(JSON.stringify({ peers, items, skipped: queue.skipped(peer), commitments }, null, 2));
+      if (opts.json) return console.log(JSON.stringify({ peers, items, skipped: queue.skipped(peer), commitments, sentCommitments }, null, 2));
       for (const p of peers) {
         const skipped = p.skipped > 0 ? `, ${p.skipped} duplicates skipped` : '';
         console.log(`${p.peer}: ${p.pending} pending, ${p.dead} dead${skipped} (duplicates: ${p.duplicates})`);
@@ -297,6 +300,10 @@ queueCmd
           ? `waiting (${c.commitWhen}) for ${Object.keys(c.waitingFor ?? {}).length} of ${c.referenced.length} instances until ${c.deadline}`
           : `report to ${c.peer}: ${c.reportAttempts} attempts${c.nextReportAt ? `, next ${c.nextReportAt}` : ''}${c.lastReportError ? `, last: ${c.lastReportError}` : ''}`;
         console.log(`  ${c.id}  from ${c.callingAeTitle}  ${detail}`);
+      }
+      if (sentCommitments.length > 0) console.log(`storage commitment asked of destinations, not yet reported: ${sentCommitments.length}`);
+      for (const r of sentCommitments) {
+        console.log(`  ${r.transactionUid}  to ${r.peer}  ${r.state} ${count(r.referenced.length, 'instance')} since ${r.requestedAt ?? r.createdAt}`);
       }
     }),
   );

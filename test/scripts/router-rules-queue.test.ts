@@ -3,7 +3,11 @@ import test from 'ava';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { CommitmentScuStore } from '../../actors/jobs/commitment-scu-store.ts';
+import { CommitmentStore } from '../../actors/jobs/commitment-store.ts';
+import { Spool } from '../../actors/ingest/spool.ts';
 import { makeInstance, SOP, TS } from '../helpers/dicom-files.ts';
+import { silent } from '../helpers/in-process-router.ts';
 import { freePort, REPO, run, startRouter, startStorescp, tempDir, waitForOutput } from '../helpers/processes.ts';
 
 const router = (...args: string[]) => run(process.execPath, [join(REPO, 'scripts/router.ts'), ...args]);
@@ -144,4 +148,29 @@ test('queue ls shows each peer\'s duplicates policy and the duplicates it skippe
   t.is(json.items.length, 1);
   t.is(json.skipped.length, 11);
   t.like(json.skipped[0], { policy: 'never', rule: 'all', skipped: true });
+});
+
+test('queue ls lists storage commitment requests still open: received (waiting for their instances) and asked of destinations', async (t) => {
+  const s = setup('rules:\n  - name: all\n    then: { forward: [PACS] }\n', [{ aeTitle: 'PACS', host: '127.0.0.1', port: 1 }, { aeTitle: 'MODALITY', host: '127.0.0.1', port: 2 }]);
+  const spool = await Spool.open({ dir: join(s.dir, 'data'), logger: silent });
+  const ref = { sopClassUid: SOP.ct, sopInstanceUid: '1.2.3.4.5' };
+  await new CommitmentStore(spool).add({
+    transactionUid: '1.2.3.100', listener: 'main', callingAeTitle: 'MODALITY', calledAeTitle: 'DICOM_ROUTER', peer: 'MODALITY', commitWhen: 'delivered',
+    report: 'same-association-first', referenced: [ref], receivedAt: '2026-12-07T10:00:00.000Z', deadline: '2026-12-08T10:00:00.000Z', state: 'waiting',
+    waitingFor: { [ref.sopInstanceUid]: 'delivery to PACS' }, reportAttempts: 0,
+  }, (r) => r);
+  await new CommitmentScuStore(spool).write([
+    { transactionUid: '2.25.77', peer: 'PACS', referenced: [ref], state: 'requested', createdAt: '2026-12-07T10:01:00.000Z', requestedAt: '2026-12-07T10:01:01.000Z' },
+    { transactionUid: '2.25.78', peer: 'PACS', referenced: [ref], state: 'done', createdAt: '2026-12-07T09:00:00.000Z', committed: 1, failed: 0 },
+  ], []);
+  await spool.close();
+  const ls = await router('queue', 'ls', '--config', s.config);
+  t.is(ls.code, 0, ls.stderr);
+  t.regex(ls.stdout, /^storage commitment reports not yet acknowledged: 1$/m);
+  t.regex(ls.stdout, /^ {2}1\.2\.3\.100 {2}from MODALITY {2}waiting \(delivered\) for 1 of 1 instances until 2026-12-08T10:00:00\.000Z$/m);
+  t.regex(ls.stdout, /^storage commitment asked of destinations, not yet reported: 1$/m, 'the decided one is not listed');
+  t.regex(ls.stdout, /^ {2}2\.25\.77 {2}to PACS {2}requested 1 instance since 2026-12-07T10:01:01\.000Z$/m);
+  const json = JSON.parse((await router('queue', 'ls', '--json', '--config', s.config)).stdout) as { commitments: { id: string }[]; sentCommitments: { transactionUid: string; state: string }[] };
+  t.deepEqual(json.commitments.map((c) => c.id), ['1.2.3.100']);
+  t.deepEqual(json.sentCommitments.map((r) => [r.transactionUid, r.state]), [['2.25.77', 'requested']]);
 });
