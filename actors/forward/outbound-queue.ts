@@ -435,6 +435,11 @@ export class OutboundQueue {
     return this.#bySop.getValuesCount(sopInstanceUid);
   }
 
+  /** Every confirmed delivery, instance by instance (a start-up reconciliation reads them once). */
+  *allDeliveries(): Iterable<Delivery> {
+    for (const { value } of this.#deliveries.getRange({})) yield value;
+  }
+
   /** What the destinations confirmed for this instance. */
   deliveries(sopInstanceUid: string): Delivery[] {
     return Array.from(this.#deliveries.getRange({ start: [sopInstanceUid, ''], end: [`${sopInstanceUid}\u0000`, ''] }), ({ value }) => value);

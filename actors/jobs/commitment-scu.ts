@@ -116,6 +116,7 @@ export class CommitmentScuService {
       await this.store.write(requests, again);
       this.#log.info({ requests: requests.length, instances: again.length }, 'storage commitment: requests without a report are asked again after the restart');
     }
+    await this.#reconcile(new Date(now));
     this.#subscription = this.#o.events.of('instance-forwarded').subscribe((e) => {
       if (!this.#peers.has(e.peer)) return;
       const p = this.#delivered(e.peer, e.sopInstanceUid, e.sopClassUid).catch((err: Error) =>
@@ -191,6 +192,27 @@ export class CommitmentScuService {
   }
 
   // ---- deliveries ----
+
+  /**
+   * A delivery is recorded by the queue first and followed here from its domain event: a process that
+   * died between the two (or a record that failed) left a delivery nobody asks about. At start, every
+   * delivery to a storage commitment peer within its waitHours that has no entry here gets one.
+   */
+  async #reconcile(now: Date): Promise<void> {
+    const missed: SentInstance[] = [];
+    for (const d of this.#o.queue.allDeliveries()) {
+      const peer = this.#peers.get(d.peer);
+      if (!peer || Date.parse(d.at) < now.getTime() - peer.storageCommitment.waitHours * 3600_000) continue;
+      if (this.store.instance(d.peer, d.sopInstanceUid)) continue;
+      const record = this.#o.spool.get(d.sopInstanceUid);
+      if (!record) continue;
+      missed.push({ peer: d.peer, sopInstanceUid: d.sopInstanceUid, sopClassUid: record.sopClassUid, state: 'delivered', deliveredAt: d.at, attempts: 0, rule: d.rule });
+    }
+    if (missed.length === 0) return;
+    await this.store.write([], missed);
+    for (const s of missed) this.#hold(s.peer, s.sopInstanceUid);
+    this.#log.warn({ instances: missed.length }, 'storage commitment: deliveries not followed before the last stop are asked about now');
+  }
 
   async #delivered(peer: string, sopInstanceUid: string, sopClassUid: string): Promise<void> {
     const rule = this.#o.queue.deliveries(sopInstanceUid).find((d) => d.peer === peer)?.rule;

@@ -3,6 +3,9 @@
 // turns what the peer does not commit (a refusal, no report within waitHours) into dead letters for it.
 import test from 'ava';
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { CommitmentScuStore } from '../../../actors/jobs/commitment-scu-store.ts';
+import { Spool } from '../../../actors/ingest/spool.ts';
 import { commitmentsView } from '../../../actors/observe/console-commitments.ts';
 import { sweepSpool } from '../../../actors/ingest/retention.ts';
 import { eventually, routerWith, send, silent } from '../../helpers/in-process-router.ts';
@@ -139,4 +142,27 @@ test('an exclusive peer: the commitment association takes its turn with the forw
   await eventually(t, 'the next two delivered, then asked', () => scp.requests.length === 2, 30_000);
   t.deepEqual(scp.stored.sort(), [...first, ...second].sort());
   t.is(scp.maxConcurrent, 1, 'one association at a time');
+});
+
+test('a delivery the commitment service never recorded (the process died in between) is asked about at the next start', async (t) => {
+  const scp = await scriptedCommitmentScp();
+  t.teardown(() => scp.close());
+  const storageDir = join(tempDir('stgscu-data-'), 'data');
+  const dir = tempDir('stgscu-in-');
+  const first = await routerWith([archive(scp, {})], RULES, { storageDir });
+  const sops = await send(first.port, dir, [{}, {}]);
+  await eventually(t, 'committed by ARCHIVE', () => sops.every((s) => first.commitmentScu.store.instance('ARCHIVE', s)?.state === 'committed'), 30_000);
+  await first.stop();
+  // As if the process had died after the queue recorded the deliveries and before their events were followed.
+  const spool = await Spool.open({ dir: storageDir, logger: silent });
+  const store = new CommitmentScuStore(spool);
+  await store.remove(sops.map((s) => store.instance('ARCHIVE', s)!));
+  t.is(store.instances('ARCHIVE').length, 0);
+  await spool.close();
+
+  const again = await routerWith([archive(scp, {})], RULES, { storageDir });
+  t.teardown(() => again.stop());
+  await eventually(t, 'asked again and committed', () => sops.every((s) => again.commitmentScu.store.instance('ARCHIVE', s)?.state === 'committed'), 30_000);
+  t.is(scp.requests.length, 2);
+  t.deepEqual(scp.requests[1].referenced.map((r) => r.sopInstanceUid).sort(), [...sops].sort());
 });
