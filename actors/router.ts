@@ -15,6 +15,7 @@ import type { RoutingRuntime } from './net/acceptor.ts';
 import type { StoredInstance } from './jobs/qr-scp.ts';
 import { PeerForwarder } from './forward/forwarder.ts';
 import { OutboundQueue } from './forward/outbound-queue.ts';
+import { LocalForwardQueue } from './forward/forward-queue.ts';
 import { PrefetchService } from './jobs/prefetch.ts';
 import { AssociationSlots, QR_SCP_SOP_CLASSES, StoredInstances } from './jobs/qr-scp.ts';
 import { CompletionTracker } from './jobs/completion.ts';
@@ -153,6 +154,7 @@ export async function startRouter(
     throw err;
   }
   const forwarders = new Map<string, PeerForwarder>();
+  const forwardQueue = new LocalForwardQueue(queue);
   const gates = new PeerGates(config.peers.filter((p) => p.exclusive).map((p) => p.name));
   const actor = createActor(routerLogic(forwarders), {
     input: {
@@ -175,7 +177,7 @@ export async function startRouter(
   for (const p of config.peers) {
     const inFlight = new Set<string>();
     for (const slot of slotsOf(p)) {
-      forwarders.set(slot, new PeerForwarder(p, { spool, queue, logger: log.child({ actor: 'forwarder' }), slot, inFlight, events, gates, wake: (peer) => wake([peer]) }));
+      forwarders.set(slot, new PeerForwarder(p, { spool, queue: forwardQueue, logger: log.child({ actor: 'forwarder' }), slot, inFlight, events, gates, wake: (peer) => wake([peer]) }));
     }
   }
   // Jobs run as children of the root: in the actor tree and its inspection stream, stopped with it.
