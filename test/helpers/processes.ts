@@ -173,7 +173,7 @@ export type RouterUnderTest = Started & { port: number; dataDir: string; configF
 
 /** Start the router (scripts/router.ts, Node 24) with a listener on a free loopback port. */
 export async function startRouter(
-  opts: { dataDir?: string; listener?: Record<string, unknown>; fsync?: boolean; logLevel?: string; peers?: Record<string, unknown>[]; rulesDir?: string; port?: number; attempt?: number } = {},
+  opts: { dataDir?: string; listener?: Record<string, unknown>; fsync?: boolean; logLevel?: string; peers?: Record<string, unknown>[]; rulesDir?: string; port?: number; attempt?: number; extra?: Record<string, unknown> } = {},
 ): Promise<RouterUnderTest> {
   const dir = tempDir();
   const dataDir = opts.dataDir ?? join(dir, 'data');
@@ -188,6 +188,8 @@ export async function startRouter(
       listeners: [listener],
       peers: opts.peers ?? [],
       routing: { rulesDir: opts.rulesDir ?? join(dir, 'routing-rules') },
+      // More top-level sections (e.g. `cluster`, `inspect`).
+      ...opts.extra,
     }),
   );
   const proc = startProcess(process.execPath, [join(REPO, 'scripts/router.ts'), 'start', '--config', configFile]);

@@ -1,0 +1,222 @@
+// This router as one node of a cluster (issue 17): connects to PostgreSQL, applies the schema
+// migrations (a database newer than this code refuses the start), registers the node, and runs it:
+// the heartbeat (every leaseSeconds/3: heartbeat_at, the node's item and slot leases renewed, peers
+// with claimable items woken: another node's expired lease, a missed NOTIFY), LISTEN router_queue
+// (a published item wakes the peer's machines on every node), the outbox, the shared queue and the
+// cluster-wide association slots. PostgreSQL unreachable: the node is degraded (a warn line when it
+// starts, info when it ends, the console says so); ingest goes on, forwarding waits.
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { ClusterConfig, PeerConfig } from '../../config/config.ts';
+import type { OutboundQueue } from '../forward/outbound-queue.ts';
+import type { PeerGates } from '../forward/peer-gate.ts';
+import type { Spool } from '../ingest/spool.ts';
+import { ClusterSlots } from './cluster-slots.ts';
+import { migrate } from './migrate.ts';
+import { Outbox } from './outbox.ts';
+import { poolConfig } from './pg-connection.ts';
+import { SharedQueue } from './shared-queue.ts';
+
+/** Delivered rows kept this long, so a republished outbox item is recognised. */
+const DONE_KEEP = '1 day';
+
+export type ClusterStatus = {
+  node: string;
+  storage: 'shared' | 'local';
+  leaseSeconds: number;
+  degraded: boolean;
+  degradedSince?: string;
+  /** The outbox: local items not yet in PostgreSQL. */
+  unpublished: number;
+  nodes: { name: string; storage: string; heartbeatAt: string; heartbeatAgeSeconds: number; alive: boolean; startedAt: string; pid: number; spoolDir: string }[];
+  leases: { owner: string; peer: string; id: string; sopInstanceUid: string; node: string; leaseUntil: string }[];
+  slots: { peer: string; slot: number; owner: string; leaseUntil: string }[];
+  depths: { peer: string; pending: number; dead: number; leased: number; waitingForNode: number }[];
+  deliveries: { delivered: number; duplicates: number };
+};
+
+export class ClusterNode {
+  readonly config: ClusterConfig;
+  readonly pool: pg.Pool;
+  readonly queue: SharedQueue;
+  readonly outbox: Outbox;
+  readonly slots: ClusterSlots;
+  readonly #log: Logger;
+  readonly #wake: (peers: string[]) => void;
+  readonly #peers: string[];
+  #degradedSince: Date | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #listener: pg.Client | undefined;
+  #listenRetry: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  private constructor(config: ClusterConfig, pool: pg.Pool, outbox: Outbox, o: { spool: Spool; peers: PeerConfig[]; gates: PeerGates; logger: Logger; wake(peers: string[]): void }) {
+    this.config = config;
+    this.pool = pool;
+    this.#log = o.logger;
+    this.#wake = o.wake;
+    this.#peers = o.peers.map((p) => p.name);
+    this.outbox = outbox;
+    const max = new Map(o.peers.map((p) => [p.name, p.maxAssociations]));
+    this.queue = new SharedQueue({ pool, node: config.nodeName, storage: config.storage, leaseSeconds: config.leaseSeconds, spoolDir: o.spool.dir, reachable: (ok, err) => this.reachable(ok, err) });
+    this.slots = new ClusterSlots({ pool, node: config.nodeName, leaseSeconds: config.leaseSeconds, maxAssociations: (p) => max.get(p) ?? 1, local: o.gates });
+  }
+
+  /** Connects, migrates and registers; throws (the router does not start) when the database cannot be reached or is too new. */
+  static async start(config: ClusterConfig, o: { spool: Spool; queue: OutboundQueue; peers: PeerConfig[]; gates: PeerGates; logger: Logger; wake(peers: string[]): void }): Promise<ClusterNode> {
+    const pool = new pg.Pool(poolConfig(config.postgres));
+    // An idle client whose server went away emits 'error': expected while PostgreSQL is down.
+    pool.on('error', () => {});
+    try {
+      const { from, to } = await migrate(pool, { node: config.nodeName });
+      if (from !== to) o.logger.info({ from, to }, 'cluster schema migrated');
+      await pool.query(
+        `INSERT INTO nodes (name, spool_dir, storage, pid, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, now(), now())
+         ON CONFLICT (name) DO UPDATE SET spool_dir = EXCLUDED.spool_dir, storage = EXCLUDED.storage, pid = EXCLUDED.pid, started_at = now(), heartbeat_at = now(), degraded_since = NULL`,
+        [config.nodeName, o.spool.dir, config.storage, process.pid],
+      );
+      // A restarted node's leases are its previous life's: free them now rather than after they expire.
+      await pool.query('UPDATE queue_items SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [config.nodeName]);
+      await pool.query('UPDATE peer_slots SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [config.nodeName]);
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw err;
+    }
+    let node!: ClusterNode;
+    const outbox = await Outbox.open({
+      pool, node: config.nodeName, spool: o.spool, queue: o.queue, logger: o.logger,
+      reachable: (ok, err) => node.reachable(ok, err),
+      published: (peers) => o.wake(peers),
+    });
+    node = new ClusterNode(config, pool, outbox, o);
+    node.#run();
+    o.logger.info({ node: config.nodeName, storage: config.storage, leaseSeconds: config.leaseSeconds }, 'cluster node started');
+    return node;
+  }
+
+  get degraded(): boolean {
+    return this.#degradedSince !== undefined;
+  }
+
+  /** Every query's outcome: the first failure starts the degraded state, the first success ends it. */
+  reachable(ok: boolean, err?: unknown): void {
+    if (ok && this.#degradedSince) {
+      this.#log.info({ node: this.config.nodeName, degradedForSeconds: Math.round((Date.now() - this.#degradedSince.getTime()) / 1000) }, 'cluster database reachable again: node no longer degraded');
+      this.#degradedSince = undefined;
+      this.outbox.kick();
+    } else if (!ok && !this.#degradedSince && !this.#stopped) {
+      this.#degradedSince = new Date();
+      this.#log.warn({ node: this.config.nodeName, error: (err as Error | undefined)?.message }, 'cluster database unreachable: node degraded (ingest goes on; the outbox publishes when it returns)');
+    }
+  }
+
+  #run(): void {
+    this.outbox.start();
+    const period = Math.max(500, (this.config.leaseSeconds * 1000) / 3);
+    this.#heartbeat = setInterval(() => void this.#beat(), period);
+    void this.#beat();
+    this.#listen();
+  }
+
+  async #beat(): Promise<void> {
+    if (this.#stopped) return;
+    const me = this.config.nodeName;
+    const lease = this.config.leaseSeconds;
+    try {
+      await this.pool.query('UPDATE nodes SET heartbeat_at = now(), degraded_since = NULL WHERE name = $1', [me]);
+      await this.pool.query(`UPDATE queue_items SET lease_until = now() + make_interval(secs => $2) WHERE lease_owner = $1 AND state = 'pending'`, [me, lease]);
+      await this.pool.query('UPDATE peer_slots SET lease_until = now() + make_interval(secs => $2) WHERE lease_owner = $1', [me, lease]);
+      await this.pool.query(`DELETE FROM queue_items WHERE state = 'done' AND done_at < now() - interval '${DONE_KEEP}'`);
+      // Claimable work this node may have missed (a lease that expired, a NOTIFY lost while disconnected).
+      const { rows } = await this.pool.query<{ peer: string }>(
+        `SELECT DISTINCT peer FROM queue_items WHERE state = 'pending' AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
+           AND ($1::text IS NULL OR node = $2) AND peer = ANY($3::text[])`,
+        [this.config.storage === 'local' ? 'local' : null, me, this.#peers],
+      );
+      this.reachable(true);
+      if (rows.length > 0) this.#wake(rows.map((r) => r.peer));
+    } catch (err) {
+      this.reachable(false, err);
+    }
+  }
+
+  /** LISTEN router_queue on a client of its own, reconnected after a second when it is lost. */
+  #listen(): void {
+    if (this.#stopped) return;
+    const client = new pg.Client(poolConfig(this.config.postgres));
+    this.#listener = client;
+    const again = () => {
+      if (this.#listener !== client) return;
+      this.#listener = undefined;
+      client.end().catch(() => {});
+      if (!this.#stopped) this.#listenRetry = setTimeout(() => this.#listen(), 1000);
+    };
+    client.on('error', again);
+    client.on('end', again);
+    client.on('notification', (n) => {
+      if (n.payload && this.#peers.includes(n.payload)) this.#wake([n.payload]);
+    });
+    client.connect().then(() => client.query('LISTEN router_queue')).catch(again);
+  }
+
+  /** What /api/cluster and the console show. */
+  async status(): Promise<ClusterStatus> {
+    const base = {
+      node: this.config.nodeName, storage: this.config.storage, leaseSeconds: this.config.leaseSeconds, degraded: this.degraded,
+      ...(this.#degradedSince ? { degradedSince: this.#degradedSince.toISOString() } : {}),
+      unpublished: this.outbox.unpublished().length,
+    };
+    const empty = { nodes: [], leases: [], slots: [], depths: [], deliveries: { delivered: 0, duplicates: 0 } };
+    try {
+      const alive = this.config.leaseSeconds;
+      const [nodes, leases, slots, depths, deliveries] = await Promise.all([
+        this.pool.query(`SELECT name, storage, heartbeat_at, started_at, pid, spool_dir, extract(epoch FROM now() - heartbeat_at)::float AS age FROM nodes ORDER BY name`),
+        this.pool.query(`SELECT lease_owner, peer, id, sop_uid, node, lease_until FROM queue_items WHERE lease_owner IS NOT NULL AND lease_until > now() AND state = 'pending' ORDER BY id LIMIT 100`),
+        this.pool.query(`SELECT peer, slot, lease_owner, lease_until FROM peer_slots WHERE lease_owner IS NOT NULL AND lease_until > now() ORDER BY peer, slot`),
+        this.pool.query(
+          `SELECT q.peer, count(*) FILTER (WHERE q.state = 'pending') AS pending, count(*) FILTER (WHERE q.state = 'dead') AS dead,
+                  count(*) FILTER (WHERE q.state = 'pending' AND q.lease_until > now()) AS leased,
+                  count(*) FILTER (WHERE q.state = 'pending' AND n.storage = 'local' AND n.heartbeat_at < now() - make_interval(secs => $1)) AS waiting
+             FROM queue_items q LEFT JOIN nodes n ON n.name = q.node WHERE q.state <> 'done' GROUP BY q.peer ORDER BY q.peer`,
+          [alive],
+        ),
+        this.pool.query(`SELECT count(*) AS delivered, coalesce(sum(count - 1), 0) AS duplicates FROM deliveries`),
+      ]);
+      this.reachable(true);
+      return {
+        ...base,
+        nodes: nodes.rows.map((r) => ({
+          name: r.name, storage: r.storage, heartbeatAt: r.heartbeat_at.toISOString(), heartbeatAgeSeconds: Math.round(r.age * 10) / 10,
+          alive: r.age < alive, startedAt: r.started_at.toISOString(), pid: r.pid, spoolDir: r.spool_dir,
+        })),
+        leases: leases.rows.map((r) => ({ owner: r.lease_owner, peer: r.peer, id: `pg-${r.id}`, sopInstanceUid: r.sop_uid, node: r.node, leaseUntil: r.lease_until.toISOString() })),
+        slots: slots.rows.map((r) => ({ peer: r.peer, slot: r.slot, owner: r.lease_owner, leaseUntil: r.lease_until.toISOString() })),
+        depths: depths.rows.map((r) => ({ peer: r.peer, pending: Number(r.pending), dead: Number(r.dead), leased: Number(r.leased), waitingForNode: Number(r.waiting) })),
+        deliveries: { delivered: Number(deliveries.rows[0].delivered), duplicates: Number(deliveries.rows[0].duplicates) },
+      };
+    } catch (err) {
+      this.reachable(false, err);
+      return { ...base, ...empty };
+    }
+  }
+
+  /** No new slot is waited for (the forwarders can settle); call before the forwarders' settled(). */
+  stopClaims(): void {
+    this.slots.stop();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.slots.stop();
+    clearInterval(this.#heartbeat);
+    clearTimeout(this.#listenRetry);
+    await this.outbox.stop();
+    const listener = this.#listener;
+    this.#listener = undefined;
+    await listener?.end().catch(() => {});
+    // Leases of a node that stops cleanly are free at once.
+    await this.pool.query('UPDATE queue_items SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [this.config.nodeName]).catch(() => {});
+    await this.pool.query('UPDATE peer_slots SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [this.config.nodeName]).catch(() => {});
+    await this.pool.end().catch(() => {});
+  }
+}

@@ -1,0 +1,160 @@
+// The node's outbox (issue 17): ingest stays local. A forward decision is still written to the node's
+// own LMDB queue in the instance's transaction, before the acknowledgement (the outbox IS that queue);
+// this publishes each item to PostgreSQL once its file is on disk where other nodes can read it, and
+// marks it published (sub-database `cluster-outbox`: local id → row id). The local item stays until the
+// shared row is delivered (by whichever node), so retention keeps the file while any node may need it;
+// then it is removed here. PostgreSQL unreachable: ingest goes on, publishing resumes when it returns.
+// A crash between the PostgreSQL commit and the mark republishes: (origin_node, origin_id) is unique,
+// and a delivered row stays 'done' for a day, so the republish inserts nothing.
+import { randomUUID } from 'node:crypto';
+import type { Database } from 'lmdb';
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import type { OutboundQueue, QueueItem } from '../forward/outbound-queue.ts';
+import type { Spool } from '../ingest/spool.ts';
+
+/** Items published per PostgreSQL transaction. */
+const BATCH = 200;
+/** Published items checked per pass for delivery elsewhere. */
+const RECONCILE_BATCH = 1000;
+const RECONCILE_MS = 1000;
+
+export type OutboxOptions = {
+  pool: Pool;
+  node: string;
+  spool: Spool;
+  queue: OutboundQueue;
+  logger: Logger;
+  reachable(ok: boolean, err?: unknown): void;
+  /** Items were published for these peers (the NOTIFY reaches every node; this one is told at once). */
+  published(peers: string[]): void;
+};
+
+export class Outbox {
+  readonly #o: OutboxOptions;
+  readonly #marks: Database<string, string>;
+  readonly #incarnation: string;
+  #kicked = false;
+  #running: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #lastReconcile = 0;
+  /** Where the next reconcile pass starts: every published item is looked at in turn. */
+  #cursor: string | undefined;
+
+  private constructor(o: OutboxOptions, marks: Database<string, string>, incarnation: string) {
+    this.#o = o;
+    this.#marks = marks;
+    this.#incarnation = incarnation;
+  }
+
+  /** Opens the marks; the spool's incarnation (made once) keeps a wiped spool's ids from meeting its old ones. */
+  static async open(o: OutboxOptions): Promise<Outbox> {
+    const marks = o.spool.db.openDB<string, string>({ name: 'cluster-outbox' });
+    const meta = o.spool.db.openDB<string, string>({ name: 'cluster-meta' });
+    let incarnation = meta.get('incarnation');
+    if (!incarnation) {
+      incarnation = randomUUID();
+      await meta.put('incarnation', incarnation);
+    }
+    return new Outbox(o, marks, incarnation);
+  }
+
+  originId(localId: string): string {
+    return `${this.#incarnation}/${localId}`;
+  }
+
+  /** Local items not yet in PostgreSQL. */
+  unpublished(): QueueItem[] {
+    return this.#o.queue.list().filter((i) => this.#marks.get(i.id) === undefined);
+  }
+
+  start(intervalMs = 500): void {
+    this.#timer = setInterval(() => this.kick(), intervalMs);
+    this.kick();
+  }
+
+  /** New local items (or a periodic look): a pass runs soon, one at a time. */
+  kick(): void {
+    if (this.#stopped) return;
+    this.#kicked = true;
+    if (this.#running) return;
+    this.#running = (async () => {
+      while (this.#kicked && !this.#stopped) {
+        this.#kicked = false;
+        try {
+          await this.#publish();
+          if (Date.now() - this.#lastReconcile >= RECONCILE_MS) {
+            this.#lastReconcile = Date.now();
+            await this.#reconcile();
+          }
+        } catch (err) {
+          this.#o.reachable(false, err);
+          break; // the next tick tries again
+        }
+      }
+    })().finally(() => (this.#running = undefined));
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    await this.#running;
+  }
+
+  async #publish(): Promise<void> {
+    for (;;) {
+      const batch = this.unpublished().slice(0, BATCH);
+      if (batch.length === 0) return;
+      // Another node reads the file: it must be written (an instance acknowledged from memory is written soon after).
+      for (const item of batch) await this.#o.spool.whenWritten(item.path);
+      const ids = new Map<string, string>();
+      const client = await this.#o.pool.connect();
+      try {
+        await client.query('BEGIN');
+        const { rows } = await client.query<{ id: string; origin_id: string }>(
+          `INSERT INTO queue_items (origin_node, origin_id, peer, series_uid, sop_uid, node, path, item, enqueued_at)
+             SELECT $1, x.origin_id, x.peer, x.series_uid, x.sop_uid, $1, x.path, x.item, x.enqueued_at
+               FROM jsonb_to_recordset($2::jsonb) AS x(origin_id text, peer text, series_uid text, sop_uid text, path text, item jsonb, enqueued_at timestamptz)
+           ON CONFLICT (origin_node, origin_id) DO UPDATE SET origin_id = EXCLUDED.origin_id
+           RETURNING id, origin_id`,
+          [this.#o.node, JSON.stringify(batch.map((i) => ({
+            origin_id: this.originId(i.id), peer: i.peer, series_uid: i.seriesInstanceUid, sop_uid: i.sopInstanceUid, path: i.path, item: i, enqueued_at: i.enqueuedAt,
+          })))],
+        );
+        for (const r of rows) ids.set(r.origin_id, r.id);
+        for (const peer of new Set(batch.map((i) => i.peer))) await client.query(`SELECT pg_notify('router_queue', $1)`, [peer]);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      } finally {
+        client.release();
+      }
+      this.#o.reachable(true);
+      await this.#o.spool.db.transaction(() => {
+        for (const item of batch) this.#marks.put(item.id, ids.get(this.originId(item.id)) ?? '?');
+      });
+      this.#o.logger.debug({ items: batch.length }, 'outbox published');
+      this.#o.published([...new Set(batch.map((i) => i.peer))]);
+    }
+  }
+
+  /** Published items whose shared row is delivered (or gone): removed here, their files free for retention. */
+  async #reconcile(): Promise<void> {
+    const published = Array.from(this.#marks.getRange({ limit: RECONCILE_BATCH, ...(this.#cursor !== undefined ? { start: this.#cursor } : {}) }), ({ key }) => key);
+    this.#cursor = published.length === RECONCILE_BATCH ? published.at(-1) : undefined;
+    if (published.length === 0) return;
+    const { rows } = await this.#o.pool.query<{ origin_id: string }>(
+      `SELECT origin_id FROM queue_items WHERE origin_node = $1 AND origin_id = ANY($2::text[]) AND state <> 'done'`,
+      [this.#o.node, published.map((id) => this.originId(id))],
+    );
+    const open = new Set(rows.map((r) => r.origin_id));
+    const finished = published.filter((id) => !open.has(this.originId(id)));
+    if (finished.length === 0) return;
+    for (const id of finished) await this.#o.queue.purge(id);
+    await this.#o.spool.db.transaction(() => {
+      for (const id of finished) this.#marks.remove(id);
+    });
+  }
+}
