@@ -159,8 +159,27 @@ export class ClusterNode {
     client.connect().then(() => client.query('LISTEN router_queue')).catch(again);
   }
 
+  #last: { at: number; status: ClusterStatus } | undefined;
+  #refreshing = false;
+
+  /** For the console (read synchronously): the last status, refreshed in the background when older than 2 s. */
+  lastStatus(): ClusterStatus | undefined {
+    if (!this.#refreshing && (!this.#last || Date.now() - this.#last.at >= 2000)) {
+      this.#refreshing = true;
+      void this.status().finally(() => (this.#refreshing = false));
+    }
+    // The node's own degraded flag is always current.
+    return this.#last && { ...this.#last.status, degraded: this.degraded, ...(this.#degradedSince ? { degradedSince: this.#degradedSince.toISOString() } : {}) };
+  }
+
   /** What /api/cluster and the console show. */
   async status(): Promise<ClusterStatus> {
+    const status = await this.#status();
+    this.#last = { at: Date.now(), status };
+    return status;
+  }
+
+  async #status(): Promise<ClusterStatus> {
     const base = {
       node: this.config.nodeName, storage: this.config.storage, leaseSeconds: this.config.leaseSeconds, degraded: this.degraded,
       ...(this.#degradedSince ? { degradedSince: this.#degradedSince.toISOString() } : {}),
