@@ -124,8 +124,20 @@ export class ClusterNode {
     const lease = this.config.leaseSeconds;
     try {
       await this.pool.query('UPDATE nodes SET heartbeat_at = now(), degraded_since = NULL WHERE name = $1', [me]);
-      await this.pool.query(`UPDATE queue_items SET lease_until = now() + make_interval(secs => $2) WHERE lease_owner = $1 AND state = 'pending'`, [me, lease]);
-      await this.pool.query('UPDATE peer_slots SET lease_until = now() + make_interval(secs => $2) WHERE lease_owner = $1', [me, lease]);
+      // Renew what this node is using; a lease in its name that it no longer uses (a give-back or release
+      // that failed while the database was away) is freed, never renewed forever.
+      await this.pool.query(
+        `UPDATE queue_items SET lease_owner = CASE WHEN id = ANY($3::bigint[]) THEN lease_owner END,
+                lease_until = CASE WHEN id = ANY($3::bigint[]) THEN now() + make_interval(secs => $2) END
+          WHERE lease_owner = $1`,
+        [me, lease, this.queue.taken()],
+      );
+      await this.pool.query(
+        `UPDATE peer_slots SET lease_owner = CASE WHEN peer || '#' || slot = ANY($3::text[]) THEN lease_owner END,
+                lease_until = CASE WHEN peer || '#' || slot = ANY($3::text[]) THEN now() + make_interval(secs => $2) END
+          WHERE lease_owner = $1`,
+        [me, lease, this.slots.held()],
+      );
       await this.pool.query(`DELETE FROM queue_items WHERE state = 'done' AND done_at < now() - interval '${DONE_KEEP}'`);
       // Claimable work this node may have missed (a lease that expired, a NOTIFY lost while disconnected).
       const { rows } = await this.pool.query<{ peer: string }>(

@@ -14,6 +14,8 @@ export class ClusterSlots {
   readonly #max: (peer: string) => number;
   readonly #local: PeerGates;
   readonly #created = new Set<string>();
+  /** `${peer}#${slot}` held now: the heartbeat renews exactly these leases. */
+  readonly #held = new Set<string>();
   #stopped = false;
 
   constructor(o: { pool: Pool; node: string; leaseSeconds: number; maxAssociations(peer: string): number; local: PeerGates }) {
@@ -29,10 +31,12 @@ export class ClusterSlots {
     const endLocal = await this.#local.acquire(peer);
     try {
       const slot = await this.#claim(peer);
+      this.#held.add(`${peer}#${slot}`);
       let released = false;
       return () => {
         if (released) return;
         released = true;
+        this.#held.delete(`${peer}#${slot}`);
         endLocal();
         this.#pool.query('UPDATE peer_slots SET lease_owner = NULL, lease_until = NULL WHERE peer = $1 AND slot = $2 AND lease_owner = $3', [peer, slot, this.#node]).catch(() => {
           // Unreachable: the lease expires on its own.
@@ -42,6 +46,10 @@ export class ClusterSlots {
       endLocal();
       throw err;
     }
+  }
+
+  held(): string[] {
+    return [...this.#held];
   }
 
   stop(): void {

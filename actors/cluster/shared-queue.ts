@@ -37,9 +37,16 @@ export const rowId = (id: string): string | undefined => (id.startsWith(PREFIX) 
 
 export class SharedQueue implements ForwardQueue {
   readonly #o: SharedQueueOptions;
+  /** Row ids this node took and has not finished: the heartbeat renews exactly these leases. */
+  readonly #taken = new Set<string>();
 
   constructor(options: SharedQueueOptions) {
     this.#o = options;
+  }
+
+  /** Row ids whose lease the heartbeat renews (any other lease in this node's name is stale and freed). */
+  taken(): string[] {
+    return [...this.#taken];
   }
 
   /** Only this node's rows with storage 'local' ($own), any node's with 'shared' (null). */
@@ -110,6 +117,7 @@ export class SharedQueue implements ForwardQueue {
     const row = rows[0];
     if (!row) return undefined;
     const item = this.#item(row);
+    this.#taken.add(row.id);
     inFlight.add(item.id);
     return item;
   }
@@ -133,6 +141,7 @@ export class SharedQueue implements ForwardQueue {
   async giveBack(id: string): Promise<void> {
     const key = rowId(id);
     if (!key) return;
+    this.#taken.delete(key);
     await this.#query(`UPDATE queue_items SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2 AND state = 'pending'`, [key, this.#o.node]).catch(() => {});
   }
 
@@ -140,6 +149,8 @@ export class SharedQueue implements ForwardQueue {
   async delivered(id: string, info: DeliveredInfo): Promise<void> {
     const key = rowId(id);
     if (!key) return;
+    // Whatever happens below, this node stops renewing the lease: unrecorded, it expires and the item is sent again.
+    this.#taken.delete(key);
     // The instance has arrived: keep trying to record it while the lease lasts; past that another node
     // may send it again (a duplicate, counted), never lose it.
     const deadline = Date.now() + this.#o.leaseSeconds * 1000;
@@ -165,6 +176,7 @@ export class SharedQueue implements ForwardQueue {
   async failed(id: string, info: FailedInfo): Promise<QueueItem | undefined> {
     const key = rowId(id);
     if (!key) return undefined;
+    this.#taken.delete(key);
     const client = await this.#o.pool.connect().catch((err) => {
       this.#o.reachable(false, err);
       throw err;

@@ -22,7 +22,7 @@ test('SIGKILL of the lease holder mid-forward: the other node delivers the rest 
   t.teardown(dest.stop);
   const shared = tempDir('shared-');
   const rulesDir = forwardAllRules('DEST');
-  const peers = [{ aeTitle: 'DEST', host: '127.0.0.1', port: dest.port, maxAssociations: 1, timeouts: { dimseSeconds: 30 }, retry: { attempts: 50, initialBackoffSeconds: 0.2, maxBackoffSeconds: 1, jitter: 0 } }];
+  const peers = [{ aeTitle: 'DEST', host: '127.0.0.1', port: dest.port, maxAssociations: 1, idleReleaseSeconds: 1, timeouts: { dimseSeconds: 30 }, retry: { attempts: 50, initialBackoffSeconds: 0.2, maxBackoffSeconds: 1, jitter: 0 } }];
   // n1 alone first: it receives everything and holds the peer's lease and slot.
   const n1 = await startNode('n1', { pg: pgServer, shared, rulesDir, peers, leaseSeconds: 3 });
   t.teardown(n1.stop);
