@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Pool } from 'pg';
+import { checkout } from './pg-connection.ts';
 
 export const MIGRATIONS_DIR = join(import.meta.dirname, 'migrations');
 /** pg_advisory_xact_lock key: 'dicomrtr' as a number, any constant shared by every node. */
@@ -41,7 +42,7 @@ export function readMigrations(dir = MIGRATIONS_DIR): Migration[] {
 export async function migrate(pool: Pool, opts: { node: string; migrations?: Migration[] }): Promise<{ from: number; to: number }> {
   const migrations = opts.migrations ?? readMigrations();
   const known = migrations.at(-1)?.version ?? 0;
-  const client = await pool.connect();
+  const client = await checkout(pool);
   try {
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [LOCK_KEY.toString()]);

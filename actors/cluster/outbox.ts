@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from 'lmdb';
 import type { Pool } from 'pg';
+import { checkout } from './pg-connection.ts';
 import type { Logger } from 'pino';
 import type { OutboundQueue, QueueItem } from '../forward/outbound-queue.ts';
 import type { Spool } from '../ingest/spool.ts';
@@ -109,7 +110,7 @@ export class Outbox {
       // Another node reads the file: it must be written (an instance acknowledged from memory is written soon after).
       for (const item of batch) await this.#o.spool.whenWritten(item.path);
       const ids = new Map<string, string>();
-      const client = await this.#o.pool.connect();
+      const client = await checkout(this.#o.pool);
       try {
         await client.query('BEGIN');
         const { rows } = await client.query<{ id: string; origin_id: string }>(

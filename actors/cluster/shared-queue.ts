@@ -7,6 +7,7 @@
 // (deliveries counts each arrival: count > 1 is a duplicate), so a republished outbox row is recognised.
 import { join, relative } from 'node:path';
 import type { Pool } from 'pg';
+import { checkout } from './pg-connection.ts';
 import type { DeliveredInfo, FailedInfo, ForwardQueue } from '../forward/forward-queue.ts';
 import type { EnqueueResult, NewQueueItem, QueueItem } from '../forward/outbound-queue.ts';
 import { backoffMs } from '../forward/retry-policy.ts';
@@ -37,8 +38,8 @@ export const rowId = (id: string): string | undefined => (id.startsWith(PREFIX) 
 
 export class SharedQueue implements ForwardQueue {
   readonly #o: SharedQueueOptions;
-  /** Row ids this node took and has not finished: the heartbeat renews exactly these leases. */
-  readonly #taken = new Set<string>();
+  /** Items this node took and has not finished, by row id: the heartbeat renews exactly these leases. */
+  readonly #taken = new Map<string, QueueItem>();
 
   constructor(options: SharedQueueOptions) {
     this.#o = options;
@@ -46,7 +47,7 @@ export class SharedQueue implements ForwardQueue {
 
   /** Row ids whose lease the heartbeat renews (any other lease in this node's name is stale and freed). */
   taken(): string[] {
-    return [...this.#taken];
+    return [...this.#taken.keys()];
   }
 
   /** Only this node's rows with storage 'local' ($own), any node's with 'shared' (null). */
@@ -117,7 +118,7 @@ export class SharedQueue implements ForwardQueue {
     const row = rows[0];
     if (!row) return undefined;
     const item = this.#item(row);
-    this.#taken.add(row.id);
+    this.#taken.set(row.id, item);
     inFlight.add(item.id);
     return item;
   }
@@ -145,7 +146,11 @@ export class SharedQueue implements ForwardQueue {
     await this.#query(`UPDATE queue_items SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2 AND state = 'pending'`, [key, this.#o.node]).catch(() => {});
   }
 
-  /** Recorded even if the lease was lost meanwhile (another node may have sent it too: the count says so). */
+  /**
+   * Recorded even if the lease was lost meanwhile (another node may have sent it too: the count says so).
+   * Never rejects: the instance has arrived, the association is fine; if the database stays away past the
+   * lease the item is sent again later (a duplicate, counted), never lost.
+   */
   async delivered(id: string, info: DeliveredInfo): Promise<void> {
     const key = rowId(id);
     if (!key) return;
@@ -166,18 +171,32 @@ export class SharedQueue implements ForwardQueue {
           [key, info.status, this.#o.node],
         );
         return;
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
+      } catch {
+        if (Date.now() > deadline) return;
         await new Promise((r) => setTimeout(r, 500));
       }
     }
   }
 
+  /**
+   * Never rejects (the forwarder's association stays in its hands): with the database away the attempt
+   * is not recorded, the lease expires and the item is tried again then.
+   */
   async failed(id: string, info: FailedInfo): Promise<QueueItem | undefined> {
     const key = rowId(id);
     if (!key) return undefined;
+    const taken = this.#taken.get(key);
     this.#taken.delete(key);
-    const client = await this.#o.pool.connect().catch((err) => {
+    try {
+      return await this.#failed(key, info);
+    } catch {
+      if (!taken) return undefined;
+      return { ...taken, attempts: taken.attempts + 1, lastError: `${info.error} (not recorded: cluster database unreachable)`, nextAttemptAt: new Date(Date.now() + this.#o.leaseSeconds * 1000).toISOString() };
+    }
+  }
+
+  async #failed(key: string, info: FailedInfo): Promise<QueueItem | undefined> {
+    const client = await checkout(this.#o.pool).catch((err) => {
       this.#o.reachable(false, err);
       throw err;
     });
@@ -219,8 +238,21 @@ export class SharedQueue implements ForwardQueue {
     return rows.map((r) => this.#item(r));
   }
 
-  /** A failover item: this node names the file (its path is relative to this node's spool). */
+  /** A failover item: this node names the file (its path is relative to this node's spool). Retried while the
+   *  database is away (up to a lease); the dead letter stays in the shared queue either way. */
   async add(item: NewQueueItem): Promise<EnqueueResult> {
+    const deadline = Date.now() + this.#o.leaseSeconds * 1000;
+    for (;;) {
+      try {
+        return await this.#add(item);
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  async #add(item: NewQueueItem): Promise<EnqueueResult> {
     const rows = await this.#query<Row>(
       `INSERT INTO queue_items (origin_node, origin_id, peer, series_uid, sop_uid, node, path, item)
          VALUES ($1, 'failover:' || gen_random_uuid(), $2, $3, $4, $1, $5, $6)

@@ -37,7 +37,9 @@ test('SIGKILL of the lease holder mid-forward: the other node delivers the rest 
   t.deepEqual(before.leases.map((l: { owner: string }) => l.owner), ['n1'], 'n1 holds the lease of the item in flight');
   t.deepEqual(before.slots.map((s: { owner: string; peer: string }) => [s.peer, s.owner]), [['DEST', 'n1']]);
   n1.child.kill('SIGKILL');
+  const killedAt = Date.now();
   await until('every acknowledged instance at the destination', () => uids.every((u) => filesAt(out).has(u)), 60_000, () => `${n2.output().slice(-4000)}\n${dest.output().slice(-2000)}`);
+  t.log(`n2 delivered the rest ${Math.round((Date.now() - killedAt) / 1000)} s after the kill (lease ${3} s, storescp sleeps 1 s per instance)`);
   t.regex(n2.output(), /"msg":"delivered"/, 'n2 delivered what n1 left');
   const order = storedOrder(dest);
   const duplicates = order.length - new Set(order).size;

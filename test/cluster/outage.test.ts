@@ -36,6 +36,7 @@ test('PostgreSQL down for 10 s under load: ingest goes on, the node is degraded,
   const meanwhile = nodes.map((n, i) => storescu(n, during[i]));
   const results = await Promise.all([...sending, ...meanwhile]);
   results.forEach((r) => t.is(r.code, 0, `every instance acknowledged while PostgreSQL is down: ${r.stderr}`));
+  if (results.some((r) => r.code !== 0)) t.log(nodes.map((n) => n.output().slice(-6000)).join('\n----\n'));
   await until('both nodes degraded', () => nodes.every((n) => n.output().includes('cluster database unreachable: node degraded')), 20_000, () => nodes.map((n) => n.output().slice(-2000)).join('\n'));
   const api = await clusterApi(nodes[0]);
   t.true(api.degraded, '/api/cluster says degraded');
@@ -51,4 +52,5 @@ test('PostgreSQL down for 10 s under load: ingest goes on, the node is degraded,
   if (process.env.CLUSTER_TEST_LOGS) writeFileSync(process.env.CLUSTER_TEST_LOGS, nodes.map((n) => n.output()).join('\n----\n'));
   await until('both nodes no longer degraded', () => nodes.every((n) => n.output().includes('cluster database reachable again')), 20_000);
   t.false((await clusterApi(nodes[0])).degraded);
+  for (const n of nodes) t.is(n.child.exitCode ?? n.child.signalCode, null, `${n.name} kept running:\n${n.output().slice(-3000)}`);
 });
