@@ -3,6 +3,7 @@
 // instance arrives, and what arrives twice is counted (deliveries.count) and bounded by what was in
 // flight (one association, the peer's maxAssociations 1: at most one item).
 import test from 'ava';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { readPart10File } from '../../actors/ingest/part10-file.ts';
@@ -40,6 +41,7 @@ test('SIGKILL of the lease holder mid-forward: the other node delivers the rest 
   const killedAt = Date.now();
   await until('every acknowledged instance at the destination', () => uids.every((u) => filesAt(out).has(u)), 60_000, () => `${n2.output().slice(-4000)}\n${dest.output().slice(-2000)}`);
   t.log(`n2 delivered the rest ${Math.round((Date.now() - killedAt) / 1000)} s after the kill (lease ${3} s, storescp sleeps 1 s per instance)`);
+  if (process.env.CLUSTER_TEST_LOGS) writeFileSync(process.env.CLUSTER_TEST_LOGS, `${n1.output()}\n----\n${n2.output()}\n----\n${dest.output()}`);
   t.regex(n2.output(), /"msg":"delivered"/, 'n2 delivered what n1 left');
   const order = storedOrder(dest);
   const duplicates = order.length - new Set(order).size;
