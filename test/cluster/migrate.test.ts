@@ -5,6 +5,7 @@ import pg from 'pg';
 import { migrate, readMigrations, SchemaTooNewError } from '../../actors/cluster/migrate.ts';
 import { startPostgres } from '../helpers/postgres.ts';
 import type { PostgresServer } from '../helpers/postgres.ts';
+import { startRouter } from '../helpers/processes.ts';
 
 let server: PostgresServer;
 test.before(async () => {
@@ -51,4 +52,21 @@ test.serial('a failing migration leaves the database as it was (one transaction)
   } finally {
     await pool.end();
   }
+});
+
+test.serial('a router whose code is older than the cluster database refuses to start, saying why', async (t) => {
+  const pool = new pg.Pool({ connectionString: server.url });
+  try {
+    await pool.query(`CREATE DATABASE newer`);
+  } finally {
+    await pool.end();
+  }
+  const newer = new pg.Pool({ connectionString: server.url.replace(/\/postgres$/, '/newer') });
+  try {
+    await migrate(newer, { node: 'future', migrations: [...readMigrations(), { version: 99, name: 'future', sql: 'SELECT 1' }] });
+  } finally {
+    await newer.end();
+  }
+  const err = await t.throwsAsync(startRouter({ extra: { cluster: { nodeName: 'old', postgres: { url: server.url.replace(/\/postgres$/, '/newer') } } } }));
+  t.regex(err!.message, /"level":60.*schema version 99, this router knows only up to \d+: upgrade this node.*"msg":"router could not start"/);
 });
