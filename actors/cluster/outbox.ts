@@ -19,6 +19,8 @@ const BATCH = 200;
 /** Published items checked per pass for delivery elsewhere. */
 const RECONCILE_BATCH = 1000;
 const RECONCILE_MS = 1000;
+/** Mirroring a shared dead letter locally: no retry here (the shared row is the one retried). */
+const NO_RETRY = { attempts: 1, initialBackoffMs: 0, maxBackoffMs: 0, jitter: 0 };
 
 export type OutboxOptions = {
   pool: Pool;
@@ -141,19 +143,41 @@ export class Outbox {
     }
   }
 
-  /** Published items whose shared row is delivered (or gone): removed here, their files free for retention. */
+  /**
+   * What became of the published items, mirrored into the local queue: a delivered row is recorded as
+   * this node's delivery (the `duplicates` policies, storage commitment and `queue ls` read those) and the
+   * item goes, its file free for retention; a dead letter becomes one here too (storage commitment
+   * reports it); a row gone (purged) goes here too. A new copy of an instance (same SOP Instance UID)
+   * moved a pending item to the new file: the shared row follows.
+   */
   async #reconcile(): Promise<void> {
     const published = Array.from(this.#marks.getRange({ limit: RECONCILE_BATCH, ...(this.#cursor !== undefined ? { start: this.#cursor } : {}) }), ({ key }) => key);
     this.#cursor = published.length === RECONCILE_BATCH ? published.at(-1) : undefined;
     if (published.length === 0) return;
-    const { rows } = await this.#o.pool.query<{ origin_id: string }>(
-      `SELECT origin_id FROM queue_items WHERE origin_node = $1 AND origin_id = ANY($2::text[]) AND state <> 'done'`,
+    const { rows } = await this.#o.pool.query<{ id: string; origin_id: string; state: string; last_status: number | null; reason: string | null; path: string }>(
+      `SELECT id, origin_id, state, last_status, coalesce(dead_reason, last_error) AS reason, path FROM queue_items WHERE origin_node = $1 AND origin_id = ANY($2::text[])`,
       [this.#o.node, published.map((id) => this.originId(id))],
     );
-    const open = new Set(rows.map((r) => r.origin_id));
-    const finished = published.filter((id) => !open.has(this.originId(id)));
+    const byOrigin = new Map(rows.map((r) => [r.origin_id, r]));
+    const finished: string[] = [];
+    for (const id of published) {
+      const row = byOrigin.get(this.originId(id));
+      const local = this.#o.queue.get(id);
+      if (!local) {
+        finished.push(id); // purged here by an operator
+      } else if (!row) {
+        await this.#o.queue.purge(id);
+        finished.push(id);
+      } else if (row.state === 'done') {
+        await this.#o.queue.delivered(id, { status: row.last_status ?? 0 });
+        finished.push(id);
+      } else if (row.state === 'dead' && local.state !== 'dead') {
+        await this.#o.queue.failed(id, { retryable: false, error: row.reason ?? 'dead letter in the cluster queue', ...(row.last_status !== null ? { status: row.last_status } : {}), policy: NO_RETRY });
+      } else if (row.state === 'pending' && local.path !== row.path) {
+        await this.#o.pool.query(`UPDATE queue_items SET path = $2, item = $3 WHERE id = $1 AND state = 'pending'`, [row.id, local.path, JSON.stringify(local)]);
+      }
+    }
     if (finished.length === 0) return;
-    for (const id of finished) await this.#o.queue.purge(id);
     await this.#o.spool.db.transaction(() => {
       for (const id of finished) this.#marks.remove(id);
     });

@@ -8,7 +8,7 @@ import { SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
 import { startPostgres } from '../helpers/postgres.ts';
 import { startStorescp, tempDir } from '../helpers/processes.ts';
 import { readPart10File } from '../../actors/ingest/part10-file.ts';
-import { filesAt, forwardAllRules, startNode, storedOrder, storescu, until } from './nodes.ts';
+import { clusterApi, filesAt, forwardAllRules, startNode, storedOrder, storescu, until } from './nodes.ts';
 import type { Node } from './nodes.ts';
 
 test('three nodes, storage shared: every instance arrives, each series in order', async (t) => {
@@ -42,4 +42,11 @@ test('three nodes, storage shared: every instance arrives, each series in order'
   t.deepEqual(delivered.rows[0], { n: all.length, most: 1 }, 'each instance delivered once, recorded in PostgreSQL');
   const byNode = await db.query(`SELECT node, count(*)::int AS n FROM queue_items GROUP BY node ORDER BY node`);
   t.deepEqual(byNode.rows, nodes.map((n) => ({ node: n.name, n: 12 })), 'each node published what it received');
+  // Each outbox empties once its rows are delivered (by whichever node): the local item goes, recorded
+  // as a delivery there (duplicates policies and storage commitment read those), its file free for retention.
+  const localQueue = async (n: Node) => (await (await fetch(`http://127.0.0.1:${n.inspectPort}/api/queues`)).json()) as { peer: string; pending: number; dead: number }[];
+  await until('outboxes reconciled', async () => (await Promise.all(nodes.map(localQueue))).every((q) => q.every((p) => p.pending === 0 && p.dead === 0)), 20_000);
+  const api = await clusterApi(nodes[0]);
+  t.deepEqual(api.nodes.map((n: { name: string; alive: boolean }) => [n.name, n.alive]), [['n1', true], ['n2', true], ['n3', true]]);
+  t.deepEqual(api.deliveries, { delivered: all.length, duplicates: 0 });
 });
