@@ -35,7 +35,7 @@ async function claimsAndAcks(server: PostgresServer): Promise<number> {
            FROM generate_series(1, $1) g`,
       [ITEMS, SERIES],
     );
-    const queue = new SharedQueue({ pool, node: 'bench', storage: 'shared', leaseSeconds: 30, spoolDir: '/tmp', reachable: () => {} });
+    const queue = new SharedQueue({ pool, node: 'bench', storage: 'shared', leaseSeconds: 30, spoolDir: '/tmp', reachable: () => {}, joined: () => true });
     const started = performance.now();
     let done = 0;
     await Promise.all(Array.from({ length: WORKERS }, async () => {

@@ -12,10 +12,19 @@ import type { OutboundQueue } from '../forward/outbound-queue.ts';
 import type { PeerGates } from '../forward/peer-gate.ts';
 import type { Spool } from '../ingest/spool.ts';
 import { ClusterSlots } from './cluster-slots.ts';
-import { migrate } from './migrate.ts';
+import { migrate, SchemaTooNewError } from './migrate.ts';
 import { Outbox } from './outbox.ts';
 import { poolConfig } from './pg-connection.ts';
 import { SharedQueue } from './shared-queue.ts';
+
+/** The database did not answer (network, shutting down, not accepting connections), as opposed to refusing us. */
+function unreachable(err: unknown): boolean {
+  if (err instanceof SchemaTooNewError) return false;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  // SQLSTATE: class 08 connection exception, 57P0x operator intervention (shutdown, cannot connect now).
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code.startsWith('08') || code.startsWith('57P0');
+  return true; // ECONNREFUSED, ENOTFOUND, timeouts
+}
 
 /** Delivered rows kept this long, so a republished outbox item is recognised. */
 const DONE_KEEP = '1 day';
@@ -49,6 +58,10 @@ export class ClusterNode {
   #listener: pg.Client | undefined;
   #listenRetry: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** Schema checked and node registered: until then it claims nothing and publishes nothing. */
+  #joined = false;
+  #joinRetry: NodeJS.Timeout | undefined;
+  readonly #spoolDir: string;
 
   private constructor(config: ClusterConfig, pool: pg.Pool, outbox: Outbox, o: { spool: Spool; peers: PeerConfig[]; gates: PeerGates; logger: Logger; wake(peers: string[]): void }) {
     this.config = config;
@@ -56,32 +69,22 @@ export class ClusterNode {
     this.#log = o.logger;
     this.#wake = o.wake;
     this.#peers = o.peers.map((p) => p.name);
+    this.#spoolDir = o.spool.dir;
     this.outbox = outbox;
     const max = new Map(o.peers.map((p) => [p.name, p.maxAssociations]));
-    this.queue = new SharedQueue({ pool, node: config.nodeName, storage: config.storage, leaseSeconds: config.leaseSeconds, spoolDir: o.spool.dir, reachable: (ok, err) => this.reachable(ok, err) });
-    this.slots = new ClusterSlots({ pool, node: config.nodeName, leaseSeconds: config.leaseSeconds, maxAssociations: (p) => max.get(p) ?? 1, local: o.gates });
+    this.queue = new SharedQueue({ pool, node: config.nodeName, storage: config.storage, leaseSeconds: config.leaseSeconds, spoolDir: o.spool.dir, reachable: (ok, err) => this.reachable(ok, err), joined: () => this.#joined });
+    this.slots = new ClusterSlots({ pool, node: config.nodeName, leaseSeconds: config.leaseSeconds, maxAssociations: (p) => max.get(p) ?? 1, local: o.gates, joined: () => this.#joined });
   }
 
-  /** Connects, migrates and registers; throws (the router does not start) when the database cannot be reached or is too new. */
+  /**
+   * Connects, migrates and registers, then runs. A database that cannot be reached yet does not stop the
+   * start: the node runs degraded (ingest goes on into the outbox) and joins once it answers. A database
+   * newer than this code, or one that refuses us (authentication, permissions), stops the start.
+   */
   static async start(config: ClusterConfig, o: { spool: Spool; queue: OutboundQueue; peers: PeerConfig[]; gates: PeerGates; logger: Logger; wake(peers: string[]): void }): Promise<ClusterNode> {
     const pool = new pg.Pool(poolConfig(config.postgres));
     // An idle client whose server went away emits 'error': expected while PostgreSQL is down.
     pool.on('error', () => {});
-    try {
-      const { from, to } = await migrate(pool, { node: config.nodeName });
-      if (from !== to) o.logger.info({ from, to }, 'cluster schema migrated');
-      await pool.query(
-        `INSERT INTO nodes (name, spool_dir, storage, pid, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, now(), now())
-         ON CONFLICT (name) DO UPDATE SET spool_dir = EXCLUDED.spool_dir, storage = EXCLUDED.storage, pid = EXCLUDED.pid, started_at = now(), heartbeat_at = now(), degraded_since = NULL`,
-        [config.nodeName, o.spool.dir, config.storage, process.pid],
-      );
-      // A restarted node's leases are its previous life's: free them now rather than after they expire.
-      await pool.query('UPDATE queue_items SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [config.nodeName]);
-      await pool.query('UPDATE peer_slots SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [config.nodeName]);
-    } catch (err) {
-      await pool.end().catch(() => {});
-      throw err;
-    }
     let node!: ClusterNode;
     const outbox = await Outbox.open({
       pool, node: config.nodeName, spool: o.spool, queue: o.queue, logger: o.logger,
@@ -89,9 +92,55 @@ export class ClusterNode {
       published: (peers) => o.wake(peers),
     });
     node = new ClusterNode(config, pool, outbox, o);
+    try {
+      await node.#join();
+    } catch (err) {
+      if (!unreachable(err)) {
+        await pool.end().catch(() => {});
+        throw err;
+      }
+      node.reachable(false, err);
+      node.#joinLater();
+      return node;
+    }
     node.#run();
-    o.logger.info({ node: config.nodeName, storage: config.storage, leaseSeconds: config.leaseSeconds }, 'cluster node started');
     return node;
+  }
+
+  /** Schema checked (and migrated), this node registered, its previous life's leases freed. */
+  async #join(): Promise<void> {
+    const { nodeName } = this.config;
+    const { from, to } = await migrate(this.pool, { node: nodeName });
+    if (from !== to) this.#log.info({ from, to }, 'cluster schema migrated');
+    await this.pool.query(
+      `INSERT INTO nodes (name, spool_dir, storage, pid, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, now(), now())
+       ON CONFLICT (name) DO UPDATE SET spool_dir = EXCLUDED.spool_dir, storage = EXCLUDED.storage, pid = EXCLUDED.pid, started_at = now(), heartbeat_at = now(), degraded_since = NULL`,
+      [nodeName, this.#spoolDir, this.config.storage, process.pid],
+    );
+    // A restarted node's leases are its previous life's: free them now rather than after they expire.
+    await this.pool.query('UPDATE queue_items SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [nodeName]);
+    await this.pool.query('UPDATE peer_slots SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [nodeName]);
+    this.#joined = true;
+  }
+
+  /** Tries to join every 2 s until it does; an answer that is not "unreachable" is logged once, and retried slower. */
+  #joinLater(): void {
+    let told = false;
+    const attempt = async () => {
+      if (this.#stopped) return;
+      try {
+        await this.#join();
+        this.reachable(true);
+        this.#run();
+      } catch (err) {
+        if (!unreachable(err) && !told) {
+          told = true;
+          this.#log.error({ err: (err as Error).message }, 'cannot join the cluster: this node forwards nothing until this is fixed (ingest goes on)');
+        }
+        this.#joinRetry = setTimeout(() => void attempt(), unreachable(err) ? 2000 : 30_000);
+      }
+    };
+    this.#joinRetry = setTimeout(() => void attempt(), 2000);
   }
 
   get degraded(): boolean {
@@ -111,6 +160,7 @@ export class ClusterNode {
   }
 
   #run(): void {
+    this.#log.info({ node: this.config.nodeName, storage: this.config.storage, leaseSeconds: this.config.leaseSeconds }, 'cluster node started');
     this.outbox.start();
     const period = Math.max(500, (this.config.leaseSeconds * 1000) / 3);
     this.#heartbeat = setInterval(() => void this.#beat(), period);
@@ -240,6 +290,7 @@ export class ClusterNode {
     this.#stopped = true;
     this.slots.stop();
     clearInterval(this.#heartbeat);
+    clearTimeout(this.#joinRetry);
     clearTimeout(this.#listenRetry);
     await this.outbox.stop();
     const listener = this.#listener;

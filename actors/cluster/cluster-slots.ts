@@ -13,12 +13,14 @@ export class ClusterSlots {
   readonly #leaseSeconds: number;
   readonly #max: (peer: string) => number;
   readonly #local: PeerGates;
+  readonly #joined: () => boolean;
   readonly #created = new Set<string>();
   /** `${peer}#${slot}` held now: the heartbeat renews exactly these leases. */
   readonly #held = new Set<string>();
   #stopped = false;
 
-  constructor(o: { pool: Pool; node: string; leaseSeconds: number; maxAssociations(peer: string): number; local: PeerGates }) {
+  constructor(o: { pool: Pool; node: string; leaseSeconds: number; maxAssociations(peer: string): number; local: PeerGates; joined(): boolean }) {
+    this.#joined = o.joined;
     this.#pool = o.pool;
     this.#node = o.node;
     this.#leaseSeconds = o.leaseSeconds;
@@ -60,22 +62,25 @@ export class ClusterSlots {
     const max = this.#max(peer);
     for (;;) {
       if (this.#stopped) throw new Error('the router is stopping: no association slot taken');
-      try {
-        if (!this.#created.has(peer)) {
-          await this.#pool.query('INSERT INTO peer_slots (peer, slot) SELECT $1, g FROM generate_series(1, $2::int) g ON CONFLICT DO NOTHING', [peer, max]);
-          this.#created.add(peer);
+      // Not joined yet (schema unchecked): like a busy slot.
+      if (this.#joined()) {
+        try {
+          if (!this.#created.has(peer)) {
+            await this.#pool.query('INSERT INTO peer_slots (peer, slot) SELECT $1, g FROM generate_series(1, $2::int) g ON CONFLICT DO NOTHING', [peer, max]);
+            this.#created.add(peer);
+          }
+          const { rows } = await this.#pool.query<{ slot: number }>(
+            `UPDATE peer_slots SET lease_owner = $3, lease_until = now() + make_interval(secs => $4)
+              WHERE (peer, slot) = (SELECT peer, slot FROM peer_slots
+                                     WHERE peer = $1 AND slot <= $2 AND (lease_owner IS NULL OR lease_until < now())
+                                     ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED)
+              RETURNING slot`,
+            [peer, max, this.#node, this.#leaseSeconds],
+          );
+          if (rows[0]) return rows[0].slot;
+        } catch {
+          // Unreachable: no slot can be known free; wait like a busy one.
         }
-        const { rows } = await this.#pool.query<{ slot: number }>(
-          `UPDATE peer_slots SET lease_owner = $3, lease_until = now() + make_interval(secs => $4)
-            WHERE (peer, slot) = (SELECT peer, slot FROM peer_slots
-                                   WHERE peer = $1 AND slot <= $2 AND (lease_owner IS NULL OR lease_until < now())
-                                   ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED)
-            RETURNING slot`,
-          [peer, max, this.#node, this.#leaseSeconds],
-        );
-        if (rows[0]) return rows[0].slot;
-      } catch {
-        // Unreachable: no slot can be known free; wait like a busy one.
       }
       await new Promise((r) => setTimeout(r, WAIT_MS));
     }

@@ -41,6 +41,8 @@ export class Outbox {
   #running: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** Publishing starts once the node has joined (schema checked). */
+  #started = false;
   #lastReconcile = 0;
   /** Where the next reconcile pass starts: every published item is looked at in turn. */
   #cursor: string | undefined;
@@ -73,13 +75,14 @@ export class Outbox {
   }
 
   start(intervalMs = 500): void {
+    this.#started = true;
     this.#timer = setInterval(() => this.kick(), intervalMs);
     this.kick();
   }
 
   /** New local items (or a periodic look): a pass runs soon, one at a time. */
   kick(): void {
-    if (this.#stopped) return;
+    if (this.#stopped || !this.#started) return;
     this.#kicked = true;
     if (this.#running) return;
     this.#running = (async () => {

@@ -26,6 +26,8 @@ export type SharedQueueOptions = {
   leaseSeconds: number;
   /** This node's spool folder: another node's file path is made relative to it. */
   spoolDir: string;
+  /** The node has checked the schema and registered: before that it takes nothing. */
+  joined(): boolean;
   /** A query failed: the database is unreachable (the node is degraded); it succeeded: reachable. */
   reachable(ok: boolean, err?: unknown): void;
 };
@@ -83,6 +85,7 @@ export class SharedQueue implements ForwardQueue {
   }
 
   async upcoming(peer: string, limit: number): Promise<QueueItem[]> {
+    if (!this.#o.joined()) return [];
     try {
       const rows = await this.#query<Row>(
         `SELECT q.*, n.spool_dir FROM queue_items q LEFT JOIN nodes n ON n.name = q.node
@@ -97,6 +100,7 @@ export class SharedQueue implements ForwardQueue {
   }
 
   async take(peer: string, inFlight: Set<string>): Promise<QueueItem | undefined> {
+    if (!this.#o.joined()) return undefined;
     let rows: Row[];
     try {
       rows = await this.#query<Row>(
@@ -125,6 +129,7 @@ export class SharedQueue implements ForwardQueue {
 
   async nextDueAt(peer: string): Promise<Date | undefined> {
     const floor = new Date(Date.now() + POLL_MS);
+    if (!this.#o.joined()) return floor;
     try {
       const [row] = await this.#query<{ n: string; due: Date | null }>(
         `SELECT count(*) AS n, min(next_attempt_at) FILTER (WHERE lease_until IS NULL OR lease_until < now()) AS due
