@@ -66,7 +66,7 @@ async function storeAndForward(files: string[], cluster?: PostgresServer): Promi
   const rules = tempDir('bench-rules-');
   writeFileSync(join(rules, 'all.yaml'), 'rules:\n  - name: all\n    then: { forward: [DEST] }\n');
   const router = await startRouter({
-    rulesDir: rules, logLevel: 'warn',
+    rulesDir: rules,
     peers: [{ aeTitle: 'DEST', host: '127.0.0.1', port: dest.port }],
     ...(cluster ? { extra: { cluster: { nodeName: 'bench', postgres: { url: cluster.url }, storage: 'local' } } } : {}),
   });
