@@ -150,7 +150,7 @@ export class Outbox {
    * What became of the published items, mirrored into the local queue: a delivered row is recorded as
    * this node's delivery (the `duplicates` policies, storage commitment and `queue ls` read those) and the
    * item goes, its file free for retention; a dead letter becomes one here too (storage commitment
-   * reports it); a row gone (purged) goes here too. A new copy of an instance (same SOP Instance UID)
+   * reports it); a row missing is published again. A new copy of an instance (same SOP Instance UID)
    * moved a pending item to the new file: the shared row follows.
    */
   async #reconcile(): Promise<void> {
@@ -163,14 +163,16 @@ export class Outbox {
     );
     const byOrigin = new Map(rows.map((r) => [r.origin_id, r]));
     const finished: string[] = [];
+    const unmark: string[] = [];
     for (const id of published) {
       const row = byOrigin.get(this.originId(id));
       const local = this.#o.queue.get(id);
       if (!local) {
         finished.push(id); // purged here by an operator
       } else if (!row) {
-        await this.#o.queue.purge(id);
-        finished.push(id);
+        // The shared row is gone though never delivered (a database restored from an older backup, a
+        // standby promoted without the last commits): published again, never dropped.
+        unmark.push(id);
       } else if (row.state === 'done') {
         await this.#o.queue.delivered(id, { status: row.last_status ?? 0 });
         finished.push(id);
@@ -180,9 +182,10 @@ export class Outbox {
         await this.#o.pool.query(`UPDATE queue_items SET path = $2, item = $3 WHERE id = $1 AND state = 'pending'`, [row.id, local.path, JSON.stringify(local)]);
       }
     }
-    if (finished.length === 0) return;
+    if (finished.length + unmark.length === 0) return;
     await this.#o.spool.db.transaction(() => {
-      for (const id of finished) this.#marks.remove(id);
+      for (const id of [...finished, ...unmark]) this.#marks.remove(id);
     });
+    if (unmark.length > 0) this.#o.logger.warn({ items: unmark.length }, 'published items missing from the cluster database: published again');
   }
 }

@@ -206,8 +206,8 @@ export class PeerForwarder {
       return outcome;
     } finally {
       this.deps.inFlight.delete(item.id);
-      // Taken but not sent (the association is renewed first): free for any sender again.
-      if (outcome?.outcome === 'reconnect') await this.deps.queue.giveBack(item.id);
+      // Taken but not sent (the association is renewed first, or the send threw): free for any sender again.
+      if (outcome === undefined || outcome.outcome === 'reconnect') await this.deps.queue.giveBack(item.id);
     }
   }
 
