@@ -89,6 +89,7 @@ export class ClusterNode {
     const outbox = await Outbox.open({
       pool, node: config.nodeName, spool: o.spool, queue: o.queue, logger: o.logger,
       reachable: (ok, err) => node.reachable(ok, err),
+      filesOnDisk: config.storage === 'shared',
       published: (peers) => o.wake(peers),
     });
     node = new ClusterNode(config, pool, outbox, o);
@@ -216,7 +217,16 @@ export class ClusterNode {
     client.on('error', again);
     client.on('end', again);
     client.on('notification', (n) => {
-      if (n.payload && this.#peers.includes(n.payload)) this.#wake([n.payload]);
+      let note: { peer?: unknown; node?: unknown };
+      try {
+        note = JSON.parse(n.payload ?? '');
+      } catch {
+        return;
+      }
+      if (typeof note.peer !== 'string' || !this.#peers.includes(note.peer)) return;
+      // storage local: another node's items are not this node's to send.
+      if (this.config.storage === 'local' && note.node !== this.config.nodeName) return;
+      this.#wake([note.peer]);
     });
     client.connect().then(() => client.query('LISTEN router_queue')).catch(again);
   }

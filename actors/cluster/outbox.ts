@@ -29,6 +29,9 @@ export type OutboxOptions = {
   queue: OutboundQueue;
   logger: Logger;
   reachable(ok: boolean, err?: unknown): void;
+  /** storage shared: other nodes read the file, so it is published once written (storage local: this node
+   *  sends it, from memory if it is still held, and the deferred write keeps its place off the ack path). */
+  filesOnDisk: boolean;
   /** Items were published for these peers (the NOTIFY reaches every node; this one is told at once). */
   published(peers: string[]): void;
 };
@@ -113,7 +116,7 @@ export class Outbox {
       const batch = this.unpublished().slice(0, BATCH);
       if (batch.length === 0) return;
       // Another node reads the file: it must be written (an instance acknowledged from memory is written soon after).
-      for (const item of batch) await this.#o.spool.whenWritten(item.path);
+      if (this.#o.filesOnDisk) for (const item of batch) await this.#o.spool.whenWritten(item.path);
       const ids = new Map<string, string>();
       const client = await checkout(this.#o.pool);
       try {
@@ -129,7 +132,8 @@ export class Outbox {
           })))],
         );
         for (const r of rows) ids.set(r.origin_id, r.id);
-        for (const peer of new Set(batch.map((i) => i.peer))) await client.query(`SELECT pg_notify('router_queue', $1)`, [peer]);
+        // Payload {peer, node}: a node with storage local is not woken for another node's items.
+        for (const peer of new Set(batch.map((i) => i.peer))) await client.query(`SELECT pg_notify('router_queue', $1)`, [JSON.stringify({ peer, node: this.#o.node })]);
         await client.query('COMMIT');
       } catch (err) {
         await client.query('ROLLBACK').catch(() => {});

@@ -264,7 +264,7 @@ export class SharedQueue implements ForwardQueue {
        RETURNING *, (SELECT spool_dir FROM nodes WHERE name = node) AS spool_dir`,
       [this.#o.node, item.peer, item.seriesInstanceUid, item.sopInstanceUid, item.path, JSON.stringify(item)],
     );
-    await this.#query(`SELECT pg_notify('router_queue', $1)`, [item.peer]).catch(() => {});
+    await this.#query(`SELECT pg_notify('router_queue', $1)`, [JSON.stringify({ peer: item.peer, node: this.#o.node })]).catch(() => {});
     return this.#item(rows[0]);
   }
 }

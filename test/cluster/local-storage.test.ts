@@ -20,14 +20,15 @@ test("storage local: a dead node's items wait for it, the other node's leave; th
   const n2 = await startNode('n2', { pg: pgServer, shared, rulesDir, peers, storage: 'local', leaseSeconds: 2 });
   t.teardown(n2.stop);
   const files = [1, 2].map((i) => writeDataset(join(tempDir(), `n${i}`), { count: 5, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: 1024 }));
-  // The destination is not up yet: everything waits in the shared queue.
-  for (const [i, n] of [n1, n2].entries()) t.is((await storescu(n, files[i])).code, 0);
   const [of1, of2] = await Promise.all(files.map((fs) => Promise.all(fs.map(async (f) => (await readPart10File(f)).sopInstanceUid))));
-  await until('both outboxes published', async () => (await clusterApi(n2)).depths.reduce((s: number, d: { pending: number }) => s + d.pending, 0) === 10, 20_000);
+  // The destination is not up yet: n1's instances wait in the shared queue; n1 dies.
+  t.is((await storescu(n1, files[0])).code, 0);
+  await until("n1's outbox published", async () => (await clusterApi(n2)).depths.reduce((s: number, d: { pending: number }) => s + d.pending, 0) === 5, 20_000);
   n1.child.kill('SIGKILL');
   const out = tempDir('dest-');
   const dest = await startStorescp(out, { aeTitle: 'DEST', port: destPort });
   t.teardown(dest.stop);
+  t.is((await storescu(n2, files[1])).code, 0);
   await until("n2's own instances delivered", () => of2.every((u) => filesAt(out).has(u)), 60_000, () => n2.output().slice(-3000));
   await until('n1 presumed down and its items counted as waiting for it', async () => {
     const api = await clusterApi(n2);
