@@ -1,9 +1,8 @@
 // The node's outbox (issue 17): ingest stays local. A forward decision is still written to the node's
 // own LMDB queue in the instance's transaction, before the acknowledgement (the outbox IS that queue);
 // this publishes each item to PostgreSQL (with storage shared, once its file is on disk where other nodes
-// can read it), and
-// marks it published (sub-database `cluster-outbox`: local id → row id). The local item stays until the
-// shared row is delivered (by whichever node), so retention keeps the file while any node may need it;
+// can read it), and marks it published (sub-database `cluster-outbox`: local id → row id). The local item
+// stays until the shared row is delivered (by whichever node), so retention keeps the file while any node may need it;
 // then it is removed here. PostgreSQL unreachable: ingest goes on, publishing resumes when it returns.
 // A crash between the PostgreSQL commit and the mark republishes: (origin_node, origin_id) is unique,
 // and a delivered row stays 'done' for a day, so the republish inserts nothing.
