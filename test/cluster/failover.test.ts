@@ -40,7 +40,7 @@ test('SIGKILL of the lease holder mid-forward: the other node delivers the rest 
   n1.child.kill('SIGKILL');
   const killedAt = Date.now();
   await until('every acknowledged instance at the destination', () => uids.every((u) => filesAt(out).has(u)), 60_000, () => `${n2.output().slice(-4000)}\n${dest.output().slice(-2000)}`);
-  t.log(`n2 delivered the rest ${Math.round((Date.now() - killedAt) / 1000)} s after the kill (lease ${3} s, storescp sleeps 1 s per instance)`);
+  t.log(`n2 delivered the rest ${Math.round((Date.now() - killedAt) / 1000)} s after the kill (lease 3 s; storescp --sleep-during 1 takes ~3 s per instance here)`);
   if (process.env.CLUSTER_TEST_LOGS) writeFileSync(process.env.CLUSTER_TEST_LOGS, `${n1.output()}\n----\n${n2.output()}\n----\n${dest.output()}`);
   t.regex(n2.output(), /"msg":"delivered"/, 'n2 delivered what n1 left');
   const order = storedOrder(dest);
