@@ -15,6 +15,8 @@ import type { RoutingRuntime } from './net/acceptor.ts';
 import type { StoredInstance } from './jobs/qr-scp.ts';
 import { PeerForwarder } from './forward/forwarder.ts';
 import { OutboundQueue } from './forward/outbound-queue.ts';
+import { LocalForwardQueue } from './forward/forward-queue.ts';
+import { ClusterNode } from './cluster/cluster-node.ts';
 import { PrefetchService } from './jobs/prefetch.ts';
 import { AssociationSlots, QR_SCP_SOP_CLASSES, StoredInstances } from './jobs/qr-scp.ts';
 import { CompletionTracker } from './jobs/completion.ts';
@@ -55,6 +57,8 @@ export type RunningRouter = {
   ports: Map<string, number>;
   /** Every configured TLS certificate with its expiry (for the inspector). */
   tlsCertificates(): CertificateInfo[];
+  /** This node of a cluster (config `cluster`: the shared PostgreSQL queue); absent for a single router. */
+  cluster?: ClusterNode;
   /** Stop accepting; associations still open after `graceMs` are cut. */
   stop(graceMs?: number): Promise<void>;
 };
@@ -163,6 +167,20 @@ export async function startRouter(
   }
   const forwarders = new Map<string, PeerForwarder>();
   const gates = new PeerGates(config.peers.filter((p) => p.exclusive).map((p) => p.name));
+  // A cluster node (issue 17): the local queue is the outbox, the forwarders take from PostgreSQL.
+  let wakeSlots: (peers: string[]) => void = () => {};
+  let cluster: ClusterNode | undefined;
+  if (config.cluster) {
+    try {
+      cluster = await ClusterNode.start(config.cluster, { spool, queue, peers: config.peers, gates, logger: log.child({ actor: 'cluster' }), wake: (peers) => wakeSlots(peers) });
+    } catch (err) {
+      tls.stop();
+      rules.stop();
+      await spool.close();
+      throw err;
+    }
+  }
+  const forwardQueue = cluster ? cluster.queue : new LocalForwardQueue(queue);
   const actor = createActor(routerLogic(forwarders), {
     input: {
       peers: config.peers.flatMap((p) => slotsOf(p).map((slot) => peerInput(p, slot))),
@@ -175,16 +193,18 @@ export async function startRouter(
     },
     inspect: opts.inspect,
   });
-  const wake = (peers: string[]) => {
+  wakeSlots = (peers: string[]) => {
     for (const name of new Set(peers)) {
       const peer = config.peers.find((p) => p.name === name);
       for (const slot of peer ? slotsOf(peer) : []) actor.system.get(peerId(slot))?.send({ type: 'WORK_AVAILABLE' });
     }
   };
+  // New local queue items: a cluster node publishes them first (its NOTIFY wakes the peers of every node).
+  const wake = (peers: string[]) => (cluster ? cluster.outbox.kick() : wakeSlots(peers));
   for (const p of config.peers) {
     const inFlight = new Set<string>();
     for (const slot of slotsOf(p)) {
-      forwarders.set(slot, new PeerForwarder(p, { spool, queue, logger: log.child({ actor: 'forwarder' }), slot, inFlight, events, gates, wake: (peer) => wake([peer]) }));
+      forwarders.set(slot, new PeerForwarder(p, { spool, queue: forwardQueue, logger: log.child({ actor: 'forwarder' }), slot, inFlight, events, gates: cluster?.slots ?? gates, wake: (peer) => wake([peer]) }));
     }
   }
   // Jobs run as children of the root: in the actor tree and its inspection stream, stopped with it.
@@ -303,6 +323,7 @@ export async function startRouter(
     await commitment.stop();
     await commitmentScu.stop();
     await stopRetention();
+    await cluster?.stop();
     audit.close();
     await spool.close();
     throw err;
@@ -318,6 +339,7 @@ export async function startRouter(
     commitmentScu,
     rules,
     events,
+    ...(cluster ? { cluster } : {}),
     associationParties: (id) => parties.get(id),
     ports,
     tlsCertificates: () => tls.certificates(),
@@ -339,6 +361,7 @@ export async function startRouter(
       // A stopped peer machine does not stop the promise of its send or open: that goes on to record
       // its outcome and read the spool. It must end before LMDB closes: a read while lmdb-js is closing
       // arms a timer that throws "Attempt to reset an invalid read txn", uncaught, and kills the process.
+      cluster?.stopClaims();
       await Promise.all([...forwarders.values()].map((f) => f.settled()));
       // An open that was under way may have left an association: released too.
       await Promise.all([...forwarders.values()].map((f) => f.release().catch(() => {})));
@@ -346,6 +369,7 @@ export async function startRouter(
       await commitmentScu.stop();
       await retentionStopped;
       await commitmentStopped;
+      await cluster?.stop();
       actor.stop();
       audited.unsubscribe();
       audit.applicationActivity(false);

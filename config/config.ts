@@ -9,6 +9,9 @@ import { EXPECTED, schemaProblems, validate } from './schema-problems.ts';
 import { closest, formatPath, got, isObject, locate } from './yaml-problems.ts';
 import type { RawProblem, Seg } from './yaml-problems.ts';
 import { tlsFileProblems } from './tls-files.ts';
+import { clusterProblems, toClusterConfig } from './cluster-config.ts';
+import type { ClusterConfig } from './cluster-config.ts';
+export type { ClusterConfig } from './cluster-config.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type TransferSyntaxPolicy = 'proposal-order' | 'prefer-explicit';
@@ -97,6 +100,8 @@ export type RouterConfig = {
   audit: { syslog?: { host: string; port: number } };
   inspect: InspectConfig;
   shutdown: ShutdownConfig;
+  /** Absent: one node on the embedded LMDB queue (config/cluster-config.ts). */
+  cluster?: ClusterConfig;
 };
 
 export type ConfigProblem = { file: string; line?: number; column?: number; path: string; message: string };
@@ -150,7 +155,7 @@ export function parseConfig(text: string, file: string): RouterConfig {
 
   validate(data); // also fills in defaults (useDefaults)
   defaultPorts(data);
-  const semantic = [...semanticProblems(data), ...tlsFileProblems(data, dirname(resolve(file))).map((p) => ({ ...p, target: 'value' as const }))];
+  const semantic = [...semanticProblems(data), ...clusterProblems(isObject(data) ? data : {}, dirname(resolve(file))), ...tlsFileProblems(data, dirname(resolve(file))).map((p) => ({ ...p, target: 'value' as const }))];
   const semanticPaths = new Set(semantic.map((p) => formatPath(p.path)));
   const raw = [
     // The schema's string patterns are there for editors; where a semantic check explains the
@@ -219,6 +224,7 @@ function toRouterConfig(c: RouterConfig, file: string): RouterConfig {
       ...(c.inspect.stately ? { stately: { url: c.inspect.stately.url } } : {}),
     },
     shutdown: { graceSeconds: c.shutdown.graceSeconds },
+    ...(c.cluster ? { cluster: toClusterConfig(c.cluster, dirname(resolve(file)))! } : {}),
   };
 }
 

@@ -21,7 +21,8 @@ import type { DomainEvents } from '../observe/domain-events.ts';
 import { canDecompress, decompressDataset, MAX_DECOMPRESS_BYTES } from './decompress.ts';
 import { inflatedSource } from './deflated-source.ts';
 import { isSkipped } from './outbound-queue.ts';
-import type { OutboundQueue, QueueItem } from './outbound-queue.ts';
+import type { QueueItem } from './outbound-queue.ts';
+import type { ForwardQueue } from './forward-queue.ts';
 import { classifyAssociationFailure, outcomeOf, statusKey } from './retry-policy.ts';
 import type { RetryPolicy } from './retry-policy.ts';
 import { part10FileInMemory, readDatasetHeader, readPart10File } from '../ingest/part10-file.ts';
@@ -45,7 +46,8 @@ const UNCOMPRESSED_TARGETS = new Set<string>([EXPLICIT_LE, IMPLICIT_LE]);
 
 export type ForwarderDeps = {
   spool: Spool;
-  queue: OutboundQueue;
+  /** The node's LMDB queue (LocalForwardQueue), or the cluster's shared one (actors/cluster/shared-queue.ts). */
+  queue: ForwardQueue;
   logger: Logger;
   /** Which of the peer's association slots this forwarder drives (peers[].maxAssociations). */
   slot: string;
@@ -55,7 +57,7 @@ export type ForwarderDeps = {
   /** Another peer has work (a failover item was queued for it). */
   wake(peer: string): void;
   /** Turns for peers that take one association at a time (peers[].exclusive). */
-  gates?: PeerGates;
+  gates?: Pick<PeerGates, 'acquire'>;
   /** Domain events (forwarded, forward failed / dead letter): the audit trail, the console and metrics subscribe. */
   events?: DomainEvents;
 };
@@ -110,7 +112,7 @@ export class PeerForwarder {
   }
 
   private async openAssociation(association?: AssociationMachineRef): Promise<void> {
-    const items = this.deps.queue.pending(this.peer.name, { limit: BATCH, inFlight: this.deps.inFlight });
+    const items = await this.deps.queue.upcoming(this.peer.name, BATCH, this.deps.inFlight);
     const pairs = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
     for (const item of items) {
       if (pairs.size >= MAX_CONTEXTS) break;
@@ -195,13 +197,17 @@ export class PeerForwarder {
   }
 
   private async sendNextItem(): Promise<SendOutcome> {
-    const [item] = this.deps.queue.pending(this.peer.name, { limit: 1, inFlight: this.deps.inFlight });
-    if (!item) return { outcome: 'empty', nextDueAt: this.deps.queue.nextDueAt(this.peer.name) };
+    const item = await this.deps.queue.take(this.peer.name, this.deps.inFlight);
+    if (!item) return { outcome: 'empty', nextDueAt: await this.deps.queue.nextDueAt(this.peer.name) };
     this.deps.inFlight.add(item.id);
+    let outcome: SendOutcome | undefined;
     try {
-      return await this.send(item);
+      outcome = await this.send(item);
+      return outcome;
     } finally {
       this.deps.inFlight.delete(item.id);
+      // Taken but not sent (the association is renewed first, or the send threw): free for any sender again.
+      if (outcome === undefined || outcome.outcome === 'reconnect') await this.deps.queue.giveBack(item.id);
     }
   }
 

@@ -241,6 +241,8 @@ export function consoleView(deps: ConsoleDeps, alerts: Alert[], opts: { showPhi:
     studies,
     commitments: safe(() => commitmentsView(router), { received: [], sent: [] }),
     retrievals: safe(() => retrievalsOf(root, opts.showPhi), []),
+    // A cluster node (issue 17): nodes, leases, shared queue depths; degraded while PostgreSQL is unreachable.
+    cluster: router.cluster ? safe(() => router.cluster?.lastStatus() ?? null, null) : null,
     health: {
       spool: {
         dir: router.spool.dir,

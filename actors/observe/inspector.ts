@@ -265,6 +265,8 @@ function startInspectorServer(config: RouterConfig, router: RunningRouter, deps:
       return [200, consoleCache.view];
     }
     if (path === '/api/alerts') return [200, deps.evaluateAlerts()];
+    // Issue 17: nodes and their heartbeats, who holds which lease, the shared queue depths.
+    if (path === '/api/cluster') return router.cluster ? [200, await router.cluster.status()] : [404, { error: 'this router is not a cluster node (no cluster section in its config)' }];
     if (path === '/api/actors') return [200, tree()];
     const one = /^\/api\/actors\/(.+)$/.exec(path);
     if (one) {

@@ -177,6 +177,8 @@ export async function startRouter(
     dataDir?: string; listener?: Record<string, unknown>; fsync?: boolean; logLevel?: string; peers?: Record<string, unknown>[]; rulesDir?: string; port?: number; attempt?: number;
     /** The inspector's settings: enabled on a free port of its own. */
     inspect?: Record<string, unknown>;
+    /** More top-level sections (e.g. `cluster`, or `inspect` on a port of the test's choosing). */
+    extra?: Record<string, unknown>;
   } = {},
 ): Promise<RouterUnderTest> {
   const dir = tempDir();
@@ -193,6 +195,7 @@ export async function startRouter(
       peers: opts.peers ?? [],
       routing: { rulesDir: opts.rulesDir ?? join(dir, 'routing-rules') },
       ...(opts.inspect ? { inspect: { enabled: true, port: await freePort(), ...opts.inspect } } : {}),
+      ...opts.extra,
     }),
   );
   const proc = startProcess(process.execPath, [join(REPO, 'scripts/router.ts'), 'start', '--config', configFile]);

@@ -1,0 +1,195 @@
+// The node's outbox (issue 17): ingest stays local. A forward decision is still written to the node's
+// own LMDB queue in the instance's transaction, before the acknowledgement (the outbox IS that queue);
+// this publishes each item to PostgreSQL (with storage shared, once its file is on disk where other nodes
+// can read it), and marks it published (sub-database `cluster-outbox`: local id → row id). The local item
+// stays until the shared row is delivered (by whichever node), so retention keeps the file while any node may need it;
+// then it is removed here. PostgreSQL unreachable: ingest goes on, publishing resumes when it returns.
+// A crash between the PostgreSQL commit and the mark republishes: (origin_node, origin_id) is unique,
+// and a delivered row stays 'done' for a day, so the republish inserts nothing.
+import { randomUUID } from 'node:crypto';
+import type { Database } from 'lmdb';
+import type { Pool } from 'pg';
+import { checkout } from './pg-connection.ts';
+import type { Logger } from 'pino';
+import type { OutboundQueue, QueueItem } from '../forward/outbound-queue.ts';
+import type { Spool } from '../ingest/spool.ts';
+
+/** Items published per PostgreSQL transaction. */
+const BATCH = 200;
+/** Published items checked per pass for delivery elsewhere. */
+const RECONCILE_BATCH = 1000;
+const RECONCILE_MS = 1000;
+/** Mirroring a shared dead letter locally: no retry here (the shared row is the one retried). */
+const NO_RETRY = { attempts: 1, initialBackoffMs: 0, maxBackoffMs: 0, jitter: 0 };
+
+export type OutboxOptions = {
+  pool: Pool;
+  node: string;
+  spool: Spool;
+  queue: OutboundQueue;
+  logger: Logger;
+  reachable(ok: boolean, err?: unknown): void;
+  /** storage shared: other nodes read the file, so it is published once written (storage local: this node
+   *  sends it, from memory if it is still held, and the deferred write keeps its place off the ack path). */
+  filesOnDisk: boolean;
+  /** Items were published for these peers (the NOTIFY reaches every node; this one is told at once). */
+  published(peers: string[]): void;
+};
+
+export class Outbox {
+  readonly #o: OutboxOptions;
+  readonly #marks: Database<string, string>;
+  readonly #incarnation: string;
+  #kicked = false;
+  #running: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  /** Publishing starts once the node has joined (schema checked). */
+  #started = false;
+  #lastReconcile = 0;
+  /** Where the next reconcile pass starts: every published item is looked at in turn. */
+  #cursor: string | undefined;
+
+  private constructor(o: OutboxOptions, marks: Database<string, string>, incarnation: string) {
+    this.#o = o;
+    this.#marks = marks;
+    this.#incarnation = incarnation;
+  }
+
+  /** Opens the marks; the spool's incarnation (made once) keeps a wiped spool's ids from meeting its old ones. */
+  static async open(o: OutboxOptions): Promise<Outbox> {
+    const marks = o.spool.db.openDB<string, string>({ name: 'cluster-outbox' });
+    const meta = o.spool.db.openDB<string, string>({ name: 'cluster-meta' });
+    let incarnation = meta.get('incarnation');
+    if (!incarnation) {
+      incarnation = randomUUID();
+      await meta.put('incarnation', incarnation);
+    }
+    return new Outbox(o, marks, incarnation);
+  }
+
+  originId(localId: string): string {
+    return `${this.#incarnation}/${localId}`;
+  }
+
+  /** Local items not yet in PostgreSQL. */
+  unpublished(): QueueItem[] {
+    return this.#o.queue.list().filter((i) => this.#marks.get(i.id) === undefined);
+  }
+
+  start(intervalMs = 500): void {
+    this.#started = true;
+    this.#timer = setInterval(() => this.kick(), intervalMs);
+    this.kick();
+  }
+
+  /** New local items (or a periodic look): a pass runs soon, one at a time. */
+  kick(): void {
+    if (this.#stopped || !this.#started) return;
+    this.#kicked = true;
+    if (this.#running) return;
+    this.#running = (async () => {
+      while (this.#kicked && !this.#stopped) {
+        this.#kicked = false;
+        try {
+          await this.#publish();
+          if (Date.now() - this.#lastReconcile >= RECONCILE_MS) {
+            this.#lastReconcile = Date.now();
+            await this.#reconcile();
+          }
+        } catch (err) {
+          this.#o.reachable(false, err);
+          break; // the next tick tries again
+        }
+      }
+    })().finally(() => (this.#running = undefined));
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    await this.#running;
+  }
+
+  async #publish(): Promise<void> {
+    for (;;) {
+      const batch = this.unpublished().slice(0, BATCH);
+      if (batch.length === 0) return;
+      // Another node reads the file: it must be written (an instance acknowledged from memory is written soon after).
+      if (this.#o.filesOnDisk) for (const item of batch) await this.#o.spool.whenWritten(item.path);
+      const ids = new Map<string, string>();
+      const client = await checkout(this.#o.pool);
+      try {
+        await client.query('BEGIN');
+        const { rows } = await client.query<{ id: string; origin_id: string }>(
+          `INSERT INTO queue_items (origin_node, origin_id, peer, series_uid, sop_uid, node, path, item, enqueued_at)
+             SELECT $1, x.origin_id, x.peer, x.series_uid, x.sop_uid, $1, x.path, x.item, x.enqueued_at
+               FROM jsonb_to_recordset($2::jsonb) AS x(origin_id text, peer text, series_uid text, sop_uid text, path text, item jsonb, enqueued_at timestamptz)
+           ON CONFLICT (origin_node, origin_id) DO UPDATE SET origin_id = EXCLUDED.origin_id
+           RETURNING id, origin_id`,
+          [this.#o.node, JSON.stringify(batch.map((i) => ({
+            origin_id: this.originId(i.id), peer: i.peer, series_uid: i.seriesInstanceUid, sop_uid: i.sopInstanceUid, path: i.path, item: i, enqueued_at: i.enqueuedAt,
+          })))],
+        );
+        for (const r of rows) ids.set(r.origin_id, r.id);
+        // Payload {peer, node}: a node with storage local is not woken for another node's items.
+        for (const peer of new Set(batch.map((i) => i.peer))) await client.query(`SELECT pg_notify('router_queue', $1)`, [JSON.stringify({ peer, node: this.#o.node })]);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      } finally {
+        client.release();
+      }
+      this.#o.reachable(true);
+      await this.#o.spool.db.transaction(() => {
+        for (const item of batch) this.#marks.put(item.id, ids.get(this.originId(item.id)) ?? '?');
+      });
+      this.#o.logger.debug({ items: batch.length }, 'outbox published');
+      this.#o.published([...new Set(batch.map((i) => i.peer))]);
+    }
+  }
+
+  /**
+   * What became of the published items, mirrored into the local queue: a delivered row is recorded as
+   * this node's delivery (the `duplicates` policies, storage commitment and `queue ls` read those) and the
+   * item goes, its file free for retention; a dead letter becomes one here too (storage commitment
+   * reports it); a row missing is published again. A new copy of an instance (same SOP Instance UID)
+   * moved a pending item to the new file: the shared row follows.
+   */
+  async #reconcile(): Promise<void> {
+    const published = Array.from(this.#marks.getRange({ limit: RECONCILE_BATCH, ...(this.#cursor !== undefined ? { start: this.#cursor } : {}) }), ({ key }) => key);
+    this.#cursor = published.length === RECONCILE_BATCH ? published.at(-1) : undefined;
+    if (published.length === 0) return;
+    const { rows } = await this.#o.pool.query<{ id: string; origin_id: string; state: string; last_status: number | null; reason: string | null; path: string }>(
+      `SELECT id, origin_id, state, last_status, coalesce(dead_reason, last_error) AS reason, path FROM queue_items WHERE origin_node = $1 AND origin_id = ANY($2::text[])`,
+      [this.#o.node, published.map((id) => this.originId(id))],
+    );
+    const byOrigin = new Map(rows.map((r) => [r.origin_id, r]));
+    const finished: string[] = [];
+    const unmark: string[] = [];
+    for (const id of published) {
+      const row = byOrigin.get(this.originId(id));
+      const local = this.#o.queue.get(id);
+      if (!local) {
+        finished.push(id); // purged here by an operator
+      } else if (!row) {
+        // The shared row is gone though never delivered (a database restored from an older backup, a
+        // standby promoted without the last commits): published again, never dropped.
+        unmark.push(id);
+      } else if (row.state === 'done') {
+        await this.#o.queue.delivered(id, { status: row.last_status ?? 0 });
+        finished.push(id);
+      } else if (row.state === 'dead' && local.state !== 'dead') {
+        await this.#o.queue.failed(id, { retryable: false, error: row.reason ?? 'dead letter in the cluster queue', ...(row.last_status !== null ? { status: row.last_status } : {}), policy: NO_RETRY });
+      } else if (row.state === 'pending' && local.path !== row.path) {
+        await this.#o.pool.query(`UPDATE queue_items SET path = $2, item = $3 WHERE id = $1 AND state = 'pending'`, [row.id, local.path, JSON.stringify(local)]);
+      }
+    }
+    if (finished.length + unmark.length === 0) return;
+    await this.#o.spool.db.transaction(() => {
+      for (const id of [...finished, ...unmark]) this.#marks.remove(id);
+    });
+    if (unmark.length > 0) this.#o.logger.warn({ items: unmark.length }, 'published items missing from the cluster database: published again');
+  }
+}

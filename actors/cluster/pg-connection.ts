@@ -1,0 +1,27 @@
+// The pg Pool settings for cluster.postgres: a URL as given, or host/port/database/user with the
+// password read from its file (first line) at start.
+import { readFileSync } from 'node:fs';
+import type { Pool, PoolClient, PoolConfig } from 'pg';
+import type { PostgresConnection } from '../../config/cluster-config.ts';
+
+export function poolConfig(c: PostgresConnection, extra: PoolConfig = {}): PoolConfig {
+  const base: PoolConfig = 'url' in c
+    ? { connectionString: c.url }
+    : {
+      host: c.host, port: c.port, database: c.database, user: c.user,
+      ...(c.passwordFile ? { password: readFileSync(c.passwordFile, 'utf8').split(/\r?\n/)[0] } : {}),
+    };
+  // A node must notice an unreachable database quickly (it is then degraded; ingest goes on).
+  return { connectionTimeoutMillis: 5000, idleTimeoutMillis: 30_000, max: 8, ...base, ...extra };
+}
+
+/**
+ * A client checked out of the pool for a transaction. pg emits 'error' on a checked-out client whose
+ * connection drops between two queries (PostgreSQL stopped): unheard, that would end the process. The
+ * next query on it fails instead, and the caller handles that.
+ */
+export async function checkout(pool: Pool): Promise<PoolClient> {
+  const client = await pool.connect();
+  client.on('error', () => {});
+  return client;
+}

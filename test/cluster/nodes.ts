@@ -1,0 +1,59 @@
+// Router nodes of one cluster for the tests of issue 17: each a real router process (startRouter) with
+// a `cluster` section on a private PostgreSQL, its spool under <shared>/nodes/<name> (storage: shared),
+// forwarding everything to one DCMTK storescp.
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PostgresServer } from '../helpers/postgres.ts';
+import { freePort, run, startRouter, tempDir } from '../helpers/processes.ts';
+import type { RouterUnderTest, Started } from '../helpers/processes.ts';
+
+export type Node = RouterUnderTest & { name: string; inspectPort: number };
+
+export function forwardAllRules(peer: string): string {
+  const rules = tempDir('rules-');
+  writeFileSync(join(rules, 'all.yaml'), `rules:\n  - name: all\n    then: { forward: [${peer}] }\n`);
+  return rules;
+}
+
+export async function startNode(name: string, o: { pg: PostgresServer; shared: string; rulesDir: string; peers: Record<string, unknown>[]; storage?: 'shared' | 'local'; leaseSeconds?: number; port?: number }): Promise<Node> {
+  const inspectPort = await freePort();
+  const router = await startRouter({
+    dataDir: join(o.shared, 'nodes', name),
+    peers: o.peers,
+    rulesDir: o.rulesDir,
+    ...(o.port !== undefined ? { port: o.port } : {}),
+    extra: {
+      cluster: { nodeName: name, postgres: { url: o.pg.url }, storage: o.storage ?? 'shared', leaseSeconds: o.leaseSeconds ?? 3 },
+      inspect: { enabled: true, bind: '127.0.0.1', port: inspectPort },
+    },
+  });
+  return { ...router, name, inspectPort };
+}
+
+/** The SOP Instance UIDs storescp stored, in the order it stored them (its -v log). */
+export function storedOrder(scp: Started): string[] {
+  return [...scp.output().matchAll(/storing DICOM file: .*?[A-Z]+\.([0-9.]+)\s*$/gm)].map((m) => m[1]);
+}
+
+export function filesAt(dir: string): Set<string> {
+  return new Set(existsSync(dir) ? readdirSync(dir).map((f) => f.replace(/^[A-Z]+\./, '')) : []);
+}
+
+/** DCMTK storescu to a node; resolves with its result (exit code 0: every instance acknowledged). */
+export function storescu(node: { port: number; aeTitle: string }, files: string[]) {
+  return run('storescu', ['-aec', node.aeTitle, '127.0.0.1', String(node.port), ...files]);
+}
+
+export async function until(what: string, ok: () => boolean | Promise<boolean>, timeoutMs: number, explain: () => string = () => ''): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`${what} not reached after ${timeoutMs} ms\n${explain()}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export async function clusterApi(node: Node): Promise<any> {
+  const res = await fetch(`http://127.0.0.1:${node.inspectPort}/api/cluster`);
+  if (!res.ok) throw new Error(`/api/cluster: HTTP ${res.status}`);
+  return res.json();
+}
