@@ -43,6 +43,7 @@ export async function concurrentLoad(senders: number, each: number): Promise<voi
   };
   const dcmtk = async (files: string[]) => {
     const r = await run('storescu', ['-aet', 'LOADDCMTK', '-aec', 'DICOM_ROUTER', '-xe', '127.0.0.1', String(router.port), ...files], { timeoutMs: 600_000 });
+    if (r.code !== 0 && process.env.BENCH_LOAD_LOG) (await import('node:fs')).appendFileSync(process.env.BENCH_LOAD_LOG + '.scu', r.stdout + r.stderr + '\n----\n');
     return r.code === 0 ? files.length : 0;
   };
   const acknowledged = (await Promise.all(sets.map((files, i) => (i % 2 === 0 ? dcmtk(files) : ours(files))))).reduce((a, b) => a + b, 0);
@@ -55,6 +56,7 @@ export async function concurrentLoad(senders: number, each: number): Promise<voi
   const allSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   const dataDir = router.dataDir;
   const rss = peakRssMb(router.child.pid!);
+  if (process.env.BENCH_LOAD_LOG) (await import('node:fs')).writeFileSync(process.env.BENCH_LOAD_LOG, router.output());
   await router.stop();
   const spool = await Spool.open({ dir: dataDir, verify: false, logger: silent });
   const pending = OutboundQueue.open(spool).depth('DEST').pending;
