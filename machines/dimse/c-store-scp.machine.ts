@@ -3,9 +3,9 @@
 // `storeInstance` actor (by default the `store` of its input, given by the acceptor), and only then
 // answers. The response status is whatever the store says: Success only once the instance is
 // durable and routed (DESIGN property 1).
-import { assertEvent, assign, fromPromise, sendParent, setup } from 'xstate';
+import { assign, fromPromise, setup } from 'xstate';
 import { Status, errorCommentOf } from '../../protocol/status.ts';
-import { outcomeOf, responseOf } from './scp-ending.ts';
+import { outcomeOf, settlingActions } from './scp-ending.ts';
 import type { Settled } from './scp-ending.ts';
 import type { AssociationToDimse, DimseInput, DimseOutcome, StoreResult } from './dimse.events.ts';
 
@@ -29,17 +29,8 @@ export const cStoreScpMachine = setup({
     ),
   },
   actions: {
-    recordStoreResult: assign((_, result: StoreResult) => ({ status: result.status, errorComment: result.errorComment })),
+    ...settlingActions,
     recordStoreError: assign((_, error: unknown) => ({ status: Status.OUT_OF_RESOURCES, errorComment: errorCommentOf(`storage failed: ${String(error)}`) })),
-    recordDatasetFailure: assign(({ event }) => {
-      assertEvent(event, 'DATASET_FAILED');
-      return { status: event.status, errorComment: event.errorComment };
-    }),
-    recordAbandoned: assign(({ event }) => {
-      assertEvent(event, 'ASSOCIATION_ENDED');
-      return { failure: event.reason };
-    }),
-    sendResponse: sendParent(({ context }) => responseOf(context)),
   },
 }).createMachine({
   id: 'cStoreScp',
@@ -57,7 +48,7 @@ export const cStoreScpMachine = setup({
       invoke: {
         src: 'storeInstance',
         input: ({ context }) => ({ associationId: context.associationId, messageId: context.messageId, store: context.store }),
-        onDone: { target: 'done', actions: { type: 'recordStoreResult', params: ({ event }) => event.output } },
+        onDone: { target: 'done', actions: { type: 'recordResult', params: ({ event }) => event.output } },
         onError: { target: 'done', actions: { type: 'recordStoreError', params: ({ event }: { event: { error: unknown } }) => event.error } },
       },
     },

@@ -3,11 +3,11 @@
 // has the request validated and recorded durably by its `recordAction` actor (by default the
 // `record` of its input, given by the acceptor), then answers at once: the commitment itself is
 // decided later and reported in an N-EVENT-REPORT (actors/jobs/commitment.ts).
-import { assertEvent, assign, fromPromise, sendParent, setup } from 'xstate';
+import { assign, fromPromise, setup } from 'xstate';
 import { Status, errorCommentOf } from '../../protocol/status.ts';
 import { REQUEST_STORAGE_COMMITMENT } from '../../protocol/storage-commitment.ts';
 import { STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, STORAGE_COMMITMENT_PUSH_MODEL_SOP_INSTANCE } from '../../protocol/uids.ts';
-import { outcomeOf, responseOf } from './scp-ending.ts';
+import { outcomeOf, settlingActions } from './scp-ending.ts';
 import type { Settled } from './scp-ending.ts';
 import type { AssociationToDimse, DimseInput, DimseOutcome, StoreResult } from './dimse.events.ts';
 
@@ -33,17 +33,8 @@ export const nActionScpMachine = setup({
   },
   actions: {
     refuse: assign((_, params: { status: number; errorComment: string }) => params),
-    recordResult: assign((_, result: StoreResult) => ({ status: result.status, errorComment: result.errorComment })),
     recordError: assign((_, error: unknown) => ({ status: Status.PROCESSING_FAILURE, errorComment: errorCommentOf(`recording the request failed: ${String(error)}`) })),
-    recordDatasetFailure: assign(({ event }) => {
-      assertEvent(event, 'DATASET_FAILED');
-      return { status: event.status, errorComment: event.errorComment };
-    }),
-    recordAbandoned: assign(({ event }) => {
-      assertEvent(event, 'ASSOCIATION_ENDED');
-      return { failure: event.reason };
-    }),
-    sendResponse: sendParent(({ context }) => responseOf(context)),
+    ...settlingActions,
   },
 }).createMachine({
   id: 'nActionScp',

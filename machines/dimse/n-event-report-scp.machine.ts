@@ -5,11 +5,11 @@
 // result recorded durably by its `recordEvent` actor (the `record` of its input, given by whoever
 // dispatched the request), then answers: Success only once the outcome is durable, so a report the
 // router could not keep is sent again by a peer that retries.
-import { assertEvent, assign, fromPromise, sendParent, setup } from 'xstate';
+import { assign, fromPromise, setup } from 'xstate';
 import { Status, errorCommentOf } from '../../protocol/status.ts';
 import { EventType } from '../../protocol/storage-commitment.ts';
 import { STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, STORAGE_COMMITMENT_PUSH_MODEL_SOP_INSTANCE } from '../../protocol/uids.ts';
-import { outcomeOf, responseOf } from './scp-ending.ts';
+import { outcomeOf, settlingActions } from './scp-ending.ts';
 import type { Settled } from './scp-ending.ts';
 import type { AssociationToDimse, DimseInput, DimseOutcome, StoreResult } from './dimse.events.ts';
 
@@ -32,17 +32,8 @@ export const nEventReportScpMachine = setup({
   },
   actions: {
     refuse: assign((_, params: { status: number; errorComment: string }) => params),
-    recordResult: assign((_, result: StoreResult) => ({ status: result.status, errorComment: result.errorComment })),
     recordError: assign((_, error: unknown) => ({ status: Status.PROCESSING_FAILURE, errorComment: errorCommentOf(`recording the report failed: ${String(error)}`) })),
-    recordDatasetFailure: assign(({ event }) => {
-      assertEvent(event, 'DATASET_FAILED');
-      return { status: event.status, errorComment: event.errorComment };
-    }),
-    recordAbandoned: assign(({ event }) => {
-      assertEvent(event, 'ASSOCIATION_ENDED');
-      return { failure: event.reason };
-    }),
-    sendResponse: sendParent(({ context }) => responseOf(context)),
+    ...settlingActions,
   },
 }).createMachine({
   id: 'nEventReportScp',
