@@ -21,6 +21,8 @@ const RECONCILE_BATCH = 1000;
 const RECONCILE_MS = 1000;
 /** Mirroring a shared dead letter locally: no retry here (the shared row is the one retried). */
 const NO_RETRY = { attempts: 1, initialBackoffMs: 0, maxBackoffMs: 0, jitter: 0 };
+/** Suffix of a publish mark whose shared row's dead letter was mirrored here. */
+const DEAD_MARK = ':dead';
 
 export type OutboxOptions = {
   pool: Pool;
@@ -168,11 +170,24 @@ export class Outbox {
     const byOrigin = new Map(rows.map((r) => [r.origin_id, r]));
     const finished: string[] = [];
     const unmark: string[] = [];
+    const revived: string[] = [];
     for (const id of published) {
       const row = byOrigin.get(this.originId(id));
       const local = this.#o.queue.get(id);
       if (!local) {
-        finished.push(id); // purged here by an operator
+        // Purged here by an operator (`router queue purge`): never delivered, by any node.
+        if (row && row.state !== 'done') await this.#o.pool.query(`DELETE FROM queue_items WHERE id = $1 AND state <> 'done'`, [row.id]);
+        finished.push(id);
+      } else if (row?.state === 'dead' && local.state === 'pending' && this.#marks.get(id)?.endsWith(DEAD_MARK)) {
+        // The dead letter was mirrored here and an operator retried it (`router queue retry`): the
+        // shared row is the one that is retried, by whichever node claims it.
+        await this.#o.pool.query(
+          `UPDATE queue_items SET state = 'pending', attempts = 0, next_attempt_at = now(), dead_reason = NULL, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND state = 'dead'`,
+          [row.id],
+        );
+        await this.#o.pool.query(`SELECT pg_notify('router_queue', $1)`, [JSON.stringify({ peer: local.peer, node: this.#o.node })]);
+        await this.#o.spool.db.transaction(() => this.#marks.put(id, row.id));
+        revived.push(local.peer);
       } else if (!row) {
         // The shared row is gone though never delivered (a database restored from an older backup, a
         // standby promoted without the last commits): published again, never dropped.
@@ -182,9 +197,15 @@ export class Outbox {
         finished.push(id);
       } else if (row.state === 'dead' && local.state !== 'dead') {
         await this.#o.queue.failed(id, { retryable: false, error: row.reason ?? 'dead letter in the cluster queue', ...(row.last_status !== null ? { status: row.last_status } : {}), policy: NO_RETRY });
+        // Remembered, so that the item pending here again later means an operator's retry.
+        await this.#o.spool.db.transaction(() => this.#marks.put(id, `${row.id}${DEAD_MARK}`));
       } else if (row.state === 'pending' && local.path !== row.path) {
         await this.#o.pool.query(`UPDATE queue_items SET path = $2, item = $3 WHERE id = $1 AND state = 'pending'`, [row.id, local.path, JSON.stringify(local)]);
       }
+    }
+    if (revived.length > 0) {
+      this.#o.published([...new Set(revived)]);
+      this.#o.logger.info({ peers: [...new Set(revived)], items: revived.length }, 'dead letters retried by an operator: pending again in the cluster queue');
     }
     if (finished.length + unmark.length === 0) return;
     await this.#o.spool.db.transaction(() => {
