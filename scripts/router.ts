@@ -244,7 +244,7 @@ rules
 /** Skipped duplicates `queue ls` lists per peer without --all. */
 const RECENT_SKIPPED = 10;
 const queueCmd = program.command('queue').description('outbound queues: list, retry, purge');
-const withQueue = async <T>(configFile: string, fn: (queue: OutboundQueue, spool: Spool) => Promise<T> | T): Promise<T | undefined> => {
+const withQueue = async <T>(configFile: string, fn: (queue: OutboundQueue, spool: Spool, config: RouterConfig) => Promise<T> | T): Promise<T | undefined> => {
   const config = configOrExit(configFile);
   // Nothing was ever stored: there is no queue, and looking must not create one.
   if (!Spool.exists(config.storage.dir)) {
@@ -254,7 +254,7 @@ const withQueue = async <T>(configFile: string, fn: (queue: OutboundQueue, spool
   // ingest: false: the router may be running and owns the journal; the CLI reads and edits the index only.
   const spool = await Spool.open({ dir: config.storage.dir, fsync: config.storage.fsync, verify: false, ingest: false, logger: createLogger('warn', process.stderr) });
   try {
-    return await fn(OutboundQueue.open(spool, { duplicates: Object.fromEntries(config.peers.map((p) => [p.name, p.duplicates])) }), spool);
+    return await fn(OutboundQueue.open(spool, { duplicates: Object.fromEntries(config.peers.map((p) => [p.name, p.duplicates])) }), spool, config);
   } finally {
     await spool.close();
   }
@@ -267,16 +267,16 @@ queueCmd
   .option('--json', 'print JSON: { peers, items, skipped }')
   .option('--all', `list every skipped duplicate (default: the ${RECENT_SKIPPED} most recent per peer)`)
   .action((peer: string | undefined, opts: { config: string; json?: boolean; all?: boolean }) =>
-    withQueue(opts.config, async (queue, spool) => {
+    withQueue(opts.config, async (queue, spool, config) => {
       // A running router knows which peers are backing off or have their circuit open: their items wait longer.
-      const holds = await runningPeerHolds(configOrExit(opts.config));
+      const holds = await runningPeerHolds(config);
       const items = queue.list(peer).map((i) => (i.state === 'pending' ? { ...i, nextAttempt: trueNextAttempt(i, holds.get(i.peer)) } : i));
       // Storage commitment requests not reported yet (waiting for their instances, or their report not yet taken).
       const commitments = new CommitmentStore(spool).open().filter((c) => !peer || c.peer === peer);
       // Storage commitment the router asked of its destinations and that is not decided yet.
       const sentCommitments = new CommitmentScuStore(spool).requests().filter((r) => (r.state === 'sending' || r.state === 'requested') && (!peer || r.peer === peer));
       const skippedPeers = new Set(queue.skipped(peer).map((s) => s.peer));
-      const names = peer ? [peer] : [...new Set([...configOrExit(opts.config).peers.map((p) => p.name), ...queue.peers(), ...skippedPeers])];
+      const names = peer ? [peer] : [...new Set([...config.peers.map((p) => p.name), ...queue.peers(), ...skippedPeers])];
       const peers = names.map((name) => ({ peer: name, duplicates: queue.policyOf(name), ...queue.depth(name), skipped: queue.skippedCount(name), statusOverrides: queue.overridesApplied(name) }));
       if (opts.json) return console.log(JSON.stringify({ peers, items, skipped: queue.skipped(peer), commitments, sentCommitments }, null, 2));
       for (const p of peers) {
@@ -333,7 +333,7 @@ queueCmd
   .option('-c, --config <file>', 'configuration file', 'config/router.yaml')
   .option('--all', 'every peer that has items')
   .action((targets: string[], opts: { config: string; all?: boolean }) =>
-    withQueue(opts.config, async (queue) => {
+    withQueue(opts.config, async (queue, _spool, config) => {
       const list = opts.all ? queue.peers() : targets;
       if (list.length === 0) fail(new Error(opts.all ? 'no queued items' : 'name a peer or an item id, or use --all'));
       const retriedPeers = new Set<string>();
@@ -353,7 +353,6 @@ queueCmd
       if (progress) process.stdout.write('\r\x1b[K');
       console.log(`${count(total, 'item')} due now`);
       // A running router would otherwise wait out the peer's backoff or open circuit before trying.
-      const config = configOrExit(opts.config);
       for (const peer of retriedPeers) {
         const woken = (await askRunningRouter(config, `/api/peers/${encodeURIComponent(peer)}/wake`, 'POST')) as { woken: number } | undefined;
         if (woken && woken.woken > 0) console.log(`${peer}: the running router tries it now`);
