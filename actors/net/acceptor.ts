@@ -328,11 +328,16 @@ export class Acceptor {
           }
         }
       : undefined;
-    const result = await pending.sink.commit(pending.verdict.keys, this.ctx, log, enqueue);
+    // The row the commit wrote, as its transaction gave it: the instance-stored event reads no index again.
+    let committed: InstanceRecord | undefined;
+    const result = await pending.sink.commit(pending.verdict.keys, this.ctx, log, (record) => {
+      committed = record;
+      enqueue?.(record);
+    });
     if (result.status === Status.SUCCESS && prefetch && prefetchJobs.length > 0) prefetch.start(prefetchJobs);
     if (result.status === Status.SUCCESS && !pending.decision?.drop && forward.length > 0) routing?.wake(forward.map((f) => f.peer));
     // Completion tracking subscribes to this event (the group machines start or hear of the instance).
-    if (result.status === Status.SUCCESS && this.listener.events.observed) this.stored(pending.verdict.keys.sopInstanceUid ?? '', forward, held, skipped, holdNotes);
+    if (result.status === Status.SUCCESS && this.listener.events.observed && committed) this.stored(committed, forward, held, skipped, holdNotes);
     if (result.status === Status.SUCCESS && this.listener.onStored) {
       const k = pending.verdict.keys;
       this.listener.onStored({ sopInstanceUid: k.sopInstanceUid ?? '', studyInstanceUid: k.studyInstanceUid ?? '', seriesInstanceUid: k.seriesInstanceUid ?? '', patientId: k.patientId ?? '', ...(k.issuerOfPatientId ? { issuerOfPatientId: k.issuerOfPatientId } : {}) });
@@ -341,10 +346,9 @@ export class Acceptor {
   }
 
   /** The instance-stored domain event, from the row just committed. */
-  private stored(sopInstanceUid: string, forward: { peer: string }[], held: { peer: string }[], skipped: string[], completion: HoldNote[]): void {
-    const record = this.listener.spool.get(sopInstanceUid);
-    if (!record) return;
-    this.listener.events!.emit({
+  private stored(record: InstanceRecord, forward: { peer: string }[], held: { peer: string }[], skipped: string[], completion: HoldNote[]): void {
+    const sopInstanceUid = record.sopInstanceUid;
+    this.listener.events.emit({
       type: 'instance-stored', ...this.eventParties(), sopInstanceUid, sopClassUid: record.sopClassUid, seriesInstanceUid: record.seriesInstanceUid, studyInstanceUid: record.studyInstanceUid,
       modality: record.modality, patientId: record.patientId, patientName: record.patientName, bytes: record.size,
       queued: forward.map((f) => f.peer).filter((p) => !skipped.includes(p)), held: held.map((f) => f.peer), skipped, completion,
