@@ -158,7 +158,7 @@ export class Placement {
             this.#d.byStudy.remove(previous.studyInstanceUid, record.sopInstanceUid);
           }
           this.#d.byStudy.put(record.studyInstanceUid, record.sopInstanceUid);
-          if (previous) for (const k of patientIndexKeys(previous.patientId)) this.#d.byPatient.remove(k, record.sopInstanceUid);
+          if (previous && previous.patientId !== record.patientId) for (const k of patientIndexKeys(previous.patientId)) this.#d.byPatient.remove(k, record.sopInstanceUid);
           for (const k of patientIndexKeys(record.patientId)) this.#d.byPatient.put(k, record.sopInstanceUid);
           try {
             if (previous) for (const hook of this.#d.replacedHooks) hook(previous, record);
