@@ -198,8 +198,8 @@ export class PeerForwarder {
 
   private async sendNextItem(): Promise<SendOutcome> {
     const item = await this.deps.queue.take(this.peer.name, this.deps.inFlight);
+    // take() has added it to inFlight (before its own await: no other sender of the peer may take it).
     if (!item) return { outcome: 'empty', nextDueAt: await this.deps.queue.nextDueAt(this.peer.name) };
-    this.deps.inFlight.add(item.id);
     let outcome: SendOutcome | undefined;
     try {
       outcome = await this.send(item);
