@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from 'lmdb';
 import type { Pool } from 'pg';
-import { checkout } from './pg-connection.ts';
+import { checkout, notifyPeer } from './pg-connection.ts';
 import type { Logger } from 'pino';
 import type { OutboundQueue, QueueItem } from '../forward/outbound-queue.ts';
 import type { Spool } from '../ingest/spool.ts';
@@ -149,7 +149,7 @@ export class Outbox {
         );
         for (const r of rows) ids.set(r.origin_id, r.id);
         // Payload {peer, node}: a node with storage local is not woken for another node's items.
-        for (const peer of new Set(batch.map((i) => i.peer))) await client.query(`SELECT pg_notify('router_queue', $1)`, [JSON.stringify({ peer, node: this.#o.node })]);
+        for (const peer of new Set(batch.map((i) => i.peer))) await notifyPeer((sql, params) => client.query(sql, params), peer, this.#o.node);
         await client.query('COMMIT');
       } catch (err) {
         await client.query('ROLLBACK').catch(() => {});
@@ -199,7 +199,7 @@ export class Outbox {
           `UPDATE queue_items SET state = 'pending', attempts = 0, next_attempt_at = now(), dead_reason = NULL, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND state = 'dead'`,
           [row.id],
         );
-        await this.#o.pool.query(`SELECT pg_notify('router_queue', $1)`, [JSON.stringify({ peer: local.peer, node: this.#o.node })]);
+        await notifyPeer((sql, params) => this.#o.pool.query(sql, params), local.peer, this.#o.node);
         await this.#o.spool.db.transaction(() => this.#marks.put(id, row.id));
         revived.push(local.peer);
       } else if (!row) {

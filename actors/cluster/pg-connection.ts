@@ -25,3 +25,11 @@ export async function checkout(pool: Pool): Promise<PoolClient> {
   client.on('error', () => {});
   return client;
 }
+
+/**
+ * Wakes the peer machines of the cluster's nodes for `peer` (LISTEN router_queue in cluster-node.ts
+ * reads this payload; a storage-local node ignores another node's items).
+ */
+export function notifyPeer(query: (sql: string, params: unknown[]) => Promise<unknown>, peer: string, node: string): Promise<unknown> {
+  return query(`SELECT pg_notify('router_queue', $1)`, [JSON.stringify({ peer, node })]);
+}

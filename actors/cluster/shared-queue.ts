@@ -7,7 +7,7 @@
 // (deliveries counts each arrival: count > 1 is a duplicate), so a republished outbox row is recognised.
 import { join, relative } from 'node:path';
 import type { Pool } from 'pg';
-import { checkout } from './pg-connection.ts';
+import { checkout, notifyPeer } from './pg-connection.ts';
 import type { DeliveredInfo, FailedInfo, ForwardQueue } from '../forward/forward-queue.ts';
 import type { EnqueueResult, NewQueueItem, QueueItem } from '../forward/outbound-queue.ts';
 import { backoffMs } from '../forward/retry-policy.ts';
@@ -267,7 +267,7 @@ export class SharedQueue implements ForwardQueue {
        RETURNING *, (SELECT spool_dir FROM nodes WHERE name = node) AS spool_dir`,
       [this.#o.node, item.peer, item.seriesInstanceUid, item.sopInstanceUid, item.path, JSON.stringify(item)],
     );
-    await this.#query(`SELECT pg_notify('router_queue', $1)`, [JSON.stringify({ peer: item.peer, node: this.#o.node })]).catch(() => {});
+    await notifyPeer((sql, params) => this.#query(sql, params), item.peer, this.#o.node).catch(() => {});
     return this.#item(rows[0]);
   }
 }
