@@ -35,7 +35,7 @@ export class TransferBatches {
    * when it closes) or a peer (forwarded: after a quiet time).
    */
   add(action: TransferBatch['action'], group: string, from: Party, to: Party, instance: InstanceRef, status: number, flushWhenQuiet: boolean): void {
-    const key = `${action}\u0000${group}\u0000${instance.studyInstanceUid}\u0000${instance.patientId}\u0000${status === 0 ? 0 : status}`;
+    const key = `${action}\u0000${group}\u0000${instance.studyInstanceUid}\u0000${instance.patientId}\u0000${status}`;
     let entry = this.#batches.get(key);
     if (!entry) {
       entry = { group, batch: { action, from, to, studyInstanceUid: instance.studyInstanceUid, patientId: instance.patientId, status, classes: new Map(), count: 0 } };
