@@ -1,17 +1,35 @@
 // The Part-10 files the journal still covers: written (and renamed into place) without an fsync at
 // commit, they are fsync'd here, with their directories, before a checkpoint lets the journal reuse the
-// segments holding their bytes. Many at once, so the file system folds them into few journal commits.
+// segments holding their bytes. A few: fsync each, many at once, so the file system folds them into few
+// journal commits. Many (a checkpoint after a burst of small instances): one syncfs(2) of the spool's
+// file system instead, which writes back every dirty inode and directory there with one journal commit
+// and one cache flush. Measured here (ext4, 3000 files of 4 KB): 32 parallel fsyncs 570–640 ms, during
+// which the journal's own fdatasync waits behind them (a 0.7 s stall of every acknowledgement); syncfs
+// 70–100 ms. Node has no syncfs binding: coreutils `sync --file-system` (Debian essential) is it.
+import { execFile } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 
 const PARALLEL = 32;
+/** From this many files on, one syncfs instead of a fsync per file and directory. */
+export const SYNCFS_FROM = 64;
+
+/** syncfs(2) of the file system holding `dir`; rejects on its error (Linux ≥ 5.8 reports writeback errors). */
+export type SyncFs = (dir: string) => Promise<void>;
+
+export const syncFileSystem: SyncFs = (dir) =>
+  new Promise((resolve, reject) =>
+    execFile('sync', ['--file-system', dir], (err, _out, stderr) => (err ? reject(Object.assign(new Error(`syncfs ${dir}: ${stderr.trim() || err.message}`), { code: 'EIO' })) : resolve())),
+  );
 
 export class FileSyncs {
   #dir: string;
   #pending: Array<{ lsn: number; file: string }> = [];
+  #syncFs: SyncFs;
 
-  constructor(dir: string) {
+  constructor(dir: string, syncFs: SyncFs = syncFileSystem) {
     this.#dir = dir;
+    this.#syncFs = syncFs;
   }
 
   /** `file` (relative to the spool) was committed at `lsn`. */
@@ -19,12 +37,16 @@ export class FileSyncs {
     this.#pending.push({ lsn, file });
   }
 
-  /** fsync every file committed before `lsn`, then the directories holding them (down from instances/). */
+  /** Make every file committed before `lsn` durable, with the directories holding them (down from instances/); how many. */
   async syncBefore(lsn: number): Promise<number> {
     const due = this.#pending.filter((p) => p.lsn < lsn);
     if (due.length === 0) return 0;
     this.#pending = this.#pending.filter((p) => p.lsn >= lsn);
     try {
+      if (due.length >= SYNCFS_FROM) {
+        await this.#syncFs(this.#dir);
+        return due.length;
+      }
       const dirs = new Set<string>();
       await parallel(due, async ({ file }) => {
         await syncPath(path.join(this.#dir, file));
