@@ -9,7 +9,7 @@ import type { Part10File } from '../actors/ingest/part10-file.ts';
 import { startRouter } from '../actors/router.ts';
 import { ScuAssociation } from '../actors/net/scu.ts';
 import { formatStatus, statusCategory } from '../protocol/status.ts';
-import { VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
+import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, VERIFICATION_SOP_CLASS } from '../protocol/uids.ts';
 import { createInterface } from 'node:readline/promises';
 import { readFileSync } from 'node:fs';
 import { CommitmentStore } from '../actors/jobs/commitment-store.ts';
@@ -118,7 +118,7 @@ scuOptions(program.command('echo').description('C-ECHO a peer AE').argument('<pe
       ...peer,
       calledAeTitle: peer.aeTitle,
       callingAeTitle: opts.aet,
-      contexts: [{ abstractSyntax: VERIFICATION_SOP_CLASS, transferSyntaxes: ['1.2.840.10008.1.2.1', '1.2.840.10008.1.2'] }],
+      contexts: [{ abstractSyntax: VERIFICATION_SOP_CLASS, transferSyntaxes: [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN] }],
       maxPduLength: opts.maxPdu,
       dimseTimeoutMs: opts.timeout * 1000,
       logger: log,

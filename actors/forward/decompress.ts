@@ -226,7 +226,7 @@ function wrap(e: unknown, ts: string): unknown {
 export async function decompressDataset(
   dataset: Uint8Array,
   fromTsUid: string,
-  toTsUid: '1.2.840.10008.1.2.1' | '1.2.840.10008.1.2',
+  toTsUid: typeof EXPLICIT_VR_LITTLE_ENDIAN | typeof IMPLICIT_VR_LITTLE_ENDIAN,
 ): Promise<Uint8Array> {
   const family = FAMILY[fromTsUid];
   if (family === undefined) throw new DecompressError('unsupported-syntax', fromTsUid, `no decompressor for transfer syntax ${fromTsUid}`);

@@ -41,7 +41,7 @@ const BATCH = 100;
 /** Presentation context IDs are odd numbers 1..255. */
 const MAX_CONTEXTS = 128;
 /** Syntaxes a compressed instance can be decompressed to for a peer that takes no compression. */
-type DecompressTarget = '1.2.840.10008.1.2.1' | '1.2.840.10008.1.2';
+type DecompressTarget = typeof EXPLICIT_LE | typeof IMPLICIT_LE;
 const UNCOMPRESSED_TARGETS = new Set<string>([EXPLICIT_LE, IMPLICIT_LE]);
 
 export type ForwarderDeps = {

@@ -17,7 +17,7 @@ import type { InstanceKeys } from '../../protocol/dataset-header.ts';
 import { DatasetWalker } from '../../protocol/dataset-walker.ts';
 import { part10Header } from '../../protocol/part10.ts';
 import { Status } from '../../protocol/status.ts';
-import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, transferSyntax } from '../../protocol/uids.ts';
+import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, transferSyntax } from '../../protocol/uids.ts';
 
 /** The attributes before Pixel Data are kept for indexing up to this size (RT structure sets can be large). */
 const MAX_HEADER_BYTES = 16 * 1024 * 1024;
@@ -151,7 +151,7 @@ export class StoreSink implements DatasetSink {
     header = header.subarray(0, walk.headerLength);
     let keys: InstanceKeys;
     try {
-      keys = parseHeader(header, this.deflated ? '1.2.840.10008.1.2.1' : this.transferSyntaxUid);
+      keys = parseHeader(header, this.deflated ? EXPLICIT_VR_LITTLE_ENDIAN : this.transferSyntaxUid);
     } catch (err) {
       return { ok: false, status: Status.CANNOT_UNDERSTAND, errorComment: `dataset unparseable: ${(err as Error).message}` };
     }
