@@ -118,6 +118,11 @@ export class SegmentPool {
     slot.seq = seq;
   }
 
+  /** More slots than the pool's usual size (a large instance, a slow checkpoint): a checkpoint trims them. */
+  get grown(): boolean {
+    return this.slots.length > this.#keep;
+  }
+
   get creating(): boolean {
     return this.#creating !== undefined;
   }

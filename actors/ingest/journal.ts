@@ -68,6 +68,12 @@ export class Journal {
   apply: (run: () => void, lastLsn: number) => void = (run) => run();
   /** Runs before a checkpoint is recorded: make everything committed before `lsn` durable outside the journal. */
   beforeCheckpoint: (lsn: number) => Promise<void> = async () => {};
+  /**
+   * The lowest LSN the owner still needs the journal for although its stream ended (a file that could
+   * not be written yet): a checkpoint stops there instead of waiting for it, so the segments before it
+   * are still freed (on a full disk they may hold the very space that file needs).
+   */
+  holdBack: () => number | undefined = () => undefined;
   #pool: SegmentPool;
   #io: JournalIo;
   #fsync: boolean;
@@ -163,6 +169,16 @@ export class Journal {
     this.#open.delete(stream);
   }
 
+  /**
+   * The stream's instance failed or was discarded: it ends, and an append still waiting stops. If it made
+   * the pool grow, the extra segments are given back now, not at the next timed checkpoint: on a full
+   * disk the next instance's file needs that space.
+   */
+  abandon(stream: JournalStream): void {
+    this.end(stream);
+    if (this.#pool.grown) void this.checkpoint().catch(() => {});
+  }
+
   /** Append bytes of a stream; resolves once they are written (not yet durable: that is commit's). */
   async append(stream: JournalStream, chunks: readonly Uint8Array[]): Promise<void> {
     while (this.#gate || this.#rolling) await (this.#gate ?? this.#rolling);
@@ -172,6 +188,9 @@ export class Journal {
     let rest = [...chunks];
     const writes: Promise<void>[] = [];
     while (left > 0) {
+      // Its instance failed (the file write, the disk) and was abandoned while this batch waited for a
+      // slot: the rest is written for nobody, and on a full disk it takes the next instance's space.
+      if (!this.#open.has(stream)) throw Object.assign(new Error('journal stream ended'), { code: 'ENDED' });
       let room = this.#pool.segmentSize - this.#pos - 2 * RECORD_HEADER_SIZE; // an END must always fit
       if (room <= 0) {
         if (!this.#pool.free(this.#minLiveSeq(), this.#cur)) {
@@ -457,6 +476,8 @@ export class Journal {
     const cur = this.#current();
     let cp = cur.seq! * size + this.#pos;
     for (const s of this.#open) if (s.id !== undefined && s.id < cp) cp = s.id;
+    const held = this.holdBack();
+    if (held !== undefined && held < cp) cp = held;
     if (cp <= this.#cp) return;
     this.#committedSinceCheckpoint = false;
     await this.beforeCheckpoint(cp);
@@ -465,6 +486,10 @@ export class Journal {
     // must land before a slot is reused (its new records) or closed (a reused descriptor would take them).
     await Promise.allSettled([...this.#inflight]);
     this.#cp = cp;
+    // Slots wholly before the checkpoint hold nothing replay or a pending group needs (every stream a
+    // group has not synced is open, and cp is at or before it): no fdatasync is owed them, so they can
+    // go (an abandoned large stream's segments, written but never synced).
+    for (const slot of this.#dirty) if (slot !== this.#cur && slot.seq !== undefined && slot.seq < this.#minLiveSeq()) this.#dirty.delete(slot);
     await this.#pool.trim(this.#minLiveSeq(), this.#cur, this.#dirty);
   }
 

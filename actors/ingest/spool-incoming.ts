@@ -136,7 +136,7 @@ export class IncomingInstance {
     this.#dropQueue();
     await this.#idle();
     await this.#removeTemp();
-    this.#host.journal.end(this.#stream);
+    this.#host.journal.abandon(this.#stream);
     this.#finish();
   }
 
@@ -168,7 +168,7 @@ export class IncomingInstance {
       this.#state = 'failed';
       this.#dropHeld();
       await this.#removeTemp();
-      this.#host.journal.end(this.#stream);
+      this.#host.journal.abandon(this.#stream);
       this.#finish();
       throw err;
     }

@@ -133,6 +133,59 @@ test('a stream still open holds the checkpoint back: its early bytes are not rec
   await again.close();
 });
 
+test('an ended stream takes no more space: the rest of an append waiting for a slot is dropped with ENDED', async (t) => {
+  const dir = tempDir(t);
+  const { journal } = await openAndReplay({ dir, segmentSize: 64 * 1024, segments: 2 });
+  const failed = journal.stream();
+  // More than the pool holds: the append has to wait for new segments on the way.
+  const pending = journal.append(failed, Array.from({ length: 20 }, (_, i) => bytes(16_384, i)));
+  journal.abandon(failed); // its instance failed meanwhile (its file write, the disk) and was discarded
+  const err = await t.throwsAsync(pending);
+  t.is((err as { code?: string }).code, 'ENDED');
+  const slots = fs.readdirSync(dir).filter((n) => n.endsWith('.wal')).length;
+  t.true(slots <= 4, `no segments made for the dropped rest (${slots} slots for 320 KB of 64 KB segments)`);
+  await t.throwsAsync(journal.append(failed, [bytes(10, 1)]), { message: /ended/ });
+  await journal.close();
+});
+
+test('a large stream grows the pool; when it is abandoned the extra segments are given back without waiting for the timed checkpoint', async (t) => {
+  const dir = tempDir(t);
+  const { journal } = await openAndReplay({ dir, segmentSize: 64 * 1024, segments: 2 });
+  const large = journal.stream();
+  for (let i = 0; i < 12; i++) await journal.append(large, [bytes(16_384, i)]); // 192 KB: the pool grows past 2
+  const grown = fs.readdirSync(dir).filter((n) => n.endsWith('.wal')).length;
+  t.true(grown > 2, `grown to ${grown}`);
+  journal.abandon(large);
+  const deadline = Date.now() + 30_000;
+  while (fs.readdirSync(dir).filter((n) => n.endsWith('.wal')).length > 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  t.is(fs.readdirSync(dir).filter((n) => n.endsWith('.wal')).length, 2, 'back to the pool\'s size');
+  await journal.close();
+});
+
+test('holdBack: a checkpoint stops where the owner still needs the journal, and still frees the segments before it', async (t) => {
+  const dir = tempDir(t);
+  const { journal } = await openAndReplay({ dir, segmentSize: 64 * 1024, segments: 2 });
+  for (let i = 0; i < 10; i++) await put(journal, bytes(20_000, i), `before${i}`);
+  let held: number | undefined;
+  journal.holdBack = () => held;
+  const wanted: number[] = [];
+  journal.beforeCheckpoint = async (lsn) => void wanted.push(lsn);
+  const kept = journal.stream();
+  await journal.append(kept, [bytes(20_000, 50)]);
+  held = kept.id; // its file could not be written: the owner needs the journal from here
+  await journal.commit(kept, () => built('file not written yet'));
+  for (let i = 0; i < 3; i++) await put(journal, bytes(20_000, 60 + i), `after${i}`); // rollovers checkpoint too
+  await journal.checkpoint();
+  t.is(journal.checkpointLsn, held!, 'the checkpoint stops at the held stream');
+  t.true(wanted.every((lsn) => lsn <= held!), 'the owner is asked only for what came before it');
+  t.true(fs.readdirSync(dir).filter((n) => n.endsWith('.wal')).length <= 3, 'segments before it recycled');
+  // A crash now: replay gives the held instance (and what followed) back.
+  const { journal: again, got } = await openAndReplay({ dir });
+  t.deepEqual(got.commits.map((c) => c.payload), ['file not written yet', 'after0', 'after1', 'after2']);
+  t.true(streamBytes(got, held!).equals(bytes(20_000, 50)));
+  await again.close();
+});
+
 test('group commit: commits waiting together share one fdatasync', async (t) => {
   const dir = tempDir(t);
   let syncs = 0;
