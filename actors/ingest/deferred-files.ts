@@ -20,6 +20,8 @@ import type { SpoolFsOps } from './spool-fs.ts';
 
 type Entry = {
   lsn: number;
+  /** Where its stream's bytes begin in the journal (≤ lsn): the journal covers the file from there. */
+  from: number;
   file: string;
   chunks: Uint8Array[];
   size: number;
@@ -38,6 +40,8 @@ export type DeferredFilesDeps = {
   ensureDir(dirRel: string): Promise<void>;
   /** A file is written: its fsync is the next checkpoint's. */
   written(lsn: number, file: string): void;
+  /** A write failed (it is retried): the journal may hold space it could give back. */
+  failed?(): void;
   logger: Logger;
   /** Bytes held in memory at most (instances waiting for their file, and those being received). */
   budget: number;
@@ -87,11 +91,14 @@ export class DeferredFiles {
     this.#used -= n;
   }
 
-  /** Write `file` (relative to the spool) from `chunks`, committed at `lsn`; takes over their reservation. */
-  add(lsn: number, file: string, chunks: Uint8Array[], size: number): void {
+  /**
+   * Write `file` (relative to the spool) from `chunks`, committed at `lsn`, its bytes in the journal from
+   * `from`; takes over their reservation.
+   */
+  add(lsn: number, file: string, chunks: Uint8Array[], size: number, from = lsn): void {
     let done!: () => void;
     const written = new Promise<void>((resolve) => (done = resolve));
-    const entry: Entry = { lsn, file, chunks, size, attempt: undefined, written, done, failures: 0 };
+    const entry: Entry = { lsn, from, file, chunks, size, attempt: undefined, written, done, failures: 0 };
     this.#entries.set(file, entry);
     this.#waiting.push(entry);
     if (this.#used > this.#deps.budget / 2) return this.#pump();
@@ -139,6 +146,13 @@ export class DeferredFiles {
     this.#used -= entry.size;
     entry.chunks = [];
     entry.done();
+  }
+
+  /** Where the journal's oldest bytes of a file that failed to be written begin (the checkpoint stops there). */
+  failingFrom(): number | undefined {
+    let from: number | undefined;
+    for (const e of this.#entries.values()) if (e.failures > 0 && (from === undefined || e.from < from)) from = e.from;
+    return from;
   }
 
   /** Every file committed before `lsn` written; rejects if one of them cannot be (the checkpoint must wait). */
@@ -190,6 +204,7 @@ export class DeferredFiles {
         const error = toSpoolError(err, 'write after acknowledgement');
         entry.failures++;
         const delay = RETRY_MS[Math.min(entry.failures, RETRY_MS.length) - 1];
+        this.#deps.failed?.();
         if (entry.failures === 1) {
           this.#deps.logger.error(
             { file: entry.file, code: error.code, errno: error.errno, retryInMs: delay },

@@ -97,7 +97,7 @@ export class Placement {
         this.#d.deferred.release(size);
         throw err;
       }
-      this.#d.deferred.add(lsn, record.path, chunks, size);
+      this.#d.deferred.add(lsn, record.path, chunks, size, stream.id ?? lsn);
       await this.#replaced(record, previous);
       return record;
     });

@@ -170,6 +170,7 @@ export class Spool {
       dir: opts.dir, ops: opts.ops, logger: opts.log, budget: opts.memoryBudget,
       ensureDir: (dirRel) => this.#placement.ensureDir(dirRel),
       written: (lsn, file) => this.fsync && this.#fileSyncs.add(lsn, file),
+      failed: () => void this.#journal?.checkpoint().catch(() => {}),
     });
     // Before any sub-database opens: every one reports its writes while a commit is captured.
     this.#redo = new RedoCapture(opts.db);
@@ -197,6 +198,7 @@ export class Spool {
       placeHeld: (chunks, size, input, stream, extra) => this.#placement.placeHeld(chunks, size, input, stream, extra),
     };
     bindIndexToJournal(opts.journal, opts.db, this.#meta, () => (this.fsync ? this.#fileSyncs : undefined), (lsn) => this.#deferred.writtenBefore(lsn));
+    opts.journal.holdBack = () => this.#deferred.failingFrom();
   }
 
   /** Whether a spool was ever opened in `dir` (read-only commands look before they open: opening creates it). */

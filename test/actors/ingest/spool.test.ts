@@ -66,7 +66,10 @@ async function store(spool: Spool, uid: string, body: Buffer, over: Partial<Comm
   const incoming = spool.begin(header(uid));
   await writeAll(incoming, body);
   const record = await incoming.commit(input(uid, over));
-  await spool.whenWritten(record.path);
+  // A file write that failed (a full disk) is retried by a timer that holds no process open (a router
+  // stopping does not wait for it; its listeners hold it open meanwhile); this test process holds itself.
+  const keepAlive = setInterval(() => {}, 100);
+  await spool.whenWritten(record.path).finally(() => clearInterval(keepAlive));
   return record;
 }
 
