@@ -3,6 +3,7 @@
 // Specific Character Set already applied), so a match compares characters, not bytes.
 import type { QueryLevel } from './dataset-encode.ts';
 import { keywordTag } from './dataset-encode.ts';
+import { wildcardRegex } from './wildcard.ts';
 
 /** The unique key of each level; at PATIENT level Patient ID is qualified by its issuer. */
 export const UNIQUE_KEYS: Readonly<Record<QueryLevel, readonly string[]>> = {
@@ -36,18 +37,6 @@ export function matchingType(vr: string, query: string): MatchingType {
   if (RANGE_VRS.has(vr) && q.includes('-')) return 'range';
   if (!NO_WILDCARD_VRS.has(vr) && /[*?]/.test(q)) return 'wildcard';
   return 'single';
-}
-
-const wildcardCache = new Map<string, RegExp>();
-function wildcardRegex(pattern: string): RegExp {
-  let re = wildcardCache.get(pattern);
-  if (!re) {
-    const body = [...pattern].map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('');
-    re = new RegExp(`^${body}$`, 's');
-    if (wildcardCache.size > 1000) wildcardCache.clear();
-    wildcardCache.set(pattern, re);
-  }
-  return re;
 }
 
 /** Dates and times compare as text once the old separators are gone (DA YYYY.MM.DD, TM HH:MM:SS). */
