@@ -2,7 +2,7 @@
 // holds, grouped at PATIENT, STUDY, SERIES or IMAGE level, with the attributes the index keeps. Read
 // only; the spool is not changed. `entitiesAt` is pure (records in, entities out); `queryIndex` reads.
 import type { QueryLevel } from '../../protocol/dataset-encode.ts';
-import { matchEntity, matchingType } from '../../protocol/qr-matching.ts';
+import { matchEntity, matchingType, UNIQUE_KEYS } from '../../protocol/qr-matching.ts';
 import type { InstanceRecord, Spool } from './spool.ts';
 
 /** An entity: keyword → decoded text, for the attributes the index keeps at its level. */
@@ -108,7 +108,7 @@ export function queryIndex(spool: Spool, level: QueryLevel, keys: Readonly<Recor
 
 /** The records a C-MOVE identifier names (the keys of its level and those above), from the index. */
 export function recordsFor(spool: Spool, level: QueryLevel, keys: Readonly<Record<string, string>>): InstanceRecord[] {
-  const own = { PATIENT: 'PatientID', STUDY: 'StudyInstanceUID', SERIES: 'SeriesInstanceUID', IMAGE: 'SOPInstanceUID' }[level];
+  const own = UNIQUE_KEYS[level][0];
   // Without its level's unique key an identifier names nothing (never "everything").
   if (!keys[own] || keys[own].trim() === '' || /[*?]/.test(keys[own])) return [];
   const moveKeys = pickMoveKeys(level, keys);

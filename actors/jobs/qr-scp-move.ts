@@ -8,6 +8,7 @@ import type { PeerConfig } from '../../config/config.ts';
 import type { SubOperations } from '../../machines/dimse/dimse.events.ts';
 import type { QrFinal, Running } from '../../machines/dimse/qr-scp.events.ts';
 import type { QueryLevel } from '../../protocol/dataset-encode.ts';
+import { UNIQUE_KEYS } from '../../protocol/qr-matching.ts';
 import { Status, errorCommentOf } from '../../protocol/status.ts';
 import { recordsFor } from '../ingest/index-query.ts';
 import type { InstanceRecord } from '../ingest/spool.ts';
@@ -29,7 +30,6 @@ const COUNT_KEY: Record<QueryLevel, string | undefined> = {
   SERIES: 'NumberOfSeriesRelatedInstances',
   IMAGE: undefined,
 };
-const OWN_KEY: Record<QueryLevel, string> = { PATIENT: 'PatientID', STUDY: 'StudyInstanceUID', SERIES: 'SeriesInstanceUID', IMAGE: 'SOPInstanceUID' };
 
 /** Start a C-MOVE to `destinationAe`; `progress` gets the counts as they change. */
 export function runMove(ctx: QrContext, req: QrRequest, destinationAe: string, progress: (s: SubOperations) => void): Running<QrFinal> {
@@ -115,11 +115,12 @@ export async function spoolOrRetrieveThrough(
 export async function heldInFull(ctx: QrContext, req: QrRequest, level: QueryLevel, keys: Record<string, string>, held: number, upstream: PeerConfig[], owner?: AssociationOwner): Promise<boolean> {
   if (level === 'IMAGE') return held >= keys.SOPInstanceUID.split('\\').filter((u) => u.trim() !== '').length;
   const countKey = COUNT_KEY[level]!;
+  const ownKey = UNIQUE_KEYS[level][0];
   const uniqueKeys: Record<string, string> = {};
   for (const k of ['PatientID', 'IssuerOfPatientID', 'StudyInstanceUID', 'SeriesInstanceUID']) if (keys[k]) uniqueKeys[k] = keys[k];
   for (const peer of upstream) {
     try {
-      const r = await ctx.slots.with(peer.name, () => withQrAssociation(peer, req.model, req.log, (scu) => cFind(scu, level, { ...uniqueKeys, [OWN_KEY[level]]: keys[OWN_KEY[level]], [countKey]: '' }, req.model).done, 'find', undefined, owner));
+      const r = await ctx.slots.with(peer.name, () => withQrAssociation(peer, req.model, req.log, (scu) => cFind(scu, level, { ...uniqueKeys, [ownKey]: keys[ownKey], [countKey]: '' }, req.model).done, 'find', undefined, owner));
       if (r.result !== 'success') continue;
       if (r.matches.length === 0) return true;
       const counts = r.matches.map((m) => Number(Array.isArray(m[countKey]) ? m[countKey][0] : m[countKey]));
