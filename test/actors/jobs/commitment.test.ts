@@ -127,6 +127,17 @@ test('malformed N-ACTIONs get the standard failure status with an Error Comment,
   await req.scu.release();
 });
 
+test('an Action Information past 8 MiB is drained, not held, and refused with 0213', async (t) => {
+  const router = await routerForRequester(t);
+  const req = await requester(router.port);
+  const rsp = await req.nAction(new Uint8Array((8 << 20) + 1));
+  t.is(rsp.status, Status.RESOURCE_LIMITATION);
+  t.is(rsp.errorComment, `Action Information over ${8 << 20} bytes`);
+  t.deepEqual(router.commitment.store.list(), []);
+  t.is((await req.nAction(request('1.2.826.0.1.4', ['1.2.3.4']))).status, Status.SUCCESS, 'the association goes on');
+  await req.scu.release();
+});
+
 test('a requester with no configured peer is refused, with an Error Comment naming its AE title', async (t) => {
   const router = await routerForRequester(t);
   const req = await requester(router.port, 'STRANGER');
