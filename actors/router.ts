@@ -108,15 +108,17 @@ export function acceptorPolicy(listener: ListenerConfig): AcceptorPolicy {
   const sopClasses = listener.sopClasses === 'default' ? [VERIFICATION_SOP_CLASS, ...DEFAULT_STORAGE_SOP_CLASSES] : listener.sopClasses;
   // Storage commitment enabled: its SOP class is accepted (with the requester's SCU role) whatever the list says.
   const commitment = listener.storageCommitment?.enabled && !sopClasses.includes(STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS) ? [STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS] : [];
+  // A listener with queryRetrieve offers Patient Root and Study Root C-FIND, C-MOVE and C-GET too.
+  const accepted = [...new Set([...sopClasses, ...commitment, ...(listener.queryRetrieve ? QR_SCP_SOP_CLASSES : [])])];
   return {
     aeTitles: listener.aeTitles,
     acceptCallingAeTitles: listener.acceptCallingAeTitles,
-    // A listener with queryRetrieve offers Patient Root and Study Root C-FIND, C-MOVE and C-GET too.
-    sopClasses: [...new Set([...sopClasses, ...commitment, ...(listener.queryRetrieve ? QR_SCP_SOP_CLASSES : [])])],
+    sopClasses: accepted,
     transferSyntaxes: listener.transferSyntaxes === 'default' ? DEFAULT_TRANSFER_SYNTAXES : listener.transferSyntaxes,
     transferSyntaxPolicy: listener.transferSyntaxPolicy,
     maxPduLength: listener.maxPduLength,
-    ...(listener.queryRetrieve ? { acceptRequestorScpRole: true } : {}),
+    // C-GET sub-operations come back to the requestor in SCP role, for whatever class it retrieves.
+    ...(listener.queryRetrieve ? { requestorScpRoleFor: accepted } : {}),
   };
 }
 

@@ -17,9 +17,10 @@
 // RewriteError 'charset'.
 import { CHARSET_VRS, charsetName, encodeText as encodeInCharset, parseCharset } from './charset.ts';
 import { transcodeToUtf8 } from './dataset-transcode.ts';
-import { ALL_VRS, dictionaryVr, LONG_VRS } from './ts-convert.ts';
+import { dictionaryVr } from './ts-convert.ts';
 import type { Encoding } from './ts-convert.ts';
 import { transferSyntax } from './uids.ts';
+import { ALL_VRS, ITEM, ITEM_DELIMITER, LONG_VRS, SEQUENCE_DELIMITER, UNDEFINED_LENGTH } from './data-elements.ts';
 
 export type ChangeValue = string | number | (string | number)[];
 
@@ -72,10 +73,6 @@ export type ElementSpan = {
   end: number;
 };
 
-const UNDEFINED = 0xffffffff;
-const ITEM = 0xfffee000;
-const ITEM_DELIMITER = 0xfffee00d;
-const SEQUENCE_DELIMITER = 0xfffee0dd;
 const SPECIFIC_CHARACTER_SET = 0x00080005;
 const PIXEL_REPRESENTATION = 0x00280103;
 const IMPLICIT_LE: Encoding = { explicitVr: false, littleEndian: true };
@@ -129,7 +126,7 @@ export class Reader {
       pos += 8;
       if (tag === SEQUENCE_DELIMITER) return pos;
       if (tag !== ITEM) throw new RewriteError('malformed', `expected an item at offset ${pos - 8}`);
-      if (length !== UNDEFINED) {
+      if (length !== UNDEFINED_LENGTH) {
         this.need(pos, length, 'item');
         pos += length;
         continue;
@@ -140,7 +137,7 @@ export class Reader {
   }
   skipElement(pos: number, el: { vr?: string; headerSize: number; length: number }, enc: Encoding, depth: number): number {
     pos += el.headerSize;
-    if (el.length !== UNDEFINED) {
+    if (el.length !== UNDEFINED_LENGTH) {
       this.need(pos, el.length, 'value');
       return pos + el.length;
     }

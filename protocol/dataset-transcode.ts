@@ -8,11 +8,8 @@ import type { Charset } from './charset.ts';
 import { datasetEncoding, encodeElement, Reader, RewriteError } from './dataset-rewrite.ts';
 import { dictionaryVr } from './ts-convert.ts';
 import type { Encoding } from './ts-convert.ts';
+import { ITEM, ITEM_DELIMITER, SEQUENCE_DELIMITER, UNDEFINED_LENGTH } from './data-elements.ts';
 
-const UNDEFINED = 0xffffffff;
-const ITEM = 0xfffee000;
-const ITEM_DELIMITER = 0xfffee00d;
-const SEQUENCE_DELIMITER = 0xfffee0dd;
 const SPECIFIC_CHARACTER_SET = 0x00080005;
 const IMPLICIT_LE: Encoding = { explicitVr: false, littleEndian: true };
 const MAX_DEPTH = 256;
@@ -76,7 +73,7 @@ class Transcoder {
       if (el.tag === SPECIFIC_CHARACTER_SET) {
         bytes = this.charsetElement(enc);
         pos = this.r.skipElement(pos, el, enc, depth);
-      } else if (el.length === UNDEFINED && (vr === 'SQ' || vr === 'UN')) {
+      } else if (el.length === UNDEFINED_LENGTH && (vr === 'SQ' || vr === 'UN')) {
         // A sequence (or an undefined-length UN, which holds Implicit VR LE items: PS3.5 6.2.2).
         const inner = enc.explicitVr && el.vr === 'UN' ? IMPLICIT_LE : enc;
         const items = this.items(valueStart, undefined, inner, depth + 1);
@@ -113,7 +110,7 @@ class Transcoder {
       if (tag === SEQUENCE_DELIMITER && end === undefined) return { parts: out, pos: pos + 8 };
       if (tag !== ITEM) throw new RewriteError('malformed', `expected an item at offset ${pos}`);
       const itemStart = pos + 8;
-      if (length === UNDEFINED) {
+      if (length === UNDEFINED_LENGTH) {
         const inner = this.elements(itemStart, undefined, enc, depth);
         const body = withGroupLengths(inner.parts, enc).map((p) => p.bytes);
         out.push(this.r.bytes.subarray(pos, itemStart), ...body, this.r.bytes.subarray(inner.pos, inner.pos + 8));

@@ -11,6 +11,7 @@
 // (PS3.5 A.4) are descended into. A defined-length element of unknown VR in Implicit VR is
 // skipped as a whole, which is still exact for framing because its length covers its content.
 import { datasetEncoding } from './uids.ts';
+import { ALL_VRS, DOUBLE_PIXEL_DATA, FLOAT_PIXEL_DATA, ITEM, ITEM_DELIMITER, LONG_VRS, PIXEL_DATA, SEQUENCE_DELIMITER, UNDEFINED_LENGTH } from './data-elements.ts';
 
 export type WalkResult = {
   complete: boolean;
@@ -28,23 +29,10 @@ export type WalkerOptions = {
   stopAtPixelData?: boolean;
 };
 
-const UNDEFINED = 0xffffffff;
 // Deep SR content trees stay far below this; it only bounds memory against hostile input.
 const MAX_DEPTH = 256;
-// PS3.5 Table 7.1-1: VRs with a reserved field and a 32-bit length.
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 /** LONG_VRS by their two bytes (first << 8 | second): checked for every element header. */
 const LONG_VR_CODES = new Set([...LONG_VRS].map((vr) => (vr.charCodeAt(0) << 8) | vr.charCodeAt(1)));
-const ALL_VRS = new Set([
-  ...LONG_VRS,
-  ...['AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FL', 'FD', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US'],
-]);
-const ITEM = 0xfffee000;
-const ITEM_DELIMITER = 0xfffee00d;
-const SEQUENCE_DELIMITER = 0xfffee0dd;
-const PIXEL_DATA = 0x7fe00010;
-const FLOAT_PIXEL_DATA = 0x7fe00008;
-const DOUBLE_PIXEL_DATA = 0x7fe00009;
 
 /** An open sequence, item or encapsulated pixel data, with the encoding its contents use. */
 type Frame = {
@@ -258,7 +246,7 @@ export class DatasetWalker {
         return;
       }
     }
-    if (length === UNDEFINED) {
+    if (length === UNDEFINED_LENGTH) {
       let frame: Frame['kind'];
       let inner = { explicitVr, littleEndian };
       if (tag === PIXEL_DATA && vr !== 'SQ') frame = 'fragments';
@@ -303,7 +291,7 @@ export class DatasetWalker {
       return;
     }
     if (top.kind === 'fragments') {
-      if (length === UNDEFINED) {
+      if (length === UNDEFINED_LENGTH) {
         this.#fail(`pixel data fragment at offset ${start} has undefined length (PS3.5 A.4)`);
       } else if (valueStart + length > limit) {
         this.#fail(`pixel data fragment at offset ${start} (length ${length}) runs past the defined length ending at ${limit}`);
@@ -312,7 +300,7 @@ export class DatasetWalker {
       }
       return;
     }
-    if (length === UNDEFINED) {
+    if (length === UNDEFINED_LENGTH) {
       this.#open('item', tag, start, -1, limit, top);
     } else if (valueStart + length > limit) {
       this.#fail(`item at offset ${start} (length ${length}) runs past the defined length ending at ${limit}`);

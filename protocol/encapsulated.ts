@@ -8,6 +8,7 @@
 // - an empty table and as many fragments as frames: one fragment per frame;
 // - otherwise fragments that begin a codestream (JPEG SOI, J2K SOC, as the caller tells) start
 //   a frame, as A.4 requires each frame to start a new fragment.
+import { ITEM, PIXEL_DATA, SEQUENCE_DELIMITER, UNDEFINED_LENGTH } from './data-elements.ts';
 
 export class EncapsulatedError extends Error {
   constructor(message: string) {
@@ -30,10 +31,6 @@ export type EncapsulatedPixelData = {
   end: number;
 };
 
-const PIXEL_DATA = 0x7fe00010;
-const ITEM = 0xfffee000;
-const SEQUENCE_DELIMITER = 0xfffee0dd;
-const UNDEFINED = 0xffffffff;
 
 function tagAt(dv: DataView, pos: number): number {
   return ((dv.getUint16(pos, true) << 16) | dv.getUint16(pos + 2, true)) >>> 0;
@@ -45,7 +42,7 @@ export function readEncapsulatedPixelData(dataset: Uint8Array, offset: number): 
   if (offset + 12 > dataset.length) throw new EncapsulatedError(`Pixel Data header at offset ${offset} runs past the end of the dataset`);
   if (tagAt(dv, offset) !== PIXEL_DATA) throw new EncapsulatedError(`no Pixel Data element at offset ${offset}`);
   const vr = String.fromCharCode(dataset[offset + 4], dataset[offset + 5]);
-  if (dv.getUint32(offset + 8, true) !== UNDEFINED || (vr !== 'OB' && vr !== 'OW')) {
+  if (dv.getUint32(offset + 8, true) !== UNDEFINED_LENGTH || (vr !== 'OB' && vr !== 'OW')) {
     throw new EncapsulatedError(`Pixel Data at offset ${offset} is not encapsulated (VR ${vr}, defined length); PS3.5 A.4 needs OB of undefined length`);
   }
   let pos = offset + 12;
@@ -59,7 +56,7 @@ export function readEncapsulatedPixelData(dataset: Uint8Array, offset: number): 
       break;
     }
     if (tag !== ITEM) throw new EncapsulatedError(`expected a fragment item in encapsulated Pixel Data at offset ${pos}`);
-    if (length === UNDEFINED || pos + 8 + length > dataset.length) {
+    if (length === UNDEFINED_LENGTH || pos + 8 + length > dataset.length) {
       throw new EncapsulatedError(`fragment at offset ${pos} has undefined length or runs past the end of the dataset (PS3.5 A.4)`);
     }
     items.push({ start: pos, bytes: dataset.subarray(pos + 8, pos + 8 + length) });

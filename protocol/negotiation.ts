@@ -22,9 +22,11 @@ export type AcceptorPolicy = {
   transferSyntaxes: string[];
   transferSyntaxPolicy: TransferSyntaxPolicy;
   maxPduLength: number;
-  /** A Q/R listener: the requestor may take the SCP role for storage classes (C-GET sub-operations come back to it). */
-  acceptRequestorScpRole?: boolean;
-  /** SOP classes for which the requestor may take the SCP role (a Storage Commitment peer sending its N-EVENT-REPORT). */
+  /**
+   * SOP classes for which the requestor may take the SCP role: on a Q/R listener every class it
+   * accepts (C-GET sub-operations come back to it), for a Storage Commitment peer the Push Model (its
+   * N-EVENT-REPORT). Absent: none.
+   */
   requestorScpRoleFor?: string[];
 };
 
@@ -67,10 +69,10 @@ export function negotiate(rq: AssociateRq, policy: AcceptorPolicy): NegotiationR
   const proposed = rq.userInformation;
   const roleSelections: RoleSelection[] = proposed.roleSelections
     .filter((r) => policy.sopClasses.includes(r.sopClassUid))
-    // We act as SCP for what we accept; the requestor acts as SCP (receives our C-STOREs) only where
-    // a C-GET needs it, on a Q/R listener (PS3.4 C.4.3, PS3.7 D.3.3.4).
-    // A storage commitment peer the router asked reports in SCP role (PS3.4 J.3.3, policy.requestorScpRoleFor).
-    .map((r) => ({ sopClassUid: r.sopClassUid, scuRole: r.scuRole, scpRole: (policy.acceptRequestorScpRole === true || policy.requestorScpRoleFor?.includes(r.sopClassUid) === true) && r.scpRole }));
+    // We act as SCP for what we accept; the requestor acts as SCP only where the policy lets it: to
+    // receive our C-STOREs where a C-GET needs it, on a Q/R listener (PS3.4 C.4.3, PS3.7 D.3.3.4), and
+    // a storage commitment peer the router asked, to report (PS3.4 J.3.3).
+    .map((r) => ({ sopClassUid: r.sopClassUid, scuRole: r.scuRole, scpRole: policy.requestorScpRoleFor?.includes(r.sopClassUid) === true && r.scpRole }));
 
   const ac: AssociateAc = {
     type: 'A-ASSOCIATE-AC',

@@ -1,6 +1,7 @@
 // DICOM Part 10 file framing (PS3.10 7.1): 128-byte preamble, "DICM", then the File Meta
 // Information (group 0002), always Explicit VR Little Endian whatever the dataset's syntax.
 // Pure: bytes in, bytes out.
+import { LONG_VRS } from './data-elements.ts';
 
 export type Part10Meta = {
   sopClassUid: string;
@@ -54,8 +55,6 @@ export class Part10Error extends Error {
 
 const PREAMBLE_LENGTH = 128;
 const META_START = PREAMBLE_LENGTH + 4;
-// PS3.5 7.1.2: these VRs use a 2-byte reserved field and a 4-byte length in Explicit VR.
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 const UID_RE = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
 
 function checkUid(name: string, uid: string): void {

@@ -3,6 +3,7 @@
 // Specific Character Set already applied), so a match compares characters, not bytes.
 import type { QueryLevel } from './dataset-encode.ts';
 import { keywordTag } from './dataset-encode.ts';
+import { wildcardRegex } from './wildcard.ts';
 
 /** The unique key of each level; at PATIENT level Patient ID is qualified by its issuer. */
 export const UNIQUE_KEYS: Readonly<Record<QueryLevel, readonly string[]>> = {
@@ -36,18 +37,6 @@ export function matchingType(vr: string, query: string): MatchingType {
   if (RANGE_VRS.has(vr) && q.includes('-')) return 'range';
   if (!NO_WILDCARD_VRS.has(vr) && /[*?]/.test(q)) return 'wildcard';
   return 'single';
-}
-
-const wildcardCache = new Map<string, RegExp>();
-function wildcardRegex(pattern: string): RegExp {
-  let re = wildcardCache.get(pattern);
-  if (!re) {
-    const body = [...pattern].map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('');
-    re = new RegExp(`^${body}$`, 's');
-    if (wildcardCache.size > 1000) wildcardCache.clear();
-    wildcardCache.set(pattern, re);
-  }
-  return re;
 }
 
 /** Dates and times compare as text once the old separators are gone (DA YYYY.MM.DD, TM HH:MM:SS). */
@@ -90,27 +79,30 @@ export function matchValue(vr: string, query: string, value: string | undefined)
   }
 }
 
-export type MatchVerdict = { matches: boolean; /** Keys with a non-universal value the entity has no attribute for: not matched (FF01). */ unsupported: string[] };
+export type EntityMatcher = {
+  /** Does an entity (keyword → decoded text, for the attributes the source keeps) match the query's keys? */
+  matches(entity: Readonly<Record<string, string | undefined>>): boolean;
+  /** Keys with a non-universal value the source has no attribute for: not matched (FF01). */
+  unsupported: string[];
+};
 
 /**
- * An entity (keyword → decoded text, for the attributes the source keeps) against the query's keys.
- * `supported`: the keywords the source can match on; a non-universal key outside it is not matched
- * (treated as universal, and reported: PS3.4 C.4.1.1.4 FF01 "optional keys not supported").
+ * The query's keys made ready to match any number of entities: each key's VR and matching type are
+ * worked out once, not per entity. `supported`: the keywords the source can match on; a non-universal
+ * key outside it is not matched (treated as universal, and reported: PS3.4 C.4.1.1.4 FF01 "optional
+ * keys not supported").
  */
-export function matchEntity(keys: Readonly<Record<string, string>>, entity: Readonly<Record<string, string | undefined>>, supported: ReadonlySet<string>): MatchVerdict {
+export function entityMatcher(keys: Readonly<Record<string, string>>, supported: ReadonlySet<string>): EntityMatcher {
   const unsupported: string[] = [];
-  let matches = true;
+  const matched: [keyword: string, vr: string, query: string][] = [];
   for (const [keyword, query] of Object.entries(keys)) {
     if (NOT_MATCHED.has(keyword)) continue;
     const vr = vrOf(keyword);
     if (matchingType(vr, query) === 'universal') continue;
-    if (!supported.has(keyword)) {
-      unsupported.push(keyword);
-      continue;
-    }
-    if (matches && !matchValue(vr, query, entity[keyword])) matches = false;
+    if (!supported.has(keyword)) unsupported.push(keyword);
+    else matched.push([keyword, vr, query]);
   }
-  return { matches, unsupported };
+  return { matches: (entity) => matched.every(([keyword, vr, query]) => matchValue(vr, query, entity[keyword])), unsupported };
 }
 
 /** Identifier keys that are not matching keys. */

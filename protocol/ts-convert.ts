@@ -21,6 +21,7 @@
 //   is inflated/deflated around this converter (protocol/deflated.ts, actors/forward/deflate-stream.ts).
 import { data } from 'dcmjs';
 import { transferSyntax } from './uids.ts';
+import { ALL_VRS, ITEM, ITEM_DELIMITER, LONG_VRS, SEQUENCE_DELIMITER, UNDEFINED_LENGTH } from './data-elements.ts';
 
 export type Encoding = { explicitVr: boolean; littleEndian: boolean };
 
@@ -38,12 +39,6 @@ export class TransferSyntaxConvertError extends Error {
   }
 }
 
-/** PS3.5 Table 7.1-1: VRs with a reserved field and a 32-bit length in Explicit VR. */
-export const LONG_VRS: ReadonlySet<string> = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
-export const ALL_VRS: ReadonlySet<string> = new Set([
-  ...LONG_VRS,
-  ...['AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FL', 'FD', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US'],
-]);
 /** Byte-swap unit of the numeric VRs (PS3.5 7.3); AT is a pair of 16-bit numbers. */
 const SWAP_UNIT: Readonly<Record<string, number>> = {
   US: 2, SS: 2, OW: 2, AT: 2, UL: 4, SL: 4, FL: 4, OF: 4, OL: 4, FD: 8, OD: 8, SV: 8, UV: 8, OV: 8,
@@ -88,10 +83,6 @@ export function dictionaryVr(tag: number, ctx: VrContext = {}): string {
   return ALL_VRS.has(vr) ? vr : 'UN';
 }
 
-const UNDEFINED = 0xffffffff;
-const ITEM = 0xfffee000;
-const ITEM_DELIMITER = 0xfffee00d;
-const SEQUENCE_DELIMITER = 0xfffee0dd;
 const PIXEL_REPRESENTATION = 0x00280103;
 const MAX_DEPTH = 256;
 
@@ -279,7 +270,7 @@ export class TransferSyntaxConverter {
     const v = new DataView(b.buffer);
     v.setUint16(0, tag >>> 16, enc.littleEndian);
     v.setUint16(2, tag & 0xffff, enc.littleEndian);
-    v.setUint32(4, tag === ITEM ? UNDEFINED : 0, enc.littleEndian);
+    v.setUint32(4, tag === ITEM ? UNDEFINED_LENGTH : 0, enc.littleEndian);
     return b;
   }
 
@@ -314,9 +305,9 @@ export class TransferSyntaxConverter {
         this.#stack.pop();
         this.#emitSmall(this.#delimiter(SEQUENCE_DELIMITER, output));
       } else if (tag === ITEM) {
-        if (length !== UNDEFINED && start + size + length > limit) this.#fail(`item at offset ${start} runs past the defined length ending at ${limit}`, start);
+        if (length !== UNDEFINED_LENGTH && start + size + length > limit) this.#fail(`item at offset ${start} runs past the defined length ending at ${limit}`, start);
         this.#emitSmall(this.#delimiter(ITEM, output));
-        this.#open('item', tag, length === UNDEFINED ? -1 : start + size + length, input, output, start);
+        this.#open('item', tag, length === UNDEFINED_LENGTH ? -1 : start + size + length, input, output, start);
       } else {
         this.#fail(`expected an item in sequence ${tagString(top.tag)} but found ${tagString(tag)} at offset ${start}`, start);
       }
@@ -340,25 +331,25 @@ export class TransferSyntaxConverter {
       vr = dictionaryVr(tag, this.#vrContext());
       length = this.#hdrView.getUint32(4, le);
     }
-    if (length === UNDEFINED) {
+    if (length === UNDEFINED_LENGTH) {
       if (input.explicitVr && vr === 'UN') {
         // PS3.5 6.2.2: the content is an Implicit VR LE sequence whatever the transfer syntax.
         const ile = { explicitVr: false, littleEndian: true };
-        this.#emitSmall(this.#elementHeader(tag, 'UN', UNDEFINED, output));
+        this.#emitSmall(this.#elementHeader(tag, 'UN', UNDEFINED_LENGTH, output));
         this.#open('sequence', tag, -1, ile, ile, start);
         return;
       }
       if (input.explicitVr && vr !== 'SQ') {
         this.#fail(`undefined length for VR ${vr} of ${tagString(tag)} at offset ${start} (encapsulated data is not convertible)`, start);
       }
-      this.#emitSmall(this.#elementHeader(tag, 'SQ', UNDEFINED, output));
+      this.#emitSmall(this.#elementHeader(tag, 'SQ', UNDEFINED_LENGTH, output));
       this.#open('sequence', tag, -1, input, output, start);
       return;
     }
     const valueEnd = start + size + length;
     if (valueEnd > limit) this.#fail(`value of ${tagString(tag)} at offset ${start} runs past the defined length ending at ${limit}`, start);
     if (vr === 'SQ') {
-      this.#emitSmall(this.#elementHeader(tag, 'SQ', UNDEFINED, output));
+      this.#emitSmall(this.#elementHeader(tag, 'SQ', UNDEFINED_LENGTH, output));
       this.#open('sequence', tag, valueEnd, input, output, start);
       return;
     }

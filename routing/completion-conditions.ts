@@ -1,7 +1,7 @@
 // Study- and series-level facts of a completion group (what arrived so far) and what rules ask of
 // them: which required series are still missing, and whether the `whenComplete` conditions hold.
 // Pure: used by the completion machine (machines/), the tracker (actors/) and `rules explain`.
-import { wildcardRegex } from './conditions.ts';
+import { wildcardRegex } from '../protocol/wildcard.ts';
 import type { CompletionCondition, CompletionTrigger, RequiredSeries } from './rule.types.ts';
 
 export type SeriesFact = { modality?: string; description?: string; instances: number };

@@ -3,6 +3,7 @@
 import { BlockList, isIP } from 'node:net';
 import { attributeLabel, find, asNumber, valuesText } from './attributes.ts';
 import { inRange } from './ranges.ts';
+import { wildcardRegex } from '../protocol/wildcard.ts';
 import type { Association, Condition, ConditionTrace, RoutingInput, Scalar, TextMatcher, ValueMatcher } from './rule.types.ts';
 
 // Rules are plain data; compiled patterns are cached by their source (a rule set has few).
@@ -14,18 +15,6 @@ export function compileRegex(pattern: string): RegExp {
   if (!re) {
     re = new RegExp(pattern);
     regexCache.set(pattern, re);
-  }
-  return re;
-}
-
-/** DICOM wildcards (PS3.4 C.2.2.2.4): '*' any run of characters (also none), '?' exactly one; the whole value must match. */
-export function wildcardRegex(pattern: string): RegExp {
-  const key = `\0wildcard\0${pattern}`;
-  let re = regexCache.get(key);
-  if (!re) {
-    const body = [...pattern].map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[\\^$.|+()[\]{}]/g, '\\$&'))).join('');
-    re = new RegExp(`^${body}$`, 's');
-    regexCache.set(key, re);
   }
   return re;
 }

@@ -181,8 +181,8 @@ export class ClusterNode {
       // Claimable work this node may have missed (a lease that expired, a NOTIFY lost while disconnected).
       const { rows } = await this.pool.query<{ peer: string }>(
         `SELECT DISTINCT peer FROM queue_items WHERE state = 'pending' AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
-           AND ($1::text IS NULL OR node = $2) AND peer = ANY($3::text[])`,
-        [this.config.storage === 'local' ? 'local' : null, me, this.#peers],
+           AND ($1::text IS NULL OR node = $1) AND peer = ANY($2::text[])`,
+        [this.config.storage === 'local' ? me : null, this.#peers],
       );
       this.reachable(true);
       if (rows.length > 0) this.#wake(rows.map((r) => r.peer));

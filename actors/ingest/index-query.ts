@@ -2,7 +2,7 @@
 // holds, grouped at PATIENT, STUDY, SERIES or IMAGE level, with the attributes the index keeps. Read
 // only; the spool is not changed. `entitiesAt` is pure (records in, entities out); `queryIndex` reads.
 import type { QueryLevel } from '../../protocol/dataset-encode.ts';
-import { matchEntity, matchingType } from '../../protocol/qr-matching.ts';
+import { entityMatcher, matchingType, UNIQUE_KEYS } from '../../protocol/qr-matching.ts';
 import type { InstanceRecord, Spool } from './spool.ts';
 
 /** An entity: keyword → decoded text, for the attributes the index keeps at its level. */
@@ -70,11 +70,9 @@ export type IndexMatches = { entities: IndexEntity[]; /** Non-universal keys the
 
 /** The entities at `level` whose attributes match `keys` (decoded text; '' universal). */
 export function matchIndex(level: QueryLevel, records: Iterable<InstanceRecord>, keys: Readonly<Record<string, string>>): IndexMatches {
-  const supported = INDEX_KEYS[level];
   // What cannot be matched depends on the keys alone, not on which rows were read.
-  const { unsupported } = matchEntity(keys, {}, supported);
-  const entities = entitiesAt(level, records).filter((e) => matchEntity(keys, e, supported).matches);
-  return { entities, unsupported };
+  const { matches, unsupported } = entityMatcher(keys, INDEX_KEYS[level]);
+  return { entities: entitiesAt(level, records).filter((e) => matches(e)), unsupported };
 }
 
 /**
@@ -108,7 +106,7 @@ export function queryIndex(spool: Spool, level: QueryLevel, keys: Readonly<Recor
 
 /** The records a C-MOVE identifier names (the keys of its level and those above), from the index. */
 export function recordsFor(spool: Spool, level: QueryLevel, keys: Readonly<Record<string, string>>): InstanceRecord[] {
-  const own = { PATIENT: 'PatientID', STUDY: 'StudyInstanceUID', SERIES: 'SeriesInstanceUID', IMAGE: 'SOPInstanceUID' }[level];
+  const own = UNIQUE_KEYS[level][0];
   // Without its level's unique key an identifier names nothing (never "everything").
   if (!keys[own] || keys[own].trim() === '' || /[*?]/.test(keys[own])) return [];
   const moveKeys = pickMoveKeys(level, keys);

@@ -12,6 +12,7 @@ import { formatStatus, Status, statusCategory, errorCommentOf } from '../../prot
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from '../../protocol/uids.ts';
 import { part10FileInMemory, readPart10File } from '../ingest/part10-file.ts';
 import type { InstanceRecord, Spool } from '../ingest/spool.ts';
+import { peerConnection } from '../net/peer-connection.ts';
 import { ScuAssociation } from '../net/scu.ts';
 import type { SubOperations } from '../../machines/dimse/dimse.events.ts';
 import type { QrFinal } from '../../machines/dimse/qr-scp.events.ts';
@@ -81,10 +82,10 @@ export class DestinationSender implements SubOperationSender {
     const association = owner?.open(d.name);
     try {
       this.#scu = await ScuAssociation.open({
-        host: d.host, port: d.port, callingAeTitle: this.#callingAeTitle, calledAeTitle: d.aeTitle,
-        contexts: [...this.#pairs.values()], maxPduLength: d.maxPduLength,
-        connectTimeoutMs: d.timeouts.connectSeconds * 1000, dimseTimeoutMs: d.timeouts.dimseSeconds * 1000,
-        ...(d.tls ? { tls: d.tls } : {}),
+        ...peerConnection(d),
+        // The sub-operations come from the AE title the requester called, not the peer's configured one.
+        callingAeTitle: this.#callingAeTitle,
+        contexts: [...this.#pairs.values()],
         ...(association ? { association } : {}),
         logger: this.#log,
       });

@@ -5,35 +5,17 @@
 // requester's association.
 import type { SubOperations } from '../../machines/dimse/dimse.events.ts';
 import type { QrFinal, Running } from '../../machines/dimse/qr-scp.events.ts';
-import { Status } from '../../protocol/status.ts';
-import { recordsFor } from '../ingest/index-query.ts';
 import type { SubOperationSender } from './qr-destination.ts';
-import { sendFromSpool, spoolOrRetrieveThrough } from './qr-scp-move.ts';
-import type { Control } from './qr-scp-relay.ts';
+import { fromSpoolAlone, heldAndUpstream, runRetrieval, spoolOrRetrieveThrough } from './qr-scp-move.ts';
 import { startRetrieveThroughJob } from './qr-scp-through.ts';
-import { isFinal, parseIdentifier, sourcesOf } from './qr-scp.ts';
 import type { QrContext, QrRequest } from './qr-scp.ts';
 
 export function runGet(ctx: QrContext, req: QrRequest, sender: SubOperationSender, progress: (s: SubOperations) => void): Running<QrFinal> {
-  const control: Control = { cancelled: false, cancelUpstream: undefined };
-  const done = (async (): Promise<QrFinal> => {
-    const parsed = parseIdentifier(req);
-    if (isFinal(parsed)) return parsed;
-    const { local, upstream } = sourcesOf(ctx);
-    const held = local ? recordsFor(ctx.spool, parsed.level, parsed.keys) : [];
-    if (upstream.length === 0) {
-      if (held.length > 0) return sendFromSpool(req, sender, held, progress, control);
-      return { status: Status.SUCCESS, suboperations: { completed: 0, failed: 0, warning: 0 } };
-    }
+  return runRetrieval(req, async (parsed, control) => {
+    const { held, upstream } = heldAndUpstream(ctx, parsed);
+    if (upstream.length === 0) return fromSpoolAlone(req, sender, held, progress, control);
     // Asking the archives, the C-GET is a job in the actor tree from the start, its associations its children.
     const job = startRetrieveThroughJob(ctx, req, parsed.level, parsed.keys, sender, upstream);
     return spoolOrRetrieveThrough(ctx, req, parsed, sender, held, upstream, progress, control, job, 'C-GET');
-  })();
-  return {
-    done,
-    cancel: () => {
-      control.cancelled = true;
-      control.cancelUpstream?.();
-    },
-  };
+  });
 }

@@ -8,6 +8,7 @@ import type { PeerConfig } from '../../config/config.ts';
 import type { SubOperations } from '../../machines/dimse/dimse.events.ts';
 import type { QrFinal, Running } from '../../machines/dimse/qr-scp.events.ts';
 import type { QueryLevel } from '../../protocol/dataset-encode.ts';
+import { UNIQUE_KEYS } from '../../protocol/qr-matching.ts';
 import { Status, errorCommentOf } from '../../protocol/status.ts';
 import { recordsFor } from '../ingest/index-query.ts';
 import type { InstanceRecord } from '../ingest/spool.ts';
@@ -29,29 +30,20 @@ const COUNT_KEY: Record<QueryLevel, string | undefined> = {
   SERIES: 'NumberOfSeriesRelatedInstances',
   IMAGE: undefined,
 };
-const OWN_KEY: Record<QueryLevel, string> = { PATIENT: 'PatientID', STUDY: 'StudyInstanceUID', SERIES: 'SeriesInstanceUID', IMAGE: 'SOPInstanceUID' };
 
 /** Start a C-MOVE to `destinationAe`; `progress` gets the counts as they change. */
 export function runMove(ctx: QrContext, req: QrRequest, destinationAe: string, progress: (s: SubOperations) => void): Running<QrFinal> {
-  const control = { cancelled: false, cancelUpstream: undefined as (() => void) | undefined };
-  const done = (async (): Promise<QrFinal> => {
-    const parsed = parseIdentifier(req);
-    if (isFinal(parsed)) return parsed;
+  return runRetrieval(req, async (parsed, control) => {
     const destination = [...ctx.peers.values()].find((p) => p.aeTitle === destinationAe.trim());
     if (!destination) {
       req.log.warn({ moveDestination: destinationAe }, 'C-MOVE refused: the destination is not a configured peer');
       return { status: Status.MOVE_DESTINATION_UNKNOWN, errorComment: errorCommentOf(`move destination '${destinationAe.trim()}' is not a configured peer`) };
     }
-    const { local, upstream } = sourcesOf(ctx);
-    const held = local ? recordsFor(ctx.spool, parsed.level, parsed.keys) : [];
+    const { held, upstream } = heldAndUpstream(ctx, parsed);
     const log = req.log.child({ moveDestination: destination.aeTitle, level: parsed.level });
     const through = ctx.config.move === 'retrieve-through';
     const sender = new DestinationSender(ctx.spool, destination, req.calledAeTitle, through ? log.child({ mode: 'retrieve-through' }) : log, (peer) => ctx.slots.turn(peer));
-    if (upstream.length === 0) {
-      if (held.length > 0) return sendFromSpool(req, sender, held, progress, control);
-      log.info('C-MOVE: nothing held and no upstream archive: no sub-operations');
-      return { status: Status.SUCCESS, suboperations: { completed: 0, failed: 0, warning: 0 } };
-    }
+    if (upstream.length === 0) return fromSpoolAlone(req, sender, held, progress, control, log);
     // Asking the archives, the C-MOVE is a job in the actor tree from the start: every association it
     // opens (the count asked of an archive, the relayed or retrieve-through move, the destination's) is its child.
     const job = through ? startRetrieveThroughJob(ctx, req, parsed.level, parsed.keys, sender, upstream)
@@ -73,6 +65,18 @@ export function runMove(ctx: QrContext, req: QrRequest, destinationAe: string, p
     } finally {
       job.end(final?.status ?? Status.UNABLE_TO_PROCESS);
     }
+  });
+}
+
+/**
+ * A C-MOVE or C-GET as its transaction machine runs it: the identifier is read first (a refusal is the
+ * final status), then `retrieve` runs; cancel sets its flag and cancels the upstream C-MOVE under way.
+ */
+export function runRetrieval(req: QrRequest, retrieve: (parsed: ParsedIdentifier, control: Control) => Promise<QrFinal>): Running<QrFinal> {
+  const control: Control = { cancelled: false, cancelUpstream: undefined };
+  const done = (async (): Promise<QrFinal> => {
+    const parsed = parseIdentifier(req);
+    return isFinal(parsed) ? parsed : retrieve(parsed, control);
   })();
   return {
     done,
@@ -81,6 +85,19 @@ export function runMove(ctx: QrContext, req: QrRequest, destinationAe: string, p
       control.cancelUpstream?.();
     },
   };
+}
+
+/** The upstream archives, and what the spool holds of the identifier (nothing when the spool is not a source). */
+export function heldAndUpstream(ctx: QrContext, parsed: ParsedIdentifier): { held: InstanceRecord[]; upstream: PeerConfig[] } {
+  const { local, upstream } = sourcesOf(ctx);
+  return { held: local ? recordsFor(ctx.spool, parsed.level, parsed.keys) : [], upstream };
+}
+
+/** No upstream archive to ask: what the spool holds is all there is (nothing: Success with no sub-operations). */
+export async function fromSpoolAlone(req: QrRequest, sender: SubOperationSender, held: InstanceRecord[], progress: (s: SubOperations) => void, control: Control, log = req.log): Promise<QrFinal> {
+  if (held.length > 0) return sendFromSpool(req, sender, held, progress, control);
+  log.info('retrieve: nothing held and no upstream archive: no sub-operations');
+  return { status: Status.SUCCESS, suboperations: { completed: 0, failed: 0, warning: 0 } };
 }
 
 /**
@@ -115,11 +132,12 @@ export async function spoolOrRetrieveThrough(
 export async function heldInFull(ctx: QrContext, req: QrRequest, level: QueryLevel, keys: Record<string, string>, held: number, upstream: PeerConfig[], owner?: AssociationOwner): Promise<boolean> {
   if (level === 'IMAGE') return held >= keys.SOPInstanceUID.split('\\').filter((u) => u.trim() !== '').length;
   const countKey = COUNT_KEY[level]!;
+  const ownKey = UNIQUE_KEYS[level][0];
   const uniqueKeys: Record<string, string> = {};
   for (const k of ['PatientID', 'IssuerOfPatientID', 'StudyInstanceUID', 'SeriesInstanceUID']) if (keys[k]) uniqueKeys[k] = keys[k];
   for (const peer of upstream) {
     try {
-      const r = await ctx.slots.with(peer.name, () => withQrAssociation(peer, req.model, req.log, (scu) => cFind(scu, level, { ...uniqueKeys, [OWN_KEY[level]]: keys[OWN_KEY[level]], [countKey]: '' }, req.model).done, 'find', undefined, owner));
+      const r = await ctx.slots.with(peer.name, () => withQrAssociation(peer, req.model, req.log, (scu) => cFind(scu, level, { ...uniqueKeys, [ownKey]: keys[ownKey], [countKey]: '' }, req.model).done, 'find', undefined, owner));
       if (r.result !== 'success') continue;
       if (r.matches.length === 0) return true;
       const counts = r.matches.map((m) => Number(Array.isArray(m[countKey]) ? m[countKey][0] : m[countKey]));

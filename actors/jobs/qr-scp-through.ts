@@ -8,7 +8,7 @@ import type { PeerConfig } from '../../config/config.ts';
 import type { SubOperations } from '../../machines/dimse/dimse.events.ts';
 import type { QrFinal } from '../../machines/dimse/qr-scp.events.ts';
 import type { QueryLevel } from '../../protocol/dataset-encode.ts';
-import { matchValue } from '../../protocol/qr-matching.ts';
+import { matchValue, UNIQUE_KEYS } from '../../protocol/qr-matching.ts';
 import { Status, statusCategory } from '../../protocol/status.ts';
 import { retrieveThroughMachine } from '../../machines/retrieve-through.machine.ts';
 import type { RetrieveThroughInput } from '../../machines/retrieve-through.machine.ts';
@@ -113,9 +113,8 @@ export async function retrieveThrough(ctx: QrContext, req: QrRequest, level: Que
 
 /** The retrieve-through as a job in the actor tree while it runs, its associations its children (absent a host: nothing to show). */
 export function startRetrieveThroughJob(ctx: QrContext, req: QrRequest, level: QueryLevel, keys: Record<string, string>, sender: SubOperationSender, upstream: PeerConfig[]): QrJob {
-  const uidKey = { PATIENT: 'PatientID', STUDY: 'StudyInstanceUID', SERIES: 'SeriesInstanceUID', IMAGE: 'SOPInstanceUID' }[level];
   const input: RetrieveThroughInput = {
-    level, uid: keys[uidKey] ?? '', to: sender.name, sources: upstream.map((p) => p.name),
+    level, uid: keys[UNIQUE_KEYS[level][0]] ?? '', to: sender.name, sources: upstream.map((p) => p.name),
     requester: req.callingAeTitle, service: sender.ownedBy ? 'C-MOVE' : 'C-GET',
   };
   const job = startQrJob(ctx, 'retrieve-through', retrieveThroughMachine, input);

@@ -14,6 +14,7 @@ import { negotiate, Reject, withCommitmentReports } from '../../protocol/negotia
 import { Status } from '../../protocol/status.ts';
 import { Association } from './association.ts';
 import type { AssociationMachineRef, DatasetSink } from './association.ts';
+import { collectingSink } from './collecting-sink.ts';
 import { transactionId } from '../../machines/association.machine.ts';
 import type { Spool } from '../ingest/spool.ts';
 import { StoreSink } from '../ingest/store-sink.ts';
@@ -240,28 +241,31 @@ export class Acceptor {
     if (!qr || !kind || !expectsDataset) return undefined;
     const field = { find: CommandField.C_FIND_RQ, move: CommandField.C_MOVE_RQ, get: CommandField.C_GET_RQ }[kind.service];
     if (command.CommandField !== field) return undefined;
-    return (input, transferSyntax) => collectingSink((identifier) => {
+    return (input, transferSyntax) => {
       const a = this.association;
       const log = a.log.child({ messageId: input.messageId, service: `C-${kind.service.toUpperCase()}`, model: kind.model });
-      if (!identifier) {
+      return collectingSink((identifier) => {
+        const req = { model: kind.model, transferSyntax, identifier, calledAeTitle: this.ctx.calledAeTitle, callingAeTitle: this.ctx.callingAeTitle, log };
+        if (kind.service === 'find') {
+          a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cFindScp', input: { ...input, find: (emit) => runFind(qr, req, emit) } });
+        } else if (kind.service === 'move') {
+          const destination = command.MoveDestination ?? '';
+          a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cMoveScp', input: { ...input, retrieve: (progress) => runMove(qr, req, destination, progress) } });
+        } else {
+          const back = new RequesterSender(qr.spool, { associationId: a.id, machine: a.machine, contexts: a.contexts, scpRoleClasses: this.requestorScpRoles, dimseTimeoutMs: this.listener.dimseTimeoutMs }, log);
+          a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cGetScp', input: { ...input, retrieve: (progress) => runGet(qr, req, back, progress) } });
+        }
+      }, {
+        maxBytes: MAX_IDENTIFIER_BYTES,
         // Larger than any real identifier: drained, not held, and answered C000 (property 3).
-        log.warn({ limit: MAX_IDENTIFIER_BYTES }, 'Q/R identifier too large: refused');
-        const refused = () => ({ done: Promise.resolve({ status: Status.UNABLE_TO_PROCESS, errorComment: `identifier larger than ${MAX_IDENTIFIER_BYTES} bytes` }), cancel: () => {} });
-        const service = kind.service === 'find' ? 'cFindScp' : kind.service === 'move' ? 'cMoveScp' : 'cGetScp';
-        a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service, input: { ...input, find: refused, retrieve: refused } });
-        return;
-      }
-      const req = { model: kind.model, transferSyntax, identifier, calledAeTitle: this.ctx.calledAeTitle, callingAeTitle: this.ctx.callingAeTitle, log };
-      if (kind.service === 'find') {
-        a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cFindScp', input: { ...input, find: (emit) => runFind(qr, req, emit) } });
-      } else if (kind.service === 'move') {
-        const destination = command.MoveDestination ?? '';
-        a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cMoveScp', input: { ...input, retrieve: (progress) => runMove(qr, req, destination, progress) } });
-      } else {
-        const back = new RequesterSender(qr.spool, { associationId: a.id, machine: a.machine, contexts: a.contexts, scpRoleClasses: this.requestorScpRoles, dimseTimeoutMs: this.listener.dimseTimeoutMs }, log);
-        a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service: 'cGetScp', input: { ...input, retrieve: (progress) => runGet(qr, req, back, progress) } });
-      }
-    });
+        exceeded: () => {
+          log.warn({ limit: MAX_IDENTIFIER_BYTES }, 'Q/R identifier too large: refused');
+          const refused = () => ({ done: Promise.resolve({ status: Status.UNABLE_TO_PROCESS, errorComment: `identifier larger than ${MAX_IDENTIFIER_BYTES} bytes` }), cancel: () => {} });
+          const service = kind.service === 'find' ? 'cFindScp' : kind.service === 'move' ? 'cMoveScp' : 'cGetScp';
+          a.machine.send({ type: 'DIMSE_REQUEST_RECEIVED', service, input: { ...input, find: refused, retrieve: refused } });
+        },
+      });
+    };
   }
 
   /** The dataset has fully arrived (or failed): tell its C-STORE machine. */
@@ -380,22 +384,6 @@ function textOf(v: unknown): string | undefined {
 
 /** A Q/R identifier is a few hundred bytes; one past this is refused, not held. */
 const MAX_IDENTIFIER_BYTES = 1 << 20;
-
-/** Gathers a Q/R identifier and hands it over whole (undefined: it was larger than the limit, and dropped). */
-function collectingSink(done: (identifier: Uint8Array | undefined) => void): DatasetSink {
-  let chunks: Uint8Array[] | undefined = [];
-  let size = 0;
-  return {
-    write: (data) => {
-      size += data.length;
-      if (size > MAX_IDENTIFIER_BYTES) chunks = undefined;
-      else chunks?.push(Uint8Array.from(data));
-      return true;
-    },
-    drained: () => Promise.resolve(),
-    end: () => done(chunks ? Buffer.concat(chunks) : undefined),
-  };
-}
 
 /** Swallows a dataset nobody will store, then reports its end. */
 function drainSink(onEnd?: () => void): DatasetSink {

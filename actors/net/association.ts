@@ -22,6 +22,7 @@ import { PduFramer } from '../../protocol/pdu-framer.ts';
 import type { Pdu, Pdv } from '../../protocol/pdu.types.ts';
 import { AbortReason } from '../../protocol/pdu.types.ts';
 import { datasetBytes, pdvPayloads } from '../forward/dataset-stream.ts';
+import { collectingSink } from './collecting-sink.ts';
 
 export type AssociationMachineRef = ActorRefFrom<typeof associationMachine>;
 
@@ -311,16 +312,6 @@ export class Association {
     this.handlers.onClosed(this.closeReason);
     this.resolveClosed();
   }
-}
-
-/** Gathers a response's dataset in memory and hands it over whole. */
-function collectingSink(done: (dataset: Uint8Array) => void): DatasetSink {
-  const chunks: Uint8Array[] = [];
-  return {
-    write: (data) => (chunks.push(Uint8Array.from(data)), true),
-    drained: () => Promise.resolve(),
-    end: () => done(Buffer.concat(chunks)),
-  };
 }
 
 /** The DUL event (PS3.8 Evt3/4/6/10/12/13/16) for a received, decoded PDU. */

@@ -22,10 +22,9 @@ export async function startNode(name: string, o: { pg: PostgresServer; shared: s
     peers: o.peers,
     rulesDir: o.rulesDir,
     ...(o.port !== undefined ? { port: o.port } : {}),
-    extra: {
-      cluster: { nodeName: name, postgres: { url: o.pg.url }, storage: o.storage ?? 'shared', leaseSeconds: o.leaseSeconds ?? 3 },
-      inspect: { enabled: true, bind: '127.0.0.1', port: inspectPort },
-    },
+    // On a port chosen here: the tests read /api/cluster from it.
+    inspect: { bind: '127.0.0.1', port: inspectPort },
+    extra: { cluster: { nodeName: name, postgres: { url: o.pg.url }, storage: o.storage ?? 'shared', leaseSeconds: o.leaseSeconds ?? 3 } },
   });
   return { ...router, name, inspectPort };
 }

@@ -3,8 +3,8 @@
 import test from 'ava';
 import { acceptorPolicy } from '../../actors/router.ts';
 import type { ListenerConfig } from '../../config/config.ts';
-import { negotiate, selectTransferSyntax } from '../../protocol/negotiation.ts';
-import { PATIENT_ROOT_MOVE, STUDY_ROOT_FIND, STUDY_ROOT_GET } from '../../protocol/uids.ts';
+import { negotiate, selectTransferSyntax, withCommitmentReports } from '../../protocol/negotiation.ts';
+import { PATIENT_ROOT_MOVE, STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, STUDY_ROOT_FIND, STUDY_ROOT_GET } from '../../protocol/uids.ts';
 
 const ILE = '1.2.840.10008.1.2';
 const ELE = '1.2.840.10008.1.2.1';
@@ -43,4 +43,19 @@ test('the requestor may take the SCP role for storage classes only on a Q/R list
   };
   t.deepEqual(roles(true), [{ sopClassUid: CT, scuRole: false, scpRole: true }]);
   t.deepEqual(roles(false), [{ sopClassUid: CT, scuRole: false, scpRole: false }]);
+});
+
+test('a Storage Commitment peer reports in SCP role on any listener; on a Q/R listener the storage classes keep theirs', (t) => {
+  const roleSelections = [{ sopClassUid: CT, scuRole: false, scpRole: true }, { sopClassUid: STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, scuRole: false, scpRole: true }];
+  const rq = {
+    type: 'A-ASSOCIATE-RQ' as const, protocolVersion: 1, calledAeTitle: 'R', callingAeTitle: 'ARCHIVE', applicationContext: '1.2.840.10008.3.1.1.1',
+    presentationContexts: [{ id: 1, abstractSyntax: STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, transferSyntaxes: [ELE] }, { id: 3, abstractSyntax: CT, transferSyntaxes: [ELE] }],
+    userInformation: { maxPduLength: 16384, implementationClassUid: '1.2.3', roleSelections, sopClassExtended: [], sopClassCommonExtended: [] },
+  };
+  const scpRoles = (qr: boolean) => {
+    const r = negotiate(rq, withCommitmentReports(acceptorPolicy(listener(qr))));
+    return r.accepted ? r.ac.userInformation.roleSelections.map((s) => s.scpRole) : undefined;
+  };
+  t.deepEqual(scpRoles(true), [true, true]);
+  t.deepEqual(scpRoles(false), [false, true]);
 });

@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { matchEntity, matchingType, matchValue, MatchMerger, queryLevelOf, textOf, uniqueKeyOf } from '../../protocol/qr-matching.ts';
+import { entityMatcher, matchingType, matchValue, MatchMerger, queryLevelOf, textOf, uniqueKeyOf } from '../../protocol/qr-matching.ts';
 
 test('matching types of PS3.4 C.2.2.2 by VR and value', (t) => {
   t.is(matchingType('PN', ''), 'universal');
@@ -49,9 +49,26 @@ test('UID lists and multi-valued attributes match when any value does', (t) => {
 test('an entity matches when every supported key does; unsupported non-universal keys are reported, not matched', (t) => {
   const supported = new Set(['PatientID', 'StudyDate']);
   const entity = { PatientID: 'P1', StudyDate: '20230101' };
-  t.deepEqual(matchEntity({ PatientID: 'P1', StudyDate: '2023-', PatientBirthDate: '' }, entity, supported), { matches: true, unsupported: [] });
-  t.deepEqual(matchEntity({ PatientID: 'P2' }, entity, supported), { matches: false, unsupported: [] });
-  t.deepEqual(matchEntity({ PatientID: 'P1', PatientSex: 'F', QueryRetrieveLevel: 'STUDY' }, entity, supported), { matches: true, unsupported: ['PatientSex'] });
+  const verdict = (keys: Record<string, string>) => {
+    const m = entityMatcher(keys, supported);
+    return { matches: m.matches(entity), unsupported: m.unsupported };
+  };
+  t.deepEqual(verdict({ PatientID: 'P1', StudyDate: '2023-', PatientBirthDate: '' }), { matches: true, unsupported: [] });
+  t.deepEqual(verdict({ PatientID: 'P2' }), { matches: false, unsupported: [] });
+  t.deepEqual(verdict({ PatientID: 'P1', PatientSex: 'F', QueryRetrieveLevel: 'STUDY' }), { matches: true, unsupported: ['PatientSex'] });
+});
+
+test('one matcher answers for many entities, each on its own values', (t) => {
+  const m = entityMatcher({ PatientName: 'DOE^*', StudyDate: '20230101-20231231', Modality: '' }, new Set(['PatientName', 'StudyDate', 'Modality']));
+  const entities = [
+    { PatientName: 'DOE^JOHN', StudyDate: '20230615' },
+    { PatientName: 'DOE^JANE', StudyDate: '20240101' },
+    { PatientName: 'ROE^JOHN', StudyDate: '20230615' },
+    { PatientName: 'DOE^JIM', StudyDate: '20231231', Modality: 'CT' },
+    { StudyDate: '20230615' },
+  ];
+  t.deepEqual(entities.map((e) => m.matches(e)), [true, false, false, true, false]);
+  t.deepEqual(m.unsupported, []);
 });
 
 test('universal matching matches every value (property)', (t) => {

@@ -11,6 +11,7 @@ import { candidates, matchIndex, queryIndex, recordsFor } from '../../../actors/
 import { Spool } from '../../../actors/ingest/spool.ts';
 import type { CommitInput } from '../../../actors/ingest/spool.ts';
 import type { QueryLevel } from '../../../protocol/dataset-encode.ts';
+import { UNIQUE_KEYS } from '../../../protocol/qr-matching.ts';
 
 function tempDir(t: ExecutionContext): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'index-query-'));
@@ -76,7 +77,7 @@ test('property: the indexed answer equals the answer of reading every row, at ev
           if (JSON.stringify(sorted(indexed.entities)) !== JSON.stringify(sorted(scanned.entities))) return false;
           if (JSON.stringify(indexed.unsupported) !== JSON.stringify(scanned.unsupported)) return false;
           // What a C-MOVE of the same keys would send.
-          const own = { PATIENT: 'PatientID', STUDY: 'StudyInstanceUID', SERIES: 'SeriesInstanceUID', IMAGE: 'SOPInstanceUID' }[lvl];
+          const own = UNIQUE_KEYS[lvl][0];
           if (keys[own]) {
             const moved = recordsFor(spool, lvl, keys).map((r) => r.sopInstanceUid).sort();
             const byScan = matchIndex('IMAGE', all, lvl === 'PATIENT' ? { PatientID: keys.PatientID } : keys).entities.map((e) => e.SOPInstanceUID!).sort();

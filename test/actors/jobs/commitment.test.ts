@@ -14,6 +14,7 @@ import type { AssociateRq } from '../../../protocol/pdu.types.ts';
 import type { ExecutionContext } from 'ava';
 import { ScuAssociation } from '../../../actors/net/scu.ts';
 import type { DatasetSink } from '../../../actors/net/association.ts';
+import { collectingSink } from '../../../actors/net/collecting-sink.ts';
 import { CommandField, DATASET_PRESENT, NO_DATASET, responseFor } from '../../../protocol/dimse.ts';
 import type { Command } from '../../../protocol/dimse.ts';
 import { Status } from '../../../protocol/status.ts';
@@ -38,17 +39,10 @@ type Requester = { scu: ScuAssociation; reports: { eventType: number; result: Co
 async function requester(port: number, callingAeTitle = 'REQ', answer: () => number = () => Status.SUCCESS): Promise<Requester> {
   const reports: Requester['reports'] = [];
   let scu: ScuAssociation | undefined;
-  const onRequest = (contextId: number, command: Command): DatasetSink | undefined => {
-    const chunks: Uint8Array[] = [];
-    return {
-      write: (d) => (chunks.push(Uint8Array.from(d)), true),
-      drained: () => Promise.resolve(),
-      end: () => {
-        reports.push({ eventType: command.EventTypeID!, result: decodeCommitmentResult(Buffer.concat(chunks), EXPLICIT_VR_LITTLE_ENDIAN) });
-        void scu!.association.sendDimse(contextId, responseFor(command, answer()));
-      },
-    };
-  };
+  const onRequest = (contextId: number, command: Command): DatasetSink | undefined => collectingSink((eventInformation) => {
+    reports.push({ eventType: command.EventTypeID!, result: decodeCommitmentResult(eventInformation, EXPLICIT_VR_LITTLE_ENDIAN) });
+    void scu!.association.sendDimse(contextId, responseFor(command, answer()));
+  });
   scu = await ScuAssociation.open({
     host: '127.0.0.1', port, callingAeTitle, calledAeTitle: 'DICOM_ROUTER', logger: silent, onRequest,
     contexts: [{ abstractSyntax: STORAGE_COMMITMENT_PUSH_MODEL_SOP_CLASS, transferSyntaxes: [EXPLICIT_VR_LITTLE_ENDIAN] }],
@@ -124,6 +118,17 @@ test('malformed N-ACTIONs get the standard failure status with an Error Comment,
     t.regex(rsp.errorComment ?? '', comment);
   }
   t.deepEqual(router.commitment.store.list(), []);
+  await req.scu.release();
+});
+
+test('an Action Information past 8 MiB is drained, not held, and refused with 0213', async (t) => {
+  const router = await routerForRequester(t);
+  const req = await requester(router.port);
+  const rsp = await req.nAction(new Uint8Array((8 << 20) + 1));
+  t.is(rsp.status, Status.RESOURCE_LIMITATION);
+  t.is(rsp.errorComment, `Action Information over ${8 << 20} bytes`);
+  t.deepEqual(router.commitment.store.list(), []);
+  t.is((await req.nAction(request('1.2.826.0.1.4', ['1.2.3.4']))).status, Status.SUCCESS, 'the association goes on');
   await req.scu.release();
 });
 
