@@ -30,6 +30,7 @@ import type { DecodedImage, PixelModule } from '../../protocol/pixel-module.ts';
 import { RleError, decodeRleFrame } from '../../protocol/rle.ts';
 import { TransferSyntaxConverter } from '../../protocol/ts-convert.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from '../../protocol/uids.ts';
+import { PIXEL_DATA } from '../../protocol/data-elements.ts';
 import { CodecError, decodeJ2k, decodeJpeg8, decodeJpegLossless, decodeJpegLs } from './codecs.ts';
 import type { DecodedFrame } from './codecs.ts';
 
@@ -72,7 +73,6 @@ export function canDecompress(tsUid: string): boolean {
   return FAMILY[tsUid] !== undefined;
 }
 
-const PIXEL_DATA = 0x7fe00010;
 const PIXEL_GROUP_LENGTH = 0x7fe00000;
 const YBR_J2K = new Set(['YBR_ICT', 'YBR_RCT']);
 
