@@ -122,13 +122,13 @@ test('the hard limit fires with a warning; later instances go on their own (afte
   const scp = await scriptedScp();
   t.teardown(scp.close);
   const { logger, lines } = capture();
-  const r = await routerWith([{ name: 'PACS', aeTitle: 'PACS', host: '127.0.0.1', port: scp.port }], studyRule('{ per: series, quietSeconds: 3, maxWaitSeconds: 5 }'), { logger });
+  const r = await routerWith([{ name: 'PACS', aeTitle: 'PACS', host: '127.0.0.1', port: scp.port }], studyRule('{ per: series, quietSeconds: 8, maxWaitSeconds: 10 }'), { logger });
   t.teardown(() => r.stop(0));
   const studyInstanceUid = newUid();
   const seriesInstanceUid = newUid();
   const group = `completion:study:${studyInstanceUid}:${seriesInstanceUid}`;
-  // Sending every ~0.2 s keeps the quiet time (3 s, far above one send even on a loaded machine) from
-  // passing: only the hard limit (5 s) can end the wait.
+  // Sending every ~0.2 s keeps the quiet time (8 s, far above one send even on a loaded machine) from
+  // passing: only the hard limit (10 s) can end the wait.
   let sent = 0;
   while (!r.completion.get(group)?.fired) {
     await send(r.port, r.dir, [{ studyInstanceUid, seriesInstanceUid }]);
