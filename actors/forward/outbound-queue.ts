@@ -148,10 +148,9 @@ export class OutboundQueue {
     }
     const datasetSha256 = item.datasetSha256 ?? this.#storedSha256(item);
     const fingerprint = datasetSha256 === undefined ? undefined : fingerprintOf(datasetSha256, item.modifications);
-    const seq = (this.#seq.get('next') ?? 0) + 1;
+    const seq = this.#nextSeq();
     const at = now.toISOString();
     const skip = this.#duplicate(item, fingerprint);
-    this.#seq.put('next', seq);
     if (skip) {
       const record: SkippedDuplicate = {
         skipped: true, id: formatId(item.peer, seq), peer: item.peer, sopInstanceUid: item.sopInstanceUid,
@@ -162,10 +161,19 @@ export class OutboundQueue {
       this.#log?.info({ peer: item.peer, sopInstanceUid: item.sopInstanceUid, rule: item.rule, policy: record.policy, why: record.why }, 'duplicate not queued again');
       return record;
     }
-    const full: QueueItem = {
-      ...item, id: formatId(item.peer, seq), enqueuedAt: at, attempts: 0, nextAttemptAt: at, state: 'pending',
-      ...(datasetSha256 !== undefined ? { datasetSha256 } : {}), ...(fingerprint !== undefined ? { fingerprint } : {}),
-    };
+    return this.#put(item, seq, at, { ...(datasetSha256 !== undefined ? { datasetSha256 } : {}), ...(fingerprint !== undefined ? { fingerprint } : {}) });
+  }
+
+  /** The queue's next sequence number, taken (inside a write transaction). */
+  #nextSeq(): number {
+    const seq = (this.#seq.get('next') ?? 0) + 1;
+    this.#seq.put('next', seq);
+    return seq;
+  }
+
+  /** The item as `seq` of its peer's queue, due at `at` (pending unless `more` says otherwise), and its by-SOP entry. */
+  #put(item: NewQueueItem, seq: number, at: string, more: Partial<QueueItem>): QueueItem {
+    const full: QueueItem = { ...item, id: formatId(item.peer, seq), enqueuedAt: at, attempts: 0, nextAttemptAt: at, state: 'pending', ...more };
     this.#items.put([item.peer, seq], full);
     this.#bySop.put(item.sopInstanceUid, full.id);
     return full;
@@ -182,15 +190,7 @@ export class OutboundQueue {
    * policy (resending is the point); it keeps the file from retention like any item.
    */
   async addDeadLetter(item: NewQueueItem, reason: string, now: Date = new Date()): Promise<QueueItem> {
-    return this.#root.transaction(() => {
-      const seq = (this.#seq.get('next') ?? 0) + 1;
-      this.#seq.put('next', seq);
-      const at = now.toISOString();
-      const full: QueueItem = { ...item, id: formatId(item.peer, seq), enqueuedAt: at, attempts: 0, nextAttemptAt: at, state: 'dead', lastError: reason, deadReason: reason };
-      this.#items.put([item.peer, seq], full);
-      this.#bySop.put(item.sopInstanceUid, full.id);
-      return full;
-    });
+    return this.#root.transaction(() => this.#put(item, this.#nextSeq(), now.toISOString(), { state: 'dead', lastError: reason, deadReason: reason }));
   }
 
   /** Skipped duplicates of a peer (or all), oldest first; `limit` keeps the most recent ones. */
