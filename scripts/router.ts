@@ -24,6 +24,10 @@ import { createInspection } from '../actors/observe/inspector.ts';
 import { nextAttemptInWords, trueNextAttempt } from '../actors/observe/next-attempt.ts';
 import type { PeerSlotHold } from '../actors/observe/next-attempt.ts';
 import { gracefulStop } from '../actors/shutdown.ts';
+import { readSharedState } from '../actors/cluster/cluster-status.ts';
+import type { SharedState } from '../actors/cluster/cluster-status.ts';
+import { poolConfig } from '../actors/cluster/pg-connection.ts';
+import pg from 'pg';
 
 type Peer = { aeTitle: string; host: string; port: number };
 
@@ -241,6 +245,34 @@ rules
     for (const w of keys.warnings) console.log(`  note: ${w}`);
   });
 
+/** The cluster's shared queue (issue 17), or why it could not be read. */
+async function sharedQueue(config: RouterConfig): Promise<SharedState | { unreachable: string }> {
+  const pool = new pg.Pool(poolConfig(config.cluster!.postgres, { max: 1 }));
+  pool.on('error', () => {}); // an idle client dropped: the query below reports it
+  try {
+    return await readSharedState(pool, config.cluster!.leaseSeconds);
+  } catch (err) {
+    return { unreachable: (err as Error).message };
+  } finally {
+    await pool.end().catch(() => {});
+  }
+}
+
+function printSharedQueue(cluster: SharedState | { unreachable: string }, peer: string | undefined): void {
+  if ('unreachable' in cluster) {
+    console.log(`cluster queue (PostgreSQL): not reachable (${cluster.unreachable}); above is this node's own queue only`);
+    return;
+  }
+  console.log(`cluster queue (PostgreSQL, ${cluster.nodes.filter((n) => n.alive).length} of ${cluster.nodes.length} nodes alive; ${cluster.deliveries.delivered} delivered, ${cluster.deliveries.duplicates} duplicates):`);
+  const depths = cluster.depths.filter((d) => !peer || d.peer === peer);
+  if (depths.length === 0) console.log('  nothing queued');
+  for (const d of depths) {
+    const waiting = d.waitingForNode > 0 ? `, ${d.waitingForNode} waiting for their node to return` : '';
+    console.log(`  ${d.peer}: ${d.pending} pending (${d.leased} being sent), ${d.dead} dead${waiting}`);
+  }
+  for (const l of cluster.leases.filter((x) => !peer || x.peer === peer)) console.log(`  ${l.id}  ${l.peer}  sent by ${l.owner} until ${l.leaseUntil}  ${l.sopInstanceUid}`);
+}
+
 /** Skipped duplicates `queue ls` lists per peer without --all. */
 const RECENT_SKIPPED = 10;
 const queueCmd = program.command('queue').description('outbound queues: list, retry, purge');
@@ -278,7 +310,10 @@ queueCmd
       const skippedPeers = new Set(queue.skipped(peer).map((s) => s.peer));
       const names = peer ? [peer] : [...new Set([...config.peers.map((p) => p.name), ...queue.peers(), ...skippedPeers])];
       const peers = names.map((name) => ({ peer: name, duplicates: queue.policyOf(name), ...queue.depth(name), skipped: queue.skippedCount(name), statusOverrides: queue.overridesApplied(name) }));
-      if (opts.json) return console.log(JSON.stringify({ peers, items, skipped: queue.skipped(peer), commitments, sentCommitments }, null, 2));
+      // A cluster node's own queue is its outbox: what the whole cluster still has to deliver is in PostgreSQL.
+      const cluster = config.cluster ? await sharedQueue(config) : undefined;
+      if (opts.json) return console.log(JSON.stringify({ peers, items, skipped: queue.skipped(peer), commitments, sentCommitments, ...(cluster ? { cluster } : {}) }, null, 2));
+      if (cluster) printSharedQueue(cluster, peer);
       for (const p of peers) {
         const skipped = p.skipped > 0 ? `, ${p.skipped} duplicates skipped` : '';
         console.log(`${p.peer}: ${p.pending} pending, ${p.dead} dead${skipped} (duplicates: ${p.duplicates})`);

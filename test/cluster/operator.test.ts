@@ -34,6 +34,11 @@ test('queue retry on a node revives its shared dead letters; queue purge removes
   const dest = await startStorescp(out, { aeTitle: 'DEST', port: destPort });
   t.teardown(dest.stop);
   await until('the dead letters mirrored into the node\'s own queue', async () => /DEST: 0 pending, 2 dead/.test((await router('queue', 'ls', '--config', n1.configFile)).stdout), 30_000);
+  // `queue ls` on a node also shows the cluster's shared queue, read from PostgreSQL.
+  const listed = await router('queue', 'ls', '--config', n1.configFile);
+  t.regex(listed.stdout, /cluster queue \(PostgreSQL, 1 of 1 nodes alive; 0 delivered, 0 duplicates\):\n {2}DEST: 0 pending \(0 being sent\), 2 dead/);
+  const json = JSON.parse((await router('queue', 'ls', '--json', '--config', n1.configFile)).stdout);
+  t.like(json.cluster.depths[0], { peer: 'DEST', pending: 0, dead: 2 });
   const retried = await router('queue', 'retry', 'DEST', '--config', n1.configFile);
   t.is(retried.code, 0, retried.stderr);
   t.regex(retried.stdout, /^2 items due now$/m);

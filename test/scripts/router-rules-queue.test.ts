@@ -174,3 +174,22 @@ test('queue ls lists storage commitment requests still open: received (waiting f
   t.deepEqual(json.commitments.map((c) => c.id), ['1.2.3.100']);
   t.deepEqual(json.sentCommitments.map((r) => [r.transactionUid, r.state]), [['2.25.77', 'requested']]);
 });
+
+test('queue ls on a cluster node whose PostgreSQL is down: its own queue, and a line saying the cluster queue could not be read', async (t) => {
+  const dir = tempDir();
+  const rulesDir = join(dir, 'rules');
+  mkdirSync(rulesDir);
+  const config = join(dir, 'router.yaml');
+  const down = await freePort(); // nothing listens there
+  writeFileSync(config, stringify({
+    storage: { dir: join(dir, 'data') }, listeners: [{ name: 'main', aeTitles: ['DICOM_ROUTER'], port: 11112 }], peers: [{ aeTitle: 'PACS', host: '127.0.0.1', port: 1 }], routing: { rulesDir },
+    cluster: { nodeName: 'n1', postgres: { url: `postgres://router@127.0.0.1:${down}/router` }, storage: 'local', leaseSeconds: 30 },
+  }));
+  await (await Spool.open({ dir: join(dir, 'data'), logger: silent })).close();
+  const ls = await router('queue', 'ls', '--config', config);
+  t.is(ls.code, 0, ls.stderr);
+  t.regex(ls.stdout, /^PACS: 0 pending, 0 dead \(duplicates: always\)$/m);
+  t.regex(ls.stdout, /^cluster queue \(PostgreSQL\): not reachable \(.*ECONNREFUSED.*\); above is this node's own queue only$/m);
+  const json = JSON.parse((await router('queue', 'ls', '--json', '--config', config)).stdout) as { cluster: { unreachable: string } };
+  t.regex(json.cluster.unreachable, /ECONNREFUSED/);
+});
