@@ -212,19 +212,25 @@ export async function startRouter(
     logger: log.child({ actor: 'prefetch' }),
     gates,
     host: { send: (event) => actor.send(event), child: (id) => actor.getSnapshot().children[id] as AnyActorRef | undefined },
+    // A cluster node: jobs are published to PostgreSQL and run by whichever node holds their lease.
+    ...(cluster ? { share: cluster.prefetch } : {}),
   });
   // Groups waiting for completion: their machines are children of the root too (JOB_STARTED).
+  const completionJobs = {
+    start: (id: string, logic: AnyActorLogic, input: unknown) => {
+      actor.send({ type: 'JOB_STARTED', id, logic, input });
+      return actor.getSnapshot().children[id] as AnyActorRef | undefined;
+    },
+    end: (id: string) => actor.send({ type: 'JOB_ENDED', id }),
+  };
   const completion = new CompletionTracker(spool, queue, {
     logger: log.child({ actor: 'completion' }),
     wake,
-    jobs: {
-      start: (id, logic, input) => {
-        actor.send({ type: 'JOB_STARTED', id, logic, input });
-        return actor.getSnapshot().children[id] as AnyActorRef | undefined;
-      },
-      end: (id) => actor.send({ type: 'JOB_ENDED', id }),
-    },
+    jobs: completionJobs,
+    // A cluster node: groups are shared through PostgreSQL, fired by the node holding their lease.
+    ...(cluster ? { share: cluster.completion } : {}),
   });
+  cluster?.completion.attach(completionJobs);
   // The tracker hears of each committed instance's group notes by the instance-stored domain event.
   completion.follow(events);
   const routing: RoutingRuntime = { rules: () => rules.current, queue, wake, prefetch, completion };
