@@ -12,7 +12,7 @@ import type { OutboundQueue } from '../forward/outbound-queue.ts';
 import type { PeerGates } from '../forward/peer-gate.ts';
 import type { Spool } from '../ingest/spool.ts';
 import { ClusterSlots } from './cluster-slots.ts';
-import { readSharedState } from './cluster-status.ts';
+import { NO_JOBS, readSharedState } from './cluster-status.ts';
 import type { ClusterStatus } from './cluster-status.ts';
 export type { ClusterStatus } from './cluster-status.ts';
 import { migrate, SchemaTooNewError } from './migrate.ts';
@@ -277,7 +277,7 @@ export class ClusterNode {
       return { ...base, ...shared };
     } catch (err) {
       this.reachable(false, err);
-      return { ...base, nodes: [], leases: [], slots: [], depths: [], deliveries: { delivered: 0, duplicates: 0 } };
+      return { ...base, nodes: [], leases: [], slots: [], depths: [], deliveries: { delivered: 0, duplicates: 0 }, jobs: NO_JOBS };
     }
   }
 

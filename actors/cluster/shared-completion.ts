@@ -86,7 +86,8 @@ export class SharedCompletion implements CompletionShare {
       const member = this.#held.get(item.id);
       if (member) byGroup.set(member.group, [...(byGroup.get(member.group) ?? []), { member, item }]);
     }
-    for (const [id, entries] of byGroup) {
+    // Group rows are locked in id order: two nodes publishing members of the same groups never deadlock.
+    for (const [id, entries] of [...byGroup].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       const first = entries[0].member;
       const t = first.completion.trigger;
       await client.query(

@@ -11,7 +11,7 @@ import { newUid, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
 import { startPostgres } from '../helpers/postgres.ts';
 import { startStorescp, tempDir } from '../helpers/processes.ts';
 import { scriptedQrScp } from '../helpers/scripted-qr-scp.ts';
-import { filesAt, startNode, storedOrder, storescu, until } from './nodes.ts';
+import { clusterApi, filesAt, startNode, storedOrder, storescu, until } from './nodes.ts';
 
 const ELE = '1.2.840.10008.1.2.1';
 const C_FIND = 0x0020;
@@ -75,6 +75,7 @@ test.serial('a prefetch job started on one node is resumed by another from its l
   const moved = (await db.query(`SELECT destination, study_uid FROM prefetch_moved ORDER BY study_uid`)).rows;
   t.deepEqual(moved.map((m) => [m.destination, m.study_uid]), [['WS', '1.9.1'], ['WS', '1.9.2']], 'moved priors recorded for the dedup window, cluster-wide');
   t.regex(n2.output(), /prefetch job taken over from a node whose lease expired/);
+  t.deepEqual((await clusterApi(n2)).jobs.prefetch, { open: 0, done: 1, failed: 0, running: {} });
 });
 
 test.serial('a completion group holding instances from two nodes is fired by the survivor after its lease holder is SIGKILLed', async (t) => {
@@ -107,6 +108,9 @@ test.serial('a completion group holding instances from two nodes is fired by the
   const [waiting] = await group();
   t.is(waiting.state, 'waiting');
   t.is(filesAt(out).size, 0, 'nothing forwarded while the group waits');
+  const status = await clusterApi(n2);
+  t.deepEqual(status.jobs.completion, { waiting: 1, fired: 0, held: 5, leases: { n1: 1 } }, '/api/cluster shows the shared group and who holds it');
+  t.is(status.depths.reduce((s: number, d: { pending: number }) => s + d.pending, 0), 0, 'held items are not waiting to be sent');
   n1.child.kill('SIGKILL');
 
   const uids = await Promise.all([...part1, ...part2].map(async (f) => (await readPart10File(f)).sopInstanceUid));
