@@ -233,6 +233,8 @@ export async function startRouter(
   cluster?.completion.attach(completionJobs);
   // The tracker hears of each committed instance's group notes by the instance-stored domain event.
   completion.follow(events);
+  // A cluster node publishes each stored instance to the shared instance directory (after its queue items).
+  if (cluster) cluster.directory.follow(events, () => cluster.outbox.kick());
   const routing: RoutingRuntime = { rules: () => rules.current, queue, wake, prefetch, completion };
   const commitmentScu = new CommitmentScuService({
     spool, queue, peers: config.peers, events, logger: log.child({ actor: 'commitment-scu' }), rules: () => rules.current, gates,
@@ -241,6 +243,8 @@ export async function startRouter(
     spool, queue, peers: config.peers, listeners: config.listeners, logger: log.child({ actor: 'commitment' }),
     holds: (sop) => completion.holds(sop),
     downstream: (sop) => commitmentScu.downstream(sop),
+    // A cluster node: instances stored on other nodes are found in the shared instance directory.
+    ...(cluster ? { elsewhere: (sops: string[]) => cluster.directory.elsewhere(sops) } : {}),
     ruleCommitWhen: (rule) => rules.current.rules.find((r) => r.name === rule)?.commitWhen,
     // Each open request is a child of the root too (machines/commitment.machine.ts).
     jobs: {

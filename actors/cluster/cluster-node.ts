@@ -18,6 +18,7 @@ export type { ClusterStatus } from './cluster-status.ts';
 import { migrate, SchemaTooNewError } from './migrate.ts';
 import { Outbox } from './outbox.ts';
 import { poolConfig } from './pg-connection.ts';
+import { InstanceDirectory } from './instance-directory.ts';
 import { SharedCompletion } from './shared-completion.ts';
 import { SharedPrefetch } from './shared-prefetch.ts';
 import { SharedQueue } from './shared-queue.ts';
@@ -43,6 +44,8 @@ export class ClusterNode {
   /** Prefetch jobs and completion groups shared through PostgreSQL (the jobs' seams: PrefetchShare, CompletionShare). */
   readonly prefetch: SharedPrefetch;
   readonly completion: SharedCompletion;
+  /** Which instance lives on which node (instance-directory.ts). */
+  readonly directory: InstanceDirectory;
   readonly #log: Logger;
   readonly #wake: (peers: string[]) => void;
   readonly #peers: string[];
@@ -56,7 +59,7 @@ export class ClusterNode {
   #joinRetry: NodeJS.Timeout | undefined;
   readonly #spoolDir: string;
 
-  private constructor(config: ClusterConfig, pool: pg.Pool, outbox: Outbox, completion: SharedCompletion, o: { spool: Spool; peers: PeerConfig[]; gates: PeerGates; logger: Logger; wake(peers: string[]): void }) {
+  private constructor(config: ClusterConfig, pool: pg.Pool, outbox: Outbox, completion: SharedCompletion, directory: InstanceDirectory, o: { spool: Spool; peers: PeerConfig[]; gates: PeerGates; logger: Logger; wake(peers: string[]): void }) {
     this.config = config;
     this.pool = pool;
     this.#log = o.logger;
@@ -65,6 +68,7 @@ export class ClusterNode {
     this.#spoolDir = o.spool.dir;
     this.outbox = outbox;
     this.completion = completion;
+    this.directory = directory;
     this.prefetch = new SharedPrefetch({ pool, node: config.nodeName, leaseSeconds: config.leaseSeconds, spool: o.spool, logger: o.logger.child({ actor: 'prefetch' }), reachable: (ok, err) => this.reachable(ok, err) });
     const max = new Map(o.peers.map((p) => [p.name, p.maxAssociations]));
     this.queue = new SharedQueue({ pool, node: config.nodeName, storage: config.storage, leaseSeconds: config.leaseSeconds, spoolDir: o.spool.dir, reachable: (ok, err) => this.reachable(ok, err), joined: () => this.#joined });
@@ -85,14 +89,16 @@ export class ClusterNode {
       pool, node: config.nodeName, leaseSeconds: config.leaseSeconds, spool: o.spool, logger: o.logger.child({ actor: 'completion' }),
       reachable: (ok, err) => node.reachable(ok, err),
     });
+    const directory = new InstanceDirectory({ pool, node: config.nodeName, spool: o.spool, logger: o.logger.child({ actor: 'directory' }) });
     const outbox = await Outbox.open({
       completion,
+      directory,
       pool, node: config.nodeName, spool: o.spool, queue: o.queue, logger: o.logger,
       reachable: (ok, err) => node.reachable(ok, err),
       filesOnDisk: config.storage === 'shared',
       published: (peers) => o.wake(peers),
     });
-    node = new ClusterNode(config, pool, outbox, completion, o);
+    node = new ClusterNode(config, pool, outbox, completion, directory, o);
     try {
       await node.#join();
     } catch (err) {
@@ -123,6 +129,7 @@ export class ClusterNode {
     await this.pool.query('UPDATE peer_slots SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [nodeName]);
     await this.pool.query('UPDATE prefetch_jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [nodeName]);
     await this.pool.query('UPDATE completion_groups SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [nodeName]);
+    await this.directory.reconcile();
     this.#joined = true;
   }
 

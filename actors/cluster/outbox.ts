@@ -13,6 +13,7 @@ import { checkout, notifyPeer } from './pg-connection.ts';
 import type { Logger } from 'pino';
 import type { OutboundQueue, QueueItem } from '../forward/outbound-queue.ts';
 import type { Spool } from '../ingest/spool.ts';
+import type { InstanceDirectory } from './instance-directory.ts';
 import type { SharedCompletion } from './shared-completion.ts';
 
 /** Items published per PostgreSQL transaction. */
@@ -41,6 +42,8 @@ export type OutboxOptions = {
   published(peers: string[]): void;
   /** Items held for a completion group are published with it (held_for), in the same transaction. */
   completion?: SharedCompletion;
+  /** Instances stored here, published to the directory after their items. */
+  directory?: InstanceDirectory;
 };
 
 export class Outbox {
@@ -130,7 +133,19 @@ export class Outbox {
     await this.#running;
   }
 
+  /** The instances stored before this pass go into the directory after the items queued before it (instance-directory.ts). */
   async #publish(): Promise<void> {
+    const directory = this.#o.directory?.take() ?? [];
+    try {
+      await this.#publishItems();
+      if (directory.length > 0) await this.#o.directory!.publish(directory);
+    } catch (err) {
+      this.#o.directory?.giveBack(directory);
+      throw err;
+    }
+  }
+
+  async #publishItems(): Promise<void> {
     for (;;) {
       const batch = this.unpublished().slice(0, BATCH);
       if (batch.length === 0) return;

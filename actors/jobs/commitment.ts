@@ -51,6 +51,11 @@ export type CommitmentServiceOptions = {
   ruleCommitWhen?: (rule: string) => CommitWhen | undefined;
   /** Instances something else still holds back from sending (completion groups). */
   holds?: (sopInstanceUid: string) => boolean;
+  /**
+   * A cluster node (issue 17): the instances of these that other nodes stored (the shared instance
+   * directory) and what their shared queue items still wait for; rejects when the database is away.
+   */
+  elsewhere?: (sopInstanceUids: string[]) => Promise<Map<string, { node: string; sopClassUid: string; waiting?: string }>>;
   /** How often open requests are looked at (deliveries, deadlines, reports due). */
   checkEveryMs?: number;
   /** Where each open request's machine lives (children of the root: the actor tree and the inspector). */
@@ -68,6 +73,10 @@ const KEEP_REPORTED_MS = 7 * 24 * 3600_000;
 const PRUNE_EVERY_MS = 3600_000;
 
 type Verdict = { committed: true } | { failed: number; why: string } | { waiting: string };
+type Elsewhere = Awaited<ReturnType<NonNullable<CommitmentServiceOptions['elsewhere']>>>;
+
+/** A cluster node looks an unknown instance up for this long after the request (another node may be publishing it). */
+const DIRECTORY_GRACE_MS = 10_000;
 
 export class CommitmentService {
   readonly store: CommitmentStore;
@@ -201,8 +210,21 @@ export class CommitmentService {
     const failed: FailedSop[] = [];
     const why: Record<string, string> = {};
     const waitingFor: Record<string, string> = {};
+    // A cluster node: what is not stored here may be on another node (its forwards in the shared queue).
+    const notHere = this.#o.elsewhere ? record.referenced.filter((r) => !this.#o.spool.get(r.sopInstanceUid)).map((r) => r.sopInstanceUid) : [];
+    let elsewhere: Elsewhere | undefined;
+    if (notHere.length > 0) {
+      try {
+        elsewhere = await this.#o.elsewhere!(notHere);
+      } catch {
+        // The cluster database is away: decided once it answers (or at the deadline, as not found).
+        if (now.getTime() < Date.parse(record.deadline)) return record;
+        elsewhere = new Map();
+      }
+    }
+    const young = now.getTime() - Date.parse(record.receivedAt) < DIRECTORY_GRACE_MS;
     for (const ref of record.referenced) {
-      const v = this.#verdict(record, ref, items);
+      const v = this.#verdict(record, ref, items, elsewhere, young);
       if ('committed' in v) committed.push(ref);
       else if ('failed' in v) {
         failed.push({ ...ref, failureReason: v.failed });
@@ -235,8 +257,9 @@ export class CommitmentService {
     return updated;
   }
 
-  #verdict(record: CommitmentRecord, ref: SopReference, itemsOf: (sop: string) => QueueItem[]): Verdict {
+  #verdict(record: CommitmentRecord, ref: SopReference, itemsOf: (sop: string) => QueueItem[], elsewhere?: Elsewhere, young = false): Verdict {
     const stored = this.#o.spool.get(ref.sopInstanceUid);
+    if (!stored && elsewhere) return remoteVerdict(record, ref, elsewhere.get(ref.sopInstanceUid), young);
     if (!stored) return { failed: FailureReason.NO_SUCH_OBJECT_INSTANCE, why: 'not received by the router' };
     if (stored.sopClassUid !== ref.sopClassUid) return { failed: FailureReason.CLASS_INSTANCE_CONFLICT, why: `stored with SOP class ${stored.sopClassUid}` };
     const commitWhen = this.#commitWhenOf(record, ref.sopInstanceUid, itemsOf);
@@ -351,6 +374,17 @@ export class CommitmentService {
       else this.#pendingSops.set(s.sopInstanceUid, n);
     }
   }
+}
+
+/** An instance this node does not hold, by the cluster's directory: the other node's shared queue items decide `delivered`. */
+function remoteVerdict(record: CommitmentRecord, ref: SopReference, found: Elsewhere extends Map<string, infer V> ? V | undefined : never, young: boolean): Verdict {
+  if (!found) return young ? { waiting: 'not in the cluster\'s instance directory yet' } : { failed: FailureReason.NO_SUCH_OBJECT_INSTANCE, why: 'not received by any node of the cluster' };
+  if (found.sopClassUid !== ref.sopClassUid) return { failed: FailureReason.CLASS_INSTANCE_CONFLICT, why: `stored on node ${found.node} with SOP class ${found.sopClassUid}` };
+  if (record.commitWhen === 'stored') return { committed: true };
+  if (found.waiting) return { waiting: found.waiting };
+  // Downstream commitments are recorded by the node that delivered the instance, not shared.
+  if (record.commitWhen === 'committed-downstream') return { waiting: `stored on node ${found.node}: its downstream commitment is known to that node only` };
+  return { committed: true };
 }
 
 const STRICTNESS: readonly CommitWhen[] = ['stored', 'delivered', 'committed-downstream'];

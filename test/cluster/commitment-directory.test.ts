@@ -1,0 +1,56 @@
+// Issue 17: the instance directory. Orthanc sends instances to node n1 and asks node n2 for storage
+// commitment (N-ACTION): n2 finds them in the shared directory, waits for their delivery in the shared
+// queue (commitWhen: delivered), and reports them committed; an instance no node received is 0112.
+import test from 'ava';
+import { join } from 'node:path';
+import pg from 'pg';
+import { readPart10File } from '../../actors/ingest/part10-file.ts';
+import { newUid, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
+import { rest, requestCommitment, settledReport } from '../helpers/orthanc-commitment.ts';
+import { startOrthanc } from '../helpers/orthanc.ts';
+import { startPostgres } from '../helpers/postgres.ts';
+import { freePort, startStorescp, tempDir } from '../helpers/processes.ts';
+import { filesAt, forwardAllRules, startNode, until } from './nodes.ts';
+
+test('an N-ACTION to one node for instances stored on another is answered from the instance directory', async (t) => {
+  const pgServer = await startPostgres();
+  t.teardown(pgServer.stop);
+  const out = tempDir('dest-');
+  const dest = await startStorescp(out, { aeTitle: 'DEST' });
+  t.teardown(dest.stop);
+  const orthancPort = await freePort();
+  const peers = [
+    { aeTitle: 'DEST', host: '127.0.0.1', port: dest.port, retry: { attempts: 20, initialBackoffSeconds: 0.2, maxBackoffSeconds: 1, jitter: 0 } },
+    { name: 'MODALITY', aeTitle: 'MODALITY', host: '127.0.0.1', port: orthancPort, retry: { attempts: 5, initialBackoffSeconds: 1, maxBackoffSeconds: 2 }, timeouts: { connectSeconds: 5, dimseSeconds: 10 } },
+  ];
+  const shared = tempDir('shared-');
+  const rulesDir = forwardAllRules('DEST');
+  const listener = { storageCommitment: { enabled: true, commitWhen: 'delivered' } };
+  const n1 = await startNode('n1', { pg: pgServer, shared, rulesDir, peers, listener });
+  t.teardown(n1.stop);
+  const n2 = await startNode('n2', { pg: pgServer, shared, rulesDir, peers, listener });
+  t.teardown(n2.stop);
+  // Orthanc sends to n1 ('first') and asks n2 ('router').
+  const orthanc = await startOrthanc({ port: orthancPort, aeTitle: 'MODALITY', modalities: { router: ['DICOM_ROUTER', '127.0.0.1', n2.port], first: ['DICOM_ROUTER', '127.0.0.1', n1.port] } });
+  t.teardown(orthanc.stop);
+  const files = writeDataset(join(tempDir(), 'study'), { count: 3, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: 256, studyInstanceUid: newUid() });
+  await orthanc.store(files);
+  const sops = await Promise.all(files.map(async (f) => (await readPart10File(f)).sopInstanceUid));
+  await rest(orthanc, 'POST', '/modalities/first/store', { Resources: await rest<string[]>(orthanc, 'GET', '/instances'), Synchronous: true });
+  const db = new pg.Client({ connectionString: pgServer.url });
+  await db.connect();
+  t.teardown(() => db.end());
+  await until('the three instances in the directory, on n1', async () => (await db.query(`SELECT count(*)::int AS n FROM instances WHERE node = 'n1'`)).rows[0].n === 3, 20_000, () => n1.output().slice(-3000));
+
+  const missing = newUid();
+  const uid = await requestCommitment(orthanc, [...sops, missing]);
+  const report = await settledReport(t, orthanc, uid);
+  t.is(report.Status, 'Failure', JSON.stringify(report));
+  t.deepEqual((report.Success ?? []).map((s) => s.SOPInstanceUID).sort(), [...sops].sort(), 'committed by n2 from the directory');
+  t.deepEqual((report.Failures ?? []).map((f) => [f.SOPInstanceUID, f.FailureReason]), [[missing, 0x0112]]);
+  // commitWhen delivered: reported only once the destination had them.
+  t.true(sops.every((s) => filesAt(out).has(s)));
+  t.regex(n2.output(), /"msg":"storage commitment: some instances failed"/);
+  t.regex(n2.output(), /not received by any node of the cluster/);
+  t.notRegex(n1.output(), /storage commitment requested/, 'n1 was not asked');
+});
