@@ -244,7 +244,7 @@ export async function startRouter(
     holds: (sop) => completion.holds(sop),
     downstream: (sop) => commitmentScu.downstream(sop),
     // A cluster node: instances stored on other nodes are found in the shared instance directory.
-    ...(cluster ? { elsewhere: (sops: string[]) => cluster.directory.elsewhere(sops) } : {}),
+    ...(cluster ? { elsewhere: (sops: string[]) => cluster.directory.elsewhere(sops), share: cluster.commitments } : {}),
     ruleCommitWhen: (rule) => rules.current.rules.find((r) => r.name === rule)?.commitWhen,
     // Each open request is a child of the root too (machines/commitment.machine.ts).
     jobs: {

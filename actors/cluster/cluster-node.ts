@@ -19,6 +19,7 @@ import { migrate, SchemaTooNewError } from './migrate.ts';
 import { Outbox } from './outbox.ts';
 import { poolConfig } from './pg-connection.ts';
 import { InstanceDirectory } from './instance-directory.ts';
+import { SharedCommitments } from './shared-commitments.ts';
 import { SharedCompletion } from './shared-completion.ts';
 import { SharedPrefetch } from './shared-prefetch.ts';
 import { SharedQueue } from './shared-queue.ts';
@@ -46,6 +47,8 @@ export class ClusterNode {
   readonly completion: SharedCompletion;
   /** Which instance lives on which node (instance-directory.ts). */
   readonly directory: InstanceDirectory;
+  /** Storage commitment requests (the seam CommitmentShare). */
+  readonly commitments: SharedCommitments;
   readonly #log: Logger;
   readonly #wake: (peers: string[]) => void;
   readonly #peers: string[];
@@ -69,6 +72,7 @@ export class ClusterNode {
     this.outbox = outbox;
     this.completion = completion;
     this.directory = directory;
+    this.commitments = new SharedCommitments({ pool, node: config.nodeName, leaseSeconds: config.leaseSeconds, logger: o.logger.child({ actor: 'commitment' }), reachable: (ok, err) => this.reachable(ok, err) });
     this.prefetch = new SharedPrefetch({ pool, node: config.nodeName, leaseSeconds: config.leaseSeconds, spool: o.spool, logger: o.logger.child({ actor: 'prefetch' }), reachable: (ok, err) => this.reachable(ok, err) });
     const max = new Map(o.peers.map((p) => [p.name, p.maxAssociations]));
     this.queue = new SharedQueue({ pool, node: config.nodeName, storage: config.storage, leaseSeconds: config.leaseSeconds, spoolDir: o.spool.dir, reachable: (ok, err) => this.reachable(ok, err), joined: () => this.#joined });
@@ -129,6 +133,7 @@ export class ClusterNode {
     await this.pool.query('UPDATE peer_slots SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [nodeName]);
     await this.pool.query('UPDATE prefetch_jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [nodeName]);
     await this.pool.query('UPDATE completion_groups SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [nodeName]);
+    await this.pool.query('UPDATE commitment_requests SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [nodeName]);
     await this.directory.reconcile();
     this.#joined = true;
   }
@@ -174,6 +179,7 @@ export class ClusterNode {
     this.outbox.start();
     this.prefetch.start();
     this.completion.start();
+    this.commitments.start();
     const period = Math.max(500, (this.config.leaseSeconds * 1000) / 3);
     this.#heartbeat = setInterval(() => void this.#beat(), period);
     void this.#beat();
@@ -208,6 +214,10 @@ export class ClusterNode {
       );
       await this.pool.query(
         `UPDATE completion_groups SET lease_until = now() + make_interval(secs => $2) WHERE lease_owner = $1 AND state = 'waiting'`,
+        [me, lease],
+      );
+      await this.pool.query(
+        `UPDATE commitment_requests SET lease_until = now() + make_interval(secs => $2) WHERE lease_owner = $1 AND state <> 'reported'`,
         [me, lease],
       );
       await this.pool.query(`DELETE FROM queue_items WHERE state IN ('done', 'dropped') AND done_at < now() - interval '${DONE_KEEP}'`);
@@ -298,6 +308,7 @@ export class ClusterNode {
     this.slots.stop();
     this.prefetch.stop();
     this.completion.stop();
+    this.commitments.stop();
     clearInterval(this.#heartbeat);
     clearTimeout(this.#joinRetry);
     clearTimeout(this.#listenRetry);
@@ -310,6 +321,7 @@ export class ClusterNode {
     await this.pool.query('UPDATE peer_slots SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [this.config.nodeName]).catch(() => {});
     await this.pool.query('UPDATE prefetch_jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [this.config.nodeName]).catch(() => {});
     await this.pool.query('UPDATE completion_groups SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [this.config.nodeName]).catch(() => {});
+    await this.pool.query('UPDATE commitment_requests SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [this.config.nodeName]).catch(() => {});
     await this.pool.end().catch(() => {});
   }
 }

@@ -54,3 +54,51 @@ test('an N-ACTION to one node for instances stored on another is answered from t
   t.regex(n2.output(), /not received by any node of the cluster/);
   t.notRegex(n1.output(), /storage commitment requested/, 'n1 was not asked');
 });
+
+test('a storage commitment request whose node is SIGKILLed is adopted, decided and reported by another node', async (t) => {
+  const pgServer = await startPostgres();
+  t.teardown(pgServer.stop);
+  const out = tempDir('dest-');
+  // The destination is down at first: commitWhen delivered keeps the request waiting on n2 until n2 is killed.
+  const destPort = await freePort();
+  const orthancPort = await freePort();
+  const peers = [
+    { aeTitle: 'DEST', host: '127.0.0.1', port: destPort, retry: { attempts: 1000, initialBackoffSeconds: 0.2, maxBackoffSeconds: 0.5, jitter: 0 }, timeouts: { connectSeconds: 2 } },
+    { name: 'MODALITY', aeTitle: 'MODALITY', host: '127.0.0.1', port: orthancPort, retry: { attempts: 5, initialBackoffSeconds: 1, maxBackoffSeconds: 2 }, timeouts: { connectSeconds: 5, dimseSeconds: 10 } },
+  ];
+  const shared = tempDir('shared-');
+  const rulesDir = forwardAllRules('DEST');
+  const listener = { storageCommitment: { enabled: true, commitWhen: 'delivered' } };
+  const n1 = await startNode('n1', { pg: pgServer, shared, rulesDir, peers, listener, leaseSeconds: 3 });
+  t.teardown(n1.stop);
+  const n2 = await startNode('n2', { pg: pgServer, shared, rulesDir, peers, listener, leaseSeconds: 3 });
+  t.teardown(n2.stop);
+  const orthanc = await startOrthanc({ port: orthancPort, aeTitle: 'MODALITY', modalities: { router: ['DICOM_ROUTER', '127.0.0.1', n2.port], first: ['DICOM_ROUTER', '127.0.0.1', n1.port] } });
+  t.teardown(orthanc.stop);
+  const files = writeDataset(join(tempDir(), 'study'), { count: 2, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: 256, studyInstanceUid: newUid() });
+  await orthanc.store(files);
+  const sops = await Promise.all(files.map(async (f) => (await readPart10File(f)).sopInstanceUid));
+  await rest(orthanc, 'POST', '/modalities/first/store', { Resources: await rest<string[]>(orthanc, 'GET', '/instances'), Synchronous: true });
+  const db = new pg.Client({ connectionString: pgServer.url });
+  await db.connect();
+  t.teardown(() => db.end());
+  await until('the instances in the directory', async () => (await db.query(`SELECT count(*)::int AS n FROM instances WHERE node = 'n1'`)).rows[0].n === 2, 20_000, () => n1.output().slice(-3000));
+  const uid = await requestCommitment(orthanc, sops);
+  const request = async () => (await db.query(`SELECT state, lease_owner, reported_by, record FROM commitment_requests WHERE transaction_uid = $1`, [uid])).rows;
+  await until('the request published, held by n2, waiting for the delivery', async () => {
+    const [r] = await request();
+    return r?.lease_owner === 'n2' && r.state === 'waiting' && Object.keys(r.record.waitingFor ?? {}).length === 2;
+  }, 20_000, () => n2.output().slice(-3000));
+  n2.child.kill('SIGKILL');
+  const dest = await startStorescp(out, { aeTitle: 'DEST', port: destPort });
+  t.teardown(dest.stop);
+
+  const report = await settledReport(t, orthanc, uid);
+  t.is(report.Status, 'Success', JSON.stringify(report));
+  t.deepEqual((report.Success ?? []).map((s) => s.SOPInstanceUID).sort(), [...sops].sort());
+  t.true(sops.every((s) => filesAt(out).has(s)), 'reported once delivered');
+  await until('the request reported by n1', async () => (await request())[0]?.state === 'reported', 10_000, () => n1.output().slice(-3000));
+  t.is((await request())[0].reported_by, 'n1');
+  t.regex(n1.output(), /storage commitment request adopted from a node whose lease expired/);
+  t.regex(n1.output(), /"msg":"storage commitment reported"/);
+});
