@@ -8,7 +8,8 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Subscription } from 'rxjs';
 import type { Logger } from 'pino';
-import type { Spool } from '../ingest/spool.ts';
+import type { Database } from 'lmdb';
+import type { InstanceRecord, Spool } from '../ingest/spool.ts';
 import type { DomainEvents } from '../observe/domain-events.ts';
 
 /** An instance on another node, as a storage commitment check needs it. */
@@ -23,6 +24,8 @@ export class InstanceDirectory {
   readonly #node: string;
   readonly #spool: Spool;
   readonly #log: Logger;
+  /** The spool's index of instances, read directly for the start-up rewrite (getRange is lazy). */
+  readonly #index: Database<InstanceRecord, string>;
   #pending = new Set<string>();
 
   constructor(o: { pool: Pool; node: string; spool: Spool; logger: Logger }) {
@@ -30,6 +33,7 @@ export class InstanceDirectory {
     this.#node = o.node;
     this.#spool = o.spool;
     this.#log = o.logger;
+    this.#index = o.spool.db.openDB<InstanceRecord, string>({ name: 'instances' });
   }
 
   /** Each stored instance is published by the outbox's next pass (`kick`). */
@@ -82,14 +86,21 @@ export class InstanceDirectory {
     try {
       await client.query('BEGIN');
       await client.query('DELETE FROM instances WHERE node = $1', [this.#node]);
-      const all = this.#spool.list();
-      for (let i = 0; i < all.length; i += BATCH) {
-        await this.#upsert(client, all.slice(i, i + BATCH).map((r) => ({
-          sop_uid: r.sopInstanceUid, sop_class_uid: r.sopClassUid, study_uid: r.studyInstanceUid, series_uid: r.seriesInstanceUid, path: r.path, received_at: r.receivedAt,
-        })));
+      // Read in batches from the index (not the whole spool in memory at once).
+      let batch: Entry[] = [];
+      let n = 0;
+      for (const { value: r } of this.#index.getRange()) {
+        batch.push({ sop_uid: r.sopInstanceUid, sop_class_uid: r.sopClassUid, study_uid: r.studyInstanceUid, series_uid: r.seriesInstanceUid, path: r.path, received_at: r.receivedAt });
+        if (batch.length === BATCH) {
+          await this.#upsert(client, batch);
+          n += batch.length;
+          batch = [];
+        }
       }
+      if (batch.length > 0) await this.#upsert(client, batch);
+      n += batch.length;
       await client.query('COMMIT');
-      this.#log.info({ before: rows[0].n, instances: all.length }, 'instance directory rewritten from this node\'s spool');
+      this.#log.info({ before: rows[0].n, instances: n }, 'instance directory rewritten from this node\'s spool');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
       throw err;

@@ -10,7 +10,7 @@ import { rest, requestCommitment, settledReport } from '../helpers/orthanc-commi
 import { startOrthanc } from '../helpers/orthanc.ts';
 import { startPostgres } from '../helpers/postgres.ts';
 import { freePort, startStorescp, tempDir } from '../helpers/processes.ts';
-import { filesAt, forwardAllRules, startNode, until } from './nodes.ts';
+import { filesAt, forwardAllRules, startNode, storescu, until } from './nodes.ts';
 
 test('an N-ACTION to one node for instances stored on another is answered from the instance directory', async (t) => {
   const pgServer = await startPostgres();
@@ -101,4 +101,29 @@ test('a storage commitment request whose node is SIGKILLed is adopted, decided a
   t.is((await request())[0].reported_by, 'n1');
   t.regex(n1.output(), /storage commitment request adopted from a node whose lease expired/);
   t.regex(n1.output(), /"msg":"storage commitment reported"/);
+});
+
+test('a directory that does not count the node\'s spool is rewritten from it when the node starts', async (t) => {
+  const pgServer = await startPostgres();
+  t.teardown(pgServer.stop);
+  const shared = tempDir('shared-');
+  const rulesDir = tempDir('rules-');
+  const first = await startNode('n1', { pg: pgServer, shared, rulesDir, peers: [] });
+  const files = writeDataset(join(tempDir(), 'study'), { count: 3, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: 256, studyInstanceUid: newUid() });
+  t.is((await storescu(first, files)).code, 0);
+  const db = new pg.Client({ connectionString: pgServer.url });
+  await db.connect();
+  t.teardown(() => db.end());
+  const listed = async () => (await db.query(`SELECT sop_uid FROM instances WHERE node = 'n1' ORDER BY sop_uid`)).rows.map((r) => r.sop_uid);
+  const sops = (await Promise.all(files.map(async (f) => (await readPart10File(f)).sopInstanceUid))).sort();
+  await until('the instances in the directory', async () => (await listed()).length === 3, 20_000, () => first.output().slice(-3000));
+  await first.stop();
+  // Lost entries (as if the node had died between a commit and its publish), and a stale one.
+  await db.query(`DELETE FROM instances WHERE sop_uid = $1`, [sops[0]]);
+  await db.query(`INSERT INTO instances VALUES ('1.2.3.gone', 'n1', $1, '1.2', '1.2.1', 'x.dcm', now())`, [SOP.ct]);
+  await db.query(`DELETE FROM instances WHERE sop_uid = $1`, [sops[1]]);
+  const again = await startNode('n1', { pg: pgServer, shared, rulesDir, peers: [] });
+  t.teardown(again.stop);
+  t.deepEqual(await listed(), sops, 'rewritten from the spool before the node joined');
+  t.regex(again.output(), /"before":2,"instances":3,"msg":"instance directory rewritten from this node's spool"/);
 });
