@@ -32,6 +32,8 @@ export class SharedPrefetch implements PrefetchShare {
   #service: Service | undefined;
   /** Jobs this node holds the lease of: the heartbeat renews exactly these. */
   readonly #held = new Set<string>();
+  /** Steps not written yet (the database was away), by job. */
+  readonly #unsaved = new Map<string, PrefetchJobRecord>();
   #timer: NodeJS.Timeout | undefined;
   #busy: Promise<void> | undefined;
   #again = false;
@@ -81,6 +83,7 @@ export class SharedPrefetch implements PrefetchShare {
       do {
         this.#again = false;
         try {
+          await this.#flush();
           await this.#publish();
           await this.#claim();
           this.#reachable(true);
@@ -164,7 +167,30 @@ export class SharedPrefetch implements PrefetchShare {
     }
   }
 
+  /**
+   * A step written while the database is away is kept and written at the next pass (the job goes on; a
+   * final state must reach the row, else its lease would be renewed for ever).
+   */
   async save(record: PrefetchJobRecord): Promise<boolean> {
+    try {
+      const mine = await this.#write(record);
+      this.#unsaved.delete(record.id);
+      return mine;
+    } catch (err) {
+      this.#reachable(false, err);
+      this.#unsaved.set(record.id, record);
+      return true;
+    }
+  }
+
+  async #flush(): Promise<void> {
+    for (const [id, record] of [...this.#unsaved]) {
+      await this.#write(record);
+      if (this.#unsaved.get(id) === record) this.#unsaved.delete(id);
+    }
+  }
+
+  async #write(record: PrefetchJobRecord): Promise<boolean> {
     const final = FINAL.includes(record.state);
     const { rowCount } = await this.#pool.query(
       `UPDATE prefetch_jobs SET record = $3, state = $4, updated_at = now(),
