@@ -150,12 +150,17 @@ export class SharedCommitments implements CommitmentShare {
       [this.#node, this.#leaseSeconds],
     );
     for (const row of rows) {
-      // Its own request (this node restarted and nobody took it meanwhile), or another node's.
       const local = service.get(row.record.id);
-      const own = local !== undefined && this.#key(local) === row.id;
-      const id = own ? row.record.id : local === undefined ? row.record.id : `${row.record.id}@${row.id.slice(0, row.id.indexOf('/'))}`;
+      if (local !== undefined && this.#key(local) === row.id) {
+        // Its own (this node restarted and nobody took it meanwhile): its local record is the newer one.
+        this.#foreign.delete(local.id);
+        this.#changed.add(local.id);
+        if (local.state !== 'reported') await service.adopt(local);
+        continue;
+      }
+      const id = local === undefined ? row.record.id : `${row.record.id}@${row.id.slice(0, row.id.indexOf('/'))}`;
       this.#foreign.delete(id);
-      if (!own) this.#log.warn({ transactionUid: row.record.transactionUid, from: row.was ?? row.id.slice(0, row.id.indexOf('/')) }, 'storage commitment request adopted from a node whose lease expired: decided and reported by this node');
+      this.#log.warn({ transactionUid: row.record.transactionUid, from: row.was ?? row.id.slice(0, row.id.indexOf('/')) }, 'storage commitment request adopted from a node whose lease expired: decided and reported by this node');
       // The requester's association was the other node's: the report goes on a new one.
       await service.adopt({ ...row.record, id, clusterId: row.id });
     }
