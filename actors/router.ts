@@ -214,21 +214,29 @@ export async function startRouter(
     logger: log.child({ actor: 'prefetch' }),
     gates,
     host: { send: (event) => actor.send(event), child: (id) => actor.getSnapshot().children[id] as AnyActorRef | undefined },
+    // A cluster node: jobs are published to PostgreSQL and run by whichever node holds their lease.
+    ...(cluster ? { share: cluster.prefetch } : {}),
   });
   // Groups waiting for completion: their machines are children of the root too (JOB_STARTED).
+  const completionJobs = {
+    start: (id: string, logic: AnyActorLogic, input: unknown) => {
+      actor.send({ type: 'JOB_STARTED', id, logic, input });
+      return actor.getSnapshot().children[id] as AnyActorRef | undefined;
+    },
+    end: (id: string) => actor.send({ type: 'JOB_ENDED', id }),
+  };
   const completion = new CompletionTracker(spool, queue, {
     logger: log.child({ actor: 'completion' }),
     wake,
-    jobs: {
-      start: (id, logic, input) => {
-        actor.send({ type: 'JOB_STARTED', id, logic, input });
-        return actor.getSnapshot().children[id] as AnyActorRef | undefined;
-      },
-      end: (id) => actor.send({ type: 'JOB_ENDED', id }),
-    },
+    jobs: completionJobs,
+    // A cluster node: groups are shared through PostgreSQL, fired by the node holding their lease.
+    ...(cluster ? { share: cluster.completion } : {}),
   });
+  cluster?.completion.attach(completionJobs);
   // The tracker hears of each committed instance's group notes by the instance-stored domain event.
   completion.follow(events);
+  // A cluster node publishes each stored instance to the shared instance directory (after its queue items).
+  if (cluster) cluster.directory.follow(events, () => cluster.outbox.kick());
   const routing: RoutingRuntime = { rules: () => rules.current, queue, wake, prefetch, completion };
   const commitmentScu = new CommitmentScuService({
     spool, queue, peers: config.peers, events, logger: log.child({ actor: 'commitment-scu' }), rules: () => rules.current, gates,
@@ -237,6 +245,8 @@ export async function startRouter(
     spool, queue, peers: config.peers, listeners: config.listeners, logger: log.child({ actor: 'commitment' }),
     holds: (sop) => completion.holds(sop),
     downstream: (sop) => commitmentScu.downstream(sop),
+    // A cluster node: instances stored on other nodes are found in the shared instance directory.
+    ...(cluster ? { elsewhere: (sops: string[]) => cluster.directory.elsewhere(sops), share: cluster.commitments } : {}),
     ruleCommitWhen: (rule) => rules.current.rules.find((r) => r.name === rule)?.commitWhen,
     // Each open request is a child of the root too (machines/commitment.machine.ts).
     jobs: {

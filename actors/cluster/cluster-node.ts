@@ -12,12 +12,16 @@ import type { OutboundQueue } from '../forward/outbound-queue.ts';
 import type { PeerGates } from '../forward/peer-gate.ts';
 import type { Spool } from '../ingest/spool.ts';
 import { ClusterSlots } from './cluster-slots.ts';
-import { readSharedState } from './cluster-status.ts';
+import { NO_JOBS, readSharedState } from './cluster-status.ts';
 import type { ClusterStatus } from './cluster-status.ts';
 export type { ClusterStatus } from './cluster-status.ts';
 import { migrate, SchemaTooNewError } from './migrate.ts';
 import { Outbox } from './outbox.ts';
 import { poolConfig } from './pg-connection.ts';
+import { InstanceDirectory } from './instance-directory.ts';
+import { SharedCommitments } from './shared-commitments.ts';
+import { SharedCompletion } from './shared-completion.ts';
+import { SharedPrefetch } from './shared-prefetch.ts';
 import { SharedQueue } from './shared-queue.ts';
 
 /** The database did not answer (network, shutting down, not accepting connections), as opposed to refusing us. */
@@ -38,6 +42,13 @@ export class ClusterNode {
   readonly queue: SharedQueue;
   readonly outbox: Outbox;
   readonly slots: ClusterSlots;
+  /** Prefetch jobs and completion groups shared through PostgreSQL (the jobs' seams: PrefetchShare, CompletionShare). */
+  readonly prefetch: SharedPrefetch;
+  readonly completion: SharedCompletion;
+  /** Which instance lives on which node (instance-directory.ts). */
+  readonly directory: InstanceDirectory;
+  /** Storage commitment requests (the seam CommitmentShare). */
+  readonly commitments: SharedCommitments;
   readonly #log: Logger;
   readonly #wake: (peers: string[]) => void;
   readonly #peers: string[];
@@ -51,7 +62,7 @@ export class ClusterNode {
   #joinRetry: NodeJS.Timeout | undefined;
   readonly #spoolDir: string;
 
-  private constructor(config: ClusterConfig, pool: pg.Pool, outbox: Outbox, o: { spool: Spool; peers: PeerConfig[]; gates: PeerGates; logger: Logger; wake(peers: string[]): void }) {
+  private constructor(config: ClusterConfig, pool: pg.Pool, outbox: Outbox, completion: SharedCompletion, directory: InstanceDirectory, o: { spool: Spool; peers: PeerConfig[]; gates: PeerGates; logger: Logger; wake(peers: string[]): void }) {
     this.config = config;
     this.pool = pool;
     this.#log = o.logger;
@@ -59,6 +70,10 @@ export class ClusterNode {
     this.#peers = o.peers.map((p) => p.name);
     this.#spoolDir = o.spool.dir;
     this.outbox = outbox;
+    this.completion = completion;
+    this.directory = directory;
+    this.commitments = new SharedCommitments({ pool, node: config.nodeName, leaseSeconds: config.leaseSeconds, logger: o.logger.child({ actor: 'commitment' }), reachable: (ok, err) => this.reachable(ok, err) });
+    this.prefetch = new SharedPrefetch({ pool, node: config.nodeName, leaseSeconds: config.leaseSeconds, spool: o.spool, logger: o.logger.child({ actor: 'prefetch' }), reachable: (ok, err) => this.reachable(ok, err) });
     const max = new Map(o.peers.map((p) => [p.name, p.maxAssociations]));
     this.queue = new SharedQueue({ pool, node: config.nodeName, storage: config.storage, leaseSeconds: config.leaseSeconds, spoolDir: o.spool.dir, reachable: (ok, err) => this.reachable(ok, err), joined: () => this.#joined });
     this.slots = new ClusterSlots({ pool, node: config.nodeName, leaseSeconds: config.leaseSeconds, maxAssociations: (p) => max.get(p) ?? 1, local: o.gates, joined: () => this.#joined });
@@ -74,13 +89,20 @@ export class ClusterNode {
     // An idle client whose server went away emits 'error': expected while PostgreSQL is down.
     pool.on('error', () => {});
     let node!: ClusterNode;
+    const completion = new SharedCompletion({
+      pool, node: config.nodeName, leaseSeconds: config.leaseSeconds, spool: o.spool, logger: o.logger.child({ actor: 'completion' }),
+      reachable: (ok, err) => node.reachable(ok, err),
+    });
+    const directory = new InstanceDirectory({ pool, node: config.nodeName, spool: o.spool, logger: o.logger.child({ actor: 'directory' }) });
     const outbox = await Outbox.open({
+      completion,
+      directory,
       pool, node: config.nodeName, spool: o.spool, queue: o.queue, logger: o.logger,
       reachable: (ok, err) => node.reachable(ok, err),
       filesOnDisk: config.storage === 'shared',
       published: (peers) => o.wake(peers),
     });
-    node = new ClusterNode(config, pool, outbox, o);
+    node = new ClusterNode(config, pool, outbox, completion, directory, o);
     try {
       await node.#join();
     } catch (err) {
@@ -109,6 +131,10 @@ export class ClusterNode {
     // A restarted node's leases are its previous life's: free them now rather than after they expire.
     await this.pool.query('UPDATE queue_items SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [nodeName]);
     await this.pool.query('UPDATE peer_slots SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [nodeName]);
+    await this.pool.query('UPDATE prefetch_jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [nodeName]);
+    await this.pool.query('UPDATE completion_groups SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [nodeName]);
+    await this.pool.query('UPDATE commitment_requests SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [nodeName]);
+    await this.directory.reconcile();
     this.#joined = true;
   }
 
@@ -151,6 +177,9 @@ export class ClusterNode {
   #run(): void {
     this.#log.info({ node: this.config.nodeName, storage: this.config.storage, leaseSeconds: this.config.leaseSeconds }, 'cluster node started');
     this.outbox.start();
+    this.prefetch.start();
+    this.completion.start();
+    this.commitments.start();
     const period = Math.max(500, (this.config.leaseSeconds * 1000) / 3);
     this.#heartbeat = setInterval(() => void this.#beat(), period);
     void this.#beat();
@@ -177,10 +206,24 @@ export class ClusterNode {
           WHERE lease_owner = $1`,
         [me, lease, this.slots.held()],
       );
-      await this.pool.query(`DELETE FROM queue_items WHERE state = 'done' AND done_at < now() - interval '${DONE_KEEP}'`);
+      // The jobs this node runs and the groups whose machines it runs (a group's lease is taken by the
+      // node that published it first, or claimed once free; a lease not in use here is let go).
+      await this.pool.query(
+        `UPDATE prefetch_jobs SET lease_until = now() + make_interval(secs => $2) WHERE lease_owner = $1 AND id = ANY($3::text[])`,
+        [me, lease, this.prefetch.held()],
+      );
+      await this.pool.query(
+        `UPDATE completion_groups SET lease_until = now() + make_interval(secs => $2) WHERE lease_owner = $1 AND state = 'waiting'`,
+        [me, lease],
+      );
+      await this.pool.query(
+        `UPDATE commitment_requests SET lease_until = now() + make_interval(secs => $2) WHERE lease_owner = $1 AND state <> 'reported'`,
+        [me, lease],
+      );
+      await this.pool.query(`DELETE FROM queue_items WHERE state IN ('done', 'dropped') AND done_at < now() - interval '${DONE_KEEP}'`);
       // Claimable work this node may have missed (a lease that expired, a NOTIFY lost while disconnected).
       const { rows } = await this.pool.query<{ peer: string }>(
-        `SELECT DISTINCT peer FROM queue_items WHERE state = 'pending' AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
+        `SELECT DISTINCT peer FROM queue_items WHERE state = 'pending' AND held_for IS NULL AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
            AND ($1::text IS NULL OR node = $1) AND peer = ANY($2::text[])`,
         [this.config.storage === 'local' ? me : null, this.#peers],
       );
@@ -251,7 +294,7 @@ export class ClusterNode {
       return { ...base, ...shared };
     } catch (err) {
       this.reachable(false, err);
-      return { ...base, nodes: [], leases: [], slots: [], depths: [], deliveries: { delivered: 0, duplicates: 0 } };
+      return { ...base, nodes: [], leases: [], slots: [], depths: [], deliveries: { delivered: 0, duplicates: 0 }, jobs: NO_JOBS };
     }
   }
 
@@ -263,6 +306,9 @@ export class ClusterNode {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.slots.stop();
+    this.prefetch.stop();
+    this.completion.stop();
+    this.commitments.stop();
     clearInterval(this.#heartbeat);
     clearTimeout(this.#joinRetry);
     clearTimeout(this.#listenRetry);
@@ -273,6 +319,9 @@ export class ClusterNode {
     // Leases of a node that stops cleanly are free at once.
     await this.pool.query('UPDATE queue_items SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [this.config.nodeName]).catch(() => {});
     await this.pool.query('UPDATE peer_slots SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [this.config.nodeName]).catch(() => {});
+    await this.pool.query('UPDATE prefetch_jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [this.config.nodeName]).catch(() => {});
+    await this.pool.query('UPDATE completion_groups SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [this.config.nodeName]).catch(() => {});
+    await this.pool.query('UPDATE commitment_requests SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1', [this.config.nodeName]).catch(() => {});
     await this.pool.end().catch(() => {});
   }
 }

@@ -13,6 +13,8 @@ import { checkout, notifyPeer } from './pg-connection.ts';
 import type { Logger } from 'pino';
 import type { OutboundQueue, QueueItem } from '../forward/outbound-queue.ts';
 import type { Spool } from '../ingest/spool.ts';
+import type { InstanceDirectory } from './instance-directory.ts';
+import type { SharedCompletion } from './shared-completion.ts';
 
 /** Items published per PostgreSQL transaction. */
 const BATCH = 200;
@@ -38,6 +40,10 @@ export type OutboxOptions = {
   filesOnDisk: boolean;
   /** Items were published for these peers (the NOTIFY reaches every node; this one is told at once). */
   published(peers: string[]): void;
+  /** Items held for a completion group are published with it (held_for), in the same transaction. */
+  completion?: SharedCompletion;
+  /** Instances stored here, published to the directory after their items. */
+  directory?: InstanceDirectory;
 };
 
 export class Outbox {
@@ -127,7 +133,19 @@ export class Outbox {
     await this.#running;
   }
 
+  /** The instances stored before this pass go into the directory after the items queued before it (instance-directory.ts). */
   async #publish(): Promise<void> {
+    const directory = this.#o.directory?.take() ?? [];
+    try {
+      await this.#publishItems();
+      if (directory.length > 0) await this.#o.directory!.publish(directory);
+    } catch (err) {
+      this.#o.directory?.giveBack(directory);
+      throw err;
+    }
+  }
+
+  async #publishItems(): Promise<void> {
     for (;;) {
       const batch = this.unpublished().slice(0, BATCH);
       if (batch.length === 0) return;
@@ -137,14 +155,17 @@ export class Outbox {
       const client = await checkout(this.#o.pool);
       try {
         await client.query('BEGIN');
+        const held = this.#o.completion ? await this.#o.completion.publish(client, batch) : new Map<string, { heldFor?: string; state?: string; reason?: string }>();
         const { rows } = await client.query<{ id: string; origin_id: string }>(
-          `INSERT INTO queue_items (origin_node, origin_id, peer, series_uid, sop_uid, node, path, item, enqueued_at)
-             SELECT $1, x.origin_id, x.peer, x.series_uid, x.sop_uid, $1, x.path, x.item, x.enqueued_at
-               FROM jsonb_to_recordset($2::jsonb) AS x(origin_id text, peer text, series_uid text, sop_uid text, path text, item jsonb, enqueued_at timestamptz)
+          `INSERT INTO queue_items (origin_node, origin_id, peer, series_uid, sop_uid, node, path, item, enqueued_at, held_for, state, last_error, done_at)
+             SELECT $1, x.origin_id, x.peer, x.series_uid, x.sop_uid, $1, x.path, x.item, x.enqueued_at, x.held_for, coalesce(x.state, 'pending'), x.reason,
+                    CASE WHEN x.state IS NULL THEN NULL ELSE now() END
+               FROM jsonb_to_recordset($2::jsonb) AS x(origin_id text, peer text, series_uid text, sop_uid text, path text, item jsonb, enqueued_at timestamptz, held_for text, state text, reason text)
            ON CONFLICT (origin_node, origin_id) DO UPDATE SET origin_id = EXCLUDED.origin_id
            RETURNING id, origin_id`,
           [this.#o.node, JSON.stringify(batch.map((i) => ({
             origin_id: this.originId(i.id), peer: i.peer, series_uid: i.seriesInstanceUid, sop_uid: i.sopInstanceUid, path: i.path, item: i, enqueued_at: i.enqueuedAt,
+            held_for: held.get(i.id)?.heldFor ?? null, state: held.get(i.id)?.state ?? null, reason: held.get(i.id)?.reason ?? null,
           })))],
         );
         for (const r of rows) ids.set(r.origin_id, r.id);
@@ -160,6 +181,7 @@ export class Outbox {
       this.#o.reachable(true);
       await this.#o.spool.db.transaction(() => {
         for (const item of batch) this.#marks.put(item.id, ids.get(this.originId(item.id)) ?? '?');
+        this.#o.completion?.forget(batch.map((i) => i.id));
       });
       this.#o.logger.debug({ items: batch.length }, 'outbox published');
       this.#o.published([...new Set(batch.map((i) => i.peer))]);
@@ -208,6 +230,10 @@ export class Outbox {
         unmark.push(id);
       } else if (row.state === 'done') {
         await this.#o.queue.delivered(id, { status: row.last_status ?? 0 });
+        finished.push(id);
+      } else if (row.state === 'dropped') {
+        // Its completion group fired without it (whenComplete did not hold, or afterFired): never sent.
+        await this.#o.queue.purge(id);
         finished.push(id);
       } else if (row.state === 'dead' && local.state !== 'dead') {
         await this.#o.queue.failed(id, { retryable: false, error: row.reason ?? 'dead letter in the cluster queue', ...(row.last_status !== null ? { status: row.last_status } : {}), policy: NO_RETRY });

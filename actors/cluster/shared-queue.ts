@@ -89,7 +89,7 @@ export class SharedQueue implements ForwardQueue {
     try {
       const rows = await this.#query<Row>(
         `SELECT q.*, n.spool_dir FROM queue_items q LEFT JOIN nodes n ON n.name = q.node
-          WHERE q.peer = $1 AND q.state = 'pending' AND q.next_attempt_at <= now() AND (q.lease_until IS NULL OR q.lease_until < now())
+          WHERE q.peer = $1 AND q.state = 'pending' AND q.held_for IS NULL AND q.next_attempt_at <= now() AND (q.lease_until IS NULL OR q.lease_until < now())
             AND ($2::text IS NULL OR q.node = $2) ORDER BY q.id LIMIT $3`,
         [peer, this.#own, limit],
       );
@@ -106,13 +106,14 @@ export class SharedQueue implements ForwardQueue {
       rows = await this.#query<Row>(
         `WITH c AS (
            SELECT q.id FROM queue_items q
-            WHERE q.peer = $1 AND q.state = 'pending' AND q.next_attempt_at <= now()
+            WHERE q.peer = $1 AND q.state = 'pending' AND q.held_for IS NULL AND q.next_attempt_at <= now()
               AND (q.lease_until IS NULL OR q.lease_until < now())
               AND ($3::text IS NULL OR q.node = $3)
               -- The head of its series, as a correlated min() (an index lookup per candidate, whatever the
               -- table's statistics): as NOT EXISTS, a planner without statistics chose an anti join over the
               -- whole table, and each claim cost O(queue depth) (7 ms at 20,000 items, 50 items/s overall).
-              AND q.id = (SELECT min(e.id) FROM queue_items e WHERE e.peer = q.peer AND e.series_uid = q.series_uid AND e.state = 'pending')
+              -- An item held for a completion group (held_for) is not claimed, and holds no other item back.
+              AND q.id = (SELECT min(e.id) FROM queue_items e WHERE e.peer = q.peer AND e.series_uid = q.series_uid AND e.state = 'pending' AND e.held_for IS NULL)
             ORDER BY q.id LIMIT 1 FOR UPDATE SKIP LOCKED)
          UPDATE queue_items q SET lease_owner = $2, lease_until = now() + make_interval(secs => $4)
            FROM c WHERE q.id = c.id
@@ -136,7 +137,7 @@ export class SharedQueue implements ForwardQueue {
     try {
       const [row] = await this.#query<{ n: string; due: Date | null }>(
         `SELECT count(*) AS n, min(next_attempt_at) FILTER (WHERE lease_until IS NULL OR lease_until < now()) AS due
-           FROM queue_items WHERE peer = $1 AND state = 'pending' AND ($2::text IS NULL OR node = $2)`,
+           FROM queue_items WHERE peer = $1 AND state = 'pending' AND held_for IS NULL AND ($2::text IS NULL OR node = $2)`,
         [peer, this.#own],
       );
       if (!row || Number(row.n) === 0) return undefined;
@@ -239,7 +240,7 @@ export class SharedQueue implements ForwardQueue {
   async deadLetterDue(peer: string, reason: string): Promise<QueueItem[]> {
     const rows = await this.#query<Row>(
       `UPDATE queue_items q SET state = 'dead', attempts = attempts + 1, last_error = $2, dead_reason = $2, last_status = NULL
-        WHERE peer = $1 AND state = 'pending' AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
+        WHERE peer = $1 AND state = 'pending' AND held_for IS NULL AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
         RETURNING q.*, (SELECT spool_dir FROM nodes WHERE name = q.node) AS spool_dir`,
       [peer, reason],
     );

@@ -41,6 +41,8 @@ export type CommitmentRecord = {
   reportRefused?: string;
   /** How it was reported: on the requester's association, or on one of ours. */
   reportedVia?: 'same-association' | 'new-association';
+  /** A cluster node (issue 17): the request's key in PostgreSQL (origin node / its id there). */
+  clusterId?: string;
 };
 
 export class CommitmentStore {

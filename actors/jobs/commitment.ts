@@ -51,6 +51,13 @@ export type CommitmentServiceOptions = {
   ruleCommitWhen?: (rule: string) => CommitWhen | undefined;
   /** Instances something else still holds back from sending (completion groups). */
   holds?: (sopInstanceUid: string) => boolean;
+  /**
+   * A cluster node (issue 17): the instances of these that other nodes stored (the shared instance
+   * directory) and what their shared queue items still wait for; rejects when the database is away.
+   */
+  elsewhere?: (sopInstanceUids: string[]) => Promise<Map<string, { node: string; sopClassUid: string; waiting?: string }>>;
+  /** A cluster node: requests shared through PostgreSQL. */
+  share?: CommitmentShare;
   /** How often open requests are looked at (deliveries, deadlines, reports due). */
   checkEveryMs?: number;
   /** Where each open request's machine lives (children of the root: the actor tree and the inspector). */
@@ -58,6 +65,20 @@ export type CommitmentServiceOptions = {
   /** A requester that keeps its association after the N-ACTION-RSP gets the report there; one that
    *  releases at once (most do, Orthanc too) is not raced with a report: it is sent no sooner than this. */
   sameAssociationGraceMs?: number;
+};
+
+/**
+ * Where requests are shared when this router is a node of a cluster (issue 17;
+ * actors/cluster/shared-commitments.ts): each request is recorded here first (before the N-ACTION-RSP),
+ * then published with this node holding its lease; when this node dies another node adopts the open
+ * request and decides and reports it. Without a share: this node's LMDB only.
+ */
+export type CommitmentShare = {
+  attach(service: { adopt(record: CommitmentRecord): Promise<void>; settledElsewhere(id: string, by: string): Promise<void>; open(): CommitmentRecord[]; get(id: string): CommitmentRecord | undefined }): void;
+  /** A request recorded or changed here (published soon). */
+  changed(record: CommitmentRecord): void;
+  /** Does this node hold the request (decide and report it)? */
+  mine(id: string): boolean;
 };
 
 /** The id of a request's machine among the root's children. */
@@ -68,6 +89,10 @@ const KEEP_REPORTED_MS = 7 * 24 * 3600_000;
 const PRUNE_EVERY_MS = 3600_000;
 
 type Verdict = { committed: true } | { failed: number; why: string } | { waiting: string };
+type Elsewhere = Awaited<ReturnType<NonNullable<CommitmentServiceOptions['elsewhere']>>>;
+
+/** A cluster node looks an unknown instance up for this long after the request (another node may be publishing it). */
+const DIRECTORY_GRACE_MS = 10_000;
 
 export class CommitmentService {
   readonly store: CommitmentStore;
@@ -102,6 +127,12 @@ export class CommitmentService {
   /** Resumes the open requests (their machines, their retention holds), then checks them now and every checkEveryMs. */
   start(): void {
     for (const r of this.store.open()) this.#hold(r);
+    this.#o.share?.attach({
+      adopt: (record) => this.#adopt(record),
+      settledElsewhere: (id, by) => this.#settledElsewhere(id, by),
+      open: () => this.store.open(),
+      get: (id) => this.store.get(id),
+    });
     this.#timer = setInterval(() => this.check(), this.#o.checkEveryMs ?? 1000);
     this.#timer.unref();
     this.check();
@@ -156,6 +187,7 @@ export class CommitmentService {
     if (record.state === 'reporting') log.warn({ transactionUid: record.transactionUid, id: record.id }, 'storage commitment request reuses a Transaction UID: reported failed (0131)');
     else log.info({ transactionUid: record.transactionUid, instances: record.referenced.length, commitWhen: record.commitWhen }, 'storage commitment requested');
     this.#hold(record);
+    this.#o.share?.changed(record);
     if (ctx.reporter && record.report === 'same-association-first') this.#reporters.set(record.id, ctx.reporter);
     // Answered first (the N-ACTION-RSP goes out when this resolves), then looked at.
     setTimeout(() => this.check(), (this.#o.sameAssociationGraceMs ?? 500) + 10).unref();
@@ -183,6 +215,8 @@ export class CommitmentService {
       if (this.#stopped) return;
       const record = this.store.get(id);
       if (!record || record.state === 'reported') continue;
+      // A cluster node: another node holds this request now (it adopted it while this one was away).
+      if (this.#o.share && !this.#o.share.mine(id)) continue;
       let r = record;
       if (r.state === 'waiting') r = await this.#decide(r, now, items);
       // Not on the requester's association before the grace time: it may be releasing it right now.
@@ -201,8 +235,21 @@ export class CommitmentService {
     const failed: FailedSop[] = [];
     const why: Record<string, string> = {};
     const waitingFor: Record<string, string> = {};
+    // A cluster node: what is not stored here may be on another node (its forwards in the shared queue).
+    const notHere = this.#o.elsewhere ? record.referenced.filter((r) => !this.#o.spool.get(r.sopInstanceUid)).map((r) => r.sopInstanceUid) : [];
+    let elsewhere: Elsewhere | undefined;
+    if (notHere.length > 0) {
+      try {
+        elsewhere = await this.#o.elsewhere!(notHere);
+      } catch {
+        // The cluster database is away: decided once it answers (or at the deadline, as not found).
+        if (now.getTime() < Date.parse(record.deadline)) return record;
+        elsewhere = new Map();
+      }
+    }
+    const young = now.getTime() - Date.parse(record.receivedAt) < DIRECTORY_GRACE_MS;
     for (const ref of record.referenced) {
-      const v = this.#verdict(record, ref, items);
+      const v = this.#verdict(record, ref, items, elsewhere, young);
       if ('committed' in v) committed.push(ref);
       else if ('failed' in v) {
         failed.push({ ...ref, failureReason: v.failed });
@@ -213,7 +260,7 @@ export class CommitmentService {
     if (Object.keys(waitingFor).length > 0 && !expired) {
       if (JSON.stringify(waitingFor) !== JSON.stringify(record.waitingFor ?? {})) {
         const updated = { ...record, waitingFor };
-        await this.store.put(updated);
+        await this.#put(updated);
         this.#tell(record.id, { type: 'PROGRESS', waitingFor: Object.keys(waitingFor).length });
         return updated;
       }
@@ -226,7 +273,7 @@ export class CommitmentService {
     }
     const result: CommitmentResult = { transactionUid: record.transactionUid, committed, failed };
     const updated: CommitmentRecord = { ...record, state: 'reporting', result, why, waitingFor: {} };
-    await this.store.put(updated);
+    await this.#put(updated);
     this.#tell(record.id, { type: 'DECIDED', committed: committed.length, failed: failed.length });
     this.#log.info(
       { transactionUid: record.transactionUid, committed: committed.length, failed: failed.map((f) => ({ sopInstanceUid: f.sopInstanceUid, reason: f.failureReason.toString(16).padStart(4, '0'), why: why[f.sopInstanceUid] })) },
@@ -235,8 +282,9 @@ export class CommitmentService {
     return updated;
   }
 
-  #verdict(record: CommitmentRecord, ref: SopReference, itemsOf: (sop: string) => QueueItem[]): Verdict {
+  #verdict(record: CommitmentRecord, ref: SopReference, itemsOf: (sop: string) => QueueItem[], elsewhere?: Elsewhere, young = false): Verdict {
     const stored = this.#o.spool.get(ref.sopInstanceUid);
+    if (!stored && elsewhere) return remoteVerdict(record, ref, elsewhere.get(ref.sopInstanceUid), young);
     if (!stored) return { failed: FailureReason.NO_SUCH_OBJECT_INSTANCE, why: 'not received by the router' };
     if (stored.sopClassUid !== ref.sopClassUid) return { failed: FailureReason.CLASS_INSTANCE_CONFLICT, why: `stored with SOP class ${stored.sopClassUid}` };
     const commitWhen = this.#commitWhenOf(record, ref.sopInstanceUid, itemsOf);
@@ -305,7 +353,7 @@ export class CommitmentService {
     if (this.#stopped && !via) return;
     const current = this.store.get(record.id) ?? record;
     if (via) {
-      await this.store.put({
+      await this.#put({
         ...current, state: 'reported', reportedAt: new Date().toISOString(), reportedVia: via, reportAttempts: current.reportAttempts + 1,
         nextReportAt: undefined, lastReportError: undefined, ...(refusal ? { reportRefused: refusal } : {}),
       });
@@ -319,9 +367,32 @@ export class CommitmentService {
     const retry = peer?.retry ?? { initialBackoffSeconds: 60, maxBackoffSeconds: 3600, jitter: 0.2 };
     const delay = backoffMs(attempts, { attempts: Number.MAX_SAFE_INTEGER, initialBackoffMs: retry.initialBackoffSeconds * 1000, maxBackoffMs: retry.maxBackoffSeconds * 1000, jitter: retry.jitter });
     const nextReportAt = new Date(Date.now() + delay).toISOString();
-    await this.store.put({ ...current, reportAttempts: attempts, lastReportError: error, nextReportAt });
+    await this.#put({ ...current, reportAttempts: attempts, lastReportError: error, nextReportAt });
     this.#tell(record.id, { type: 'REPORT_FAILED', attempts, nextReportAt, error: error ?? 'unknown' });
     log.warn({ why: error, attempts, nextReportAt }, 'storage commitment report not delivered: will retry');
+  }
+
+  async #put(record: CommitmentRecord): Promise<void> {
+    await this.store.put(record);
+    this.#o.share?.changed(record);
+  }
+
+  /** A cluster node took over a request whose node died: recorded here, decided and reported from here. */
+  async #adopt(record: CommitmentRecord): Promise<void> {
+    if (this.#stopped) return;
+    await this.store.put(record);
+    if (!this.#open.has(record.id)) this.#hold(record);
+    this.check();
+  }
+
+  /** Another node of the cluster reported this request (it held it while this node was away). */
+  async #settledElsewhere(id: string, by: string): Promise<void> {
+    const record = this.store.get(id);
+    if (!record || record.state === 'reported') return;
+    await this.store.put({ ...record, state: 'reported', reportedAt: new Date().toISOString(), reportedVia: 'new-association', lastReportError: `reported by node ${by} of the cluster` });
+    this.#tell(id, { type: 'REPORTED', via: 'new-association' });
+    this.#release(record);
+    this.#log.info({ transactionUid: record.transactionUid, node: by }, 'storage commitment request reported by another node of the cluster');
   }
 
   /** Tells the request's machine what happened to it. */
@@ -351,6 +422,17 @@ export class CommitmentService {
       else this.#pendingSops.set(s.sopInstanceUid, n);
     }
   }
+}
+
+/** An instance this node does not hold, by the cluster's directory: the other node's shared queue items decide `delivered`. */
+function remoteVerdict(record: CommitmentRecord, ref: SopReference, found: Elsewhere extends Map<string, infer V> ? V | undefined : never, young: boolean): Verdict {
+  if (!found) return young ? { waiting: 'not in the cluster\'s instance directory yet' } : { failed: FailureReason.NO_SUCH_OBJECT_INSTANCE, why: 'not received by any node of the cluster' };
+  if (found.sopClassUid !== ref.sopClassUid) return { failed: FailureReason.CLASS_INSTANCE_CONFLICT, why: `stored on node ${found.node} with SOP class ${found.sopClassUid}` };
+  if (record.commitWhen === 'stored') return { committed: true };
+  if (found.waiting) return { waiting: found.waiting };
+  // Downstream commitments are recorded by the node that delivered the instance, not shared.
+  if (record.commitWhen === 'committed-downstream') return { waiting: `stored on node ${found.node}: its downstream commitment is known to that node only` };
+  return { committed: true };
 }
 
 const STRICTNESS: readonly CommitWhen[] = ['stored', 'delivered', 'committed-downstream'];

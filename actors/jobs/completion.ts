@@ -16,7 +16,7 @@ import type { CompletionInput, FireInput, FireOutput, FireReason, InstanceAdded 
 import { checkConditions, missingRequired, modalitiesOf, requiredText } from '../../routing/completion-conditions.ts';
 import type { SeriesFact } from '../../routing/completion-conditions.ts';
 import type { Completion, Forward, Modification } from '../../routing/rule.types.ts';
-import { queueItemFor } from '../forward/outbound-queue.ts';
+import { isSkipped, queueItemFor } from '../forward/outbound-queue.ts';
 import type { OutboundQueue } from '../forward/outbound-queue.ts';
 import type { InstanceRecord, Spool } from '../ingest/spool.ts';
 import type { DomainEvents } from '../observe/domain-events.ts';
@@ -53,7 +53,26 @@ export type Member = {
 };
 
 /** What hold() did inside the instance's transaction; acted on once it committed. */
-export type HoldNote = { group: string; sop: string; action: 'start' | 'added' | 'late-forwarded' | 'late-ignored' | 'late-not-forwarded'; event?: InstanceAdded; peers?: string[] };
+export type HoldNote = { group: string; sop: string; action: 'start' | 'added' | 'late-forwarded' | 'late-ignored' | 'late-not-forwarded' | 'shared'; event?: InstanceAdded; peers?: string[] };
+
+/** A member of a group as a cluster node publishes it with its held queue items (actors/cluster/shared-completion.ts). */
+export type SharedMember = {
+  group: string; rule: string; per: 'series' | 'study'; completion: Completion; studyInstanceUid: string; seriesInstanceUid: string;
+  sopInstanceUid: string; modality?: string; description?: string; callingAeTitle: string; receivedAt: string;
+};
+
+/**
+ * Where groups live when this router is a node of a cluster (issue 17): the held forwards are queued in the
+ * instance's own transaction (the node's outbox) marked as held for their group; the share publishes them
+ * with the membership to PostgreSQL, where the group's facts count every node's members, its items are not
+ * claimed until it fires, and the node holding its lease fires it. Without a share: this node's LMDB.
+ */
+export type CompletionShare = {
+  /** Inside the instance's transaction: local queue item `itemId` is held for `member.group`. */
+  hold(itemId: string, member: SharedMember): void;
+  /** Groups waiting cluster-wide, for the inspector (the last read). */
+  waiting(now?: number): WaitingGroup[];
+};
 
 /** The narrow interface the acceptor uses (RoutingRuntime.completion); the rest comes by the instance-stored event. */
 export type CompletionHolder = {
@@ -93,8 +112,9 @@ export class CompletionTracker implements CompletionHolder {
   #jobs: JobHost;
   #live = new Map<string, AnyActorRef>();
   #stopped = false;
+  #share: CompletionShare | undefined;
 
-  constructor(spool: Spool, queue: OutboundQueue, opts: { logger: Logger; wake: (peers: string[]) => void; jobs?: JobHost }) {
+  constructor(spool: Spool, queue: OutboundQueue, opts: { logger: Logger; wake: (peers: string[]) => void; jobs?: JobHost; share?: CompletionShare }) {
     this.#root = spool.db;
     this.#groups = spool.db.openDB<GroupRecord, GroupKey>({ name: 'completion-groups' });
     this.#members = spool.db.openDB<Member, [string, string, string, string]>({ name: 'completion-members' });
@@ -104,6 +124,7 @@ export class CompletionTracker implements CompletionHolder {
     this.#log = opts.logger;
     this.#wake = opts.wake;
     this.#jobs = opts.jobs ?? standalone;
+    this.#share = opts.share;
   }
 
   /**
@@ -115,6 +136,7 @@ export class CompletionTracker implements CompletionHolder {
     const byRule = new Map<string, Forward[]>();
     for (const f of forwards) if (f.completion) byRule.set(f.rule, [...(byRule.get(f.rule) ?? []), f]);
     const now = new Date().toISOString();
+    if (this.#share) return this.#holdShared(record, byRule, facts, now);
     for (const [rule, fs] of byRule) {
       const completion = fs[0].completion!;
       const per = completion.trigger.per;
@@ -167,6 +189,31 @@ export class CompletionTracker implements CompletionHolder {
     return notes;
   }
 
+  /** A cluster node: the forwards are queued now, held for their group until it fires cluster-wide. */
+  #holdShared(record: InstanceRecord, byRule: Map<string, Forward[]>, facts: { seriesDescription?: string }, now: string): HoldNote[] {
+    const notes: HoldNote[] = [];
+    for (const [rule, fs] of byRule) {
+      const completion = fs[0].completion!;
+      const per = completion.trigger.per;
+      const id = groupId([rule, record.studyInstanceUid, per === 'series' ? record.seriesInstanceUid : '']);
+      const description = facts.seriesDescription?.trim();
+      const modality = record.modality?.trim();
+      const member: SharedMember = {
+        group: id, rule, per, completion, studyInstanceUid: record.studyInstanceUid, seriesInstanceUid: record.seriesInstanceUid, sopInstanceUid: record.sopInstanceUid,
+        ...(modality ? { modality } : {}), ...(description ? { description } : {}), callingAeTitle: record.callingAeTitle, receivedAt: now,
+      };
+      const peers: string[] = [];
+      for (const f of fs) {
+        const queued = this.#queue.enqueue(queueItemFor(f, rule, record));
+        if (isSkipped(queued)) continue;
+        this.#share!.hold(queued.id, member);
+        peers.push(f.peer);
+      }
+      notes.push({ group: id, sop: record.sopInstanceUid, action: 'shared', peers });
+    }
+    return notes;
+  }
+
   /**
    * Acts on every committed instance's completion notes, as the domain events tell (the acceptor publishes
    * them with the instance-stored event once its transaction is durable).
@@ -197,6 +244,9 @@ export class CompletionTracker implements CompletionHolder {
         else if (g) this.#start(g);
       } else if (n.action === 'late-forwarded') {
         this.#log.info({ ...log, policy: 'new-instances', peers: n.peers }, `instance arrived after its ${g?.trigger.per} fired: forwarded on its own`);
+        this.#wake(n.peers ?? []);
+      } else if (n.action === 'shared') {
+        // The outbox publishes the held items with the membership (the cluster's wake is its kick).
         this.#wake(n.peers ?? []);
       } else if (n.action === 'late-ignored') {
         this.#log.info({ ...log, policy: 'ignore' }, `instance arrived after its ${g?.trigger.per} fired: stored, not forwarded (afterFired: ignore)`);
@@ -273,6 +323,7 @@ export class CompletionTracker implements CompletionHolder {
 
   /** Waiting groups for the inspector, soonest first. */
   waiting(now = Date.now()): WaitingGroup[] {
+    if (this.#share) return this.#share.waiting(now);
     const out: WaitingGroup[] = [];
     for (const { value: g } of this.#groups.getRange()) {
       if (g.state !== 'waiting') continue;

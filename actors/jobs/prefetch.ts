@@ -37,7 +37,7 @@ export type PrefetchJobRecord = PrefetchJobSpec & {
 };
 
 type SeenStudy = { at: string; jobs: string[] };
-type MovedPrior = { at: string; job: string };
+export type MovedPrior = { at: string; job: string };
 
 /** The narrow interface the acceptor uses (actors/net/acceptor.ts RoutingRuntime.prefetch). */
 export type PrefetchPlanner = {
@@ -56,6 +56,26 @@ export type PlanInstance = { studyInstanceUid: string; patientId?: string; issue
 export type JobHost = {
   send(event: { type: 'JOB_STARTED'; id: string; logic: AnyActorLogic; input?: unknown } | { type: 'JOB_ENDED'; id: string }): void;
   child(id: string): AnyActorRef | undefined;
+};
+
+/**
+ * Where jobs are run when this router is a node of a cluster (issue 17; actors/cluster/shared-prefetch.ts).
+ * The plan stays in the instance's local transaction; the share publishes it to PostgreSQL (where a study
+ * triggers once cluster-wide), and runs on this node what this node claims (a lease). Each step is recorded
+ * there too, so another node resumes a job whose node died; moved priors are shared for dedupHours.
+ * Without a share: this node's LMDB, as always.
+ */
+export type PrefetchShare = {
+  /** Once, at construction: how the share runs a claimed job here, and how many run now. */
+  attach(service: { adopt(record: PrefetchJobRecord): void; running(): number; get(id: string): PrefetchJobRecord | undefined; forget(id: string): void }): void;
+  /** Inside the instance's transaction: a job planned here, to be published (the node's outbox). */
+  planned(id: string): void;
+  /** After the commit: publish soon. */
+  kick(): void;
+  /** A step recorded; false: this node no longer holds the job's lease (another node runs it): stop here. */
+  save(record: PrefetchJobRecord): Promise<boolean>;
+  movedAt(key: string): Promise<MovedPrior | undefined>;
+  recordMoved(key: string, moved: MovedPrior): Promise<void>;
 };
 
 /** A counting semaphore: at most `limit` holders at once, FIFO. */
@@ -96,10 +116,11 @@ export class PrefetchService implements PrefetchPlanner {
   private readonly inFlight = new Map<string, string>();
   private readonly log: Logger;
   private readonly inspect?: (event: InspectionEvent) => void;
+  private readonly share?: PrefetchShare;
   private stopped = false;
 
   /** `host`: run jobs as children of the router's root machine; `inspect` is for jobs without one. */
-  constructor(spool: Spool, peers: PeerConfig[], opts: { logger: Logger; inspect?: (event: InspectionEvent) => void; host?: JobHost; gates?: PeerGates }) {
+  constructor(spool: Spool, peers: PeerConfig[], opts: { logger: Logger; inspect?: (event: InspectionEvent) => void; host?: JobHost; gates?: PeerGates; share?: PrefetchShare }) {
     this.jobs = spool.db.openDB<PrefetchJobRecord, string>({ name: 'prefetch-jobs' });
     this.seen = spool.db.openDB<SeenStudy, string>({ name: 'prefetch-studies-seen' });
     this.moved = spool.db.openDB<MovedPrior, string>({ name: 'prefetch-moved' });
@@ -109,6 +130,13 @@ export class PrefetchService implements PrefetchPlanner {
     this.inspect = opts.inspect;
     this.host = opts.host;
     this.gates = opts.gates;
+    this.share = opts.share;
+    this.share?.attach({
+      adopt: (record) => this.adopt(record),
+      running: () => this.running.size,
+      get: (id) => this.jobs.get(id),
+      forget: (id) => void this.jobs.remove(id),
+    });
   }
 
   /** One Q/R association to `peer` at a time per its maxAssociations, and none beside another for an exclusive peer. */
@@ -141,6 +169,7 @@ export class PrefetchService implements PrefetchPlanner {
         };
         const history = [`planned by rule '${rule}' for new study ${instance.studyInstanceUid}`, ...notes].map((step) => ({ at, step }));
         this.jobs.put(id, { ...spec, state: 'starting', updatedAt: at, attempts: 0, history });
+        this.share?.planned(id);
         ids.push(id);
       }
     }
@@ -149,14 +178,17 @@ export class PrefetchService implements PrefetchPlanner {
   }
 
   start(jobIds: string[]): void {
+    // A cluster node publishes them; whichever node claims one runs it.
+    if (this.share) return this.share.kick();
     for (const id of jobIds) {
       const record = this.jobs.get(id);
       if (record && !this.running.has(id)) this.run(record);
     }
   }
 
-  /** Unfinished jobs of a previous run carry on. */
+  /** Unfinished jobs of a previous run carry on (a cluster node's are claimed from the shared table instead). */
   resume(): number {
+    if (this.share) return 0;
     let n = 0;
     for (const { value } of this.jobs.getRange()) {
       if (FINAL_PREFETCH_STATES.includes(value.state) || this.running.has(value.id)) continue;
@@ -183,6 +215,13 @@ export class PrefetchService implements PrefetchPlanner {
     this.stopped = true;
     for (const stop of this.running.values()) stop();
     this.running.clear();
+  }
+
+  /** A job claimed from the cluster: recorded here too (the node's view), and run from its last step. */
+  adopt(record: PrefetchJobRecord): void {
+    if (this.stopped || this.running.has(record.id)) return;
+    void this.jobs.put(record.id, record);
+    this.run(record);
   }
 
   private run(record: PrefetchJobRecord): void {
@@ -280,6 +319,12 @@ export class PrefetchService implements PrefetchPlanner {
   private async save(record: PrefetchJobRecord, step?: string): Promise<void> {
     const r = step ? { ...record, history: [...record.history, { at: record.updatedAt, step }] } : record;
     await this.jobs.put(r.id, r);
+    if (this.share && !(await this.share.save(r)) && !FINAL_PREFETCH_STATES.includes(r.state)) {
+      // Another node holds the lease now (this one was cut off past it): it carries on, this one stops.
+      this.log.warn({ job: r.id }, 'prefetch job lease lost: another node carries it on; stopped here');
+      this.running.get(r.id)?.();
+      this.running.delete(r.id);
+    }
   }
 
   private retryable(err: unknown): PrefetchStepError {
@@ -336,7 +381,7 @@ export class PrefetchService implements PrefetchPlanner {
 
   private async movePrior(job: PrefetchJobSpec, prior: PriorStep, peer: PeerConfig, log: Logger): Promise<MovePriorOutput> {
     const key = `${job.action.destination}|${prior.studyInstanceUid}`;
-    const previous = this.moved.get(key);
+    const previous = this.share ? await this.share.movedAt(key) : this.moved.get(key);
     if (previous && Date.now() - Date.parse(previous.at) < job.action.dedupHours * 3600_000) {
       return { state: 'skipped', reason: `moved to ${job.action.destination} at ${previous.at} (job ${previous.job})` };
     }
@@ -352,7 +397,8 @@ export class PrefetchService implements PrefetchPlanner {
       });
       const base = { suboperations: result.suboperations, ...(result.status !== undefined ? { status: result.status } : {}), ...(result.reason ? { reason: result.reason } : {}) };
       if (result.result === 'success') {
-        await this.moved.put(key, { at: now(), job: job.id });
+        if (this.share) await this.share.recordMoved(key, { at: now(), job: job.id });
+        else await this.moved.put(key, { at: now(), job: job.id });
         return { state: 'moved', ...base };
       }
       if (result.result === 'partial') return { state: 'partial', ...base };

@@ -15,13 +15,14 @@ export function forwardAllRules(peer: string): string {
   return rules;
 }
 
-export async function startNode(name: string, o: { pg: PostgresServer; shared: string; rulesDir: string; peers: Record<string, unknown>[]; storage?: 'shared' | 'local'; leaseSeconds?: number; port?: number }): Promise<Node> {
+export async function startNode(name: string, o: { pg: PostgresServer; shared: string; rulesDir: string; peers: Record<string, unknown>[]; storage?: 'shared' | 'local'; leaseSeconds?: number; port?: number; listener?: Record<string, unknown> }): Promise<Node> {
   const inspectPort = await freePort();
   const router = await startRouter({
     dataDir: join(o.shared, 'nodes', name),
     peers: o.peers,
     rulesDir: o.rulesDir,
     ...(o.port !== undefined ? { port: o.port } : {}),
+    ...(o.listener ? { listener: o.listener } : {}),
     // On a port chosen here: the tests read /api/cluster from it.
     inspect: { bind: '127.0.0.1', port: inspectPort },
     extra: { cluster: { nodeName: name, postgres: { url: o.pg.url }, storage: o.storage ?? 'shared', leaseSeconds: o.leaseSeconds ?? 3 } },
