@@ -39,7 +39,7 @@ export type DeferredFilesDeps = {
   /** mkdir -p of a directory relative to the spool (memoized by the spool). */
   ensureDir(dirRel: string): Promise<void>;
   /** A file is written: its fsync is the next checkpoint's. */
-  written(lsn: number, file: string): void;
+  written(lsn: number, file: string, size: number): void;
   /** A write failed (it is retried): the journal may hold space it could give back. */
   failed?(): void;
   logger: Logger;
@@ -194,7 +194,7 @@ export class DeferredFiles {
         this.#entries.delete(entry.file);
         this.#used -= entry.size;
         entry.chunks = [];
-        this.#deps.written(entry.lsn, entry.file);
+        this.#deps.written(entry.lsn, entry.file, entry.size);
         if (entry.failures > 0) this.#deps.logger.info({ file: entry.file, failures: entry.failures }, 'spool file written after earlier failures');
         entry.done();
         this.#pump();

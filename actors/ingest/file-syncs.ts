@@ -1,18 +1,21 @@
 // The Part-10 files the journal still covers: written (and renamed into place) without an fsync at
 // commit, they are fsync'd here, with their directories, before a checkpoint lets the journal reuse the
-// segments holding their bytes. A few: fsync each, many at once, so the file system folds them into few
-// journal commits. Many (a checkpoint after a burst of small instances): one syncfs(2) of the spool's
-// file system instead, which writes back every dirty inode and directory there with one journal commit
-// and one cache flush. Measured here (ext4, 3000 files of 4 KB): 32 parallel fsyncs 570–640 ms, during
-// which the journal's own fdatasync waits behind them (a 0.7 s stall of every acknowledgement); syncfs
-// 70–100 ms. Node has no syncfs binding: coreutils `sync --file-system` (Debian essential) is it.
+// segments holding their bytes. Usually: fsync each, many at once, so the file system folds them into few
+// journal commits. Many small ones (a checkpoint after a burst of small instances): one syncfs(2) of the
+// spool's file system instead, which writes back every dirty inode and directory there with one journal
+// commit and one cache flush. Measured here (ext4, 3000 files of 4 KB): 32 parallel fsyncs 570–640 ms,
+// during which the journal's own fdatasync waits behind them (a 0.7 s stall of every acknowledgement);
+// syncfs 70–100 ms. Large files keep their fsyncs: their cost is their bytes, and one syncfs of 64 MB
+// stalls the acknowledgements' fdatasync longer than fsyncs interleaved with it (CT 512 KB: 103–106 vs
+// 114–129 inst/s). Node has no syncfs binding: coreutils `sync --file-system` (Debian essential) is it.
 import { execFile } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 
 const PARALLEL = 32;
-/** From this many files on, one syncfs instead of a fsync per file and directory. */
+/** From this many files on, averaging at most SYNCFS_AVERAGE_MAX bytes, one syncfs instead of a fsync per file and directory. */
 export const SYNCFS_FROM = 64;
+export const SYNCFS_AVERAGE_MAX = 64 * 1024;
 
 /** syncfs(2) of the file system holding `dir`; rejects on its error (Linux ≥ 5.8 reports writeback errors). */
 export type SyncFs = (dir: string) => Promise<void>;
@@ -24,7 +27,7 @@ export const syncFileSystem: SyncFs = (dir) =>
 
 export class FileSyncs {
   #dir: string;
-  #pending: Array<{ lsn: number; file: string }> = [];
+  #pending: Array<{ lsn: number; file: string; size: number }> = [];
   #syncFs: SyncFs;
 
   constructor(dir: string, syncFs: SyncFs = syncFileSystem) {
@@ -32,9 +35,9 @@ export class FileSyncs {
     this.#syncFs = syncFs;
   }
 
-  /** `file` (relative to the spool) was committed at `lsn`. */
-  add(lsn: number, file: string): void {
-    this.#pending.push({ lsn, file });
+  /** `file` (relative to the spool, `size` bytes) was committed at `lsn`. */
+  add(lsn: number, file: string, size: number): void {
+    this.#pending.push({ lsn, file, size });
   }
 
   /** Make every file committed before `lsn` durable, with the directories holding them (down from instances/); how many. */
@@ -43,7 +46,7 @@ export class FileSyncs {
     if (due.length === 0) return 0;
     this.#pending = this.#pending.filter((p) => p.lsn >= lsn);
     try {
-      if (due.length >= SYNCFS_FROM) {
+      if (due.length >= SYNCFS_FROM && due.reduce((n, d) => n + d.size, 0) <= SYNCFS_AVERAGE_MAX * due.length) {
         await this.#syncFs(this.#dir);
         return due.length;
       }

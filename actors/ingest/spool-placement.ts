@@ -74,7 +74,7 @@ export class Placement {
         await this.unlinkQuietly(finalPath); // not indexed: the file must go
         throw err;
       }
-      if (this.#d.fsync) this.#d.fileSyncs.add(lsn, record.path); // synced by the next checkpoint
+      if (this.#d.fsync) this.#d.fileSyncs.add(lsn, record.path, record.size); // synced by the next checkpoint
       await this.#replaced(record, previous);
       return record;
     });

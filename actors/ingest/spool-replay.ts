@@ -28,7 +28,7 @@ export type ReplayDeps = {
   redo: RedoCapture;
   log: Logger;
   /** A replayed Part-10 file, to be synced by the next checkpoint. */
-  placed(lsn: number, fileRel: string): void;
+  placed(lsn: number, fileRel: string, size: number): void;
 };
 
 export type SpoolReplayReport = ReplayReport & { applied: number; filesWritten: number; missing: number };
@@ -77,7 +77,7 @@ export async function replaySpool(journal: Journal, deps: ReplayDeps): Promise<S
       await fsp.mkdir(path.dirname(final), { recursive: true });
       await fsp.rename(s.file, final);
       filesWritten++;
-      deps.placed(lsn, record.path);
+      deps.placed(lsn, record.path, record.size);
     },
   });
   for (const s of streams.values()) {

@@ -169,7 +169,7 @@ export class Spool {
     this.#deferred = new DeferredFiles({
       dir: opts.dir, ops: opts.ops, logger: opts.log, budget: opts.memoryBudget,
       ensureDir: (dirRel) => this.#placement.ensureDir(dirRel),
-      written: (lsn, file) => this.fsync && this.#fileSyncs.add(lsn, file),
+      written: (lsn, file, size) => this.fsync && this.#fileSyncs.add(lsn, file, size),
       failed: () => void this.#journal?.checkpoint().catch(() => {}),
     });
     // Before any sub-database opens: every one reports its writes while a commit is captured.
@@ -246,7 +246,7 @@ export class Spool {
     spool.#release = release;
     if (journal) {
       spool.replayed = await replaySpool(journal, {
-        dir, db, meta: spool.#meta, instances: spool.#instances, redo: spool.#redo, log, placed: (lsn, file) => fsync && spool.#fileSyncs.add(lsn, file),
+        dir, db, meta: spool.#meta, instances: spool.#instances, redo: spool.#redo, log, placed: (lsn, file, size) => fsync && spool.#fileSyncs.add(lsn, file, size),
       });
       // What replay wrote is made durable now, so the next crash does not replay it again.
       if (spool.replayed.commits > 0) await journal.checkpoint();
