@@ -22,9 +22,16 @@ export function poolConfig(c: PostgresConnection, extra: PoolConfig = {}): PoolC
  */
 export async function checkout(pool: Pool): Promise<PoolClient> {
   const client = await pool.connect();
-  client.on('error', () => {});
+  // Once per connection: the pool hands the same client out again and again (the outbox checks one out
+  // every pass), and a listener per checkout grew without bound.
+  if (!heard.has(client)) {
+    heard.add(client);
+    client.on('error', () => {});
+  }
   return client;
 }
+
+const heard = new WeakSet<PoolClient>();
 
 /**
  * Wakes the peer machines of the cluster's nodes for `peer` (LISTEN router_queue in cluster-node.ts
