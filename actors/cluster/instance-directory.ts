@@ -4,7 +4,8 @@
 // also finds its forwards in the shared queue (a storage commitment check on another node never takes
 // "no queue item" for "delivered" while the items are still in this node's outbox). The event is not
 // durable: a crash between the commit and the publish is caught at the next start, where a directory that
-// does not count this node's spool is rewritten from it (which also drops instances retention removed).
+// does not count this node's spool is rewritten from it. An instance retention removes leaves the
+// directory the same way, by the next pass (the spool's onRemoved: published, it is no longer in the spool).
 import type { Pool, PoolClient } from 'pg';
 import type { Subscription } from 'rxjs';
 import type { Logger } from 'pino';
@@ -36,12 +37,15 @@ export class InstanceDirectory {
     this.#index = o.spool.db.openDB<InstanceRecord, string>({ name: 'instances' });
   }
 
-  /** Each stored instance is published by the outbox's next pass (`kick`). */
+  /** Each stored instance, and each one removed, is published by the outbox's next pass (`kick`). */
   follow(events: DomainEvents, kick: () => void): Subscription {
-    return events.of('instance-stored').subscribe((e) => {
-      this.#pending.add(e.sopInstanceUid);
+    const changed = (sop: string) => {
+      this.#pending.add(sop);
       kick();
-    });
+    };
+    const subscription = events.of('instance-stored').subscribe((e) => changed(e.sopInstanceUid));
+    subscription.add(this.#spool.onRemoved(changed));
+    return subscription;
   }
 
   /** What the outbox publishes in this pass (taken now, before its items, so their items go first). */
@@ -58,10 +62,14 @@ export class InstanceDirectory {
 
   async publish(sops: string[]): Promise<void> {
     for (let i = 0; i < sops.length; i += BATCH) {
-      const entries = sops.slice(i, i + BATCH).map((s) => this.#spool.get(s)).filter((r) => r !== undefined).map((r) => ({
+      const slice = sops.slice(i, i + BATCH);
+      const entries = slice.map((s) => this.#spool.get(s)).filter((r) => r !== undefined).map((r) => ({
         sop_uid: r.sopInstanceUid, sop_class_uid: r.sopClassUid, study_uid: r.studyInstanceUid, series_uid: r.seriesInstanceUid, path: r.path, received_at: r.receivedAt,
       }));
       if (entries.length > 0) await this.#upsert(this.#pool, entries);
+      // No longer in the spool (retention removed it): no longer here either.
+      const gone = slice.filter((s) => !this.#spool.get(s));
+      if (gone.length > 0) await this.#pool.query('DELETE FROM instances WHERE node = $1 AND sop_uid = ANY($2::text[])', [this.#node, gone]);
     }
   }
 

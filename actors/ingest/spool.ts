@@ -150,6 +150,7 @@ export class Spool {
   #host: IncomingHost | undefined;
   #live = new Set<IncomingInstance>();
   #replacedHooks = new Set<(previous: InstanceRecord, record: InstanceRecord) => void>();
+  #removedHooks = new Set<(sopInstanceUid: string) => void>();
   #seq = 0;
   #closed = false;
   /** db.close() has been called. lmdb-js 3.5: a read while it closes re-arms its read-txn reset timer on the
@@ -327,6 +328,7 @@ export class Spool {
       // The row's removal must be on disk before the file goes: never a row without its file.
       if (this.fsync) await syncIndex(this.db);
       await this.#placement.unlinkQuietly(path.join(this.dir, record.path));
+      for (const hook of this.#removedHooks) hook(sopInstanceUid);
       return true;
     });
   }
@@ -339,6 +341,12 @@ export class Spool {
   onReplaced(hook: (previous: InstanceRecord, record: InstanceRecord) => void): () => void {
     this.#replacedHooks.add(hook);
     return () => this.#replacedHooks.delete(hook);
+  }
+
+  /** Run `hook` after remove() has forgotten an instance (e.g. a cluster's instance directory). Returns an unsubscribe function. */
+  onRemoved(hook: (sopInstanceUid: string) => void): () => void {
+    this.#removedHooks.add(hook);
+    return () => this.#removedHooks.delete(hook);
   }
 
   /** Whether list({ patientId }) answers from the by-patient index (built at open by the journal's owner). */
