@@ -48,13 +48,14 @@ export async function reportOf(orthanc: Orthanc, transactionUid: string): Promis
   return rest<OrthancReport>(orthanc, 'GET', `/storage-commitment/${transactionUid}`);
 }
 
-export async function settledReport(t: ExecutionContext, orthanc: Orthanc, transactionUid: string, timeoutMs = 60_000): Promise<OrthancReport> {
+/** Orthanc's report once it is no longer Pending; on timeout the test fails with Orthanc's output and `also()` (e.g. the router's). */
+export async function settledReport(t: ExecutionContext, orthanc: Orthanc, transactionUid: string, timeoutMs = 60_000, also?: () => string): Promise<OrthancReport> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const report = await reportOf(orthanc, transactionUid);
     if (report.Status !== 'Pending') return report;
     if (Date.now() > deadline) {
-      t.fail(`no report after ${timeoutMs} ms:\n${orthanc.output().slice(-3000)}`);
+      t.fail(`no report after ${timeoutMs} ms:\n${orthanc.output().slice(-3000)}${also ? `\n--- router:\n${also()}` : ''}`);
       return report;
     }
     await new Promise((r) => setTimeout(r, 100));
