@@ -7,6 +7,7 @@
 // does not count this node's spool is rewritten from it. An instance retention removes leaves the
 // directory the same way, by the next pass (the spool's onRemoved: published, it is no longer in the spool).
 import type { Pool, PoolClient } from 'pg';
+import { inTransaction } from './pg-connection.ts';
 import type { Subscription } from 'rxjs';
 import type { Logger } from 'pino';
 import type { Database } from 'lmdb';
@@ -89,32 +90,23 @@ export class InstanceDirectory {
     const { rows } = await this.#pool.query<{ n: number }>('SELECT count(*)::int AS n FROM instances WHERE node = $1', [this.#node]);
     const local = this.#spool.count();
     if (rows[0].n === local) return;
-    const client = await this.#pool.connect();
-    client.on('error', () => {});
-    try {
-      await client.query('BEGIN');
+    const instances = await inTransaction(this.#pool, async (client) => {
       await client.query('DELETE FROM instances WHERE node = $1', [this.#node]);
       // Read in batches from the index (not the whole spool in memory at once).
       let batch: Entry[] = [];
-      let n = 0;
+      let upserted = 0;
       for (const { value: r } of this.#index.getRange()) {
         batch.push({ sop_uid: r.sopInstanceUid, sop_class_uid: r.sopClassUid, study_uid: r.studyInstanceUid, series_uid: r.seriesInstanceUid, path: r.path, received_at: r.receivedAt });
         if (batch.length === BATCH) {
           await this.#upsert(client, batch);
-          n += batch.length;
+          upserted += batch.length;
           batch = [];
         }
       }
       if (batch.length > 0) await this.#upsert(client, batch);
-      n += batch.length;
-      await client.query('COMMIT');
-      this.#log.info({ before: rows[0].n, instances: n }, 'instance directory rewritten from this node\'s spool');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+      return upserted + batch.length;
+    });
+    this.#log.info({ before: rows[0].n, instances }, 'instance directory rewritten from this node\'s spool');
   }
 
   /**

@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Pool } from 'pg';
-import { checkout } from './pg-connection.ts';
+import { inTransaction } from './pg-connection.ts';
 
 export const MIGRATIONS_DIR = join(import.meta.dirname, 'migrations');
 /** pg_advisory_xact_lock key: 'dicomrtr' as a number, any constant shared by every node. */
@@ -42,9 +42,7 @@ export function readMigrations(dir = MIGRATIONS_DIR): Migration[] {
 export async function migrate(pool: Pool, opts: { node: string; migrations?: Migration[] }): Promise<{ from: number; to: number }> {
   const migrations = opts.migrations ?? readMigrations();
   const known = migrations.at(-1)?.version ?? 0;
-  const client = await checkout(pool);
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [LOCK_KEY.toString()]);
     await client.query('CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), applied_by text NOT NULL)');
     const { rows } = await client.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_version');
@@ -55,12 +53,6 @@ export async function migrate(pool: Pool, opts: { node: string; migrations?: Mig
       await client.query(m.sql);
       await client.query('INSERT INTO schema_version (version, name, applied_by) VALUES ($1, $2, $3)', [m.version, m.name, opts.node]);
     }
-    await client.query('COMMIT');
     return { from, to: Math.max(from, known) };
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }

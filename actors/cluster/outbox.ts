@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from 'lmdb';
 import type { Pool } from 'pg';
-import { checkout, notifyPeer } from './pg-connection.ts';
+import { inTransaction, notifyPeer } from './pg-connection.ts';
 import type { Logger } from 'pino';
 import type { OutboundQueue, QueueItem } from '../forward/outbound-queue.ts';
 import type { Spool } from '../ingest/spool.ts';
@@ -152,9 +152,7 @@ export class Outbox {
       // Another node reads the file: it must be written (an instance acknowledged from memory is written soon after).
       if (this.#o.filesOnDisk) for (const item of batch) await this.#o.spool.whenWritten(item.path);
       const ids = new Map<string, string>();
-      const client = await checkout(this.#o.pool);
-      try {
-        await client.query('BEGIN');
+      await inTransaction(this.#o.pool, async (client) => {
         const held = this.#o.completion ? await this.#o.completion.publish(client, batch) : new Map<string, { heldFor?: string; state?: string; reason?: string }>();
         const { rows } = await client.query<{ id: string; origin_id: string }>(
           `INSERT INTO queue_items (origin_node, origin_id, peer, series_uid, sop_uid, node, path, item, enqueued_at, held_for, state, last_error, done_at)
@@ -171,13 +169,7 @@ export class Outbox {
         for (const r of rows) ids.set(r.origin_id, r.id);
         // Payload {peer, node}: a node with storage local is not woken for another node's items.
         for (const peer of new Set(batch.map((i) => i.peer))) await notifyPeer((sql, params) => client.query(sql, params), peer, this.#o.node);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw err;
-      } finally {
-        client.release();
-      }
+      });
       this.#o.reachable(true);
       await this.#o.spool.db.transaction(() => {
         for (const item of batch) this.#marks.put(item.id, ids.get(this.originId(item.id)) ?? '?');

@@ -33,6 +33,22 @@ export async function checkout(pool: Pool): Promise<PoolClient> {
 
 const heard = new WeakSet<PoolClient>();
 
+/** `work` in one transaction on a client of its own: committed if it resolves, rolled back if it throws. */
+export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await checkout(pool);
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
 /**
  * Wakes the peer machines of the cluster's nodes for `peer` (LISTEN router_queue in cluster-node.ts
  * reads this payload; a storage-local node ignores another node's items).

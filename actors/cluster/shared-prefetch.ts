@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { FINAL_PREFETCH_STATES } from '../../machines/prefetch.machine.ts';
 import type { MovedPrior, PrefetchJobRecord, PrefetchShare } from '../jobs/prefetch.ts';
 import type { Spool } from '../ingest/spool.ts';
-import { checkout } from './pg-connection.ts';
+import { inTransaction } from './pg-connection.ts';
 
 /** Jobs one node runs at once (each holds at most one archive association at a time). */
 const MAX_RUNNING = 4;
@@ -99,9 +99,7 @@ export class SharedPrefetch implements PrefetchShare {
     const ids = Array.from(this.#outbox.getKeys({ limit: 100 }));
     if (ids.length === 0) return;
     const published: string[] = [];
-    const client = await checkout(this.#pool);
-    try {
-      await client.query('BEGIN');
+    await inTransaction(this.#pool, async (client) => {
       for (const id of ids) {
         const record = service.get(id);
         if (!record) {
@@ -124,13 +122,7 @@ export class SharedPrefetch implements PrefetchShare {
         }
         published.push(id);
       }
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
     // The plan is in PostgreSQL now: the node that claims the job records it in its own view.
     await this.#outboxDone(published, service);
   }
