@@ -9,9 +9,9 @@ import { readPart10File } from '../../actors/ingest/part10-file.ts';
 import { encodeIdentifier } from '../../protocol/dataset-encode.ts';
 import { newUid, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
 import { startPostgres } from '../helpers/postgres.ts';
-import { startStorescp, tempDir } from '../helpers/processes.ts';
+import { tempDir } from '../helpers/processes.ts';
 import { scriptedQrScp } from '../helpers/scripted-qr-scp.ts';
-import { clusterApi, filesAt, startNode, storedOrder, storescu, until } from './nodes.ts';
+import { clusterApi, clusterWithDestination, filesAt, startNode, storedOrder, storescu, until } from './nodes.ts';
 
 const ELE = '1.2.840.10008.1.2.1';
 const C_FIND = 0x0020;
@@ -79,12 +79,7 @@ test.serial('a prefetch job started on one node is resumed by another from its l
 });
 
 test.serial('a completion group holding instances from two nodes is fired by the survivor after its lease holder is SIGKILLed', async (t) => {
-  const pgServer = await startPostgres();
-  t.teardown(pgServer.stop);
-  const out = tempDir('dest-');
-  const dest = await startStorescp(out, { aeTitle: 'DEST', extraArgs: ['-v'] });
-  t.teardown(dest.stop);
-  const shared = tempDir('shared-');
+  const { pgServer, out, dest, shared } = await clusterWithDestination(t);
   const rulesDir = tempDir('rules-');
   // Quiet time long enough that the kill lands before it ends (the kill waits on the PostgreSQL rows, not a clock).
   writeFileSync(join(rulesDir, 'study.yaml'), 'rules:\n  - name: study\n    trigger: { per: study, quietSeconds: 8, maxWaitSeconds: 600 }\n    then: { forward: [DEST] }\n');

@@ -1,13 +1,28 @@
 // Router nodes of one cluster for the tests of issue 17: each a real router process (startRouter) with
 // a `cluster` section on a private PostgreSQL, its spool under <shared>/nodes/<name> (storage: shared),
 // forwarding everything to one DCMTK storescp.
+import type { ExecutionContext } from 'ava';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { startPostgres } from '../helpers/postgres.ts';
 import type { PostgresServer } from '../helpers/postgres.ts';
-import { freePort, run, startRouter, tempDir } from '../helpers/processes.ts';
+import { freePort, run, startRouter, startStorescp, tempDir } from '../helpers/processes.ts';
 import type { RouterUnderTest, Started } from '../helpers/processes.ts';
 
 export type Node = RouterUnderTest & { name: string; inspectPort: number };
+
+/**
+ * What a cluster test starts from, stopped at its end: a private PostgreSQL, the DEST storescp writing to
+ * `out` (verbose: its log gives the order instances arrived in, storedOrder), and the shared spool folder.
+ */
+export async function clusterWithDestination(t: ExecutionContext): Promise<{ pgServer: PostgresServer; out: string; dest: Awaited<ReturnType<typeof startStorescp>>; shared: string }> {
+  const pgServer = await startPostgres();
+  t.teardown(pgServer.stop);
+  const out = tempDir('dest-');
+  const dest = await startStorescp(out, { aeTitle: 'DEST', extraArgs: ['-v'] });
+  t.teardown(dest.stop);
+  return { pgServer, out, dest, shared: tempDir('shared-') };
+}
 
 export function forwardAllRules(peer: string): string {
   const rules = tempDir('rules-');

@@ -7,17 +7,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPart10File } from '../../actors/ingest/part10-file.ts';
 import { SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
-import { startPostgres } from '../helpers/postgres.ts';
-import { startStorescp, tempDir } from '../helpers/processes.ts';
-import { clusterApi, filesAt, forwardAllRules, startNode, storedOrder, storescu, until } from './nodes.ts';
+import { tempDir } from '../helpers/processes.ts';
+import { clusterApi, clusterWithDestination, filesAt, forwardAllRules, startNode, storedOrder, storescu, until } from './nodes.ts';
 
 test('PostgreSQL down for 10 s under load: ingest goes on, the node is degraded, the backlog drains when it returns', async (t) => {
-  const pgServer = await startPostgres();
-  t.teardown(pgServer.stop);
-  const out = tempDir('dest-');
-  const dest = await startStorescp(out, { aeTitle: 'DEST', extraArgs: ['-v'] });
-  t.teardown(dest.stop);
-  const shared = tempDir('shared-');
+  const { pgServer, out, dest, shared } = await clusterWithDestination(t);
   const peers = [{ aeTitle: 'DEST', host: '127.0.0.1', port: dest.port, maxAssociations: 2, idleReleaseSeconds: 1, retry: { attempts: 100, initialBackoffSeconds: 0.2, maxBackoffSeconds: 1, jitter: 0 } }];
   const rulesDir = forwardAllRules('DEST');
   const nodes = [

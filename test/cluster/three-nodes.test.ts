@@ -5,19 +5,13 @@ import test from 'ava';
 import { join } from 'node:path';
 import pg from 'pg';
 import { SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
-import { startPostgres } from '../helpers/postgres.ts';
-import { startStorescp, tempDir } from '../helpers/processes.ts';
+import { tempDir } from '../helpers/processes.ts';
 import { readPart10File } from '../../actors/ingest/part10-file.ts';
-import { clusterApi, filesAt, forwardAllRules, startNode, storedOrder, storescu, until } from './nodes.ts';
+import { clusterApi, clusterWithDestination, filesAt, forwardAllRules, startNode, storedOrder, storescu, until } from './nodes.ts';
 import type { Node } from './nodes.ts';
 
 test('three nodes, storage shared: every instance arrives, each series in order', async (t) => {
-  const pgServer = await startPostgres();
-  t.teardown(pgServer.stop);
-  const out = tempDir('dest-');
-  const dest = await startStorescp(out, { aeTitle: 'DEST', extraArgs: ['-v'] });
-  t.teardown(dest.stop);
-  const shared = tempDir('shared-');
+  const { pgServer, out, dest, shared } = await clusterWithDestination(t);
   const rulesDir = forwardAllRules('DEST');
   const peers = [{ aeTitle: 'DEST', host: '127.0.0.1', port: dest.port, maxAssociations: 1, idleReleaseSeconds: 1, retry: { attempts: 50, initialBackoffSeconds: 0.2, maxBackoffSeconds: 1, jitter: 0 } }];
   const nodes: Node[] = [];
