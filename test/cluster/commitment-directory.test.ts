@@ -2,6 +2,7 @@
 // commitment (N-ACTION): n2 finds them in the shared directory, waits for their delivery in the shared
 // queue (commitWhen: delivered), and reports them committed; an instance no node received is 0112.
 import test from 'ava';
+import type { ExecutionContext } from 'ava';
 import { join } from 'node:path';
 import pg from 'pg';
 import { readPart10File } from '../../actors/ingest/part10-file.ts';
@@ -9,8 +10,41 @@ import { newUid, SOP, TS, writeDataset } from '../helpers/dicom-files.ts';
 import { rest, requestCommitment, settledReport } from '../helpers/orthanc-commitment.ts';
 import { startOrthanc } from '../helpers/orthanc.ts';
 import { startPostgres } from '../helpers/postgres.ts';
+import type { PostgresServer } from '../helpers/postgres.ts';
 import { freePort, REPO, run, startStorescp, tempDir } from '../helpers/processes.ts';
 import { filesAt, forwardAllRules, startNode, storescu, until } from './nodes.ts';
+
+/** The peer entry of Orthanc, the modality that sends to n1 and asks n2 for storage commitment. */
+function modalityPeer(port: number) {
+  return { name: 'MODALITY', aeTitle: 'MODALITY', host: '127.0.0.1', port, retry: { attempts: 5, initialBackoffSeconds: 1, maxBackoffSeconds: 2 }, timeouts: { connectSeconds: 5, dimseSeconds: 10 } };
+}
+
+/**
+ * Nodes n1 and n2 (storage commitment, commitWhen delivered) and Orthanc on `orthancPort`, which sends
+ * `count` new instances to n1 ('first') and will ask n2 ('router'); resolves once n1 has put them in the
+ * directory.
+ */
+async function instancesOnN1(t: ExecutionContext, pgServer: PostgresServer, o: { peers: Record<string, unknown>[]; orthancPort: number; count: number; leaseSeconds?: number }) {
+  const shared = tempDir('shared-');
+  const rulesDir = forwardAllRules('DEST');
+  const listener = { storageCommitment: { enabled: true, commitWhen: 'delivered' } };
+  const lease = o.leaseSeconds !== undefined ? { leaseSeconds: o.leaseSeconds } : {};
+  const n1 = await startNode('n1', { pg: pgServer, shared, rulesDir, peers: o.peers, listener, ...lease });
+  t.teardown(n1.stop);
+  const n2 = await startNode('n2', { pg: pgServer, shared, rulesDir, peers: o.peers, listener, ...lease });
+  t.teardown(n2.stop);
+  const orthanc = await startOrthanc({ port: o.orthancPort, aeTitle: 'MODALITY', modalities: { router: ['DICOM_ROUTER', '127.0.0.1', n2.port], first: ['DICOM_ROUTER', '127.0.0.1', n1.port] } });
+  t.teardown(orthanc.stop);
+  const files = writeDataset(join(tempDir(), 'study'), { count: o.count, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: 256, studyInstanceUid: newUid() });
+  await orthanc.store(files);
+  const sops = await Promise.all(files.map(async (f) => (await readPart10File(f)).sopInstanceUid));
+  await rest(orthanc, 'POST', '/modalities/first/store', { Resources: await rest<string[]>(orthanc, 'GET', '/instances'), Synchronous: true });
+  const db = new pg.Client({ connectionString: pgServer.url });
+  await db.connect();
+  t.teardown(() => db.end());
+  await until(`the ${o.count} instances in the directory, on n1`, async () => (await db.query(`SELECT count(*)::int AS n FROM instances WHERE node = 'n1'`)).rows[0].n === o.count, 20_000, () => n1.output().slice(-3000));
+  return { n1, n2, orthanc, sops, db };
+}
 
 test('an N-ACTION to one node for instances stored on another is answered from the instance directory', async (t) => {
   const pgServer = await startPostgres();
@@ -21,26 +55,9 @@ test('an N-ACTION to one node for instances stored on another is answered from t
   const orthancPort = await freePort();
   const peers = [
     { aeTitle: 'DEST', host: '127.0.0.1', port: dest.port, retry: { attempts: 20, initialBackoffSeconds: 0.2, maxBackoffSeconds: 1, jitter: 0 } },
-    { name: 'MODALITY', aeTitle: 'MODALITY', host: '127.0.0.1', port: orthancPort, retry: { attempts: 5, initialBackoffSeconds: 1, maxBackoffSeconds: 2 }, timeouts: { connectSeconds: 5, dimseSeconds: 10 } },
+    modalityPeer(orthancPort),
   ];
-  const shared = tempDir('shared-');
-  const rulesDir = forwardAllRules('DEST');
-  const listener = { storageCommitment: { enabled: true, commitWhen: 'delivered' } };
-  const n1 = await startNode('n1', { pg: pgServer, shared, rulesDir, peers, listener });
-  t.teardown(n1.stop);
-  const n2 = await startNode('n2', { pg: pgServer, shared, rulesDir, peers, listener });
-  t.teardown(n2.stop);
-  // Orthanc sends to n1 ('first') and asks n2 ('router').
-  const orthanc = await startOrthanc({ port: orthancPort, aeTitle: 'MODALITY', modalities: { router: ['DICOM_ROUTER', '127.0.0.1', n2.port], first: ['DICOM_ROUTER', '127.0.0.1', n1.port] } });
-  t.teardown(orthanc.stop);
-  const files = writeDataset(join(tempDir(), 'study'), { count: 3, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: 256, studyInstanceUid: newUid() });
-  await orthanc.store(files);
-  const sops = await Promise.all(files.map(async (f) => (await readPart10File(f)).sopInstanceUid));
-  await rest(orthanc, 'POST', '/modalities/first/store', { Resources: await rest<string[]>(orthanc, 'GET', '/instances'), Synchronous: true });
-  const db = new pg.Client({ connectionString: pgServer.url });
-  await db.connect();
-  t.teardown(() => db.end());
-  await until('the three instances in the directory, on n1', async () => (await db.query(`SELECT count(*)::int AS n FROM instances WHERE node = 'n1'`)).rows[0].n === 3, 20_000, () => n1.output().slice(-3000));
+  const { n1, n2, orthanc, sops } = await instancesOnN1(t, pgServer, { peers, orthancPort, count: 3 });
 
   const missing = newUid();
   const uid = await requestCommitment(orthanc, [...sops, missing]);
@@ -64,25 +81,9 @@ test('a storage commitment request whose node is SIGKILLed is adopted, decided a
   const orthancPort = await freePort();
   const peers = [
     { aeTitle: 'DEST', host: '127.0.0.1', port: destPort, retry: { attempts: 1000, initialBackoffSeconds: 0.2, maxBackoffSeconds: 0.5, jitter: 0 }, timeouts: { connectSeconds: 2 } },
-    { name: 'MODALITY', aeTitle: 'MODALITY', host: '127.0.0.1', port: orthancPort, retry: { attempts: 5, initialBackoffSeconds: 1, maxBackoffSeconds: 2 }, timeouts: { connectSeconds: 5, dimseSeconds: 10 } },
+    modalityPeer(orthancPort),
   ];
-  const shared = tempDir('shared-');
-  const rulesDir = forwardAllRules('DEST');
-  const listener = { storageCommitment: { enabled: true, commitWhen: 'delivered' } };
-  const n1 = await startNode('n1', { pg: pgServer, shared, rulesDir, peers, listener, leaseSeconds: 3 });
-  t.teardown(n1.stop);
-  const n2 = await startNode('n2', { pg: pgServer, shared, rulesDir, peers, listener, leaseSeconds: 3 });
-  t.teardown(n2.stop);
-  const orthanc = await startOrthanc({ port: orthancPort, aeTitle: 'MODALITY', modalities: { router: ['DICOM_ROUTER', '127.0.0.1', n2.port], first: ['DICOM_ROUTER', '127.0.0.1', n1.port] } });
-  t.teardown(orthanc.stop);
-  const files = writeDataset(join(tempDir(), 'study'), { count: 2, sopClassUid: SOP.ct, transferSyntaxUid: TS.explicitLE, pixelBytes: 256, studyInstanceUid: newUid() });
-  await orthanc.store(files);
-  const sops = await Promise.all(files.map(async (f) => (await readPart10File(f)).sopInstanceUid));
-  await rest(orthanc, 'POST', '/modalities/first/store', { Resources: await rest<string[]>(orthanc, 'GET', '/instances'), Synchronous: true });
-  const db = new pg.Client({ connectionString: pgServer.url });
-  await db.connect();
-  t.teardown(() => db.end());
-  await until('the instances in the directory', async () => (await db.query(`SELECT count(*)::int AS n FROM instances WHERE node = 'n1'`)).rows[0].n === 2, 20_000, () => n1.output().slice(-3000));
+  const { n1, n2, orthanc, sops, db } = await instancesOnN1(t, pgServer, { peers, orthancPort, count: 2, leaseSeconds: 3 });
   const uid = await requestCommitment(orthanc, sops);
   const request = async () => (await db.query(`SELECT state, lease_owner, reported_by, record FROM commitment_requests WHERE transaction_uid = $1`, [uid])).rows;
   await until('the request published, held by n2, waiting for the delivery', async () => {
