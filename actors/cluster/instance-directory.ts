@@ -21,6 +21,11 @@ type Entry = { sop_uid: string; sop_class_uid: string; study_uid: string; series
 
 const BATCH = 1000;
 
+/** A spool row as the directory holds it. */
+function entryOf(r: InstanceRecord): Entry {
+  return { sop_uid: r.sopInstanceUid, sop_class_uid: r.sopClassUid, study_uid: r.studyInstanceUid, series_uid: r.seriesInstanceUid, path: r.path, received_at: r.receivedAt };
+}
+
 export class InstanceDirectory {
   readonly #pool: Pool;
   readonly #node: string;
@@ -63,13 +68,14 @@ export class InstanceDirectory {
 
   async publish(sops: string[]): Promise<void> {
     for (let i = 0; i < sops.length; i += BATCH) {
-      const slice = sops.slice(i, i + BATCH);
-      const entries = slice.map((s) => this.#spool.get(s)).filter((r) => r !== undefined).map((r) => ({
-        sop_uid: r.sopInstanceUid, sop_class_uid: r.sopClassUid, study_uid: r.studyInstanceUid, series_uid: r.seriesInstanceUid, path: r.path, received_at: r.receivedAt,
-      }));
+      const entries: Entry[] = [];
+      const gone: string[] = []; // no longer in the spool (retention removed it): no longer here either
+      for (const sop of sops.slice(i, i + BATCH)) {
+        const r = this.#spool.get(sop);
+        if (r) entries.push(entryOf(r));
+        else gone.push(sop);
+      }
       if (entries.length > 0) await this.#upsert(this.#pool, entries);
-      // No longer in the spool (retention removed it): no longer here either.
-      const gone = slice.filter((s) => !this.#spool.get(s));
       if (gone.length > 0) await this.#pool.query('DELETE FROM instances WHERE node = $1 AND sop_uid = ANY($2::text[])', [this.#node, gone]);
     }
   }
@@ -96,7 +102,7 @@ export class InstanceDirectory {
       let batch: Entry[] = [];
       let upserted = 0;
       for (const { value: r } of this.#index.getRange()) {
-        batch.push({ sop_uid: r.sopInstanceUid, sop_class_uid: r.sopClassUid, study_uid: r.studyInstanceUid, series_uid: r.seriesInstanceUid, path: r.path, received_at: r.receivedAt });
+        batch.push(entryOf(r));
         if (batch.length === BATCH) {
           await this.#upsert(client, batch);
           upserted += batch.length;
